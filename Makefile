@@ -1,0 +1,50 @@
+# meshgate build. `make` builds the BPF object and the TypeScript; `make test` runs every test.
+CLANG ?= clang
+BPFTOOL ?= bpftool
+ARCH_INCLUDE := /usr/include/$(shell uname -m)-linux-gnu
+BPF_CFLAGS := -g -O2 -target bpf -Wall -Werror -I$(ARCH_INCLUDE) -Ibpf
+BPF_SOURCES := bpf/maps.bpf.c bpf/connect.bpf.c bpf/origdst.bpf.c
+BPF_UNITS := $(patsubst bpf/%.bpf.c,build/%.bpf.o,$(BPF_SOURCES))
+BPF_HEADERS := $(wildcard bpf/*.h bpf/include/*.h)
+HELPERS := build/sockprobe
+
+.PHONY: all bpf ts abi test test-unit test-kernel bench clean
+
+all: bpf abi ts $(HELPERS)
+
+bpf: build/meshgate.bpf.o
+
+build/%.bpf.o: bpf/%.bpf.c $(BPF_HEADERS)
+	@mkdir -p build
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+# One object from the per-hook units; the maps are defined once in maps.bpf.c.
+build/meshgate.bpf.o: $(BPF_UNITS)
+	$(BPFTOOL) gen object $@ $^
+
+# TypeScript layouts come from the object's BTF, never typed by hand.
+abi: src/datapath/abi.generated.ts
+src/datapath/abi.generated.ts: build/meshgate.bpf.o scripts/gen-abi.mjs
+	node scripts/gen-abi.mjs build/meshgate.bpf.o > $@.tmp && mv $@.tmp $@
+
+ts: abi
+	npx tsc -p tsconfig.json
+
+build/sockprobe: test/helpers/sockprobe.c
+	@mkdir -p build
+	cc -O2 -Wall -Werror -o $@ $<
+
+test: all
+	bash scripts/run-tests.sh
+
+test-unit: all
+	node --test --test-reporter=spec 'dist/test/unit/**/*.test.js'
+
+test-kernel: all
+	node --test --test-concurrency=1 --test-reporter=spec 'dist/test/kernel/**/*.test.js'
+
+bench: all
+	node dist/bench/run.js
+
+clean:
+	rm -rf build dist

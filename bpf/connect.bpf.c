@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The decision: cgroup/connect4, connect6, sendmsg4, sendmsg6.
+ *
+ * Every connect() (TCP, UDP) and unconnected UDP sendmsg() of a process under
+ * the attach cgroup comes here. The rules of SPEC §2 are applied in order and
+ * the first match decides: pass (return 1), redirect (rewrite the destination
+ * to the sidecar, return 1) or deny (return 0: the call fails with EPERM).
+ */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "maps.bpf.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_MPTCP_NUMBER 262
+/* Pod cgroups sit a few levels below the attach point (QoS slice, pod, container). */
+#define MG_MAX_CGROUP_WALK 8
+
+struct mg_dest {
+	struct mg_lpm_key key;    /* key.addr holds the destination; slot is filled in */
+	__u16 port;               /* host order */
+	__u8 proto;               /* IPPROTO_TCP, IPPROTO_UDP or another number */
+	__u8 hook;                /* enum mg_hook */
+};
+
+struct mg_decision {
+	__u8 verdict;
+	__u8 rule;
+	__u32 label_id;
+	__u64 pod_cgroup_id;
+	__u16 proxy_port;
+};
+
+static __always_inline void addr_set_v4(__u8 *addr, __u32 ip4_be)
+{
+	__u32 *w = (__u32 *)addr;
+
+	w[0] = 0;
+	w[1] = 0;
+	w[2] = bpf_htonl(0x0000ffff);
+	w[3] = ip4_be;
+}
+
+static __always_inline int addr_is_v4(const __u8 *addr)
+{
+	const __u32 *w = (const __u32 *)addr;
+
+	return w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0x0000ffff);
+}
+
+static __always_inline int addr_is_loopback_or_unspecified(const __u8 *addr)
+{
+	const __u32 *w = (const __u32 *)addr;
+
+	if (addr_is_v4(addr))
+		return (w[3] & bpf_htonl(0xff000000)) == bpf_htonl(0x7f000000) || w[3] == 0;
+	return w[0] == 0 && w[1] == 0 && w[2] == 0 && (w[3] == 0 || w[3] == bpf_htonl(1));
+}
+
+static __always_inline int addr_is_multicast_or_broadcast(const __u8 *addr)
+{
+	const __u32 *w = (const __u32 *)addr;
+
+	if (addr_is_v4(addr))
+		return (w[3] & bpf_htonl(0xf0000000)) == bpf_htonl(0xe0000000) || w[3] == 0xffffffff;
+	return addr[0] == 0xff;
+}
+
+static __always_inline int trie_lookup(struct mg_dest *d, __u8 table, __u8 proto, __u16 port,
+				       __u32 namespace_id, __u32 *label_id)
+{
+	struct mg_lpm_value *v;
+
+	d->key.prefixlen = MG_LPM_FULL_PREFIXLEN;
+	d->key.table = table;
+	d->key.proto = proto;
+	d->key.port = port;
+	d->key.namespace_id = namespace_id;
+	v = bpf_map_lookup_elem(&mg_policy_trie, &d->key);
+	if (!v)
+		return 0;
+	*label_id = v->label_id;
+	return 1;
+}
+
+static __always_inline void set_verdict(struct mg_decision *out, __u8 verdict, __u8 rule)
+{
+	out->verdict = verdict;
+	out->rule = rule;
+}
+
+/*
+ * Rules 2-7 for a meshed pod (namespace_id > 0, redirects allowed), or for a
+ * cgroup nobody mapped under unknown_pod_policy deny-external (namespace_id 0,
+ * no redirect: whatever would be redirected passes, and only the global
+ * allowlist applies).
+ */
+static __always_inline void decide_destination(struct mg_dest *d, const struct mg_config *cfg,
+					       __u32 namespace_id, int enforced_pod,
+					       struct mg_decision *out)
+{
+	__u8 tcp = d->proto == IPPROTO_TCP;
+	__u8 redirect = enforced_pod ? MG_VERDICT_REDIRECT : MG_VERDICT_PASS;
+	struct mg_port_key port_key = {};
+
+	/* Rule 2 */
+	if (addr_is_loopback_or_unspecified(d->key.addr))
+		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_LOOPBACK);
+
+	/* Rule 3 */
+	if (trie_lookup(d, MG_TABLE_EXCLUDE, 0, 0, 0, &out->label_id))
+		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_EXCLUDED_CIDR);
+	port_key.port = d->port;
+	port_key.slot = d->key.slot;
+	if (bpf_map_lookup_elem(&mg_excluded_ports, &port_key))
+		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_EXCLUDED_PORT);
+
+	/* Rule 4: multicast and broadcast are never redirected; they are external. */
+	if (!addr_is_multicast_or_broadcast(d->key.addr) &&
+	    trie_lookup(d, MG_TABLE_MESH, 0, 0, 0, &out->label_id))
+		return set_verdict(out, tcp ? redirect : MG_VERDICT_PASS, MG_RULE_MESH_CIDR);
+	out->label_id = 0;
+
+	/* Rule 5 */
+	if (cfg->flags & MG_CFG_EGRESS)
+		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_EGRESS_ENABLED);
+
+	/* Rule 6: allowlists are keyed by protocol and port, then longest prefix. */
+	if (d->proto == IPPROTO_TCP || d->proto == IPPROTO_UDP) {
+		if (namespace_id &&
+		    trie_lookup(d, MG_TABLE_ALLOW, d->proto, d->port, namespace_id, &out->label_id))
+			return set_verdict(out, MG_VERDICT_PASS, MG_RULE_ALLOW_NAMESPACE);
+		if (trie_lookup(d, MG_TABLE_ALLOW, d->proto, d->port, 0, &out->label_id))
+			return set_verdict(out, MG_VERDICT_PASS, MG_RULE_ALLOW_GLOBAL);
+	}
+
+	/* Special case (OSM): without mesh CIDRs in-mesh and external look alike. */
+	if (!(cfg->flags & MG_CFG_HAS_MESH_CIDRS))
+		return set_verdict(out, tcp ? redirect : MG_VERDICT_PASS, MG_RULE_NO_MESH_CIDRS);
+
+	if (!enforced_pod)
+		return set_verdict(out, MG_VERDICT_DENY, MG_RULE_UNKNOWN_POD);
+
+	/* Rule 7: redirect can only apply to TCP; UDP is denied. */
+	if (cfg->blocked_action == MG_ACTION_REDIRECT && tcp)
+		return set_verdict(out, MG_VERDICT_REDIRECT, MG_RULE_BLOCKED);
+	return set_verdict(out, MG_VERDICT_DENY, MG_RULE_BLOCKED);
+}
+
+static __always_inline void decide(struct mg_dest *d, struct mg_decision *out)
+{
+	struct mg_cgroup *pod = 0;
+	struct mg_config *cfg;
+	struct mg_state *st;
+	__u32 zero = 0, slot, start;
+	int i;
+
+	out->label_id = 0;
+	out->pod_cgroup_id = 0;
+	st = bpf_map_lookup_elem(&mg_state, &zero);
+	if (!st)
+		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_NO_POLICY);
+	/* Read the slot once: everything below sees one generation. */
+	slot = st->active_slot & 1;
+	start = st->cgroup_walk_start;
+	cfg = bpf_map_lookup_elem(&mg_config, &slot);
+	if (!cfg || !(cfg->flags & MG_CFG_LOADED))
+		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_NO_POLICY);
+	d->key.slot = slot;
+	out->proxy_port = cfg->proxy_port;
+
+	/* Find the pod: the shallowest mapped ancestor, and a proxy container cgroup below it. */
+	for (i = 0; i < MG_MAX_CGROUP_WALK; i++) {
+		__u64 id = bpf_get_current_ancestor_cgroup_id(start + i);
+		struct mg_cgroup *cg;
+
+		if (!id)
+			break;
+		cg = bpf_map_lookup_elem(&mg_cgroups, &id);
+		if (!cg)
+			continue;
+		if (cg->kind == MG_CGROUP_PROXY) {
+			out->pod_cgroup_id = id;
+			return set_verdict(out, MG_VERDICT_PASS, MG_RULE_PROXY_CGROUP);
+		}
+		if (!pod) {
+			pod = cg;
+			out->pod_cgroup_id = id;
+			out->label_id = cg->label_id;
+		}
+	}
+
+	if (!pod) {
+		if (cfg->unknown_pod_policy == MG_UNKNOWN_DENY_EXTERNAL)
+			return decide_destination(d, cfg, 0, 0, out);
+		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_UNKNOWN_POD);
+	}
+	if (pod->kind != MG_CGROUP_POD)
+		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_NOT_ENFORCED);
+	out->label_id = 0;
+
+	/* Rule 1 fallback: proxy_uid counts only while the sidecar's cgroup is unknown. */
+	if (!(pod->flags & MG_POD_PROXY_CGROUP_KNOWN) &&
+	    (__u32)bpf_get_current_uid_gid() == cfg->proxy_uid)
+		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_PROXY_UID);
+
+	decide_destination(d, cfg, pod->namespace_id, 1, out);
+}
+
+static __always_inline int rate_limit_allows(void)
+{
+	struct mg_ratelimit *rl;
+	struct mg_state *st;
+	__u32 zero = 0;
+	__u64 now, elapsed, cap;
+
+	st = bpf_map_lookup_elem(&mg_state, &zero);
+	rl = bpf_map_lookup_elem(&mg_ratelimit, &zero);
+	if (!st || !rl)
+		return 0;
+	now = bpf_ktime_get_ns();
+	cap = (__u64)st->events_burst * 1000;
+	elapsed = now - rl->last_ns;
+	rl->last_ns = now;
+	/* tokens_milli grows by rate * 1000 per second; long idle just fills the bucket. */
+	if (elapsed > 10000000000ULL)
+		rl->tokens_milli = cap;
+	else
+		rl->tokens_milli += elapsed * st->events_per_sec / 1000000;
+	if (rl->tokens_milli > cap)
+		rl->tokens_milli = cap;
+	if (rl->tokens_milli < 1000)
+		return 0;
+	rl->tokens_milli -= 1000;
+	return 1;
+}
+
+static __always_inline void count_event_stat(__u32 stat)
+{
+	__u64 *n = bpf_map_lookup_elem(&mg_event_stats, &stat);
+
+	if (n)
+		*n += 1;
+}
+
+static __always_inline void record(const struct mg_dest *d, const struct mg_decision *out)
+{
+	__u32 idx = out->verdict * MG_RULE_COUNT + out->rule, zero = 0, mask = 0, slot;
+	struct mg_config *cfg;
+	struct mg_state *st;
+	struct mg_trace *tr;
+	struct mg_event *ev;
+	__u64 *n;
+
+	n = bpf_map_lookup_elem(&mg_counters, &idx);
+	if (n)
+		*n += 1;
+
+	st = bpf_map_lookup_elem(&mg_state, &zero);
+	if (!st)
+		return;
+	slot = st->active_slot & 1;
+	cfg = bpf_map_lookup_elem(&mg_config, &slot);
+	if (cfg)
+		mask = cfg->event_mask;
+	tr = bpf_map_lookup_elem(&mg_trace, &zero);
+	if (tr && tr->until_ns > bpf_ktime_get_ns())
+		mask |= tr->event_mask;
+	if (!(mask & (1u << out->verdict)))
+		return;
+	if (!rate_limit_allows()) {
+		count_event_stat(MG_EVENT_STAT_RATE_LIMITED);
+		return;
+	}
+	ev = bpf_ringbuf_reserve(&mg_events, sizeof(*ev), 0);
+	if (!ev) {
+		count_event_stat(MG_EVENT_STAT_RINGBUF_FULL);
+		return;
+	}
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->cgroup_id = bpf_get_current_cgroup_id();
+	ev->pod_cgroup_id = out->pod_cgroup_id;
+	__builtin_memcpy(ev->addr, d->key.addr, sizeof(ev->addr));
+	ev->port = d->port;
+	ev->proto = d->proto;
+	ev->verdict = out->verdict;
+	ev->rule = out->rule;
+	ev->hook = d->hook;
+	ev->pad0 = 0;
+	ev->label_id = out->label_id;
+	ev->pid = bpf_get_current_pid_tgid() >> 32;
+	ev->uid = (__u32)bpf_get_current_uid_gid();
+	ev->pad1 = 0;
+	bpf_ringbuf_submit(ev, 0);
+	count_event_stat(MG_EVENT_STAT_EMITTED);
+}
+
+static __always_inline __u8 socket_proto(struct bpf_sock_addr *ctx)
+{
+	__u32 proto = ctx->protocol;
+
+	/* MPTCP is TCP to the policy: the same verdict, no side door. */
+	if (proto == IPPROTO_MPTCP_NUMBER)
+		return IPPROTO_TCP;
+	return proto > 255 ? 255 : proto;
+}
+
+/* Remember where a redirected connection was going, for SO_ORIGINAL_DST. */
+static __always_inline void remember_original(struct bpf_sock_addr *ctx, const struct mg_dest *d)
+{
+	struct mg_origdst od = {};
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+
+	__builtin_memcpy(od.addr, d->key.addr, sizeof(od.addr));
+	od.port = bpf_htons(d->port);
+	bpf_map_update_elem(&mg_redirects, &cookie, &od, BPF_ANY);
+}
+
+static __always_inline int finish(struct bpf_sock_addr *ctx, struct mg_dest *d, int v6_socket)
+{
+	struct mg_decision out = {};
+
+	decide(d, &out);
+	record(d, &out);
+	if (out.verdict == MG_VERDICT_DENY)
+		return 0;
+	if (out.verdict != MG_VERDICT_REDIRECT)
+		return 1;
+
+	remember_original(ctx, d);
+	ctx->user_port = bpf_htons(out.proxy_port);
+	if (!v6_socket) {
+		ctx->user_ip4 = bpf_htonl(0x7f000001);
+	} else if (addr_is_v4(d->key.addr)) {
+		/* A v4-mapped destination goes to the v4 loopback, as the v4 connect it is. */
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0x0000ffff);
+		ctx->user_ip6[3] = bpf_htonl(0x7f000001);
+	} else {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = 0;
+		ctx->user_ip6[3] = bpf_htonl(1);
+	}
+	return 1;
+}
+
+static __always_inline int handle4(struct bpf_sock_addr *ctx, __u8 hook)
+{
+	struct mg_dest d = {};
+
+	addr_set_v4(d.key.addr, ctx->user_ip4);
+	d.port = bpf_ntohs(ctx->user_port);
+	d.proto = socket_proto(ctx);
+	d.hook = hook;
+	return finish(ctx, &d, 0);
+}
+
+static __always_inline int handle6(struct bpf_sock_addr *ctx, __u8 hook)
+{
+	struct mg_dest d = {};
+	__u32 *w = (__u32 *)d.key.addr;
+
+	w[0] = ctx->user_ip6[0];
+	w[1] = ctx->user_ip6[1];
+	w[2] = ctx->user_ip6[2];
+	w[3] = ctx->user_ip6[3];
+	d.port = bpf_ntohs(ctx->user_port);
+	d.proto = socket_proto(ctx);
+	d.hook = hook;
+	return finish(ctx, &d, 1);
+}
+
+SEC("cgroup/connect4")
+int mg_connect4(struct bpf_sock_addr *ctx)
+{
+	return handle4(ctx, MG_HOOK_CONNECT4);
+}
+
+SEC("cgroup/connect6")
+int mg_connect6(struct bpf_sock_addr *ctx)
+{
+	return handle6(ctx, MG_HOOK_CONNECT6);
+}
+
+SEC("cgroup/sendmsg4")
+int mg_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return handle4(ctx, MG_HOOK_SENDMSG4);
+}
+
+SEC("cgroup/sendmsg6")
+int mg_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return handle6(ctx, MG_HOOK_SENDMSG6);
+}

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * meshgate kernel/user ABI: every map key and value, and the enums they carry.
+ *
+ * This header is the only place these layouts are written. User space never
+ * types them again: scripts/gen-abi.mjs reads the compiled object's BTF and
+ * generates src/datapath/abi.generated.ts (sizes, offsets, enum values), and
+ * test/unit/abi.test.ts fails when the two drift.
+ *
+ * Rules: explicit padding, naturally aligned fields, a _Static_assert per size.
+ * Addresses are always 16 bytes: IPv4 is stored as ::ffff:a.b.c.d, so one
+ * trie serves both families and a v4-mapped destination on an AF_INET6 socket
+ * is decided exactly as the IPv4 address.
+ */
+#ifndef MESHGATE_ABI_H
+#define MESHGATE_ABI_H
+
+#include <linux/types.h>
+
+enum mg_verdict {
+	MG_VERDICT_PASS = 0,
+	MG_VERDICT_REDIRECT = 1,
+	MG_VERDICT_DENY = 2,
+	MG_VERDICT_COUNT = 3,
+};
+
+/* The rule that decided, in SPEC §2 order. Counters are indexed verdict * MG_RULE_COUNT + rule. */
+enum mg_rule {
+	MG_RULE_NO_POLICY = 0,       /* no policy applied yet: pass */
+	MG_RULE_NOT_ENFORCED = 1,    /* a known pod that is not meshed, or opted out */
+	MG_RULE_UNKNOWN_POD = 2,     /* a cgroup the agent has not mapped: unknown_pod_policy */
+	MG_RULE_PROXY_CGROUP = 3,    /* rule 1: the sidecar's own container cgroup */
+	MG_RULE_PROXY_UID = 4,       /* rule 1 fallback: proxy_uid, when the sidecar cgroup is unknown */
+	MG_RULE_LOOPBACK = 5,        /* rule 2 */
+	MG_RULE_EXCLUDED_CIDR = 6,   /* rule 3: outbound_ip_range_exclusion_list */
+	MG_RULE_EXCLUDED_PORT = 7,   /* rule 3: outbound_port_exclusion_list */
+	MG_RULE_MESH_CIDR = 8,       /* rule 4 */
+	MG_RULE_EGRESS_ENABLED = 9,  /* rule 5 */
+	MG_RULE_ALLOW_NAMESPACE = 10,/* rule 6: the pod namespace's allowlist */
+	MG_RULE_ALLOW_GLOBAL = 11,   /* rule 6: egress_allowlist */
+	MG_RULE_NO_MESH_CIDRS = 12,  /* special case: egress off and no mesh CIDRs */
+	MG_RULE_BLOCKED = 13,        /* rule 7: blocked_egress_action */
+	MG_RULE_COUNT = 14,
+};
+
+/* Which hook made the decision (events only). */
+enum mg_hook {
+	MG_HOOK_CONNECT4 = 0,
+	MG_HOOK_CONNECT6 = 1,
+	MG_HOOK_SENDMSG4 = 2,
+	MG_HOOK_SENDMSG6 = 3,
+};
+
+/* The policy tables sharing mg_policy_trie; part of every trie key. */
+enum mg_table {
+	MG_TABLE_MESH = 1,
+	MG_TABLE_EXCLUDE = 2,
+	MG_TABLE_ALLOW = 3,
+};
+
+enum mg_cgroup_kind {
+	MG_CGROUP_POD = 1,        /* a meshed pod's cgroup: enforced */
+	MG_CGROUP_PROXY = 2,      /* a sidecar's container cgroup: always passes */
+	MG_CGROUP_UNENFORCED = 3, /* a known pod that is not meshed, opted out or hostNetwork */
+};
+
+enum mg_blocked_action {
+	MG_ACTION_DENY = 0,
+	MG_ACTION_REDIRECT = 1,
+};
+
+enum mg_unknown_pod_policy {
+	MG_UNKNOWN_PASS = 0,
+	MG_UNKNOWN_DENY_EXTERNAL = 1,
+};
+
+enum mg_config_flags {
+	MG_CFG_LOADED = 1,          /* a complete policy is in this slot */
+	MG_CFG_EGRESS = 2,          /* egress: "true" */
+	MG_CFG_HAS_MESH_CIDRS = 4,  /* mesh_cidr_ranges is non-empty */
+};
+
+enum mg_cgroup_flags {
+	MG_POD_PROXY_CGROUP_KNOWN = 1, /* rule 1 uses the proxy cgroup, never proxy_uid */
+};
+
+enum mg_event_stat {
+	MG_EVENT_STAT_EMITTED = 0,
+	MG_EVENT_STAT_RATE_LIMITED = 1,
+	MG_EVENT_STAT_RINGBUF_FULL = 2,
+	MG_EVENT_STAT_COUNT = 3,
+};
+
+enum mg_label_limits {
+	MG_LABEL_TEXT_SIZE = 512,
+};
+
+/* Number of generation slots: the active one and the one being built. */
+#define MG_SLOTS 2
+/* Key bits before the address: slot, table, proto, pad, port, pad, namespace_id. */
+#define MG_LPM_HEADER_BITS 96
+#define MG_LPM_FULL_PREFIXLEN (MG_LPM_HEADER_BITS + 128)
+
+/* mg_policy_trie key. prefixlen counts the bits after itself; every entry fixes
+ * the 96 header bits, so a lookup only ever matches its own slot and table. */
+struct mg_lpm_key {
+	__u32 prefixlen;
+	__u8 slot;
+	__u8 table;          /* enum mg_table */
+	__u8 proto;          /* MG_TABLE_ALLOW: IPPROTO_TCP or IPPROTO_UDP; else 0 */
+	__u8 pad0;
+	__u16 port;          /* MG_TABLE_ALLOW: destination port, host order; else 0 */
+	__u16 pad1;
+	__u32 namespace_id;  /* MG_TABLE_ALLOW: the namespace's id; 0 is the global allowlist */
+	__u8 addr[16];       /* network order; IPv4 as ::ffff:a.b.c.d */
+};
+_Static_assert(sizeof(struct mg_lpm_key) == 32, "mg_lpm_key size");
+
+struct mg_lpm_value {
+	__u32 label_id;      /* mg_labels key naming the entry (0: none) */
+};
+_Static_assert(sizeof(struct mg_lpm_value) == 4, "mg_lpm_value size");
+
+/* mg_excluded_ports key: outbound_port_exclusion_list, per slot. */
+struct mg_port_key {
+	__u16 port;          /* host order */
+	__u8 slot;
+	__u8 pad0;
+};
+_Static_assert(sizeof(struct mg_port_key) == 4, "mg_port_key size");
+
+/* mg_config value, one per slot. */
+struct mg_config {
+	__u32 flags;               /* enum mg_config_flags */
+	__u16 proxy_port;          /* proxy_outbound_port, host order */
+	__u8 blocked_action;       /* enum mg_blocked_action */
+	__u8 unknown_pod_policy;   /* enum mg_unknown_pod_policy */
+	__u32 proxy_uid;
+	__u32 event_mask;          /* bit (1 << verdict): emit events for that verdict */
+	__u64 generation;
+};
+_Static_assert(sizeof(struct mg_config) == 24, "mg_config size");
+
+/* mg_state value (one entry): which slot every decision reads. Switching
+ * active_slot is the one write that moves the datapath to a new policy. */
+struct mg_state {
+	__u32 active_slot;
+	__u32 cgroup_walk_start;   /* cgroup level of the attach point */
+	__u32 events_per_sec;      /* per-CPU rate limit of ring buffer events */
+	__u32 events_burst;
+};
+_Static_assert(sizeof(struct mg_state) == 16, "mg_state size");
+
+/* mg_trace value (one entry): extra event verdicts asked for by `meshgate trace`, until a deadline. */
+struct mg_trace {
+	__u32 event_mask;
+	__u32 pad0;
+	__u64 until_ns;            /* bpf_ktime_get_ns() deadline */
+};
+_Static_assert(sizeof(struct mg_trace) == 16, "mg_trace size");
+
+/* mg_cgroups value: a pod-level or container-level cgroup id the agent knows. */
+struct mg_cgroup {
+	__u32 kind;                /* enum mg_cgroup_kind */
+	__u32 namespace_id;        /* the pod's namespace (its allowlist in mg_policy_trie) */
+	__u32 flags;               /* enum mg_cgroup_flags */
+	__u32 label_id;            /* mg_labels key naming the pod */
+};
+_Static_assert(sizeof(struct mg_cgroup) == 16, "mg_cgroup size");
+
+/* mg_labels value: display text for ids in other maps (pods, namespaces, entries). */
+struct mg_label {
+	char text[MG_LABEL_TEXT_SIZE];
+};
+_Static_assert(sizeof(struct mg_label) == 512, "mg_label size");
+
+/* mg_ratelimit value (per CPU): token bucket for ring buffer events. */
+struct mg_ratelimit {
+	__u64 last_ns;
+	__u64 tokens_milli;        /* tokens * 1000 */
+};
+_Static_assert(sizeof(struct mg_ratelimit) == 16, "mg_ratelimit size");
+
+/* The original destination of a redirected connection. */
+struct mg_origdst {
+	__u8 addr[16];             /* network order; IPv4 as ::ffff:a.b.c.d */
+	__u16 port;                /* network order */
+	__u16 pad0;
+	__u32 pad1;
+};
+_Static_assert(sizeof(struct mg_origdst) == 24, "mg_origdst size");
+
+/* mg_origdst_by_peer key: the client end of a redirected connection as the proxy sees it. */
+struct mg_peer_key {
+	__u64 netns_cookie;
+	__u8 addr[16];             /* network order; IPv4 as ::ffff:a.b.c.d */
+	__u16 port;                /* network order */
+	__u16 pad0;
+	__u32 pad1;
+};
+_Static_assert(sizeof(struct mg_peer_key) == 32, "mg_peer_key size");
+
+/* mg_events record. */
+struct mg_event {
+	__u64 ts_ns;               /* bpf_ktime_get_ns() */
+	__u64 cgroup_id;           /* the caller's own cgroup */
+	__u64 pod_cgroup_id;       /* the mapped pod cgroup, 0 when unknown */
+	__u8 addr[16];             /* destination, network order; IPv4 as ::ffff:a.b.c.d */
+	__u16 port;                /* destination port, host order */
+	__u8 proto;                /* IPPROTO_* */
+	__u8 verdict;              /* enum mg_verdict */
+	__u8 rule;                 /* enum mg_rule */
+	__u8 hook;                 /* enum mg_hook */
+	__u16 pad0;
+	__u32 label_id;            /* the deciding entry, 0 when none */
+	__u32 pid;
+	__u32 uid;
+	__u32 pad1;
+};
+_Static_assert(sizeof(struct mg_event) == 64, "mg_event size");
+
+#endif /* MESHGATE_ABI_H */

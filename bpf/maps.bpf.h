@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Every map meshgate pins. maps.bpf.c defines them (MG_DEFINE_MAPS); the hook
+ * files see them as extern, and `bpftool gen object` links one object.
+ * docs/maps.md has one table per map: who writes it, who reads it.
+ */
+#ifndef MESHGATE_MAPS_BPF_H
+#define MESHGATE_MAPS_BPF_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "include/meshgate_abi.h"
+
+#ifdef MG_DEFINE_MAPS
+#define MG_MAP
+#else
+#define MG_MAP extern
+#endif
+
+/* Capacities. The config validator checks entry counts against these (src/datapath/limits.ts reads them from BTF). */
+#define MG_POLICY_TRIE_MAX (1 << 19)  /* both slots together */
+#define MG_EXCLUDED_PORTS_MAX 2048     /* both slots together */
+#define MG_CGROUPS_MAX 65536
+#define MG_LABELS_MAX 131072
+#define MG_REDIRECTS_MAX 65536
+#define MG_EVENTS_BYTES (256 * 1024)
+
+/* Mesh CIDRs, excluded CIDRs and allowlists of both slots, in one LPM trie. */
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MG_POLICY_TRIE_MAX);
+	__type(key, struct mg_lpm_key);
+	__type(value, struct mg_lpm_value);
+} mg_policy_trie SEC(".maps");
+
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MG_EXCLUDED_PORTS_MAX);
+	__type(key, struct mg_port_key);
+	__type(value, __u8);
+} mg_excluded_ports SEC(".maps");
+
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MG_SLOTS);
+	__type(key, __u32);
+	__type(value, struct mg_config);
+} mg_config SEC(".maps");
+
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mg_state);
+} mg_state SEC(".maps");
+
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mg_trace);
+} mg_trace SEC(".maps");
+
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MG_CGROUPS_MAX);
+	__type(key, __u64);
+	__type(value, struct mg_cgroup);
+} mg_cgroups SEC(".maps");
+
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MG_LABELS_MAX);
+	__type(key, __u32);
+	__type(value, struct mg_label);
+} mg_labels SEC(".maps");
+
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MG_VERDICT_COUNT * MG_RULE_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} mg_counters SEC(".maps");
+
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MG_EVENT_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} mg_event_stats SEC(".maps");
+
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mg_ratelimit);
+} mg_ratelimit SEC(".maps");
+
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, MG_EVENTS_BYTES);
+} mg_events SEC(".maps");
+
+/* Socket cookie of a redirected connect -> its original destination (until sockops sees it established). */
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MG_REDIRECTS_MAX);
+	__type(key, __u64);
+	__type(value, struct mg_origdst);
+} mg_redirects SEC(".maps");
+
+/* Client end of an established redirected connection -> its original destination (for SO_ORIGINAL_DST). */
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MG_REDIRECTS_MAX);
+	__type(key, struct mg_peer_key);
+	__type(value, struct mg_origdst);
+} mg_origdst_by_peer SEC(".maps");
+
+/* Never read by programs. User space updates mg_rcu_barrier[0] to wait for an
+ * RCU grace period: the kernel waits for every running program after updating
+ * a map-in-map, so no decision that read the old active slot is still running. */
+MG_MAP struct mg_rcu_inner_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} mg_rcu_inner SEC(".maps");
+
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct mg_rcu_inner_map);
+} mg_rcu_barrier SEC(".maps");
+
+#endif /* MESHGATE_MAPS_BPF_H */
