@@ -12,7 +12,7 @@ HELPERS := build/sockprobe
 
 all: bpf abi ts $(HELPERS)
 
-bpf: build/meshgate.bpf.o
+bpf: build/meshgate.bpf.o build/abi.bpf.o
 
 build/%.bpf.o: bpf/%.bpf.c $(BPF_HEADERS)
 	@mkdir -p build
@@ -24,8 +24,8 @@ build/meshgate.bpf.o: $(BPF_UNITS)
 
 # TypeScript layouts come from the object's BTF, never typed by hand.
 abi: src/datapath/abi.generated.ts
-src/datapath/abi.generated.ts: build/meshgate.bpf.o scripts/gen-abi.mjs
-	node scripts/gen-abi.mjs build/meshgate.bpf.o > $@.tmp && mv $@.tmp $@
+src/datapath/abi.generated.ts: build/meshgate.bpf.o build/abi.bpf.o scripts/gen-abi.mjs
+	node scripts/gen-abi.mjs build/meshgate.bpf.o build/abi.bpf.o > $@.tmp && mv $@.tmp $@
 
 ts: abi
 	npx tsc -p tsconfig.json

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Never loaded. Compiled only so that its BTF carries every enum and the
+ * event record of include/meshgate_abi.h, which no map names: the maps'
+ * own types come from meshgate.bpf.o. scripts/gen-abi.mjs reads both.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "include/meshgate_abi.h"
+
+struct mg_abi_anchor {
+	enum mg_verdict verdict;
+	enum mg_rule rule;
+	enum mg_hook hook;
+	enum mg_table table;
+	enum mg_cgroup_kind cgroup_kind;
+	enum mg_blocked_action blocked_action;
+	enum mg_unknown_pod_policy unknown_pod_policy;
+	enum mg_config_flags config_flags;
+	enum mg_cgroup_flags cgroup_flags;
+	enum mg_event_stat event_stat;
+	enum mg_label_limits label_limits;
+	struct mg_event event;
+};
+
+struct mg_abi_anchor mg_abi_anchor;
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

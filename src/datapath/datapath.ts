@@ -1,0 +1,466 @@
+// The datapath as user space sees it: open (or adopt) the pinned maps, apply a
+// desired state atomically, attach the hooks.
+//
+// Atomicity: every policy map is keyed by a generation slot (0 or 1), and each
+// decision reads mg_state.active_slot once. apply() writes the whole new policy
+// into the inactive slot, then switches active_slot with one map update. Before
+// it writes into a slot again it waits for an RCU grace period (an update of
+// the map-in-map mg_rcu_barrier makes the kernel wait for every running
+// program), so no decision that still reads the old slot sees it change.
+import { libbpf } from '../../native/libbpf.js';
+import {
+  CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, RULE, VERDICT, VERDICT_NAMES, TRIE_KEY_SIZE, TRIE_VALUE_SIZE,
+  decodeCgroup, decodeConfig, decodeLabel, decodePortKey, decodeState, encodeCgroup, encodeCgroupKey, encodeConfig,
+  encodeLabel, encodePortKey, encodeState, encodeTrieKey, encodeTrieValue, encodeU32, parsePrefix, protoNumber,
+  type KernelConfig, type KernelState,
+} from './codec.js';
+import { validateDesired, type DesiredCgroup, type DesiredGroup, type DesiredState } from './desired.js';
+import { DatapathError } from './errors.js';
+import { LoadedObject, type AttachReport } from './loader.js';
+
+export interface DatapathOptions {
+  readonly pinDir: string;
+  readonly objectPath?: string;
+  /** cgroup level of the attach point: decisions walk pod cgroups from there. */
+  readonly cgroupWalkStart: number;
+  readonly eventsPerSec?: number;
+  readonly eventsBurst?: number;
+  /** Tests only: called before each group of kernel writes, to force a failure partway. */
+  readonly beforeWrite?: (step: string) => void;
+}
+
+export interface ApplyResult {
+  readonly generation: bigint;
+  readonly activeSlot: number;
+  /** false when the desired state was already in force: nothing was written. */
+  readonly switched: boolean;
+  readonly trieUpserts: number;
+  readonly trieDeletes: number;
+  readonly cgroupWrites: number;
+  readonly durationMs: number;
+}
+
+interface ShadowGroup {
+  readonly source: DesiredGroup | null;
+  /** key bytes (slot byte 0) as latin1 -> label id */
+  readonly keys: Map<string, number>;
+}
+
+interface SlotShadow {
+  groups: Map<string, ShadowGroup>;
+  ports: Set<number>;
+  config: Buffer | null;
+}
+
+const ADOPTED_GROUP = '\0adopted';
+const SLOT_OFFSET = 4; // mg_lpm_key.slot follows prefixlen; checked below against the codec
+
+const emptySlot = (): SlotShadow => ({ groups: new Map(), ports: new Set(), config: null });
+const namespaceLabel = (ns: string): string => JSON.stringify({ kind: 'namespace', namespace: ns });
+
+export class Datapath {
+  readonly object: LoadedObject;
+  private readonly opts: DatapathOptions;
+  private slots: [SlotShadow, SlotShadow] = [emptySlot(), emptySlot()];
+  private dirty: [boolean, boolean] = [false, false];
+  private cgroups = new Map<bigint, string>(); // id -> encoded value (latin1)
+  private cgroupsDirty = false;
+  private activeSlot = 0;
+  private generation = 0n;
+  private graceNeeded = false;
+  private labelIds = new Map<string, number>();
+  private nextLabelId = 1;
+
+  private constructor(object: LoadedObject, opts: DatapathOptions) {
+    this.object = object;
+    this.opts = opts;
+    const probe = encodeTrieKey({ slot: 1, table: 'mesh', proto: 0, port: 0, namespaceId: 0, prefix: parsePrefix('::/0') });
+    if (probe[SLOT_OFFSET] !== 1) throw new Error('mg_lpm_key.slot moved: update SLOT_OFFSET');
+  }
+
+  /** Opens the object with pinned maps (adopting what a previous agent left) and reads the kernel's state. */
+  static open(opts: DatapathOptions): Datapath {
+    const dp = new Datapath(LoadedObject.open({ pinDir: opts.pinDir, objectPath: opts.objectPath }), opts);
+    try {
+      dp.readKernelState();
+    } catch (err) {
+      dp.close();
+      throw err;
+    }
+    return dp;
+  }
+
+  get maps(): LoadedObject['maps'] {
+    return this.object.maps;
+  }
+
+  get currentGeneration(): bigint {
+    return this.generation;
+  }
+
+  get currentSlot(): number {
+    return this.activeSlot;
+  }
+
+  /** Rebuilds every shadow from what the kernel holds: the truth after a restart or a failed write. */
+  private readKernelState(): void {
+    const { maps } = this.object;
+    const state = maps.mg_state.lookup(encodeU32(0));
+    this.activeSlot = state ? decodeState(state).activeSlot & 1 : 0;
+    this.slots = [emptySlot(), emptySlot()];
+    for (const slot of [0, 1]) {
+      const raw = maps.mg_config.lookup(encodeU32(slot));
+      const cfg = raw ? decodeConfig(raw) : null;
+      if (cfg && cfg.flags & CONFIG_FLAG.MG_CFG_LOADED) {
+        this.slots[slot]!.config = raw;
+        if (slot === this.activeSlot) this.generation = cfg.generation;
+      }
+      this.slots[slot]!.groups.set(ADOPTED_GROUP, { source: null, keys: new Map() });
+    }
+    for (const [key, value] of maps.mg_policy_trie.entries()) {
+      const slot = key[SLOT_OFFSET]! & 1;
+      key[SLOT_OFFSET] = 0;
+      this.slots[slot]!.groups.get(ADOPTED_GROUP)!.keys.set(key.toString('latin1'), value.readUInt32LE(0));
+    }
+    for (const key of maps.mg_excluded_ports.keys()) {
+      const { slot, port } = decodePortKey(key);
+      this.slots[slot & 1]!.ports.add(port);
+    }
+    this.cgroups = new Map(maps.mg_cgroups.entries().map(([k, v]) => [k.readBigUInt64LE(0), v.toString('latin1')]));
+    this.labelIds = new Map();
+    this.nextLabelId = 1;
+    for (const [k, v] of maps.mg_labels.entries()) {
+      const id = k.readUInt32LE(0);
+      this.labelIds.set(decodeLabel(v), id);
+      this.nextLabelId = Math.max(this.nextLabelId, id + 1);
+    }
+    this.dirty = [false, false];
+    this.cgroupsDirty = false;
+    this.graceNeeded = true; // another process may have switched slots a moment ago
+  }
+
+  private labelId(text: string | undefined, newLabels: Map<string, number>): number {
+    if (!text) return 0;
+    let id = this.labelIds.get(text) ?? newLabels.get(text);
+    if (id === undefined) {
+      encodeLabel(text); // size check before anything is written
+      id = this.nextLabelId++;
+      newLabels.set(text, id);
+    }
+    return id;
+  }
+
+  private encodeGroup(group: DesiredGroup, newLabels: Map<string, number>): Map<string, number> {
+    const keys = new Map<string, number>();
+    const buf = Buffer.alloc(TRIE_KEY_SIZE);
+    for (const e of group.entries) {
+      const namespaceId = e.table === 'allow' && e.namespace ? this.labelId(namespaceLabel(e.namespace), newLabels) : 0;
+      encodeTrieKey({
+        slot: 0,
+        table: e.table,
+        proto: e.proto ? protoNumber(e.proto) : 0,
+        port: e.port ?? 0,
+        namespaceId,
+        prefix: parsePrefix(e.cidr),
+      }, buf);
+      const key = buf.toString('latin1');
+      if (!keys.has(key)) keys.set(key, this.labelId(e.label, newLabels));
+    }
+    return keys;
+  }
+
+  private kernelConfig(desired: DesiredState, generation: bigint): Buffer {
+    const p = desired.policy;
+    const hasMesh = p.groups.some((g) => g.entries.some((e) => e.table === 'mesh'));
+    const config: KernelConfig = {
+      flags: CONFIG_FLAG.MG_CFG_LOADED | (p.egress ? CONFIG_FLAG.MG_CFG_EGRESS : 0) | (hasMesh ? CONFIG_FLAG.MG_CFG_HAS_MESH_CIDRS : 0),
+      proxyPort: p.proxyPort,
+      blockedAction: p.blockedAction === 'redirect' ? 1 : 0,
+      unknownPodPolicy: p.unknownPodPolicy === 'deny-external' ? 1 : 0,
+      proxyUid: p.proxyUid,
+      eventMask: p.eventVerdicts.reduce((m, v) => m | (1 << VERDICT_NAMES.indexOf(v)), 0),
+      generation,
+    };
+    return encodeConfig(config);
+  }
+
+  private kernelCgroups(desired: DesiredState, newLabels: Map<string, number>): Map<bigint, string> {
+    const kinds = { pod: CGROUP_KIND.MG_CGROUP_POD, proxy: CGROUP_KIND.MG_CGROUP_PROXY, unenforced: CGROUP_KIND.MG_CGROUP_UNENFORCED };
+    const out = new Map<bigint, string>();
+    for (const c of desired.cgroups) {
+      out.set(c.cgroupId, encodeCgroup({
+        kind: kinds[c.kind],
+        namespaceId: this.labelId(namespaceLabel(c.namespace), newLabels),
+        flags: c.proxyCgroupKnown ? CGROUP_FLAG.MG_POD_PROXY_CGROUP_KNOWN : 0,
+        labelId: this.labelId(cgroupLabel(c), newLabels),
+      }).toString('latin1'));
+    }
+    return out;
+  }
+
+  private step(name: string): void {
+    this.opts.beforeWrite?.(name);
+  }
+
+  private waitForGracePeriod(): void {
+    if (!this.graceNeeded) return;
+    const { maps } = this.object;
+    maps.mg_rcu_barrier.update(encodeU32(0), encodeU32(maps.mg_rcu_inner.fd));
+    this.graceNeeded = false;
+  }
+
+  /**
+   * Makes the kernel enforce `desired`: all of it, or (on any failure) none of
+   * it. Idempotent; writes only what differs from the slot it fills.
+   */
+  apply(desired: DesiredState): ApplyResult {
+    const started = performance.now();
+    const active = this.slots[this.activeSlot]!;
+    const groupsSame = (s: SlotShadow): boolean =>
+      s.groups.size === desired.policy.groups.length && desired.policy.groups.every((g) => s.groups.get(g.id)?.source === g);
+    const newLabels = new Map<string, number>();
+    const wantedCgroups = this.kernelCgroups(desired, newLabels);
+    const policyUnchanged = !this.dirty[this.activeSlot] && active.config !== null && groupsSame(active) &&
+      sameSet(active.ports, desired.policy.excludedPorts) &&
+      this.kernelConfig(desired, this.generation).equals(active.config);
+
+    const target = 1 - this.activeSlot;
+    let trieUpserts = 0;
+    let trieDeletes = 0;
+    try {
+      if (!policyUnchanged) {
+        if (this.dirty[target]) this.resyncSlot(target);
+        const slot = this.slots[target]!;
+        const changed = desired.policy.groups.filter((g) => slot.groups.get(g.id)?.source !== g);
+        const total = desired.policy.groups.reduce((n, g) => n + g.entries.length, 0);
+        validateDesired(desired, changed, total);
+        const plan = this.planTrie(slot, desired, changed, newLabels);
+        this.waitForGracePeriod();
+        this.dirty[target] = true;
+        this.writeLabels(newLabels);
+        this.step('trie-delete');
+        this.writeTrie(target, plan.deletes, null);
+        this.step('trie-update');
+        this.writeTrie(target, [...plan.upserts.keys()], plan.upserts);
+        this.step('ports');
+        this.writePorts(target, slot.ports, desired.policy.excludedPorts);
+        this.step('config');
+        const generation = this.generation + 1n;
+        const config = this.kernelConfig(desired, generation);
+        this.object.maps.mg_config.update(encodeU32(target), config);
+        slot.groups = plan.groups;
+        slot.ports = new Set(desired.policy.excludedPorts);
+        slot.config = config;
+        this.dirty[target] = false;
+        this.step('switch');
+        this.object.maps.mg_state.update(encodeU32(0), encodeState(this.kernelState(target)));
+        this.activeSlot = target;
+        this.generation = generation;
+        this.graceNeeded = true;
+        trieUpserts = plan.upserts.size;
+        trieDeletes = plan.deletes.length;
+      } else {
+        validateDesired(desired, [], 0);
+        this.writeLabels(newLabels);
+      }
+      const cgroupWrites = this.writeCgroups(wantedCgroups);
+      this.collectLabels(desired);
+      return {
+        generation: this.generation,
+        activeSlot: this.activeSlot,
+        switched: !policyUnchanged,
+        trieUpserts,
+        trieDeletes,
+        cgroupWrites,
+        durationMs: performance.now() - started,
+      };
+    } catch (err) {
+      if (err instanceof DatapathError) throw err;
+      throw new DatapathError('MG_APPLY_FAILED', `apply of generation ${this.generation + 1n} failed; generation ${this.generation} stays in force: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private kernelState(activeSlot: number): KernelState {
+    return {
+      activeSlot,
+      cgroupWalkStart: this.opts.cgroupWalkStart,
+      eventsPerSec: this.opts.eventsPerSec ?? 100,
+      eventsBurst: this.opts.eventsBurst ?? 200,
+    };
+  }
+
+  private planTrie(slot: SlotShadow, desired: DesiredState, changed: readonly DesiredGroup[], newLabels: Map<string, number>) {
+    const groups = new Map<string, ShadowGroup>();
+    const upserts = new Map<string, number>();
+    const deleted = new Set<string>();
+    const changedIds = new Set(changed.map((g) => g.id));
+    const owner = new Map<string, string>();
+    for (const g of desired.policy.groups) {
+      const old = slot.groups.get(g.id);
+      if (!changedIds.has(g.id) && old) {
+        groups.set(g.id, old);
+        continue;
+      }
+      const keys = this.encodeGroup(g, newLabels);
+      for (const [key, label] of keys) {
+        const other = owner.get(key);
+        if (other !== undefined && other !== g.id) {
+          throw new DatapathError('MG_DESIRED_STATE_INVALID', `desired state rejected before any kernel write: groups ${other} and ${g.id} hold the same trie key`);
+        }
+        owner.set(key, g.id);
+        if (old?.keys.get(key) !== label) upserts.set(key, label);
+      }
+      for (const key of old?.keys.keys() ?? []) if (!keys.has(key)) deleted.add(key);
+      groups.set(g.id, { source: g, keys });
+    }
+    for (const [id, old] of slot.groups) {
+      if (groups.has(id)) continue;
+      for (const key of old.keys.keys()) deleted.add(key);
+    }
+    // A key that moved from an old group to a new one is an update, not a delete;
+    // an adopted key that some group still wants is already in the kernel.
+    const adopted = slot.groups.get(ADOPTED_GROUP);
+    for (const key of upserts.keys()) deleted.delete(key);
+    if (adopted) {
+      for (const [key, label] of upserts) if (adopted.keys.get(key) === label && !anyOldGroupHas(slot, key)) upserts.delete(key);
+    }
+    return { groups, upserts, deletes: [...deleted] };
+  }
+
+  private writeTrie(slot: number, keys: readonly string[], values: Map<string, number> | null): void {
+    if (keys.length === 0) return;
+    const trie = this.object.maps.mg_policy_trie;
+    const keyBuf = Buffer.alloc(keys.length * TRIE_KEY_SIZE);
+    const valueBuf = Buffer.alloc(keys.length * TRIE_VALUE_SIZE);
+    keys.forEach((key, i) => {
+      keyBuf.write(key, i * TRIE_KEY_SIZE, 'latin1');
+      keyBuf[i * TRIE_KEY_SIZE + SLOT_OFFSET] = slot;
+      if (values) encodeTrieValue(values.get(key)!, valueBuf, i * TRIE_VALUE_SIZE);
+    });
+    if (values) {
+      trie.updateBatch(keyBuf, valueBuf, keys.length);
+      return;
+    }
+    // LPM tries have no batch delete on every kernel: delete one by one.
+    for (let i = 0; i < keys.length; i++) trie.delete(keyBuf.subarray(i * TRIE_KEY_SIZE, (i + 1) * TRIE_KEY_SIZE));
+  }
+
+  private writePorts(slot: number, have: ReadonlySet<number>, want: readonly number[]): void {
+    const ports = this.object.maps.mg_excluded_ports;
+    const wanted = new Set(want);
+    for (const port of have) if (!wanted.has(port)) ports.delete(encodePortKey(slot, port));
+    for (const port of wanted) if (!have.has(port)) ports.update(encodePortKey(slot, port), Buffer.from([1]));
+  }
+
+  private writeLabels(newLabels: Map<string, number>): void {
+    if (newLabels.size === 0) return;
+    this.step('labels');
+    for (const [text, id] of newLabels) {
+      this.object.maps.mg_labels.update(encodeU32(id), encodeLabel(text));
+      this.labelIds.set(text, id);
+    }
+  }
+
+  private writeCgroups(wanted: Map<bigint, string>): number {
+    const map = this.object.maps.mg_cgroups;
+    if (this.cgroupsDirty) {
+      this.cgroups = new Map(map.entries().map(([k, v]) => [k.readBigUInt64LE(0), v.toString('latin1')]));
+      this.cgroupsDirty = false;
+    }
+    let writes = 0;
+    this.cgroupsDirty = true;
+    this.step('cgroups');
+    for (const [id, value] of wanted) {
+      if (this.cgroups.get(id) === value) continue;
+      map.update(encodeCgroupKey(id), Buffer.from(value, 'latin1'));
+      this.cgroups.set(id, value);
+      writes++;
+    }
+    for (const id of [...this.cgroups.keys()]) {
+      if (wanted.has(id)) continue;
+      map.delete(encodeCgroupKey(id));
+      this.cgroups.delete(id);
+      writes++;
+    }
+    this.cgroupsDirty = false;
+    return writes;
+  }
+
+  /** Deletes labels that neither slot nor any cgroup refers to any more. */
+  private collectLabels(desired: DesiredState): void {
+    const used = new Set<number>();
+    for (const slot of this.slots) for (const g of slot.groups.values()) for (const id of g.keys.values()) used.add(id);
+    for (const value of this.cgroups.values()) {
+      const c = decodeCgroup(Buffer.from(value, 'latin1'));
+      used.add(c.labelId).add(c.namespaceId);
+    }
+    for (const g of desired.policy.groups) {
+      for (const e of g.entries) if (e.namespace) used.add(this.labelIds.get(namespaceLabel(e.namespace)) ?? 0);
+    }
+    if (used.size >= this.labelIds.size) return;
+    for (const [text, id] of [...this.labelIds]) {
+      if (used.has(id)) continue;
+      this.object.maps.mg_labels.delete(encodeU32(id));
+      this.labelIds.delete(text);
+    }
+  }
+
+  /** After a failed write the slot's content is unknown: read it back from the kernel. */
+  private resyncSlot(slot: number): void {
+    const keys = new Map<string, number>();
+    for (const [key, value] of this.object.maps.mg_policy_trie.entries()) {
+      if ((key[SLOT_OFFSET]! & 1) !== slot) continue;
+      key[SLOT_OFFSET] = 0;
+      keys.set(key.toString('latin1'), value.readUInt32LE(0));
+    }
+    const ports = new Set<number>();
+    for (const key of this.object.maps.mg_excluded_ports.keys()) {
+      const k = decodePortKey(key);
+      if (k.slot === slot) ports.add(k.port);
+    }
+    this.slots[slot] = { groups: new Map([[ADOPTED_GROUP, { source: null, keys }]]), ports, config: null };
+    this.dirty[slot] = false;
+  }
+
+  /** Attaches (or re-points pinned links) once the maps hold a complete policy. */
+  attach(cgroupPath: string): AttachReport {
+    if (this.slots[this.activeSlot]!.config === null) {
+      throw new DatapathError('MG_APPLY_FAILED', 'refusing to attach before a complete policy has been applied');
+    }
+    return this.object.attach(cgroupPath);
+  }
+
+  /** Verdict counters summed over CPUs: verdict -> rule -> count. */
+  readCounters(): Map<string, Map<string, bigint>> {
+    const out = new Map<string, Map<string, bigint>>();
+    const nRules = RULE.MG_RULE_COUNT;
+    VERDICT_NAMES.forEach((verdict, v) => {
+      const byRule = new Map<string, bigint>();
+      for (let r = 0; r < nRules; r++) {
+        const n = this.object.maps.mg_counters.sumPerCpuU64(encodeU32(v * nRules + r));
+        if (n > 0n) byRule.set(String(r), n);
+      }
+      out.set(verdict, byRule);
+    });
+    return out;
+  }
+
+  close(): void {
+    this.object.close();
+  }
+}
+
+function sameSet(a: ReadonlySet<number>, b: readonly number[]): boolean {
+  return a.size === new Set(b).size && b.every((x) => a.has(x));
+}
+
+function anyOldGroupHas(slot: SlotShadow, key: string): boolean {
+  for (const [id, g] of slot.groups) if (id !== ADOPTED_GROUP && g.keys.has(key)) return true;
+  return false;
+}
+
+export function cgroupLabel(c: DesiredCgroup): string {
+  return JSON.stringify({ kind: c.kind, pod: c.label });
+}
+
+

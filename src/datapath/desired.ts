@@ -1,0 +1,106 @@
+// The datapath's input: one complete policy plus the cgroups it applies to.
+// Produced by src/policy (pure), consumed by Datapath.apply().
+import { MAPS } from './abi.generated.js';
+import { DatapathError } from './errors.js';
+import { parsePrefix, type Proto, type TableName, type VerdictName } from './codec.js';
+
+export interface DesiredTrieEntry {
+  readonly table: TableName;
+  /** "10.0.0.0/8", "2001:db8::/32"; IPv4 and IPv6. */
+  readonly cidr: string;
+  /** allow table only */
+  readonly proto?: Proto;
+  /** allow table only, 1..65535 */
+  readonly port?: number;
+  /** allow table only: the namespace whose pods it applies to; '' is the global allowlist */
+  readonly namespace?: string;
+  /** display text for dump, explain and trace (which entry, which host) */
+  readonly label?: string;
+}
+
+/**
+ * Trie entries come in groups (mesh CIDRs, exclusions, one allowlist per
+ * namespace...). A group that is the same object as in the previous apply is
+ * skipped without looking at its entries, so a one-entry change costs one
+ * group's diff. No key may appear in two groups.
+ */
+export interface DesiredGroup {
+  readonly id: string;
+  readonly entries: readonly DesiredTrieEntry[];
+}
+
+export interface DesiredPolicy {
+  readonly egress: boolean;
+  readonly proxyPort: number;
+  readonly proxyUid: number;
+  readonly blockedAction: 'deny' | 'redirect';
+  readonly unknownPodPolicy: 'pass' | 'deny-external';
+  /** Verdicts that emit ring buffer events (rate-limited). */
+  readonly eventVerdicts: readonly VerdictName[];
+  readonly groups: readonly DesiredGroup[];
+  readonly excludedPorts: readonly number[];
+}
+
+export type CgroupKindName = 'pod' | 'proxy' | 'unenforced';
+
+export interface DesiredCgroup {
+  readonly cgroupId: bigint;
+  readonly kind: CgroupKindName;
+  readonly namespace: string;
+  /** "namespace/pod" or "namespace/pod container" */
+  readonly label: string;
+  /** The pod's sidecar cgroup is mapped: rule 1 never falls back to proxy_uid. */
+  readonly proxyCgroupKnown: boolean;
+}
+
+export interface DesiredState {
+  readonly policy: DesiredPolicy;
+  readonly cgroups: readonly DesiredCgroup[];
+}
+
+/** Per-policy capacities: the trie and the port map hold two slots each. */
+export const DATAPATH_LIMITS = Object.freeze({
+  maxPolicyEntries: MAPS.mg_policy_trie.maxEntries / 2,
+  maxExcludedPorts: MAPS.mg_excluded_ports.maxEntries / 2,
+  maxCgroups: MAPS.mg_cgroups.maxEntries,
+});
+
+function invalid(message: string): never {
+  throw new DatapathError('MG_DESIRED_STATE_INVALID', `desired state rejected before any kernel write: ${message}`);
+}
+
+const isPort = (n: unknown): boolean => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
+
+/**
+ * Checks only the groups that changed (the others passed before). Throws
+ * MG_DESIRED_STATE_INVALID naming the group, the entry and the value.
+ */
+export function validateDesired(state: DesiredState, changedGroups: readonly DesiredGroup[], totalEntries: number): void {
+  const p = state.policy;
+  if (!isPort(p.proxyPort)) invalid(`proxy port ${p.proxyPort} is not in 1..65535`);
+  if (!Number.isInteger(p.proxyUid) || p.proxyUid < 0 || p.proxyUid > 0xfffffffe) invalid(`proxy uid ${p.proxyUid} is out of range`);
+  if (totalEntries > DATAPATH_LIMITS.maxPolicyEntries) {
+    invalid(`${totalEntries} trie entries exceed the map's ${DATAPATH_LIMITS.maxPolicyEntries} per policy`);
+  }
+  if (p.excludedPorts.length > DATAPATH_LIMITS.maxExcludedPorts) {
+    invalid(`${p.excludedPorts.length} excluded ports exceed the map's ${DATAPATH_LIMITS.maxExcludedPorts}`);
+  }
+  for (const port of p.excludedPorts) if (!isPort(port)) invalid(`excluded port ${port} is not in 1..65535`);
+  if (state.cgroups.length > DATAPATH_LIMITS.maxCgroups) invalid(`${state.cgroups.length} cgroups exceed ${DATAPATH_LIMITS.maxCgroups}`);
+  for (const group of changedGroups) {
+    group.entries.forEach((e, i) => {
+      const where = `group ${group.id} entry [${i}]`;
+      try {
+        parsePrefix(e.cidr);
+      } catch (err) {
+        invalid(`${where}: ${(err as Error).message}`);
+      }
+      if (e.table === 'allow') {
+        if (e.proto !== 'tcp' && e.proto !== 'udp') invalid(`${where}: protocol ${String(e.proto)} is not tcp or udp`);
+        if (!isPort(e.port)) invalid(`${where}: port ${String(e.port)} is not in 1..65535`);
+      } else if (e.proto !== undefined || e.port !== undefined || e.namespace) {
+        invalid(`${where}: a ${e.table} entry has no protocol, port or namespace`);
+      }
+    });
+  }
+}

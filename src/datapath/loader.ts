@@ -1,0 +1,271 @@
+// Load, pin, attach and adopt.
+//
+// Pin layout under the pin directory (default /sys/fs/bpf/meshgate):
+//   maps/<abi>/<map>   every map, in a directory named after the ABI's hash, so a
+//                      changed layout gets fresh maps beside the old ones
+//   links/<program>    one bpf_link per hook, attached to the cgroup
+// A restarted agent opens the object with the pinned maps (libbpf reuses them),
+// and moves each pinned link to its freshly loaded program with BPF_LINK_UPDATE:
+// enforcement never has a gap, and nothing is attached twice.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, unlinkSync } from 'node:fs';
+import path from 'node:path';
+import { libbpf, BpfError, type BpfObjectPtr, type BpfProgramPtr } from '../../native/libbpf.js';
+import { MAPS, STRUCTS, type MapName } from './abi.generated.js';
+import { DatapathError } from './errors.js';
+import { MapHandle } from './maps.js';
+import { cgroupId, cgroupLevel } from '../node/cgroup.js';
+
+export const DEFAULT_PIN_DIR = '/sys/fs/bpf/meshgate';
+const BPF_FS_MAGIC = 0xcafe4a11;
+
+export interface HookProgram {
+  readonly program: string;
+  readonly hook: string;
+  readonly attachType: number; // enum bpf_attach_type
+}
+
+export const HOOK_PROGRAMS: readonly HookProgram[] = Object.freeze([
+  { program: 'mg_connect4', hook: 'cgroup/connect4', attachType: 10 },
+  { program: 'mg_connect6', hook: 'cgroup/connect6', attachType: 11 },
+  { program: 'mg_sendmsg4', hook: 'cgroup/sendmsg4', attachType: 14 },
+  { program: 'mg_sendmsg6', hook: 'cgroup/sendmsg6', attachType: 15 },
+  { program: 'mg_sockops', hook: 'sockops', attachType: 3 },
+  { program: 'mg_getsockopt', hook: 'cgroup/getsockopt', attachType: 21 },
+]);
+
+/** A short hash of every map and struct layout: equal hashes mean pinned maps can be reused. */
+export const ABI_HASH = createHash('sha256').update(JSON.stringify({ MAPS, STRUCTS })).digest('hex').slice(0, 12);
+
+export interface PinLayout {
+  readonly pinDir: string;
+  readonly mapsRoot: string;
+  readonly mapsDir: string;
+  readonly linksDir: string;
+}
+
+export function pinLayout(pinDir: string): PinLayout {
+  const mapsRoot = path.join(pinDir, 'maps');
+  return { pinDir, mapsRoot, mapsDir: path.join(mapsRoot, ABI_HASH), linksDir: path.join(pinDir, 'links') };
+}
+
+export function defaultObjectPath(): string {
+  return path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../build/meshgate.bpf.o');
+}
+
+function requireBpffs(dir: string): void {
+  let probe = dir;
+  while (!existsSync(probe)) probe = path.dirname(probe);
+  if (Number(statfsSync(probe).type) !== BPF_FS_MAGIC) {
+    throw new DatapathError('MG_PIN_DIR_NOT_BPFFS', `pin directory ${dir} is not on a bpffs mount (mount -t bpf bpf /sys/fs/bpf)`);
+  }
+}
+
+export type Maps = { readonly [K in MapName]: MapHandle };
+
+export interface AttachReport {
+  readonly attached: readonly string[];
+  readonly updated: readonly string[];
+}
+
+/** The loaded object with its (pinned or adopted) maps; programs attach on `attach`. */
+export class LoadedObject {
+  readonly layout: PinLayout;
+  readonly maps: Maps;
+  /** True when the maps were already pinned (a restart or a second process). */
+  readonly adoptedMaps: boolean;
+  private obj: BpfObjectPtr | null;
+
+  private constructor(obj: BpfObjectPtr, layout: PinLayout, maps: Maps, adoptedMaps: boolean) {
+    this.obj = obj;
+    this.layout = layout;
+    this.maps = maps;
+    this.adoptedMaps = adoptedMaps;
+  }
+
+  static open(opts: { pinDir: string; objectPath?: string }): LoadedObject {
+    const layout = pinLayout(opts.pinDir);
+    requireBpffs(layout.pinDir);
+    mkdirSync(layout.mapsDir, { recursive: true });
+    const objectPath = opts.objectPath ?? defaultObjectPath();
+    const adoptedMaps = existsSync(path.join(layout.mapsDir, 'mg_state'));
+    const obj = libbpf.openObject(objectPath);
+    try {
+      const names = Object.keys(MAPS) as MapName[];
+      for (const name of names) libbpf.setMapPinPath(libbpf.findMap(obj, name), path.join(layout.mapsDir, name));
+      libbpf.loadObject(obj, objectPath);
+      const maps = Object.fromEntries(
+        names.map((name) => {
+          const map = libbpf.findMap(obj, name);
+          const size = { keySize: libbpf.mapKeySize(map), valueSize: libbpf.mapValueSize(map) };
+          return [name, new MapHandle(name, libbpf.mapFd(map), size)];
+        }),
+      ) as unknown as Maps;
+      return new LoadedObject(obj, layout, maps, adoptedMaps);
+    } catch (err) {
+      libbpf.closeObject(obj);
+      throw err;
+    }
+  }
+
+  private program(name: string): BpfProgramPtr {
+    if (!this.obj) throw new Error('BPF object is closed');
+    return libbpf.findProgram(this.obj, name);
+  }
+
+  /**
+   * Attaches every hook to the cgroup, or moves already pinned links to this
+   * object's programs (BPF_LINK_UPDATE: no gap). Refuses the cgroup2 root and
+   * a pin directory whose links are attached to another cgroup.
+   */
+  attach(cgroupPath: string): AttachReport {
+    if (cgroupLevel(cgroupPath) === 0) {
+      throw new DatapathError('MG_ATTACH_ROOT_CGROUP', `refusing to attach to the root cgroup ${cgroupPath}: the node's own daemons would be enforced`);
+    }
+    mkdirSync(this.layout.linksDir, { recursive: true });
+    const wantedId = cgroupId(cgroupPath);
+    const attached: string[] = [];
+    const updated: string[] = [];
+    const cgroupFd = libbpf.openDirectory(cgroupPath);
+    try {
+      for (const hp of HOOK_PROGRAMS) {
+        const pin = path.join(this.layout.linksDir, hp.program);
+        const prog = this.program(hp.program);
+        if (existsSync(pin)) {
+          const link = libbpf.openLink(pin);
+          try {
+            const info = linkInfo(libbpf.linkFd(link), pin);
+            if (info.cgroupId !== wantedId) {
+              throw new DatapathError(
+                'MG_ATTACH_CGROUP_MISMATCH',
+                `pinned link ${pin} is attached to cgroup id ${info.cgroupId}, not ${cgroupPath} (id ${wantedId}): run \`meshgate cleanup --pin-dir ${this.layout.pinDir}\` first`,
+              );
+            }
+            libbpf.updateLinkProgram(link, prog, `${hp.hook} on ${cgroupPath}`);
+            updated.push(hp.hook);
+          } finally {
+            libbpf.releaseLink(link);
+          }
+        } else {
+          const link = libbpf.attachCgroup(prog, cgroupFd, `${hp.hook} to ${cgroupPath}`);
+          try {
+            libbpf.pinLink(link, pin);
+          } catch (err) {
+            libbpf.detachLink(link, hp.hook);
+            throw err;
+          } finally {
+            libbpf.releaseLink(link);
+          }
+          attached.push(hp.hook);
+        }
+      }
+    } finally {
+      libbpf.close(cgroupFd);
+    }
+    this.removeStaleMapDirs();
+    return { attached, updated };
+  }
+
+  /** After a layout migration the links use this ABI's maps; the old ones can go. */
+  private removeStaleMapDirs(): void {
+    for (const dir of readdirSync(this.layout.mapsRoot)) {
+      if (dir !== ABI_HASH) rmSync(path.join(this.layout.mapsRoot, dir), { recursive: true, force: true });
+    }
+  }
+
+  /** Closes this process's handles. Pinned maps and links, and so enforcement, stay. */
+  close(): void {
+    if (this.obj) libbpf.closeObject(this.obj);
+    this.obj = null;
+  }
+}
+
+export interface LinkInfo {
+  readonly id: number;
+  readonly progId: number;
+  readonly cgroupId: bigint;
+  readonly attachType: number;
+}
+
+// struct bpf_link_info: type, id, prog_id, then a union aligned to 8 (cgroup: cgroup_id, attach_type).
+export function linkInfo(fd: number, what: string): LinkInfo {
+  const info = Buffer.alloc(48);
+  libbpf.objGetInfo(fd, info, what);
+  return { id: info.readUInt32LE(4), progId: info.readUInt32LE(8), cgroupId: info.readBigUInt64LE(16), attachType: info.readUInt32LE(24) };
+}
+
+export interface PinnedLink {
+  readonly program: string;
+  readonly hook: string;
+  readonly pin: string;
+  readonly info: LinkInfo | null;
+  readonly error: string | null;
+}
+
+/** What is pinned under the links directory, with kernel info for each link. */
+export function listPinnedLinks(pinDir: string): PinnedLink[] {
+  const { linksDir } = pinLayout(pinDir);
+  if (!existsSync(linksDir)) return [];
+  return readdirSync(linksDir).sort().map((program) => {
+    const pin = path.join(linksDir, program);
+    const hook = HOOK_PROGRAMS.find((h) => h.program === program)?.hook ?? 'unknown';
+    try {
+      const fd = libbpf.objGet(pin);
+      try {
+        return { program, hook, pin, info: linkInfo(fd, pin), error: null };
+      } finally {
+        libbpf.close(fd);
+      }
+    } catch (err) {
+      return { program, hook, pin, info: null, error: (err as Error).message };
+    }
+  });
+}
+
+export interface CleanupReport {
+  readonly detached: readonly string[];
+  readonly unpinned: readonly string[];
+  readonly errors: readonly string[];
+}
+
+/**
+ * Detaches and unpins exactly what meshgate pinned under pinDir: its links
+ * (BPF_LINK_DETACH, so the program leaves the cgroup even if another process
+ * holds the link) and its maps. Programs it did not pin are never touched.
+ */
+export function cleanupPins(pinDir: string): CleanupReport {
+  const detached: string[] = [];
+  const unpinned: string[] = [];
+  const errors: string[] = [];
+  if (!existsSync(pinDir)) return { detached, unpinned, errors };
+  const { linksDir, mapsRoot } = pinLayout(pinDir);
+  if (existsSync(linksDir)) {
+    for (const name of readdirSync(linksDir)) {
+      const pin = path.join(linksDir, name);
+      try {
+        const link = libbpf.openLink(pin);
+        try {
+          libbpf.detachLink(link, pin);
+          detached.push(name);
+        } finally {
+          libbpf.releaseLink(link);
+        }
+      } catch (err) {
+        // An already-detached link reports ENOLINK/EINVAL; unpinning it is still right.
+        if (!(err instanceof BpfError)) errors.push(`${pin}: ${(err as Error).message}`);
+      }
+      unlinkSync(pin);
+      unpinned.push(pin);
+    }
+  }
+  if (existsSync(mapsRoot)) {
+    for (const abi of readdirSync(mapsRoot)) {
+      for (const map of readdirSync(path.join(mapsRoot, abi))) {
+        unlinkSync(path.join(mapsRoot, abi, map));
+        unpinned.push(path.join(mapsRoot, abi, map));
+      }
+    }
+  }
+  rmSync(pinDir, { recursive: true, force: true });
+  return { detached, unpinned, errors };
+}
