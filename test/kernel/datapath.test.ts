@@ -1,0 +1,194 @@
+// Atomic switching, persistence, adoption, failures and cleanup, with real sockets.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Datapath } from '../../src/datapath/datapath.js';
+import type { DesiredGroup, DesiredPolicy, DesiredState } from '../../src/datapath/desired.js';
+import { cleanupPins } from '../../src/datapath/loader.js';
+import { cgroupLevel } from '../../src/node/cgroup.js';
+import { allow, basePolicy, classify, createPod, group, mesh, type PodFixture } from '../helpers/kernelFixture.js';
+import { REPO_ROOT, SOCKPROBE, requireRoot } from '../helpers/sandbox.js';
+
+const skip = requireRoot();
+if (skip) console.log(`# SKIP kernel datapath tests: ${skip}`);
+
+/** `count` distinct /32s in 100.64.0.0/10 (never a probe target), as one group. */
+function filler(id: string, count: number, offset: number): DesiredGroup {
+  const entries = Array.from({ length: count }, (_, i) => {
+    const n = offset + i;
+    return { table: 'mesh' as const, cidr: `100.${64 + ((n >> 16) & 63)}.${(n >> 8) & 255}.${n & 255}/32` };
+  });
+  return { id, entries };
+}
+
+function bpftoolCgroupPrograms(cgroup: string): Array<{ id: number; attach_type: string; name: string }> {
+  return JSON.parse(execFileSync('bpftool', ['-j', 'cgroup', 'show', cgroup], { encoding: 'utf8' }).trim() || '[]');
+}
+
+const stateJson = (s: DesiredState): string => JSON.stringify(s, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+
+describe('atomic policy switch', { skip: skip ?? false }, () => {
+  let pod: PodFixture;
+  before(async () => {
+    pod = await createPod('atomic');
+  });
+  after(() => pod?.close());
+
+  test('a connect storm during 10,000-entry policy flips sees only the old or the new verdict', async () => {
+    // A redirects 10.1.2.3 through the mesh; B passes it through the shop allowlist.
+    // A half-applied policy (B's mesh without B's allowlist) would deny it: a third verdict.
+    const a: DesiredPolicy = basePolicy({ groups: [filler('fill-a', 10_000, 0), mesh('10.1.2.3/32')] });
+    const b: DesiredPolicy = basePolicy({
+      groups: [filler('fill-b', 10_000, 20_000), group('allow:shop', [allow('shop', '10.1.2.3/32', 80)]), { id: 'mesh', entries: [{ table: 'mesh', cidr: '10.200.0.0/16' }] }],
+    });
+    pod.apply(a);
+    const script = `for i in $(seq 1 400); do ${SOCKPROBE} --netns ${pod.sb.netnsPath} --cgroup ${pod.app} connect --family 4 --proto tcp --addr 10.1.2.3 --port 80 --read --timeout-ms 1000; done`;
+    const storm = spawn('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    storm.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const done = new Promise<void>((resolve) => storm.on('exit', () => resolve()));
+    let flips = 0;
+    let running = true;
+    void done.then(() => (running = false));
+    while (running && flips < 200) {
+      pod.apply(flips % 2 === 0 ? b : a);
+      flips++;
+      await new Promise((r) => setImmediate(r));
+    }
+    await done;
+    const verdicts = out.trim().split('\n').map((line) => classify(JSON.parse(line)).verdict);
+    const seen = new Set(verdicts);
+    assert.ok(verdicts.length === 400, `storm made ${verdicts.length} connects`);
+    assert.ok(flips >= 4, `only ${flips} flips happened during the storm`);
+    assert.deepEqual([...seen].filter((v) => v !== 'redirect' && v !== 'pass'), [], `verdicts seen: ${[...seen]}`);
+  });
+
+  test('a failure partway through an apply leaves the previous policy in force', () => {
+    const denyAll = basePolicy({ groups: [mesh('10.200.0.0/16')] });
+    pod.apply(denyAll);
+    const generationBefore = pod.dp.currentGeneration;
+    assert.equal(pod.connect('10.1.2.3', 80).verdict, 'deny');
+    let writes = 0;
+    const failing = Datapath.open({
+      pinDir: pod.sb.pinDir,
+      cgroupWalkStart: cgroupLevel(pod.sb.cgroup),
+      beforeWrite: (step) => {
+        if (step === 'ports' && ++writes === 1) throw new Error('injected failure after the trie writes');
+      },
+    });
+    try {
+      const redirectIt = basePolicy({ groups: [filler('fill', 2_000, 0), mesh('10.0.0.0/8')] });
+      assert.throws(() => failing.apply({ policy: redirectIt, cgroups: pod.cgroups() }), { code: 'MG_APPLY_FAILED' });
+      assert.equal(pod.connect('10.1.2.3', 80).verdict, 'deny', 'the half-written slot must not be in force');
+      assert.equal(failing.currentGeneration, generationBefore);
+      // The next apply repairs the half-written slot and switches.
+      failing.apply({ policy: redirectIt, cgroups: pod.cgroups() });
+      assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect');
+      failing.apply({ policy: denyAll, cgroups: pod.cgroups() });
+      assert.equal(pod.connect('10.1.2.3', 80).verdict, 'deny');
+    } finally {
+      failing.close();
+    }
+  });
+
+  test('an invalid desired state is refused before any kernel write', () => {
+    pod.apply(basePolicy({ groups: [mesh('10.0.0.0/8')] }));
+    const generation = pod.dp.currentGeneration;
+    const cases: Array<[string, DesiredPolicy]> = [
+      ['prefix out of range', basePolicy({ groups: [mesh('10.0.0.0/33')] })],
+      ['wrong family text', basePolicy({ groups: [mesh('fd00::/129')] })],
+      ['bad port', basePolicy({ groups: [group('allow:shop', [allow('shop', '10.0.0.0/8', 0)])] })],
+      ['too many entries', basePolicy({ groups: [filler('huge', 262_145, 0)] })],
+      ['bad excluded port', basePolicy({ excludedPorts: [70_000] })],
+    ];
+    for (const [what, policy] of cases) {
+      assert.throws(() => pod.dp.apply({ policy, cgroups: pod.cgroups() }), { code: 'MG_DESIRED_STATE_INVALID' }, what);
+    }
+    assert.equal(pod.dp.currentGeneration, generation);
+    assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect');
+  });
+
+  test('applying the same state twice writes nothing the second time', () => {
+    const policy = basePolicy({ groups: [mesh('10.0.0.0/8')] });
+    const cgroups = pod.cgroups();
+    pod.dp.apply({ policy, cgroups });
+    const again = pod.dp.apply({ policy, cgroups });
+    assert.equal(again.switched, false);
+    assert.equal(again.trieUpserts + again.trieDeletes + again.cgroupWrites, 0);
+  });
+
+  test('a one-entry change to a large policy writes one entry', () => {
+    const big = filler('fill', 50_000, 0);
+    const cgroups = pod.cgroups();
+    const apply = (...meshCidrs: string[]) => pod.dp.apply({ policy: basePolicy({ groups: [big, mesh(...meshCidrs)] }), cgroups });
+    apply('10.0.0.0/8');
+    apply('10.0.0.0/8');
+    // Both slots now hold the same policy: a one-entry change writes that entry and nothing of the big group.
+    const r = apply('10.0.0.0/8', '10.98.0.0/16');
+    assert.equal(r.switched, true);
+    assert.equal(r.trieUpserts, 1);
+    assert.equal(r.trieDeletes, 0);
+    assert.equal(pod.connect('10.98.1.1', 80).verdict, 'redirect');
+  });
+});
+
+describe('persistence, adoption and cleanup', { skip: skip ?? false }, () => {
+  let pod: PodFixture;
+  before(async () => {
+    pod = await createPod('persist');
+  });
+  after(() => pod?.close());
+
+  const state = (): DesiredState => ({ policy: basePolicy({ groups: [mesh('10.0.0.0/8')] }), cgroups: pod.cgroups() });
+
+  test('enforcement holds after the loading process exits, and a new process adopts without a second attachment', () => {
+    // The fixture's own Datapath must not attach here: a separate process does it all.
+    const child = spawnSync(process.execPath, [path.join(REPO_ROOT, 'dist/test/helpers/applyAndExit.js'), pod.sb.pinDir, pod.sb.cgroup, stateJson(state())], { encoding: 'utf8' });
+    assert.equal(child.status, 0, child.stderr);
+    assert.equal(JSON.parse(child.stdout).attached.length, 6);
+    assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect', 'enforcement after the loader exited');
+    assert.equal(pod.connect('198.51.100.7', 443).verdict, 'deny');
+
+    const adopter = Datapath.open({ pinDir: pod.sb.pinDir, cgroupWalkStart: cgroupLevel(pod.sb.cgroup) });
+    try {
+      assert.equal(adopter.object.adoptedMaps, true);
+      adopter.apply(state());
+      const report = adopter.attach(pod.sb.cgroup);
+      assert.deepEqual(report.attached, []);
+      assert.equal(report.updated.length, 6);
+      const programs = bpftoolCgroupPrograms(pod.sb.cgroup);
+      assert.equal(programs.length, 6, JSON.stringify(programs));
+      assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect');
+    } finally {
+      adopter.close();
+    }
+  });
+
+  test('a process killed with SIGKILL leaves enforcement in force', () => {
+    const child = spawnSync('bash', ['-c', `node ${path.join(REPO_ROOT, 'dist/test/helpers/applyAndExit.js')} ${pod.sb.pinDir} ${pod.sb.cgroup} '${stateJson(state())}' && kill -9 $$`], { encoding: 'utf8' });
+    assert.notEqual(child.signal, null);
+    assert.equal(pod.connect('198.51.100.7', 443).verdict, 'deny');
+  });
+
+  test("cleanup detaches and unpins everything meshgate owns and spares another tool's program", () => {
+    const foreignPin = `${pod.sb.pinDir}-foreign`;
+    execFileSync('bpftool', ['prog', 'load', path.join(REPO_ROOT, 'build/foreign.bpf.o'), foreignPin, 'type', 'cgroup/connect4']);
+    try {
+      execFileSync('bpftool', ['cgroup', 'attach', pod.sb.cgroup, 'connect4', 'pinned', foreignPin, 'multi']);
+      const report = cleanupPins(pod.sb.pinDir);
+      assert.equal(report.detached.length, 6);
+      assert.equal(existsSync(pod.sb.pinDir), false);
+      const left = bpftoolCgroupPrograms(pod.sb.cgroup);
+      assert.deepEqual(left.map((p) => p.name), ['foreign_connect4']);
+      assert.notEqual(pod.connect('198.51.100.7', 443).verdict, 'deny', 'no meshgate program decides any more');
+      execFileSync('bpftool', ['cgroup', 'detach', pod.sb.cgroup, 'connect4', 'pinned', foreignPin]);
+      assert.deepEqual(bpftoolCgroupPrograms(pod.sb.cgroup), []);
+    } finally {
+      spawnSync('bpftool', ['cgroup', 'detach', pod.sb.cgroup, 'connect4', 'pinned', foreignPin]);
+      spawnSync('rm', ['-f', foreignPin]);
+    }
+    assert.deepEqual(readdirSync('/sys/fs/bpf').filter((n) => n.startsWith(path.basename(pod.sb.pinDir))), []);
+  });
+});
