@@ -32,10 +32,16 @@ export interface Sandbox {
   cleanup(): void;
 }
 
+/**
+ * The reason kernel tests cannot run here, or null. In CI (CI=true) a missing
+ * requirement is a failure, never a skip: a skip there would hide a bug.
+ */
 export function requireRoot(): string | null {
-  if (process.getuid?.() !== 0) return 'kernel tests need root (they create cgroups, netns and BPF pins)';
-  if (!existsSync(SOCKPROBE)) return `${SOCKPROBE} is missing: run make`;
-  return null;
+  let reason: string | null = null;
+  if (process.getuid?.() !== 0) reason = 'kernel tests need root (they create cgroups, netns and BPF pins)';
+  else if (!existsSync(SOCKPROBE)) reason = `${SOCKPROBE} is missing: run make`;
+  if (reason && process.env.CI === 'true') throw new Error(`kernel tests must run in CI, but: ${reason}`);
+  return reason;
 }
 
 export function ensureBpffs(): void {

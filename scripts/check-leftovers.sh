@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Lists, then removes, anything a test sandbox (prefix mgtest) left on this machine:
+# pins under /sys/fs/bpf, network namespaces, cgroups. Exit 1 when something was found.
+set -uo pipefail
+prefix=mgtest
+found=0
+cg=$(awk '$9=="cgroup2"{print $5; exit}' /proc/self/mountinfo)
+for pin in /sys/fs/bpf/${prefix}*; do
+  [ -e "$pin" ] || continue
+  echo "LEFTOVER bpffs pin: $pin" >&2; found=1
+  for link in "$pin"/links/*; do [ -e "$link" ] && bpftool link detach pinned "$link" 2>/dev/null; done
+  rm -rf "$pin"
+done
+for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^${prefix}" || true); do
+  echo "LEFTOVER network namespace: $ns" >&2; found=1
+  ip netns pids "$ns" 2>/dev/null | xargs -r kill -9
+  ip netns del "$ns"
+done
+if [ -n "$cg" ]; then
+  for dir in $(find "$cg" -maxdepth 1 -name "${prefix}*" -type d 2>/dev/null); do
+    echo "LEFTOVER cgroup: $dir ($(bpftool cgroup show "$dir" 2>/dev/null | tail -n +2 | wc -l) programs attached)" >&2; found=1
+    find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null
+  done
+fi
+[ "$found" -eq 0 ] && echo "check-leftovers: no test cgroup, netns or pin left behind"
+exit "$found"
