@@ -445,6 +445,14 @@ export class Datapath {
     return out;
   }
 
+  /** Entries of the policy in force (active slot), and of the slot-less maps. */
+  entryCounts(): Record<string, number> {
+    const slot = this.slots[this.activeSlot]!;
+    let trie = 0;
+    for (const g of slot.groups.values()) trie += g.keys.size;
+    return { mg_policy_trie: trie, mg_excluded_ports: slot.ports.size, mg_cgroups: this.cgroups.size, mg_labels: this.labelIds.size };
+  }
+
   close(): void {
     this.object.close();
   }

@@ -1,0 +1,147 @@
+// CIDR parsing and normalisation. All address arithmetic goes through ipaddr.js; this module
+// only adds the strictness a policy needs (no octal/hex/short IPv4 forms, no zone ids).
+import ipaddr from 'ipaddr.js';
+
+export interface Cidr {
+  readonly family: 4 | 6;
+  /** Network address bytes (host bits cleared), network order. */
+  readonly bytes: readonly number[];
+  readonly prefix: number;
+  /** Canonical text: dotted quad or RFC 5952, then "/prefix". */
+  readonly text: string;
+}
+
+export type CidrParse =
+  | { readonly ok: true; readonly cidr: Cidr; readonly hadHostBits: boolean }
+  | { readonly ok: false; readonly code: 'MG_CONFIG_BAD_CIDR' | 'MG_CONFIG_PREFIX_OUT_OF_RANGE'; readonly reason: string };
+
+const NOT_AN_ADDRESS = 'is not an IPv4 or IPv6 address or CIDR';
+
+function badCidr(reason: string): CidrParse {
+  return { ok: false, code: 'MG_CONFIG_BAD_CIDR', reason };
+}
+
+function parseAddress(text: string): ipaddr.IPv4 | ipaddr.IPv6 | string {
+  if (text.includes(':')) {
+    // A zone (fe80::1%eth0) names a link, not a destination a policy can match.
+    if (text.includes('%')) return `${NOT_AN_ADDRESS} (zone indexes such as %eth0 are not allowed)`;
+    return ipaddr.IPv6.isValid(text) ? ipaddr.IPv6.parse(text) : NOT_AN_ADDRESS;
+  }
+  // ipaddr.js also reads "10.1", "0x0a.0.0.1" and octal "010.0.0.1" (= 8.0.0.1): in a
+  // policy those are typos far more often than intent, so only four decimal octets pass.
+  if (ipaddr.IPv4.isValidFourPartDecimal(text)) return ipaddr.IPv4.parse(text);
+  if (ipaddr.IPv4.isValid(text)) return `${NOT_AN_ADDRESS} (IPv4 must be four decimal octets without leading zeros)`;
+  return NOT_AN_ADDRESS;
+}
+
+function parsePrefix(text: string | undefined, family: 4 | 6): number | CidrParse {
+  const max = family === 4 ? 32 : 128;
+  if (text === undefined) return max;
+  const outOfRange: CidrParse = {
+    ok: false,
+    code: 'MG_CONFIG_PREFIX_OUT_OF_RANGE',
+    reason: `has prefix length /${text}, outside 0..${max} for IPv${family}`,
+  };
+  if (/^-[0-9]+$/.test(text)) return outOfRange;
+  if (!/^[0-9]+$/.test(text)) return badCidr(`has prefix length "${text.slice(0, 20)}", which is not a number`);
+  if (text.length > 3) return outOfRange;
+  const prefix = Number(text);
+  return prefix <= max ? prefix : outOfRange;
+}
+
+/** IPv4-mapped IPv6 (::ffff:a.b.c.d) is decided as IPv4 by the datapath, so it is stored as IPv4. */
+function unmapIPv4(bytes: number[], prefix: number): { bytes: number[]; prefix: number } | undefined {
+  if (prefix < 96) return undefined;
+  const mapped = bytes.slice(0, 10).every((byte) => byte === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  return mapped ? { bytes: bytes.slice(12), prefix: prefix - 96 } : undefined;
+}
+
+// The longest valid form ("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255/128") has 50 characters;
+// refusing longer tokens early keeps regex work bounded on hostile input.
+const MAX_CIDR_LENGTH = 64;
+
+export function parseCidr(input: string): CidrParse {
+  const text = input.trim();
+  if (text.length > MAX_CIDR_LENGTH) return badCidr(NOT_AN_ADDRESS);
+  const slash = text.indexOf('/');
+  if (slash !== text.lastIndexOf('/')) return badCidr(NOT_AN_ADDRESS);
+  const addressText = slash === -1 ? text : text.slice(0, slash);
+  const address = parseAddress(addressText);
+  if (typeof address === 'string') return badCidr(address);
+  const family = address.kind() === 'ipv4' ? 4 : 6;
+  const prefix = parsePrefix(slash === -1 ? undefined : text.slice(slash + 1), family);
+  if (typeof prefix !== 'number') return prefix;
+
+  const written = address.toByteArray();
+  const mask = (family === 4 ? ipaddr.IPv4 : ipaddr.IPv6).subnetMaskFromPrefixLength(prefix).toByteArray();
+  const network = written.map((byte, i) => byte & (mask[i] ?? 0));
+  const hadHostBits = network.some((byte, i) => byte !== written[i]);
+  const unmapped = family === 6 ? unmapIPv4(network, prefix) : undefined;
+  const cidr = unmapped === undefined ? makeCidr(network, prefix) : makeCidr(unmapped.bytes, unmapped.prefix);
+  return { ok: true, cidr, hadHostBits };
+}
+
+function makeCidr(bytes: number[], prefix: number): Cidr {
+  const address = ipaddr.fromByteArray(bytes);
+  return { family: address.kind() === 'ipv4' ? 4 : 6, bytes, prefix, text: `${address.toString()}/${prefix}` };
+}
+
+/** IPv4 before IPv6, then by network address, then by prefix length: a stable, readable order. */
+export function compareCidrs(a: Cidr, b: Cidr): number {
+  if (a.family !== b.family) return a.family - b.family;
+  for (let i = 0; i < a.bytes.length; i++) {
+    const diff = (a.bytes[i] ?? 0) - (b.bytes[i] ?? 0);
+    if (diff !== 0) return diff;
+  }
+  return a.prefix - b.prefix;
+}
+
+/** Two CIDRs overlap exactly when one contains the other. */
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  if (a.family !== b.family) return false;
+  const left = ipaddr.fromByteArray([...a.bytes]);
+  const right = ipaddr.fromByteArray([...b.bytes]);
+  return left.match(right, Math.min(a.prefix, b.prefix));
+}
+
+export type CidrListIssue =
+  | { readonly code: 'MG_CONFIG_BAD_CIDR' | 'MG_CONFIG_PREFIX_OUT_OF_RANGE'; readonly index: number; readonly value: unknown; readonly reason: string }
+  | { readonly code: 'MG_WARN_HOST_BITS' | 'MG_WARN_DUPLICATE'; readonly index: number; readonly value: unknown; readonly reason: string };
+
+/**
+ * Parses each item, reports through onIssue (index = position in the list as written), and
+ * returns the distinct CIDRs, sorted. Duplicates after normalisation are merged.
+ */
+export function normaliseCidrList(items: readonly unknown[], onIssue: (issue: CidrListIssue) => void): Cidr[] {
+  const firstIndexByText = new Map<string, number>();
+  const cidrs: Cidr[] = [];
+  items.forEach((item, index) => {
+    if (typeof item !== 'string') {
+      onIssue({ code: 'MG_CONFIG_BAD_CIDR', index, value: item, reason: 'is not a CIDR string' });
+      return;
+    }
+    const parsed = parseCidr(item);
+    if (!parsed.ok) {
+      onIssue({ code: parsed.code, index, value: item, reason: parsed.reason });
+      return;
+    }
+    const { text } = parsed.cidr;
+    if (parsed.hadHostBits) {
+      onIssue({ code: 'MG_WARN_HOST_BITS', index, value: item, reason: `has host bits set; normalised to ${text}` });
+    }
+    const first = firstIndexByText.get(text);
+    if (first !== undefined) {
+      onIssue({ code: 'MG_WARN_DUPLICATE', index, value: item, reason: `duplicates item [${first}] (both are ${text}); merged` });
+      return;
+    }
+    firstIndexByText.set(text, index);
+    cidrs.push(parsed.cidr);
+  });
+  return cidrs.sort(compareCidrs);
+}
+
+/** Re-reads a canonical CIDR string produced by parseCidr (for checks on validated config). */
+export function cidrFromText(text: string): Cidr | undefined {
+  const parsed = parseCidr(text);
+  return parsed.ok ? parsed.cidr : undefined;
+}

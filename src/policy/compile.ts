@@ -1,0 +1,119 @@
+// Config, allowlists, resolved hostnames and pods -> the datapath's desired state.
+// Pure and deterministic: the same input always gives an equal output. A
+// compiler instance remembers the groups it built, and returns the very same
+// group object when a group's input is unchanged, so Datapath.apply skips it:
+// a one-entry change costs one group's diff, not a rebuild.
+import type { AllowlistEntry, GlobalConfig } from '../config/types.js';
+import type { DesiredCgroup, DesiredGroup, DesiredState, DesiredTrieEntry } from '../datapath/desired.js';
+import type { VerdictName } from '../datapath/codec.js';
+
+export interface PodInput {
+  readonly namespace: string;
+  readonly name: string;
+  readonly podCgroupId: bigint;
+  /** The sidecar's container cgroup, when found. */
+  readonly proxyCgroupId: bigint | null;
+  /** Meshed pods are enforced; the others are explicitly marked as not enforced. */
+  readonly meshed: boolean;
+}
+
+export interface CompileInput {
+  readonly global: GlobalConfig;
+  /** Merged allowlist entries per namespace. */
+  readonly allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>;
+  /** Current addresses of each allowlisted hostname (lower-case). */
+  readonly resolved: ReadonlyMap<string, readonly string[]>;
+  readonly pods: readonly PodInput[];
+  readonly eventVerdicts?: readonly VerdictName[];
+}
+
+/** Display text of an allowlist entry, stored in mg_labels for dump/explain/trace. */
+export function entryLabel(namespace: string, name: string, host?: string): string {
+  return JSON.stringify(host ? { kind: 'entry', namespace, name, host } : { kind: 'entry', namespace, name });
+}
+
+const cidrOf = (address: string): string => (address.includes('/') ? address : `${address}/${address.includes(':') ? 128 : 32}`);
+
+function allowEntries(namespace: string, entries: readonly AllowlistEntry[], resolved: ReadonlyMap<string, readonly string[]>): DesiredTrieEntry[] {
+  const out: DesiredTrieEntry[] = [];
+  const seen = new Set<string>();
+  const sorted = [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of sorted) {
+    const sources: Array<[string, string | undefined]> = entry.addresses.map((a) => [a, undefined]);
+    for (const host of entry.hosts) for (const a of resolved.get(host) ?? []) sources.push([cidrOf(a), host]);
+    for (const [cidr, host] of sources) {
+      for (const port of entry.ports) {
+        const proto = port.protocol === 'UDP' ? 'udp' : 'tcp';
+        const key = `${cidr}|${proto}|${port.number}`;
+        if (seen.has(key)) continue; // the first entry (by name) that allows it is the one shown
+        seen.add(key);
+        out.push({ table: 'allow', cidr, proto, port: port.number, namespace, label: entryLabel(namespace, entry.name, host) });
+      }
+    }
+  }
+  return out;
+}
+
+export class PolicyCompiler {
+  private readonly groups = new Map<string, { fingerprint: string; group: DesiredGroup }>();
+
+  private group(id: string, fingerprint: string, build: () => DesiredTrieEntry[]): DesiredGroup {
+    const cached = this.groups.get(id);
+    if (cached && cached.fingerprint === fingerprint) return cached.group;
+    const group = Object.freeze({ id, entries: Object.freeze(build()) });
+    this.groups.set(id, { fingerprint, group });
+    return group;
+  }
+
+  compile(input: CompileInput): DesiredState {
+    const g = input.global;
+    const groups: DesiredGroup[] = [];
+    if (g.meshCidrs.length) {
+      groups.push(this.group('mesh', g.meshCidrs.join(','), () => g.meshCidrs.map((cidr) => ({ table: 'mesh', cidr }))));
+    }
+    if (g.excludedCidrs.length) {
+      groups.push(this.group('exclude', g.excludedCidrs.join(','), () => g.excludedCidrs.map((cidr) => ({ table: 'exclude', cidr }))));
+    }
+    const namespaces: Array<[string, readonly AllowlistEntry[]]> = [['', g.globalAllowlist], ...[...input.allowlists].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))];
+    for (const [namespace, entries] of namespaces) {
+      if (entries.length === 0) continue;
+      const hosts = [...new Set(entries.flatMap((e) => e.hosts))].sort();
+      const fingerprint = JSON.stringify([entries, hosts.map((h) => input.resolved.get(h) ?? [])]);
+      const group = this.group(`allow:${namespace}`, fingerprint, () => allowEntries(namespace, entries, input.resolved));
+      if (group.entries.length) groups.push(group);
+    }
+    for (const id of [...this.groups.keys()]) if (!groups.some((x) => x.id === id)) this.groups.delete(id);
+
+    const cgroups: DesiredCgroup[] = [];
+    for (const pod of [...input.pods].sort((a, b) => (a.podCgroupId < b.podCgroupId ? -1 : 1))) {
+      const label = `${pod.namespace}/${pod.name}`;
+      const proxyCgroupKnown = pod.meshed && pod.proxyCgroupId !== null;
+      cgroups.push({ cgroupId: pod.podCgroupId, kind: pod.meshed ? 'pod' : 'unenforced', namespace: pod.namespace, label, proxyCgroupKnown });
+      if (proxyCgroupKnown) {
+        cgroups.push({ cgroupId: pod.proxyCgroupId!, kind: 'proxy', namespace: pod.namespace, label: `${label} sidecar`, proxyCgroupKnown });
+      }
+    }
+
+    return Object.freeze({
+      policy: Object.freeze({
+        egress: g.egress,
+        proxyPort: g.proxyOutboundPort,
+        proxyUid: g.proxyUid,
+        blockedAction: g.blockedEgressAction,
+        unknownPodPolicy: g.unknownPodPolicy,
+        eventVerdicts: input.eventVerdicts ?? (['deny'] as const),
+        groups: Object.freeze(groups),
+        excludedPorts: Object.freeze([...g.excludedPorts].sort((a, b) => a - b)),
+      }),
+      cgroups: Object.freeze(cgroups),
+    });
+  }
+}
+
+/** Every hostname the allowlists name: what the resolver must track. */
+export function allowlistHosts(global: GlobalConfig, allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>): string[] {
+  const hosts = new Set<string>();
+  for (const e of global.globalAllowlist) for (const h of e.hosts) hosts.add(h);
+  for (const entries of allowlists.values()) for (const e of entries) for (const h of e.hosts) hosts.add(h);
+  return [...hosts].sort();
+}
