@@ -38,10 +38,10 @@ test: all
 	bash scripts/run-tests.sh
 
 test-unit: all
-	node --test --test-reporter=spec 'dist/test/unit/**/*.test.js'
+	find dist/test/unit -name '*.test.js' -exec node --test {} +
 
 test-kernel: all
-	node --test --test-concurrency=1 --test-reporter=spec 'dist/test/kernel/**/*.test.js'
+	find dist/test/kernel -name '*.test.js' -exec node --test --test-concurrency=1 {} +
 
 bench: all
 	node dist/bench/run.js
