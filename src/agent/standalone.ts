@@ -55,7 +55,8 @@ export class StandaloneAgent {
     this.datapath = Datapath.open({ pinDir: opts.pinDir, objectPath: opts.objectPath, cgroupWalkStart: cgroupLevel(opts.cgroup) });
     this.log.info({ pinDir: opts.pinDir, adopted: this.datapath.object.adoptedMaps, generation: String(this.datapath.currentGeneration) }, 'datapath opened');
     this.server = await startServer(opts.listen, this, this.metrics);
-    this.log.info({ address: opts.listen }, 'serving /healthz /readyz /metrics');
+    const bound = this.server.address();
+    this.log.info({ address: opts.listen, port: typeof bound === 'object' && bound ? bound.port : null }, 'serving /healthz /readyz /metrics');
     for (const file of [opts.configFile, ...opts.allowlistFiles]) this.watchFile(file);
     await this.reconcile('start');
   }

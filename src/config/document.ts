@@ -109,9 +109,14 @@ export function readConfigDocuments(text: string, path: string): { documents: Co
     return { documents: reading.documents, errors: reading.errors };
   }
   try {
-    for (const read of parseYamlDocuments(text)) {
+    const reads = parseYamlDocuments(text);
+    for (const read of reads) {
       if (!read.ok) {
-        reading.errors.push(makeIssue('MG_CONFIG_BAD_YAML', { ref: fileRef, key: '' }, { reason: `line ${read.line}, column ${read.column}: invalid YAML: ${read.reason}` }));
+        // The parser may notice an error lines after its cause (an unclosed bracket), so in a
+        // multi-document file the document's own first line is given too.
+        const locator = reads.length > 1 ? { locator: `document starting at line ${read.documentLine}:` } : {};
+        const reason = `line ${read.line}, column ${read.column}: invalid YAML: ${read.reason}`;
+        reading.errors.push(makeIssue('MG_CONFIG_BAD_YAML', { ref: fileRef, key: '' }, { ...locator, reason }));
       } else if (!read.empty) {
         readDocument(reading, read.value, read.line);
       }

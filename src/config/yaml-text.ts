@@ -4,7 +4,7 @@ import { type Document, type EmptyStream, LineCounter, parseAllDocuments, parseD
 
 export type YamlRead =
   | { readonly ok: true; readonly value: unknown; readonly empty: boolean; readonly line: number }
-  | { readonly ok: false; readonly line: number; readonly column: number; readonly reason: string };
+  | { readonly ok: false; readonly line: number; readonly column: number; readonly reason: string; readonly documentLine: number };
 
 const OPTIONS = { prettyErrors: false, uniqueKeys: true, strict: true } as const;
 // Bounds alias expansion ("billion laughs"): a config never needs more.
@@ -15,7 +15,7 @@ function toValue(doc: Document, lineCounter: LineCounter): YamlRead {
   const error = doc.errors[0];
   if (error !== undefined) {
     const { line, col } = lineCounter.linePos(error.pos[0]);
-    return { ok: false, line, column: col, reason: error.message.replace(/\s+/g, ' ').trim() };
+    return { ok: false, line, column: col, reason: error.message.replace(/\s+/g, ' ').trim(), documentLine: startPos.line };
   }
   try {
     const value: unknown = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
@@ -23,7 +23,7 @@ function toValue(doc: Document, lineCounter: LineCounter): YamlRead {
   } catch (err) {
     // toJS reports unresolved or excessive aliases by throwing.
     const reason = err instanceof Error ? err.message : 'the document cannot be converted';
-    return { ok: false, line: startPos.line, column: startPos.col, reason };
+    return { ok: false, line: startPos.line, column: startPos.col, reason, documentLine: startPos.line };
   }
 }
 
@@ -42,7 +42,7 @@ export function parseYamlDocuments(text: string): YamlRead[] {
     const error = 'empty' in docs ? (docs as EmptyStream).errors[0] : undefined;
     if (error === undefined) return [];
     const { line, col } = lineCounter.linePos(error.pos[0]);
-    return [{ ok: false, line, column: col, reason: error.message.replace(/\s+/g, ' ').trim() }];
+    return [{ ok: false, line, column: col, reason: error.message.replace(/\s+/g, ' ').trim(), documentLine: 1 }];
   }
   return docs.map((doc) => toValue(doc, lineCounter));
 }

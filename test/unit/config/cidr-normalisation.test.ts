@@ -20,7 +20,7 @@ const NORMALISED: ReadonlyArray<{ behaviour: string; input: string; cidrs: strin
   { behaviour: 'IPv4-mapped IPv6 becomes IPv4 (the datapath decides it as IPv4)', input: '::ffff:10.0.0.0/104', cidrs: ['10.0.0.0/8'] },
   { behaviour: 'an IPv4-mapped address in hex becomes IPv4', input: '::ffff:a00:1', cidrs: ['10.0.0.1/32'] },
   { behaviour: 'an IPv4-mapped duplicate of an IPv4 CIDR is merged', input: '10.0.0.0/8 ::ffff:10.0.0.0/104', cidrs: ['10.0.0.0/8'], warnings: ['MG_WARN_DUPLICATE'] },
-  { behaviour: 'a prefix shorter than /96 covering the mapped range stays IPv6', input: '::ffff:0:0/80', cidrs: ['::ffff:0:0/80'] },
+  { behaviour: 'a prefix shorter than /96 covering the mapped range stays IPv6', input: '::/80', cidrs: ['::/80'] },
   { behaviour: 'overlapping but different CIDRs are both kept', input: '10.0.0.0/8 10.1.0.0/16', cidrs: ['10.0.0.0/8', '10.1.0.0/16'] },
 ];
 

@@ -1,0 +1,118 @@
+// The real standalone agent process, driven through its files, with real sockets.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { classify, createPod, type PodFixture } from '../helpers/kernelFixture.js';
+import { REPO_ROOT, SOCKPROBE, requireRoot } from '../helpers/sandbox.js';
+
+const skip = requireRoot();
+if (skip) console.log(`# SKIP standalone agent tests: ${skip}`);
+
+const config = (extra: string, egress = '"false"') => `egress: ${egress}
+mesh_cidr_ranges: "10.0.0.0/8"
+egress_allowlist: |
+  - name: api
+    addresses: [203.0.113.10]
+    ports: [{number: 443, protocol: HTTPS}]
+${extra}`;
+const allow198 = `  - name: partner
+    addresses: [198.51.100.7/32]
+    ports: [{number: 443, protocol: TLS}]
+`;
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+describe('standalone agent', { skip: skip ?? false }, () => {
+  let pod: PodFixture;
+  let dir: string;
+  let configFile: string;
+  let agent: ChildProcess | null = null;
+  let log = '';
+  let port = 0;
+
+  async function startAgent(): Promise<void> {
+    log = '';
+    agent = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'agent', '--config-file', configFile, '--cgroup', pod.sb.cgroup,
+      '--proxy-cgroup', pod.proxy, '--pin-dir', pod.sb.pinDir, '--namespace', 'shop', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    agent.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+    agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    await until('the agent to apply its first policy', () => log.includes('"policy applied"'));
+    port = Number(/"port":(\d+)/.exec(log)?.[1]);
+  }
+
+  const metrics = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+
+  before(async () => {
+    pod = await createPod('agent');
+    dir = mkdtempSync(path.join(tmpdir(), 'mgtest-agent-'));
+    configFile = path.join(dir, 'osm-config.yaml');
+    writeFileSync(configFile, config(''));
+    await startAgent();
+  });
+  after(() => {
+    agent?.kill('SIGKILL');
+    pod?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('serves readiness and health after the first apply', async () => {
+    assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+    assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect');
+    assert.equal(pod.connect('203.0.113.10', 443).verdict, 'pass');
+    assert.match(await metrics(), /meshgate_verdicts_total\{verdict="redirect",rule="mesh-cidr"\} [1-9]/);
+  });
+
+  test('a config edit changes verdicts without a restart', async () => {
+    assert.equal(pod.connect('198.51.100.7', 443).verdict, 'deny');
+    writeFileSync(configFile, config(allow198));
+    await until('198.51.100.7:443 to pass', () => pod.connect('198.51.100.7', 443).verdict === 'pass');
+  });
+
+  test('an invalid edit changes nothing and sets config_valid to 0', async () => {
+    writeFileSync(configFile, config('', '"yes"'));
+    await until('the rejection', () => log.includes('config rejected, keeping previous policy'));
+    assert.equal(pod.connect('198.51.100.7', 443).verdict, 'pass');
+    assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect');
+    assert.match(await metrics(), /meshgate_config_valid\{object="file [^"]+"\} 0/);
+    writeFileSync(configFile, config(allow198));
+    await until('config_valid back to 1', async () => /meshgate_config_valid\{object="file [^"]+"\} 1/.test(await metrics()));
+  });
+
+  test('kill -9 leaves enforcement in force, and a restarted agent adopts the pins with no wrong verdict under traffic', async () => {
+    const loop = `for i in $(seq 1 150); do for d in 198.51.100.7:443 10.1.2.3:80 192.0.2.1:443; do ${SOCKPROBE} --netns ${pod.sb.netnsPath} --cgroup ${pod.app} connect --family 4 --proto tcp --addr \${d%:*} --port \${d#*:} --read --timeout-ms 1000; done; done`;
+    const traffic = spawn('bash', ['-c', loop], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    traffic.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const finished = new Promise<void>((resolve) => traffic.on('exit', () => resolve()));
+    await new Promise((r) => setTimeout(r, 200));
+    agent!.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 300));
+    await startAgent();
+    assert.match(log, /"adopted":true/);
+    await finished;
+    const verdicts = out.trim().split('\n').map((l) => classify(JSON.parse(l)).verdict);
+    assert.equal(verdicts.length, 450);
+    const expected = ['pass', 'redirect', 'deny'];
+    verdicts.forEach((v, i) => assert.equal(v, expected[i % 3], `connect ${i} got ${v}`));
+    assert.match(log, /"updated":\[/);
+  });
+
+  test('SIGTERM stops the agent and leaves enforcement pinned', async () => {
+    const exited = new Promise<number | null>((resolve) => agent!.once('exit', (code) => resolve(code)));
+    agent!.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect');
+    assert.equal(pod.connect('192.0.2.1', 443).verdict, 'deny');
+  });
+});
