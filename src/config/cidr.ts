@@ -29,12 +29,17 @@ function parseAddress(text: string): ipaddr.IPv4 | ipaddr.IPv6 | string {
   if (text.includes(':')) {
     // A zone (fe80::1%eth0) names a link, not a destination a policy can match.
     if (text.includes('%')) return `${NOT_AN_ADDRESS} (zone indexes such as %eth0 are not allowed)`;
+    // ipaddr.js reads the deprecated IPv4-compatible ::a.b.c.d as the IPv4-mapped ::ffff:a.b.c.d,
+    // a different address; refusing it avoids silently changing what the user wrote.
+    if (/^::[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$/.test(text)) return `${NOT_AN_ADDRESS} (the deprecated IPv4-compatible form ::a.b.c.d is ambiguous: write a.b.c.d or ::ffff:a.b.c.d)`;
     return parseOrUndefined(() => ipaddr.IPv6.parse(text)) ?? NOT_AN_ADDRESS;
   }
   // One parse per item (no isValid-then-parse): configs may hold 100,000 of these.
   const address = FOUR_DECIMAL_OCTETS.test(text) ? parseOrUndefined(() => ipaddr.IPv4.parse(text)) : undefined;
   if (address !== undefined) return address;
-  if (ipaddr.IPv4.isValid(text)) return `${NOT_AN_ADDRESS} (IPv4 must be four decimal octets without leading zeros)`;
+  // Only to explain the refusal; the character check keeps ipaddr's costly throwing path away
+  // from text that cannot be any IPv4 form.
+  if (/^[0-9a-fx.]+$/i.test(text) && ipaddr.IPv4.isValid(text)) return `${NOT_AN_ADDRESS} (IPv4 must be four decimal octets without leading zeros)`;
   return NOT_AN_ADDRESS;
 }
 
@@ -97,12 +102,13 @@ export function parseCidr(input: string): CidrParse {
   const network = written.map((byte, i) => byte & (mask[i] ?? 0));
   const hadHostBits = network.some((byte, i) => byte !== written[i]);
   const unmapped = family === 6 ? unmapIPv4(network, prefix) : undefined;
-  const cidr = unmapped === undefined ? makeCidr(network, prefix) : makeCidr(unmapped.bytes, unmapped.prefix);
-  return { ok: true, cidr, hadHostBits };
+  if (unmapped !== undefined) return { ok: true, cidr: makeCidr(ipaddr.fromByteArray(unmapped.bytes), unmapped.bytes, unmapped.prefix), hadHostBits };
+  // The common case (no host bits) reuses the parsed address instead of building another.
+  const networkAddress = hadHostBits ? ipaddr.fromByteArray(network) : address;
+  return { ok: true, cidr: makeCidr(networkAddress, network, prefix), hadHostBits };
 }
 
-function makeCidr(bytes: number[], prefix: number): Cidr {
-  const address = ipaddr.fromByteArray(bytes);
+function makeCidr(address: ipaddr.IPv4 | ipaddr.IPv6, bytes: number[], prefix: number): Cidr {
   return { family: address.kind() === 'ipv4' ? 4 : 6, bytes, prefix, text: `${address.toString()}/${prefix}` };
 }
 
@@ -124,9 +130,13 @@ export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
   return left.match(right, Math.min(a.prefix, b.prefix));
 }
 
-export type CidrListIssue =
-  | { readonly code: 'MG_CONFIG_BAD_CIDR' | 'MG_CONFIG_PREFIX_OUT_OF_RANGE'; readonly index: number; readonly value: unknown; readonly reason: string }
-  | { readonly code: 'MG_WARN_HOST_BITS' | 'MG_WARN_DUPLICATE'; readonly index: number; readonly value: unknown; readonly reason: string };
+export interface CidrListIssue {
+  readonly code: 'MG_CONFIG_BAD_CIDR' | 'MG_CONFIG_PREFIX_OUT_OF_RANGE' | 'MG_WARN_HOST_BITS' | 'MG_WARN_DUPLICATE';
+  /** Position in the list as written. */
+  readonly index: number;
+  readonly value: unknown;
+  readonly reason: string;
+}
 
 /**
  * Parses each item, reports through onIssue (index = position in the list as written), and

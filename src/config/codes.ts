@@ -21,6 +21,9 @@ const CODE_TABLE = {
   MG_CONFIG_BAD_UNKNOWN_POD_POLICY: { severity: 'error', description: 'unknown_pod_policy is not pass or deny-external.' },
   MG_CONFIG_TOO_MANY_ENTRIES: { severity: 'error', description: 'One object holds more policy entries or excluded ports than the configured limits.' },
   MG_CONFIG_INTERNAL: { severity: 'error', description: 'The validator itself failed (a meshgate bug); the object is rejected.' },
+  // Raised by the standalone file reader (src/agent/fileSources.ts): src/config does no I/O.
+  MG_CONFIG_FILE_UNREADABLE: { severity: 'error', description: 'A configuration file cannot be read.' },
+  MG_CONFIG_FILE_SHAPE: { severity: 'error', description: 'A --config-file does not hold exactly one global config.' },
   MG_ALLOWLIST_BAD_ENTRY: { severity: 'error', description: 'An allowlist entry or one of its ports is not a map.' },
   MG_ALLOWLIST_NAME_MISSING: { severity: 'error', description: 'An allowlist entry has no name, or its name is not a non-empty string.' },
   MG_ALLOWLIST_BAD_NAME: { severity: 'error', description: 'An allowlist entry name is too long or holds whitespace at its ends or control characters.' },

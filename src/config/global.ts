@@ -4,7 +4,7 @@ import { normaliseCidrList } from './cidr.js';
 import type { ConfigIssueCode } from './codes.js';
 import { IssueCollector, isPlainMap, parseSafely } from './issues.js';
 import { suggestKey } from './key-suggestion.js';
-import { readBoolean, readChoice, readInteger, readListItems } from './scalars.js';
+import { type Read, readBoolean, readChoice, readInteger, readListItems } from './scalars.js';
 import {
   type AllowlistEntry,
   type BlockedEgressAction,
@@ -28,12 +28,13 @@ export const GLOBAL_KEYS = Object.freeze([
   'egress_allowlist',
 ] as const);
 
-export const GLOBAL_DEFAULTS = Object.freeze({
-  egress: false,
+/** Defaults of the scalar keys; list keys default to empty (none). */
+export const GLOBAL_DEFAULTS: Readonly<Pick<GlobalConfig, 'egress' | 'proxyOutboundPort' | 'proxyUid' | 'blockedEgressAction' | 'unknownPodPolicy'>> = Object.freeze({
+  egress: false, // as `osm install --set=osm.enableEgress=false`
   proxyOutboundPort: 15001,
-  proxyUid: 1500,
-  blockedEgressAction: 'deny' as BlockedEgressAction,
-  unknownPodPolicy: 'pass' as UnknownPodPolicy,
+  proxyUid: 1500, // OSM's sidecar uid (Istio uses 1337)
+  blockedEgressAction: 'deny',
+  unknownPodPolicy: 'pass',
 });
 
 const BLOCKED_EGRESS_ACTIONS: readonly BlockedEgressAction[] = ['deny', 'redirect'];
@@ -41,7 +42,7 @@ const UNKNOWN_POD_POLICIES: readonly UnknownPodPolicy[] = ['pass', 'deny-externa
 // uid 4294967295 is (uid_t)-1, "no uid" to the kernel, so it cannot name the proxy.
 const MAX_UID = 4294967294;
 
-/** Reads one key of a parse; holds what every per-key reader needs. */
+/** The per-key readers of one parse, sharing its data, object and issue collector. */
 class GlobalReader {
   constructor(
     readonly data: Readonly<Record<string, unknown>>,
@@ -50,7 +51,7 @@ class GlobalReader {
     readonly issues: IssueCollector,
   ) {}
 
-  scalar<T>(key: string, code: ConfigIssueCode, read: (value: unknown) => { ok: true; value: T | undefined } | { ok: false; reason: string }, fallback: T): T {
+  scalar<T>(key: string, code: ConfigIssueCode, read: (value: unknown) => Read<T>, fallback: T): T {
     const value = this.data[key];
     const result = read(value);
     if (result.ok) return result.value ?? fallback;

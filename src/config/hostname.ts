@@ -14,9 +14,14 @@ function bad(reason: string): HostCheck {
   return { ok: false, code: 'MG_ALLOWLIST_BAD_HOST', reason };
 }
 
+// ipaddr.js's isValid throws and catches internally on a miss, which costs tens of microseconds;
+// these cheap pre-checks keep it away from ordinary hostnames.
+const MAYBE_IPV4 = /^[0-9.]+$/;
+
 function looksLikeAddress(text: string): string | undefined {
   const bare = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
-  if (ipaddr.IPv6.isValid(bare) || ipaddr.IPv4.isValidFourPartDecimal(bare)) return `is an IP address, not a hostname: ${PUT_IN_ADDRESSES}`;
+  const isIPv6 = bare.includes(':') && ipaddr.IPv6.isValid(bare);
+  if (isIPv6 || (MAYBE_IPV4.test(bare) && ipaddr.IPv4.isValidFourPartDecimal(bare))) return `is an IP address, not a hostname: ${PUT_IN_ADDRESSES}`;
   if (bare.includes('/') && ipaddr.isValidCIDR(bare)) return `is a CIDR, not a hostname: ${PUT_IN_ADDRESSES}`;
   return undefined;
 }

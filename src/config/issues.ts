@@ -77,27 +77,23 @@ function issuePath(site: IssueSite, subject: string | undefined): string | undef
   return subject === undefined ? indexed : `${indexed}.${subject}`;
 }
 
+type MutableIssue = { -readonly [K in keyof ConfigIssue]: ConfigIssue[K] };
+
 export function makeIssue(code: ConfigIssueCode, site: IssueSite, problem: Problem): ConfigIssue {
+  const object = describeObject(site.ref);
   const key = site.key === '' ? '' : ` key ${site.key}`;
   const what = [problem.locator, problem.subject, problem.value === undefined ? undefined : showValue(problem.value)]
     .filter((part) => part !== undefined)
     .join(' ');
-  const issue: ConfigIssue = {
-    code,
-    severity: severityOf(code),
-    object: describeObject(site.ref),
-    key: site.key,
-    ...(site.entryIndex === undefined ? {} : { entryIndex: site.entryIndex }),
-    ...(site.entryName === undefined ? {} : { entryName: site.entryName }),
-    ...optional('path', issuePath(site, problem.subject)),
-    ...optional('value', problem.value === undefined ? undefined : valueField(problem.value)),
-    message: `${describeObject(site.ref)}${key}${entryLabel(site)}: ${what === '' ? '' : `${what} `}${problem.reason}`,
-  };
+  const message = `${object}${key}${entryLabel(site)}: ${what === '' ? '' : `${what} `}${problem.reason}`;
+  const issue: MutableIssue = { code, severity: severityOf(code), object, key: site.key, message };
+  if (site.entryIndex !== undefined) issue.entryIndex = site.entryIndex;
+  if (site.entryName !== undefined) issue.entryName = site.entryName;
+  const path = issuePath(site, problem.subject);
+  if (path !== undefined) issue.path = path;
+  const value = problem.value === undefined ? undefined : valueField(problem.value);
+  if (value !== undefined) issue.value = value;
   return Object.freeze(issue);
-}
-
-function optional<K extends string>(name: K, value: string | undefined): { [P in K]?: string } {
-  return (value === undefined ? {} : { [name]: value }) as { [P in K]?: string };
 }
 
 /** Collects the issues of one parse call; the result is ok only when no error was added. */
@@ -106,10 +102,7 @@ export class IssueCollector {
   readonly warnings: ConfigIssue[] = [];
 
   add(code: ConfigIssueCode, site: IssueSite, problem: Problem): void {
-    this.push(makeIssue(code, site, problem));
-  }
-
-  push(issue: ConfigIssue): void {
+    const issue = makeIssue(code, site, problem);
     (issue.severity === 'error' ? this.errors : this.warnings).push(issue);
   }
 

@@ -44,6 +44,7 @@ const REFUSED: ReadonlyArray<{ input: string; code: string; reason: RegExp }> = 
   { input: '0x0a.0.0.1', code: 'MG_CONFIG_BAD_CIDR', reason: /four decimal octets/ },
   { input: '167772161', code: 'MG_CONFIG_BAD_CIDR', reason: /four decimal octets/ },
   { input: 'fe80::1%eth0', code: 'MG_CONFIG_BAD_CIDR', reason: /zone/ },
+  { input: '::10.0.0.1', code: 'MG_CONFIG_BAD_CIDR', reason: /deprecated IPv4-compatible/ },
   { input: '1.2.3.4:80', code: 'MG_CONFIG_BAD_CIDR', reason: /not an IPv4 or IPv6/ },
   { input: '2001:db8::1::2', code: 'MG_CONFIG_BAD_CIDR', reason: /not an IPv4 or IPv6/ },
   { input: 'example.com', code: 'MG_CONFIG_BAD_CIDR', reason: /not an IPv4 or IPv6/ },
