@@ -3,7 +3,7 @@
 // good content stays (SPEC §1.4).
 import { readFileSync } from 'node:fs';
 import {
-  DEFAULT_LIMITS, parseAllowlist, parseGlobalConfig, readConfigDocuments,
+  DEFAULT_LIMITS, type ConfigDocument, parseAllowlist, parseGlobalConfig, readConfigDocuments,
   type AllowlistEntry, type ConfigIssue, type GlobalConfig, type ParseResult,
 } from '../config/index.js';
 
@@ -17,7 +17,7 @@ function fileError(path: string, err: unknown): ParseResult<never> {
   return { ok: false, errors: [{ code: 'MG_CONFIG_FILE_UNREADABLE', severity: 'error', object: `file ${path}`, key: '', message }], warnings: [] };
 }
 
-function documents(path: string, kind: 'global' | 'allowlist'): ParseResult<Array<Readonly<Record<string, unknown>>>> {
+function documents(path: string, kind: 'global' | 'allowlist'): ParseResult<ConfigDocument[]> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -32,13 +32,15 @@ function documents(path: string, kind: 'global' | 'allowlist'): ParseResult<Arra
     const message = `file ${path}: holds ${wanted.length} global configs (egress, mesh_cidr_ranges, ...); exactly one is needed`;
     return { ok: false, errors: [{ code: 'MG_CONFIG_FILE_SHAPE', severity: 'error', object: `file ${path}`, key: '', message }], warnings: [] };
   }
-  return { ok: true, value: wanted.map((d) => d.data), warnings: [] };
+  return { ok: true, value: wanted, warnings: [] };
 }
 
 export function readGlobalFile(path: string): FileReading<GlobalConfig> {
   const docs = documents(path, 'global');
   if (!docs.ok) return { path, result: docs };
-  return { path, result: parseGlobalConfig(docs.value[0]!, { kind: 'File', name: path, path }, DEFAULT_LIMITS) };
+  // A ConfigMap manifest keeps its own name in every message.
+  const doc = docs.value[0]!;
+  return { path, result: parseGlobalConfig(doc.data, doc.ref, DEFAULT_LIMITS) };
 }
 
 export function readAllowlistFile(path: string): FileReading<readonly AllowlistEntry[]> {
@@ -47,8 +49,8 @@ export function readAllowlistFile(path: string): FileReading<readonly AllowlistE
   const entries: AllowlistEntry[] = [];
   const errors: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
-  for (const data of docs.value) {
-    const r = parseAllowlist('egress' in data ? data : { egress: data }, { kind: 'File', name: path, path }, DEFAULT_LIMITS);
+  for (const { data, ref } of docs.value) {
+    const r = parseAllowlist('egress' in data ? data : { egress: data }, ref, DEFAULT_LIMITS);
     warnings.push(...r.warnings);
     if (r.ok) entries.push(...r.value);
     else errors.push(...r.errors);
