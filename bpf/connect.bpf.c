@@ -12,6 +12,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "maps.bpf.h"
+#include "addr.bpf.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -29,27 +30,14 @@ struct mg_dest {
 struct mg_decision {
 	__u8 verdict;
 	__u8 rule;
+	__u16 proxy_port;
 	__u32 label_id;
 	__u64 pod_cgroup_id;
-	__u16 proxy_port;
+	/* What record() needs, read once by decide(): events of these verdicts, at this rate. */
+	__u32 event_mask;
+	__u32 events_per_sec;
+	__u32 events_burst;
 };
-
-static __always_inline void addr_set_v4(__u8 *addr, __u32 ip4_be)
-{
-	__u32 *w = (__u32 *)addr;
-
-	w[0] = 0;
-	w[1] = 0;
-	w[2] = bpf_htonl(0x0000ffff);
-	w[3] = ip4_be;
-}
-
-static __always_inline int addr_is_v4(const __u8 *addr)
-{
-	const __u32 *w = (const __u32 *)addr;
-
-	return w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0x0000ffff);
-}
 
 static __always_inline int addr_is_loopback_or_unspecified(const __u8 *addr)
 {
@@ -166,11 +154,14 @@ static __always_inline void decide(struct mg_dest *d, struct mg_decision *out)
 	/* Read the slot once: everything below sees one generation. */
 	slot = st->active_slot & 1;
 	start = st->cgroup_walk_start;
+	out->events_per_sec = st->events_per_sec;
+	out->events_burst = st->events_burst;
 	cfg = bpf_map_lookup_elem(&mg_config, &slot);
 	if (!cfg || !(cfg->flags & MG_CFG_LOADED))
 		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_NO_POLICY);
 	d->key.slot = slot;
 	out->proxy_port = cfg->proxy_port;
+	out->event_mask = cfg->event_mask;
 
 	/* Find the pod: the shallowest mapped ancestor, and a proxy container cgroup below it. */
 	for (i = 0; i < MG_MAX_CGROUP_WALK; i++) {
@@ -210,26 +201,24 @@ static __always_inline void decide(struct mg_dest *d, struct mg_decision *out)
 	decide_destination(d, cfg, pod->namespace_id, 1, out);
 }
 
-static __always_inline int rate_limit_allows(void)
+static __always_inline int rate_limit_allows(const struct mg_decision *out)
 {
 	struct mg_ratelimit *rl;
-	struct mg_state *st;
 	__u32 zero = 0;
 	__u64 now, elapsed, cap;
 
-	st = bpf_map_lookup_elem(&mg_state, &zero);
 	rl = bpf_map_lookup_elem(&mg_ratelimit, &zero);
-	if (!st || !rl)
+	if (!rl)
 		return 0;
 	now = bpf_ktime_get_ns();
-	cap = (__u64)st->events_burst * 1000;
+	cap = (__u64)out->events_burst * 1000;
 	elapsed = now - rl->last_ns;
 	rl->last_ns = now;
 	/* tokens_milli grows by rate * 1000 per second; long idle just fills the bucket. */
 	if (elapsed > 10000000000ULL)
 		rl->tokens_milli = cap;
 	else
-		rl->tokens_milli += elapsed * st->events_per_sec / 1000000;
+		rl->tokens_milli += elapsed * out->events_per_sec / 1000000;
 	if (rl->tokens_milli > cap)
 		rl->tokens_milli = cap;
 	if (rl->tokens_milli < 1000)
@@ -248,9 +237,7 @@ static __always_inline void count_event_stat(__u32 stat)
 
 static __always_inline void record(const struct mg_dest *d, const struct mg_decision *out)
 {
-	__u32 idx = out->verdict * MG_RULE_COUNT + out->rule, zero = 0, mask = 0, slot;
-	struct mg_config *cfg;
-	struct mg_state *st;
+	__u32 idx = out->verdict * MG_RULE_COUNT + out->rule, zero = 0, mask = out->event_mask;
 	struct mg_trace *tr;
 	struct mg_event *ev;
 	__u64 *n;
@@ -259,19 +246,12 @@ static __always_inline void record(const struct mg_dest *d, const struct mg_deci
 	if (n)
 		*n += 1;
 
-	st = bpf_map_lookup_elem(&mg_state, &zero);
-	if (!st)
-		return;
-	slot = st->active_slot & 1;
-	cfg = bpf_map_lookup_elem(&mg_config, &slot);
-	if (cfg)
-		mask = cfg->event_mask;
 	tr = bpf_map_lookup_elem(&mg_trace, &zero);
 	if (tr && tr->until_ns > bpf_ktime_get_ns())
 		mask |= tr->event_mask;
 	if (!(mask & (1u << out->verdict)))
 		return;
-	if (!rate_limit_allows()) {
+	if (!rate_limit_allows(out)) {
 		count_event_stat(MG_EVENT_STAT_RATE_LIMITED);
 		return;
 	}

@@ -15,6 +15,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "maps.bpf.h"
+#include "addr.bpf.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -37,14 +38,6 @@ struct sockaddr_in6_abi {
 	__u32 sin6_scope_id;
 };
 
-static __always_inline void set_mapped_v4(__u32 *w, __u32 ip4_be)
-{
-	w[0] = 0;
-	w[1] = 0;
-	w[2] = bpf_htonl(0x0000ffff);
-	w[3] = ip4_be;
-}
-
 SEC("sockops")
 int mg_sockops(struct bpf_sock_ops *skops)
 {
@@ -57,7 +50,7 @@ int mg_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	key.netns_cookie = bpf_get_netns_cookie(skops);
 	if (skops->family == AF_INET) {
-		set_mapped_v4(w, skops->local_ip4);
+		addr_set_v4(key.addr, skops->local_ip4);
 	} else {
 		w[0] = skops->local_ip6[0];
 		w[1] = skops->local_ip6[1];
@@ -95,7 +88,7 @@ int mg_getsockopt(struct bpf_sockopt *ctx)
 		return 1;
 	key.netns_cookie = bpf_get_netns_cookie(ctx);
 	if (sk->family == AF_INET) {
-		set_mapped_v4(w, sk->dst_ip4);
+		addr_set_v4(key.addr, sk->dst_ip4);
 	} else {
 		w[0] = sk->dst_ip6[0];
 		w[1] = sk->dst_ip6[1];
@@ -111,7 +104,7 @@ int mg_getsockopt(struct bpf_sockopt *ctx)
 	if (ctx->level == SOL_IP) {
 		struct sockaddr_in_abi *sin = (void *)optval;
 
-		if (orig[0] != 0 || orig[1] != 0 || orig[2] != bpf_htonl(0x0000ffff))
+		if (!addr_is_v4(od->addr))
 			return 1; /* an IPv6 destination has no SOL_IP answer */
 		if ((void *)(sin + 1) > (void *)optval_end)
 			return 1;
