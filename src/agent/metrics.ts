@@ -1,6 +1,5 @@
 // Prometheus metrics. Verdict counters and map sizes are read from the kernel at scrape time.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { RULE_NAMES } from '../datapath/codec.js';
 import type { Datapath } from '../datapath/datapath.js';
 
 export class AgentMetrics {
@@ -29,9 +28,7 @@ export class AgentMetrics {
         const dp = datapath();
         if (!dp) return;
         this.reset();
-        for (const [verdict, byRule] of dp.readCounters()) {
-          for (const [rule, n] of byRule) this.inc({ verdict, rule: RULE_NAMES[Number(rule)] ?? rule }, Number(n));
-        }
+        for (const { verdict, rule, count } of dp.readCounters()) this.inc({ verdict, rule }, Number(count));
       },
     });
     new Gauge({

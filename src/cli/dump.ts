@@ -1,8 +1,9 @@
 // `meshgate dump`: every pinned map decoded for humans (or --json).
 import {
-  CGROUP_KIND, CONFIG_FLAG, RULE_NAMES, VERDICT_NAMES, decodeCgroup, decodeConfig, decodeLabel, decodePortKey,
+  CGROUP_KIND, CONFIG_FLAG, decodeCgroup, decodeConfig, decodeLabel, decodePortKey,
   decodeState, decodeTrieKey, encodeU32, formatPrefix, protoName,
 } from '../datapath/codec.js';
+import { readVerdictCounters } from '../datapath/counters.js';
 import type { Maps } from '../datapath/loader.js';
 
 const KIND_NAMES = new Map(Object.entries(CGROUP_KIND).map(([k, v]) => [v, k.replace('MG_CGROUP_', '').toLowerCase()]));
@@ -44,12 +45,7 @@ export function dumpMaps(maps: Maps) {
     return { cgroupId: k.readBigUInt64LE(0).toString(), kind: (KIND_NAMES as Map<number, string>).get(c.kind) ?? String(c.kind), pod: labelOf(labels, c.labelId)?.pod ?? '?', proxyCgroupKnown: Boolean(c.flags & 1) };
   });
   const counters: Record<string, Record<string, number>> = {};
-  VERDICT_NAMES.forEach((verdict, v) => {
-    RULE_NAMES.forEach((rule, r) => {
-      const n = Number(maps.mg_counters.sumPerCpuU64(encodeU32(v * RULE_NAMES.length + r)));
-      if (n) (counters[verdict] ??= {})[rule] = n;
-    });
-  });
+  for (const { verdict, rule, count } of readVerdictCounters(maps.mg_counters)) (counters[verdict] ??= {})[rule] = Number(count);
   return {
     generation: config.generation.toString(),
     activeSlot: slot,

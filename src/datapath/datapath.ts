@@ -7,9 +7,8 @@
 // it writes into a slot again it waits for an RCU grace period (an update of
 // the map-in-map mg_rcu_barrier makes the kernel wait for every running
 // program), so no decision that still reads the old slot sees it change.
-import { libbpf } from '../../native/libbpf.js';
 import {
-  CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, RULE, VERDICT, VERDICT_NAMES, TRIE_KEY_SIZE, TRIE_VALUE_SIZE,
+  CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, VERDICT_NAMES, TRIE_KEY_SIZE, TRIE_VALUE_SIZE,
   decodeCgroup, decodeConfig, decodeLabel, decodePortKey, decodeState, encodeCgroup, encodeCgroupKey, encodeConfig,
   encodeLabel, encodePortKey, encodeState, encodeTrieKey, encodeTrieValue, encodeU32, parsePrefix, protoNumber,
   type KernelConfig, type KernelState,
@@ -17,6 +16,7 @@ import {
 import { validateDesired, type DesiredCgroup, type DesiredGroup, type DesiredState } from './desired.js';
 import { DatapathError } from './errors.js';
 import { LoadedObject, type AttachReport } from './loader.js';
+import { readVerdictCounters, type VerdictCount } from './counters.js';
 
 export interface DatapathOptions {
   readonly pinDir: string;
@@ -430,19 +430,9 @@ export class Datapath {
     return this.object.attach(cgroupPath);
   }
 
-  /** Verdict counters summed over CPUs: verdict -> rule -> count. */
-  readCounters(): Map<string, Map<string, bigint>> {
-    const out = new Map<string, Map<string, bigint>>();
-    const nRules = RULE.MG_RULE_COUNT;
-    VERDICT_NAMES.forEach((verdict, v) => {
-      const byRule = new Map<string, bigint>();
-      for (let r = 0; r < nRules; r++) {
-        const n = this.object.maps.mg_counters.sumPerCpuU64(encodeU32(v * nRules + r));
-        if (n > 0n) byRule.set(String(r), n);
-      }
-      out.set(verdict, byRule);
-    });
-    return out;
+  /** Verdict counters summed over CPUs. */
+  readCounters(): VerdictCount[] {
+    return readVerdictCounters(this.object.maps.mg_counters);
   }
 
   /** Entries of the policy in force (active slot), and of the slot-less maps. */
