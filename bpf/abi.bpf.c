@@ -20,6 +20,7 @@ struct mg_abi_anchor {
 	enum mg_cgroup_flags cgroup_flags;
 	enum mg_event_stat event_stat;
 	enum mg_label_limits label_limits;
+	enum mg_agent_mode agent_mode;
 	struct mg_event event;
 };
 

@@ -62,6 +62,14 @@ MG_MAP struct {
 	__type(value, struct mg_trace);
 } mg_trace SEC(".maps");
 
+/* Never read by programs: the agent's last reconcile, for `meshgate status`. */
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mg_agent_status);
+} mg_agent_status SEC(".maps");
+
 MG_MAP struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MG_CGROUPS_MAX);

@@ -151,6 +151,25 @@ struct mg_state {
 };
 _Static_assert(sizeof(struct mg_state) == 16, "mg_state size");
 
+/* mg_agent_status value (one entry): written by the agent after each reconcile,
+ * read by `meshgate status`. Never read by programs. It lives with the pins, so
+ * it outlives the agent process. */
+enum mg_agent_mode {
+	MG_AGENT_STANDALONE = 1,
+	MG_AGENT_CLUSTER = 2,
+};
+
+struct mg_agent_status {
+	__u64 last_apply_unix_ms;  /* wall clock of the last successful apply */
+	__u64 last_reconcile_unix_ms; /* wall clock of the last reconcile, applied or not */
+	__u64 generation;          /* the generation that apply made active */
+	__u32 agent_pid;
+	__u32 mode;                /* enum mg_agent_mode */
+	__u32 objects_total;       /* config objects the agent read */
+	__u32 objects_invalid;     /* of which rejected (their last good state is kept) */
+};
+_Static_assert(sizeof(struct mg_agent_status) == 40, "mg_agent_status size");
+
 /* mg_trace value (one entry): extra event verdicts asked for by `meshgate trace`, until a deadline. */
 struct mg_trace {
 	__u32 event_mask;

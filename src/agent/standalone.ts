@@ -95,12 +95,16 @@ export class StandaloneAgent {
   async reconcile(reason: string): Promise<void> {
     const started = performance.now();
     try {
+      let invalid = 0;
       const global = this.accept(readGlobalFile(this.opts.configFile));
+      if (!global) invalid++;
       if (global) this.lastGoodGlobal = global;
       for (const file of this.opts.allowlistFiles) {
         const entries = this.accept(readAllowlistFile(file));
         if (entries) this.lastGoodAllowlists.set(file, entries);
+        else invalid++;
       }
+      const status = { lastReconcileUnixMs: Date.now(), agentPid: process.pid, mode: 'standalone' as const, objectsTotal: 1 + this.opts.allowlistFiles.length, objectsInvalid: invalid };
       if (!this.lastGoodGlobal) {
         this.log.error({ reason, configFile: this.opts.configFile }, 'no valid global config yet: enforcement stays as the kernel has it');
         return;
@@ -130,6 +134,7 @@ export class StandaloneAgent {
         this.log.info({ cgroup: this.opts.cgroup, ...report }, 'hooks attached');
       }
       this.appliedOnce = true;
+      this.datapath!.writeAgentStatus({ ...status, lastApplyUnixMs: Date.now(), generation: result.generation });
       this.metrics.generation.set(Number(result.generation));
       this.metrics.syncDuration.observe((performance.now() - started) / 1000);
       this.log.info({ reason, generation: String(result.generation), switched: result.switched, trieUpserts: result.trieUpserts, trieDeletes: result.trieDeletes, ms: Math.round(result.durationMs * 10) / 10 }, 'policy applied');

@@ -2,6 +2,39 @@
 // The layouts come from bpf/include/meshgate_abi.h through the compiler; test/unit/abi.test.ts checks for drift.
 
 export const STRUCTS = {
+  "mg_agent_status": {
+    "size": 40,
+    "fields": {
+      "last_apply_unix_ms": {
+        "offset": 0,
+        "size": 8
+      },
+      "last_reconcile_unix_ms": {
+        "offset": 8,
+        "size": 8
+      },
+      "generation": {
+        "offset": 16,
+        "size": 8
+      },
+      "agent_pid": {
+        "offset": 24,
+        "size": 4
+      },
+      "mode": {
+        "offset": 28,
+        "size": 4
+      },
+      "objects_total": {
+        "offset": 32,
+        "size": 4
+      },
+      "objects_invalid": {
+        "offset": 36,
+        "size": 4
+      }
+    }
+  },
   "mg_cgroup": {
     "size": 16,
     "fields": {
@@ -293,6 +326,10 @@ export const STRUCTS = {
 } as const;
 
 export const ENUMS = {
+  "mg_agent_mode": {
+    "MG_AGENT_STANDALONE": 1,
+    "MG_AGENT_CLUSTER": 2
+  },
   "mg_blocked_action": {
     "MG_ACTION_DENY": 0,
     "MG_ACTION_REDIRECT": 1
@@ -360,6 +397,15 @@ export const ENUMS = {
 } as const;
 
 export const MAPS = {
+  "mg_agent_status": {
+    "type": "array",
+    "keyType": "unsigned int",
+    "keySize": 4,
+    "valueType": "mg_agent_status",
+    "valueSize": 40,
+    "maxEntries": 1,
+    "flags": 0
+  },
   "mg_cgroups": {
     "type": "hash",
     "keyType": "unsigned long long",

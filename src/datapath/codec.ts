@@ -237,6 +237,50 @@ export function decodeState(b: Buffer): KernelState {
   };
 }
 
+/** mg_agent_status: the agent's last reconcile, kept with the pins for `meshgate status`. */
+export interface AgentStatus {
+  readonly lastApplyUnixMs: number;
+  readonly lastReconcileUnixMs: number;
+  readonly generation: bigint;
+  readonly agentPid: number;
+  readonly mode: 'standalone' | 'cluster' | 'none';
+  readonly objectsTotal: number;
+  readonly objectsInvalid: number;
+}
+const AS = {
+  lastApply: offsetOf('mg_agent_status', 'last_apply_unix_ms'),
+  lastReconcile: offsetOf('mg_agent_status', 'last_reconcile_unix_ms'),
+  generation: offsetOf('mg_agent_status', 'generation'),
+  pid: offsetOf('mg_agent_status', 'agent_pid'),
+  mode: offsetOf('mg_agent_status', 'mode'),
+  total: offsetOf('mg_agent_status', 'objects_total'),
+  invalid: offsetOf('mg_agent_status', 'objects_invalid'),
+};
+const AGENT_MODE = ENUMS.mg_agent_mode;
+export function encodeAgentStatus(s: AgentStatus): Buffer {
+  const b = Buffer.alloc(sizeOf('mg_agent_status'));
+  b.writeBigUInt64LE(BigInt(Math.round(s.lastApplyUnixMs)), AS.lastApply);
+  b.writeBigUInt64LE(BigInt(Math.round(s.lastReconcileUnixMs)), AS.lastReconcile);
+  b.writeBigUInt64LE(s.generation, AS.generation);
+  b.writeUInt32LE(s.agentPid, AS.pid);
+  b.writeUInt32LE(s.mode === 'standalone' ? AGENT_MODE.MG_AGENT_STANDALONE : s.mode === 'cluster' ? AGENT_MODE.MG_AGENT_CLUSTER : 0, AS.mode);
+  b.writeUInt32LE(s.objectsTotal, AS.total);
+  b.writeUInt32LE(s.objectsInvalid, AS.invalid);
+  return b;
+}
+export function decodeAgentStatus(b: Buffer): AgentStatus {
+  const mode = b.readUInt32LE(AS.mode);
+  return {
+    lastApplyUnixMs: Number(b.readBigUInt64LE(AS.lastApply)),
+    lastReconcileUnixMs: Number(b.readBigUInt64LE(AS.lastReconcile)),
+    generation: b.readBigUInt64LE(AS.generation),
+    agentPid: b.readUInt32LE(AS.pid),
+    mode: mode === AGENT_MODE.MG_AGENT_STANDALONE ? 'standalone' : mode === AGENT_MODE.MG_AGENT_CLUSTER ? 'cluster' : 'none',
+    objectsTotal: b.readUInt32LE(AS.total),
+    objectsInvalid: b.readUInt32LE(AS.invalid),
+  };
+}
+
 const T = { eventMask: offsetOf('mg_trace', 'event_mask'), untilNs: offsetOf('mg_trace', 'until_ns') };
 export function encodeTrace(eventMask: number, untilNs: bigint): Buffer {
   const b = Buffer.alloc(sizeOf('mg_trace'));

@@ -10,8 +10,8 @@
 import {
   CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, VERDICT_NAMES, TRIE_KEY_SIZE, TRIE_VALUE_SIZE,
   decodeCgroup, decodeConfig, decodeLabel, decodePortKey, decodeState, encodeCgroup, encodeCgroupKey, encodeConfig,
-  encodeLabel, encodePortKey, encodeState, encodeTrieKey, encodeTrieValue, encodeU32, parsePrefix, protoNumber,
-  type KernelConfig, type KernelState,
+  encodeAgentStatus, encodeLabel, encodePortKey, encodeState, encodeTrieKey, encodeTrieValue, encodeU32, parsePrefix, protoNumber,
+  type AgentStatus, type KernelConfig, type KernelState,
 } from './codec.js';
 import { validateDesired, type DesiredCgroup, type DesiredGroup, type DesiredState } from './desired.js';
 import { DatapathError } from './errors.js';
@@ -428,6 +428,11 @@ export class Datapath {
       throw new DatapathError('MG_APPLY_FAILED', 'refusing to attach before a complete policy has been applied');
     }
     return this.object.attach(cgroupPath);
+  }
+
+  /** Records the agent's last reconcile next to the pins, for `meshgate status`. */
+  writeAgentStatus(status: AgentStatus): void {
+    this.object.maps.mg_agent_status.update(encodeU32(0), encodeAgentStatus(status));
   }
 
   /** Verdict counters summed over CPUs. */
