@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { AllowlistEntry, ConfigIssue, GlobalConfig } from '../config/index.js';
 import { Datapath } from '../datapath/datapath.js';
 import { pinLayout } from '../datapath/loader.js';
-import { HostResolver } from '../dns/hostResolver.js';
+import { HostResolver, type HostResolverOptions } from '../dns/hostResolver.js';
 import { cgroupId, cgroupLevel } from '../node/cgroup.js';
 import { PolicyCompiler, allowlistHosts } from '../policy/compile.js';
 import { readAllowlistFile, readGlobalFile, type FileReading } from './fileSources.js';
@@ -25,6 +25,7 @@ export interface StandaloneOptions {
   readonly listen: string;
   readonly debounceMs: number;
   readonly objectPath?: string;
+  readonly dns?: Pick<HostResolverOptions, 'servers' | 'floorMs' | 'ceilingMs' | 'graceMs'>;
 }
 
 export class StandaloneAgent {
@@ -45,7 +46,7 @@ export class StandaloneAgent {
   constructor(opts: StandaloneOptions, log: Logger) {
     this.opts = opts;
     this.log = log.child({ module: 'agent' });
-    this.resolver = new HostResolver({ logger: log });
+    this.resolver = new HostResolver({ ...opts.dns, logger: log });
     this.metrics = new AgentMetrics(() => this.datapath);
     this.resolver.onChange(() => this.schedule('dns'));
   }

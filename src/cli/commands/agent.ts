@@ -1,34 +1,100 @@
-// `meshgate agent`.
-import { pino } from 'pino';
+// `meshgate agent`: the node agent. With --config-file it runs standalone (one
+// cgroup is one pod, the policy comes from files); otherwise it is the
+// DaemonSet agent that watches the cluster.
+import { Option } from 'commander';
+import { pino, type Logger } from 'pino';
+import { ClusterAgent } from '../../agent/cluster.js';
 import { StandaloneAgent } from '../../agent/standalone.js';
 import { collect, pinDirOption, type CliContext } from './context.js';
 
+interface AgentFlags {
+  // both modes
+  pinDir: string; listen: string; debounceMs: string; logLevel: string;
+  dnsServer: string[]; dnsTtlFloor: string; dnsTtlCeiling: string; dnsGrace: string;
+  // standalone
+  configFile?: string; allowlistFile: string[]; cgroup?: string; proxyCgroup?: string; namespace: string; podName: string;
+  // cluster
+  kubeconfig?: string; configMap: string; nodeName?: string; cgroupRoot?: string; cgroupDriver: string;
+  proxyContainer: string; enableEgress?: boolean; meshCidr: string[];
+}
+
+/** The DNS and timing flags both modes share, in the units the agents take. */
+function dnsOptions(o: AgentFlags) {
+  const seconds = (flag: string, v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`--${flag}: ${JSON.stringify(v)} is not a number of seconds`);
+    return n * 1000;
+  };
+  return {
+    servers: o.dnsServer.length ? o.dnsServer : undefined,
+    floorMs: seconds('dns-ttl-floor', o.dnsTtlFloor),
+    ceilingMs: seconds('dns-ttl-ceiling', o.dnsTtlCeiling),
+    graceMs: seconds('dns-grace', o.dnsGrace),
+  };
+}
+
+async function runUntilSignal(agent: { start(): Promise<void>; stop(): Promise<void> }, log: Logger): Promise<void> {
+  await agent.start();
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping; enforcement stays pinned');
+      void agent.stop().then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
 export function register(ctx: CliContext): void {
   ctx.program.command('agent')
-    .description('run the node agent (standalone mode: --config-file and --cgroup)')
-    .requiredOption('--config-file <file>', 'global config: an osm-config ConfigMap manifest or a key/value YAML file')
-    .option('--allowlist-file <file>', 'allowlist file (repeatable)', collect, [])
-    .requiredOption('--cgroup <dir>', 'cgroup v2 directory of the one pod to enforce')
-    .option('--proxy-cgroup <dir>', "the sidecar's own cgroup (a child of --cgroup); otherwise proxy_uid identifies it")
+    .description('run the node agent: the DaemonSet agent by default, standalone with --config-file and --cgroup')
     .addOption(pinDirOption())
-    .option('--namespace <name>', 'namespace the standalone pod belongs to', 'default')
-    .option('--pod-name <name>', 'name shown for the standalone pod', 'standalone')
     .option('--listen <addr>', 'health and metrics address', ':9090')
-    .option('--debounce-ms <n>', 'wait this long after a change before applying', '10')
-    .action(async (o: { configFile: string; allowlistFile: string[]; cgroup: string; proxyCgroup?: string; pinDir: string; namespace: string; podName: string; listen: string; debounceMs: string }) => {
-      const log = pino({ base: { app: 'meshgate' } });
-      const agent = new StandaloneAgent({
-        configFile: o.configFile, allowlistFiles: o.allowlistFile, cgroup: o.cgroup, proxyCgroup: o.proxyCgroup,
-        pinDir: o.pinDir, namespace: o.namespace, podName: o.podName, listen: o.listen, debounceMs: Number(o.debounceMs),
-      }, log);
-      await agent.start();
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
-          log.info({ signal }, 'stopping; enforcement stays pinned');
-          void agent.stop().then(resolve);
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
-      });
+    .option('--debounce-ms <n>', 'wait this long after a change before reconciling', '10')
+    .option('--log-level <level>', 'pino log level', 'info')
+    .option('--dns-server <host:port>', 'resolve allowlisted hostnames with this server (repeatable; default: the node\'s resolver)', collect, [])
+    .option('--dns-ttl-floor <seconds>', 'refresh a hostname no sooner than this', '5')
+    .option('--dns-ttl-ceiling <seconds>', 'refresh a hostname at least this often', '300')
+    .option('--dns-grace <seconds>', 'keep the last addresses this long when a refresh fails', '600')
+    // standalone mode
+    .option('--config-file <file>', 'standalone: the global config, an osm-config ConfigMap manifest or a key/value YAML file')
+    .option('--allowlist-file <file>', 'standalone: an allowlist file for --namespace (repeatable)', collect, [])
+    .option('--cgroup <dir>', 'standalone: the cgroup v2 directory of the one pod to enforce')
+    .option('--proxy-cgroup <dir>', "standalone: the sidecar's own cgroup (a child of --cgroup); otherwise proxy_uid identifies it")
+    .option('--namespace <name>', 'standalone: the namespace of the pod', 'default')
+    .option('--pod-name <name>', 'standalone: the name shown for the pod', 'standalone')
+    // cluster mode
+    .option('--kubeconfig <file>', 'cluster: kubeconfig (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)')
+    .option('--config-map <namespace/name>', 'cluster: the global ConfigMap', 'osm-system/osm-config')
+    .addOption(new Option('--node-name <name>', 'cluster: this node; only its pods are enforced').env('NODE_NAME'))
+    .option('--cgroup-root <dir>', "cluster: where the hooks attach (default: the kubelet's kubepods cgroup)")
+    .addOption(new Option('--cgroup-driver <driver>', "cluster: the kubelet's cgroup driver").choices(['auto', 'systemd', 'cgroupfs']).default('auto'))
+    .option('--proxy-container <names>', 'cluster: sidecar container names that make a pod meshed', 'envoy,istio-proxy')
+    .option('--enable-egress', 'cluster: egress "true" when the ConfigMap does not say (as osm install --enable-egress)')
+    .option('--mesh-cidr <cidrs>', 'cluster: mesh_cidr_ranges when the ConfigMap does not say (repeatable, commas allowed)', collect, [])
+    .action(async (o: AgentFlags) => {
+      const log = pino({ base: { app: 'meshgate' }, level: o.logLevel });
+      const common = { pinDir: o.pinDir, listen: o.listen, debounceMs: Number(o.debounceMs), dns: dnsOptions(o) };
+      if (o.configFile !== undefined || o.cgroup !== undefined) {
+        if (!o.configFile || !o.cgroup) throw new Error('standalone mode needs both --config-file and --cgroup');
+        await runUntilSignal(new StandaloneAgent({
+          ...common, configFile: o.configFile, allowlistFiles: o.allowlistFile, cgroup: o.cgroup, proxyCgroup: o.proxyCgroup,
+          namespace: o.namespace, podName: o.podName,
+        }, log), log);
+        return;
+      }
+      if (!o.nodeName) throw new Error('cluster mode needs --node-name or $NODE_NAME (the DaemonSet sets it from spec.nodeName)');
+      const slash = o.configMap.indexOf('/');
+      if (slash <= 0 || slash === o.configMap.length - 1) throw new Error(`--config-map: ${JSON.stringify(o.configMap)} is not NAMESPACE/NAME`);
+      await runUntilSignal(new ClusterAgent({
+        ...common,
+        kubeconfig: o.kubeconfig,
+        configMap: { namespace: o.configMap.slice(0, slash), name: o.configMap.slice(slash + 1) },
+        nodeName: o.nodeName,
+        cgroupRoot: o.cgroupRoot,
+        cgroupDriver: o.cgroupDriver as 'auto' | 'systemd' | 'cgroupfs',
+        proxyContainers: o.proxyContainer.split(',').map((s) => s.trim()).filter(Boolean),
+        seed: { egress: o.enableEgress, meshCidrs: o.meshCidr.flatMap((s) => s.split(/[\s,]+/)).filter(Boolean) },
+      }, log), log);
     });
 }
