@@ -1,27 +1,47 @@
-// Prometheus metrics. Verdict counters and map sizes are read from the kernel at scrape time.
+// Prometheus metrics (prom-client). Verdict counters, map sizes and DNS states
+// are read at scrape time, from the kernel and the resolver.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Datapath } from '../datapath/datapath.js';
+import type { ResolvedHost } from '../dns/hostResolver.js';
 
 export class AgentMetrics {
   readonly registry = new Registry();
   readonly syncDuration: Histogram;
   readonly configValid: Gauge;
   readonly generation: Gauge;
-  readonly dnsHosts: Gauge;
+  readonly podsEnforced: Gauge;
   readonly dnsRefreshFailures: Counter;
   readonly applyFailures: Counter;
+  readonly informerRestarts: Counter;
+  readonly podStartWindow: Histogram;
 
-  constructor(datapath: () => Datapath | null) {
+  constructor(datapath: () => Datapath | null, hosts: () => ReadonlyMap<string, ResolvedHost>) {
     const registers = [this.registry];
     this.syncDuration = new Histogram({
-      name: 'meshgate_sync_duration_seconds', help: 'Time to compile and apply one desired state', registers,
+      name: 'meshgate_sync_duration_seconds', help: 'Time to reconcile: read, compile and apply one desired state', registers,
       buckets: [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     });
-    this.configValid = new Gauge({ name: 'meshgate_config_valid', help: '1 when the object last read was valid, 0 when it was rejected', labelNames: ['object'], registers });
+    this.configValid = new Gauge({
+      name: 'meshgate_config_valid', help: '1 when the config object last read was valid, 0 when it was rejected (its last good state stays)',
+      labelNames: ['configmap'], registers,
+    });
     this.generation = new Gauge({ name: 'meshgate_policy_generation', help: 'Generation of the policy in force', registers });
-    this.dnsHosts = new Gauge({ name: 'meshgate_dns_hosts', help: 'Allowlisted hostnames by resolution state', labelNames: ['state'], registers });
-    this.dnsRefreshFailures = new Counter({ name: 'meshgate_dns_refresh_failures_total', help: 'Failed hostname refreshes', registers });
-    this.applyFailures = new Counter({ name: 'meshgate_apply_failures_total', help: 'Applies that failed and left the previous policy in force', registers });
+    this.podsEnforced = new Gauge({ name: 'meshgate_pods_enforced', help: 'Meshed pods whose cgroup is mapped and enforced', registers });
+    this.dnsRefreshFailures = new Counter({ name: 'meshgate_dns_refresh_failures_total', help: 'Hostname refreshes that failed (counted when a hostname turns stale or failed)', registers });
+    this.applyFailures = new Counter({ name: 'meshgate_apply_failures_total', help: 'Reconciles that failed and left the previous policy in force', registers });
+    this.informerRestarts = new Counter({ name: 'meshgate_informer_restarts_total', help: 'Informer watches restarted after an error', labelNames: ['informer'], registers });
+    this.podStartWindow = new Histogram({
+      name: 'meshgate_pod_start_window_seconds', help: "Time from a pod cgroup's creation to its entry in mg_cgroups (unknown_pod_policy applies meanwhile)", registers,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    });
+    new Gauge({
+      name: 'meshgate_dns_hosts', help: 'Allowlisted hostnames by resolution state (fresh, stale = kept through the grace period, failed, pending)', labelNames: ['state'], registers,
+      collect() {
+        this.reset();
+        for (const state of ['pending', 'fresh', 'stale', 'failed']) this.set({ state }, 0);
+        for (const h of hosts().values()) this.inc({ state: h.state });
+      },
+    });
     new Counter({
       name: 'meshgate_verdicts_total', help: 'Decisions made by the kernel, by verdict and rule', labelNames: ['verdict', 'rule'], registers,
       collect() {

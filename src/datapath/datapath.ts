@@ -10,9 +10,10 @@
 import {
   CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, VERDICT_NAMES, TRIE_KEY_SIZE, TRIE_VALUE_SIZE,
   decodeCgroup, decodeConfig, decodeLabel, decodePortKey, decodeState, encodeCgroup, encodeCgroupKey, encodeConfig,
-  encodeAgentStatus, encodeLabel, encodePortKey, encodeState, encodeTrieKey, encodeTrieValue, encodeU32, parsePrefix, protoNumber,
+  decodeAgentStatus, encodeAgentStatus, encodeLabel, encodePortKey, encodeState, encodeTrieKey, encodeTrieValue, encodeU32, parsePrefix, protoNumber,
   type AgentStatus, type KernelConfig, type KernelState,
 } from './codec.js';
+import { STRUCTS } from './abi.generated.js';
 import { validateDesired, type DesiredCgroup, type DesiredGroup, type DesiredState } from './desired.js';
 import { DatapathError } from './errors.js';
 import { LoadedObject, type AttachReport } from './loader.js';
@@ -54,6 +55,7 @@ interface SlotShadow {
 
 const ADOPTED_GROUP = '\0adopted';
 const SLOT_OFFSET = 4; // mg_lpm_key.slot follows prefixlen; checked below against the codec
+const NAMESPACE_OFFSET = STRUCTS.mg_lpm_key.fields.namespace_id.offset;
 
 const emptySlot = (): SlotShadow => ({ groups: new Map(), ports: new Set(), config: null });
 const namespaceLabel = (ns: string): string => JSON.stringify({ kind: 'namespace', namespace: ns });
@@ -184,10 +186,10 @@ export class Datapath {
     return encodeConfig(config);
   }
 
-  private kernelCgroups(desired: DesiredState, newLabels: Map<string, number>): Map<bigint, string> {
+  private kernelCgroups(cgroups: readonly DesiredCgroup[], newLabels: Map<string, number>): Map<bigint, string> {
     const kinds = { pod: CGROUP_KIND.MG_CGROUP_POD, proxy: CGROUP_KIND.MG_CGROUP_PROXY, unenforced: CGROUP_KIND.MG_CGROUP_UNENFORCED };
     const out = new Map<bigint, string>();
-    for (const c of desired.cgroups) {
+    for (const c of cgroups) {
       out.set(c.cgroupId, encodeCgroup({
         kind: kinds[c.kind],
         namespaceId: this.labelId(namespaceLabel(c.namespace), newLabels),
@@ -219,7 +221,7 @@ export class Datapath {
     const groupsSame = (s: SlotShadow): boolean =>
       s.groups.size === desired.policy.groups.length && desired.policy.groups.every((g) => s.groups.get(g.id)?.source === g);
     const newLabels = new Map<string, number>();
-    const wantedCgroups = this.kernelCgroups(desired, newLabels);
+    const wantedCgroups = this.kernelCgroups(desired.cgroups, newLabels);
     const policyUnchanged = !this.dirty[this.activeSlot] && active.config !== null && groupsSame(active) &&
       sameSet(active.ports, desired.policy.excludedPorts) &&
       this.kernelConfig(desired, this.generation).equals(active.config);
@@ -386,15 +388,42 @@ export class Datapath {
     return writes;
   }
 
+  /**
+   * Writes only mg_cgroups (and their labels): the policy in force stays as
+   * the kernel has it. Used by an agent that adopted a policy it cannot
+   * rebuild yet (its config is invalid at startup) while pods come and go.
+   */
+  applyCgroups(cgroups: readonly DesiredCgroup[]): number {
+    if (!this.hasPolicy()) throw new DatapathError('MG_APPLY_FAILED', 'no policy in the kernel: a complete desired state is needed first');
+    const newLabels = new Map<string, number>();
+    const wanted = this.kernelCgroups(cgroups, newLabels);
+    this.writeLabels(newLabels);
+    const writes = this.writeCgroups(wanted);
+    this.collectLabels(null);
+    return writes;
+  }
+
+  /** The kernel holds a complete policy in the active slot. */
+  hasPolicy(): boolean {
+    return this.slots[this.activeSlot]!.config !== null;
+  }
+
   /** Deletes labels that neither slot nor any cgroup refers to any more. */
-  private collectLabels(desired: DesiredState): void {
+  private collectLabels(desired: DesiredState | null): void {
     const used = new Set<number>();
-    for (const slot of this.slots) for (const g of slot.groups.values()) for (const id of g.keys.values()) used.add(id);
+    for (const slot of this.slots) {
+      for (const g of slot.groups.values()) {
+        for (const [key, id] of g.keys) {
+          used.add(id);
+          used.add(Buffer.from(key.slice(NAMESPACE_OFFSET, NAMESPACE_OFFSET + 4), 'latin1').readUInt32LE(0));
+        }
+      }
+    }
     for (const value of this.cgroups.values()) {
       const c = decodeCgroup(Buffer.from(value, 'latin1'));
       used.add(c.labelId).add(c.namespaceId);
     }
-    for (const g of desired.policy.groups) {
+    for (const g of desired?.policy.groups ?? []) {
       for (const e of g.entries) if (e.namespace) used.add(this.labelIds.get(namespaceLabel(e.namespace)) ?? 0);
     }
     if (used.size >= this.labelIds.size) return;
@@ -433,6 +462,13 @@ export class Datapath {
   /** Records the agent's last reconcile next to the pins, for `meshgate status`. */
   writeAgentStatus(status: AgentStatus): void {
     this.object.maps.mg_agent_status.update(encodeU32(0), encodeAgentStatus(status));
+  }
+
+  /** What the last agent recorded, or null when none ever did. */
+  readAgentStatus(): AgentStatus | null {
+    const raw = this.object.maps.mg_agent_status.lookup(encodeU32(0));
+    const status = raw ? decodeAgentStatus(raw) : null;
+    return status && status.agentPid !== 0 ? status : null;
   }
 
   /** Verdict counters summed over CPUs. */

@@ -65,6 +65,20 @@ export class PolicyCompiler {
     return group;
   }
 
+  /** The pods' cgroups: the pod cgroup (enforced or not), and its sidecar's when known. Sorted by id. */
+  compileCgroups(pods: readonly PodInput[]): readonly DesiredCgroup[] {
+    const cgroups: DesiredCgroup[] = [];
+    for (const pod of [...pods].sort((a, b) => (a.podCgroupId < b.podCgroupId ? -1 : a.podCgroupId > b.podCgroupId ? 1 : 0))) {
+      const label = `${pod.namespace}/${pod.name}`;
+      const proxyCgroupKnown = pod.meshed && pod.proxyCgroupId !== null;
+      cgroups.push({ cgroupId: pod.podCgroupId, kind: pod.meshed ? 'pod' : 'unenforced', namespace: pod.namespace, label, proxyCgroupKnown });
+      if (proxyCgroupKnown) {
+        cgroups.push({ cgroupId: pod.proxyCgroupId!, kind: 'proxy', namespace: pod.namespace, label: `${label} sidecar`, proxyCgroupKnown });
+      }
+    }
+    return Object.freeze(cgroups);
+  }
+
   compile(input: CompileInput): DesiredState {
     const g = input.global;
     const groups: DesiredGroup[] = [];
@@ -84,15 +98,7 @@ export class PolicyCompiler {
     }
     for (const id of [...this.groups.keys()]) if (!groups.some((x) => x.id === id)) this.groups.delete(id);
 
-    const cgroups: DesiredCgroup[] = [];
-    for (const pod of [...input.pods].sort((a, b) => (a.podCgroupId < b.podCgroupId ? -1 : 1))) {
-      const label = `${pod.namespace}/${pod.name}`;
-      const proxyCgroupKnown = pod.meshed && pod.proxyCgroupId !== null;
-      cgroups.push({ cgroupId: pod.podCgroupId, kind: pod.meshed ? 'pod' : 'unenforced', namespace: pod.namespace, label, proxyCgroupKnown });
-      if (proxyCgroupKnown) {
-        cgroups.push({ cgroupId: pod.proxyCgroupId!, kind: 'proxy', namespace: pod.namespace, label: `${label} sidecar`, proxyCgroupKnown });
-      }
-    }
+    const cgroups = this.compileCgroups(input.pods);
 
     return Object.freeze({
       policy: Object.freeze({
@@ -105,7 +111,7 @@ export class PolicyCompiler {
         groups: Object.freeze(groups),
         excludedPorts: Object.freeze([...g.excludedPorts].sort((a, b) => a - b)),
       }),
-      cgroups: Object.freeze(cgroups),
+      cgroups,
     });
   }
 }

@@ -81,12 +81,12 @@ describe('standalone agent', { skip: skip ?? false }, () => {
 
   test('an invalid edit changes nothing and sets config_valid to 0', async () => {
     writeFileSync(configFile, config('', '"yes"'));
-    await until('the rejection', () => log.includes('config rejected, keeping previous policy'));
+    await until('the rejection', () => log.includes('config rejected, keeping its last good state'));
     assert.equal(pod.connect('198.51.100.7', 443).verdict, 'pass');
     assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect');
-    assert.match(await metrics(), /meshgate_config_valid\{object="file [^"]+"\} 0/);
+    assert.match(await metrics(), /meshgate_config_valid\{configmap="file [^"]+"\} 0/);
     writeFileSync(configFile, config(allow198));
-    await until('config_valid back to 1', async () => /meshgate_config_valid\{object="file [^"]+"\} 1/.test(await metrics()));
+    await until('config_valid back to 1', async () => /meshgate_config_valid\{configmap="file [^"]+"\} 1/.test(await metrics()));
   });
 
   test('kill -9 leaves enforcement in force, and a restarted agent adopts the pins with no wrong verdict under traffic', async () => {

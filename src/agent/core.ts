@@ -1,0 +1,225 @@
+// What both agent modes share: the datapath, the compiler, the hostname
+// resolver, the metrics and the health server, the debounce, and the apply
+// step (compile, apply atomically, attach once, record the status with the
+// pins). A mode supplies where the configuration and the pods come from.
+import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { AllowlistEntry, ConfigIssue, GlobalConfig } from '../config/index.js';
+import type { AgentStatus } from '../datapath/codec.js';
+import { Datapath, type ApplyResult } from '../datapath/datapath.js';
+import type { DesiredCgroup } from '../datapath/desired.js';
+import { pinLayout } from '../datapath/loader.js';
+import { HostResolver, type HostResolverOptions } from '../dns/hostResolver.js';
+import { PolicyCompiler, allowlistHosts, type PodInput } from '../policy/compile.js';
+import { AgentMetrics } from './metrics.js';
+import { startServer } from './server.js';
+
+export interface CoreOptions {
+  readonly pinDir: string;
+  readonly listen: string;
+  readonly debounceMs: number;
+  readonly objectPath?: string;
+  readonly dns?: Pick<HostResolverOptions, 'servers' | 'floorMs' | 'ceilingMs' | 'graceMs'>;
+  readonly mode: 'standalone' | 'cluster';
+}
+
+/** One reconcile's input, as the mode has read it. */
+export interface ReconcileInput {
+  /** The global config in force: the last good one. */
+  readonly global: GlobalConfig;
+  /** The allowlist entries in force per namespace (the last good ones). */
+  readonly allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>;
+  readonly pods: readonly PodInput[];
+  /** Config objects read, and how many of them were rejected. */
+  readonly objectsTotal: number;
+  readonly objectsInvalid: number;
+}
+
+export class AgentCore {
+  readonly opts: CoreOptions;
+  readonly log: Logger;
+  readonly compiler = new PolicyCompiler();
+  readonly resolver: HostResolver;
+  readonly metrics: AgentMetrics;
+  datapath: Datapath | null = null;
+  private server: Server | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private reasons = new Set<string>();
+  private running: Promise<void> | null = null;
+  private rerun = false;
+  private reconciler: ((reasons: string[]) => Promise<void>) | null = null;
+  private attachedTo: string | null = null;
+  private appliedOnce = false;
+  private stopped = false;
+
+  constructor(opts: CoreOptions, log: Logger) {
+    this.opts = opts;
+    this.log = log.child({ module: 'agent' });
+    this.resolver = new HostResolver({ ...opts.dns, logger: log });
+    this.metrics = new AgentMetrics(() => this.datapath, () => this.resolver.snapshot());
+    this.resolver.onChange((hosts) => {
+      for (const host of hosts) {
+        const state = this.resolver.snapshot().get(host)?.state;
+        if (state === 'stale' || state === 'failed') this.metrics.dnsRefreshFailures.inc();
+      }
+      this.schedule('dns');
+    });
+  }
+
+  /** Opens (or adopts) the pinned datapath and starts serving /healthz, /readyz and /metrics. */
+  async open(cgroupWalkStart: number, reconciler: (reasons: string[]) => Promise<void>): Promise<void> {
+    this.reconciler = reconciler;
+    this.datapath = Datapath.open({ pinDir: this.opts.pinDir, objectPath: this.opts.objectPath, cgroupWalkStart });
+    this.log.info({ pinDir: this.opts.pinDir, adopted: this.datapath.object.adoptedMaps, generation: String(this.datapath.currentGeneration) }, 'datapath opened');
+    this.server = await startServer(this.opts.listen, this, this.metrics);
+    const bound = this.server.address();
+    this.log.info({ address: this.opts.listen, port: typeof bound === 'object' && bound ? bound.port : null }, 'serving /healthz /readyz /metrics');
+  }
+
+  /** Debounced: a burst of changes becomes one reconcile. Reconciles never overlap. */
+  schedule(reason: string, delayMs = this.opts.debounceMs): void {
+    if (this.stopped) return;
+    this.reasons.add(reason);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.runNow();
+    }, delayMs);
+  }
+
+  /** Runs the reconciler now (or right after the one in progress). */
+  async runNow(): Promise<void> {
+    if (this.running) {
+      this.rerun = true;
+      return this.running;
+    }
+    const reasons = [...this.reasons];
+    this.reasons.clear();
+    this.running = (async () => {
+      try {
+        await this.reconciler?.(reasons.length ? reasons : ['start']);
+      } catch (err) {
+        this.metrics.applyFailures.inc();
+        this.log.error({ err, reasons }, 'reconcile failed, keeping the policy in force');
+      } finally {
+        this.running = null;
+      }
+    })();
+    await this.running;
+    if (this.rerun && !this.stopped) {
+      this.rerun = false;
+      await this.runNow();
+    }
+  }
+
+  /** Reports one object's validation, three ways: log lines and the config_valid metric (the cluster mode adds an Event). */
+  report(object: string, ok: boolean, errors: readonly ConfigIssue[], warnings: readonly ConfigIssue[], fields: Record<string, unknown> = {}): void {
+    for (const w of warnings) this.log.warn({ ...fields, code: w.code, key: w.key, entry: w.entryName }, w.message);
+    this.metrics.configValid.set({ configmap: object }, ok ? 1 : 0);
+    for (const e of errors) {
+      this.log.error({ ...fields, code: e.code, key: e.key, entry: e.entryName, value: e.value }, `config rejected, keeping its last good state: ${e.message}`);
+    }
+  }
+
+  /** The hostnames' current addresses, after telling the resolver which names to track. */
+  private resolvedHosts(global: GlobalConfig, allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>): Map<string, readonly string[]> {
+    this.resolver.setHosts(allowlistHosts(global, allowlists));
+    return new Map([...this.resolver.snapshot()].map(([host, r]) => [host, r.addresses]));
+  }
+
+  /** Compiles and applies one complete desired state, then attaches (once) to attachTo. */
+  apply(input: ReconcileInput, attachTo: string, started = performance.now()): ApplyResult {
+    const dp = this.datapath!;
+    if (!input.global.meshCidrs.length && !input.global.egress) {
+      this.log.warn({}, 'mesh_cidr_ranges is empty with egress off: every TCP destination not allowlisted is redirected to the proxy and UDP passes, because in-mesh and external cannot be told apart');
+    }
+    const state = this.compiler.compile({
+      global: input.global,
+      allowlists: input.allowlists,
+      resolved: this.resolvedHosts(input.global, input.allowlists),
+      pods: input.pods,
+    });
+    const result = dp.apply(state);
+    this.attach(attachTo);
+    this.appliedOnce = true;
+    this.recordStatus(input, result.generation, true);
+    this.metrics.generation.set(Number(result.generation));
+    this.metrics.podsEnforced.set(state.cgroups.filter((c) => c.kind === 'pod').length);
+    this.metrics.syncDuration.observe((performance.now() - started) / 1000);
+    this.log.info({ generation: String(result.generation), switched: result.switched, trieUpserts: result.trieUpserts, trieDeletes: result.trieDeletes, cgroups: state.cgroups.length, ms: Math.round(result.durationMs * 10) / 10 }, 'policy applied');
+    return result;
+  }
+
+  /**
+   * Updates only the pods, leaving the policy in the kernel as it is. For an
+   * agent that restarted while a config object is invalid: it has no last good
+   * config in memory, and the kernel's is the last good one.
+   */
+  applyPodsOnly(input: Omit<ReconcileInput, 'global' | 'allowlists'>, attachTo: string, started = performance.now()): void {
+    const dp = this.datapath!;
+    const cgroups = this.compiler.compileCgroups(input.pods);
+    dp.applyCgroups(cgroups);
+    this.attach(attachTo);
+    this.appliedOnce = true;
+    this.recordStatus({ ...input }, dp.currentGeneration, true);
+    this.metrics.podsEnforced.set(cgroups.filter((c: DesiredCgroup) => c.kind === 'pod').length);
+    this.metrics.syncDuration.observe((performance.now() - started) / 1000);
+    this.log.warn({ cgroups: cgroups.length, generation: String(dp.currentGeneration) }, 'pods applied; the policy stays as the kernel has it until every config object is valid');
+  }
+
+  /** True when the kernel holds a complete policy (applied by this agent or a previous one). */
+  kernelHasPolicy(): boolean {
+    return this.datapath?.hasPolicy() ?? false;
+  }
+
+  private attach(cgroup: string): void {
+    if (this.attachedTo === cgroup) return;
+    const report = this.datapath!.attach(cgroup);
+    this.attachedTo = cgroup;
+    this.log.info({ cgroup, ...report }, 'hooks attached');
+  }
+
+  recordStatus(input: { objectsTotal: number; objectsInvalid: number }, generation: bigint, applied: boolean): void {
+    const now = Date.now();
+    const previous = this.datapath!.readAgentStatus();
+    const status: AgentStatus = {
+      lastApplyUnixMs: applied ? now : previous?.lastApplyUnixMs ?? 0,
+      lastReconcileUnixMs: now,
+      generation,
+      agentPid: process.pid,
+      mode: this.opts.mode,
+      objectsTotal: input.objectsTotal,
+      objectsInvalid: input.objectsInvalid,
+    };
+    try {
+      this.datapath!.writeAgentStatus(status);
+    } catch (err) {
+      this.log.warn({ err }, 'could not record the agent status with the pins');
+    }
+  }
+
+  healthProblem(): string | null {
+    const { linksDir, mapsDir } = pinLayout(this.opts.pinDir);
+    if (!existsSync(path.join(mapsDir, 'mg_state'))) return `pinned maps are gone from ${mapsDir}\n`;
+    if (this.attachedTo && !existsSync(path.join(linksDir, 'mg_connect4'))) return `pinned links are gone from ${linksDir}\n`;
+    return null;
+  }
+
+  ready(): boolean {
+    return this.appliedOnce;
+  }
+
+  /** Stops the timers, the resolver and the server. Pins, and so enforcement, stay. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.running) await this.running;
+    this.resolver.close();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server?.closeAllConnections?.();
+    this.datapath?.close();
+    this.datapath = null;
+  }
+}
