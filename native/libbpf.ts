@@ -101,6 +101,8 @@ const c = {
   progDetach2: lib.func('int bpf_prog_detach2(int prog_fd, int attachable_fd, int type)'),
   linkGetFdById: lib.func('int bpf_link_get_fd_by_id(uint32_t id)'),
   numPossibleCpus: lib.func('int libbpf_num_possible_cpus()'),
+  probeProgType: lib.func('int libbpf_probe_bpf_prog_type(int prog_type, const void *opts)'),
+  probeMapType: lib.func('int libbpf_probe_bpf_map_type(int map_type, const void *opts)'),
   ringBufferNew: lib.func('ring_buffer *ring_buffer__new(int map_fd, mg_ring_buffer_sample_fn *cb, void *ctx, void *opts)'),
   ringBufferConsume: lib.func('int ring_buffer__consume(ring_buffer *rb)'),
   ringBufferFree: lib.func('void ring_buffer__free(ring_buffer *rb)'),
@@ -250,6 +252,14 @@ export const libbpf = {
   },
   progDetach(progFd: number, cgroupFd: number, attachType: number, what: string): void {
     call(`detach program from ${what}`, () => c.progDetach2(progFd, cgroupFd, attachType), isNegative);
+  },
+  /** 1 when the kernel can load this program type, 0 when not; throws when the probe itself fails. */
+  probeProgType(type: number, what: string): boolean {
+    return call(`probe program type ${what}`, () => c.probeProgType(type, null), isNegative) === 1;
+  },
+  /** 1 when the kernel can create this map type, 0 when not; throws when the probe itself fails. */
+  probeMapType(type: number, what: string): boolean {
+    return call(`probe map type ${what}`, () => c.probeMapType(type, null), isNegative) === 1;
   },
   numPossibleCpus(): number {
     return call('count possible CPUs', () => c.numPossibleCpus(), isNegative);

@@ -4,6 +4,7 @@
 import { Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { ClusterAgent } from '../../agent/cluster.js';
+import { preflight } from '../../agent/preflight.js';
 import { StandaloneAgent } from '../../agent/standalone.js';
 import { collect, pinDirOption, type CliContext } from './context.js';
 
@@ -74,6 +75,13 @@ export function register(ctx: CliContext): void {
     .option('--mesh-cidr <cidrs>', 'cluster: mesh_cidr_ranges when the ConfigMap does not say (repeatable, commas allowed)', collect, [])
     .action(async (o: AgentFlags) => {
       const log = pino({ base: { app: 'meshgate' }, level: o.logLevel });
+      const problems = preflight(o.pinDir);
+      if (problems.length) {
+        for (const p of problems) process.stderr.write(`meshgate agent: preflight ${p.check}: ${p.message}\n`);
+        log.fatal({ problems }, 'preflight failed');
+        ctx.exitCode = 1;
+        return;
+      }
       const common = { pinDir: o.pinDir, listen: o.listen, debounceMs: Number(o.debounceMs), dns: dnsOptions(o) };
       if (o.configFile !== undefined || o.cgroup !== undefined) {
         if (!o.configFile || !o.cgroup) throw new Error('standalone mode needs both --config-file and --cgroup');
