@@ -78,7 +78,12 @@ export class ResilientInformer<T extends KubernetesObject> {
     } finally {
       this.starting = false;
     }
-    if (!this.erroredDuringStart && !this.stopped) {
+    // client-node opens the watch even when stop() came while the list was in flight.
+    if (this.stopped) {
+      await this.lw.stop();
+      return;
+    }
+    if (!this.erroredDuringStart) {
       if (!this.synced) this.log.info({ objects: this.lw.list().length, resourceVersion: this.lw.latestResourceVersion() }, 'informer synced');
       else this.log.info({ resourceVersion: this.lw.latestResourceVersion() }, 'informer watching again');
       const wasSynced = this.synced;
