@@ -56,6 +56,7 @@ export interface DecisionRow {
   readonly connectMeanNs: Summary;
   /** over batches: each batch's mean of socket() + connect() + close(), ns */
   readonly socketConnectCloseNs: Summary;
+  /** against the no-hook connect to the same final destination (127.0.0.1:15001 for redirects) */
   readonly vsBaseline: number;
 }
 
@@ -111,7 +112,10 @@ async function setUp(sb: BenchSandbox, o: DecisionOptions): Promise<Setting[]> {
   const plainCgroup = sb.cgroup('plain');
   const plain = sb.netns('plain');
   await sb.sink(plain, [TARGETS.pass.port, PROXY_PORT], o.sinkCpu);
-  settings.push(newSetting({ id: 'baseline', mechanism: 'baseline', size: null, verdict: 'pass', ns: plain, cgroup: plainCgroup, target: TARGETS.pass, verify: () => null }));
+  // Two baselines, one per final destination: a redirected connect ends at the
+  // proxy port on 127.0.0.1, a passed one at its own address.
+  settings.push(newSetting({ id: 'baseline-direct', mechanism: 'baseline', size: null, verdict: 'pass', ns: plain, cgroup: plainCgroup, target: TARGETS.pass, verify: () => null }));
+  settings.push(newSetting({ id: 'baseline-proxy', mechanism: 'baseline', size: null, verdict: 'redirect', ns: plain, cgroup: plainCgroup, target: { addr: '127.0.0.1', port: PROXY_PORT }, verify: () => null }));
 
   for (const size of o.meshgateSizes) {
     const pod = sb.cgroup(`mg${size}`);
@@ -199,7 +203,8 @@ export async function benchDecision(sb: BenchSandbox, o: DecisionOptions): Promi
     }
     o.log(`decision round ${round + 1}/${o.rounds}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
-  const baseline = summarize(settings[0]!.connectMedian).median;
+  const direct = summarize(settings.find((s) => s.id === 'baseline-direct')!.connectMedian).median;
+  const proxy = summarize(settings.find((s) => s.id === 'baseline-proxy')!.connectMedian).median;
   return {
     iptablesDefault: iptablesVariant(),
     rows: settings.map((s) => {
@@ -207,7 +212,7 @@ export async function benchDecision(sb: BenchSandbox, o: DecisionOptions): Promi
       return {
         id: s.id, mechanism: s.mechanism, size: s.size, verdict: s.verdict, connectsPerBatch: s.count,
         connectNs, connectMeanNs: summarize(s.connectMean), socketConnectCloseNs: summarize(s.totalMean),
-        vsBaseline: connectNs.median / baseline,
+        vsBaseline: connectNs.median / (s.verdict === 'redirect' ? proxy : direct),
       };
     }),
   };

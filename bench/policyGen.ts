@@ -19,6 +19,7 @@ const ipv4 = (n: number): string => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255
 function prefixes(count: number, seed: number, base: number, baseLen: number, lengths: readonly number[], avoid: number, last: string): string[] {
   const random = seededRandom(seed);
   const seen = new Set<string>([last]);
+  if (count <= 0) return [];
   const out: string[] = [];
   const span = 2 ** (32 - baseLen);
   while (out.length < count - 1) {
@@ -68,7 +69,8 @@ export function desiredPolicy(total: number, cgroups: DesiredState['cgroups']): 
 /** An osm-config file (key/value YAML) whose mesh_cidr_ranges holds `count` CIDRs; `variant` swaps one entry. */
 export function osmConfigText(count: number, variant = 0, allowDenyTarget = false): string {
   const cidrs = meshCidrs(count);
-  if (variant) cidrs[0] = `10.250.${variant >> 8 & 255}.${variant & 255}/32`;
+  // 10.1.100.0-10.1.163.255 is never generated (10.1/16 is kept free), so the swap is always a real change.
+  if (variant) cidrs[0] = `10.1.${100 + ((variant >> 8) & 63)}.${variant & 255}/32`;
   const allow = [`  - name: web`, `    addresses: [${TARGETS.pass.addr}]`, `    ports: [{number: ${TARGETS.pass.port}, protocol: TCP}]`];
   if (allowDenyTarget) allow.push(`  - name: flip`, `    addresses: [${TARGETS.deny.addr}]`, `    ports: [{number: ${TARGETS.deny.port}, protocol: TCP}]`);
   return [

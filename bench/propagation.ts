@@ -1,0 +1,148 @@
+// Propagation: from a config change to the kernel's verdict changing for a
+// real connect. A PropagationSource makes the change (standalone: an atomic
+// rewrite of the config file the real agent process watches); a C watcher in
+// the pod's cgroup connects every 200 µs until the verdict for 192.0.2.1:80
+// flips (deny <-> pass) and reports the CLOCK_MONOTONIC time of the first
+// flipped connect, the same clock as process.hrtime here.
+//
+// Cluster mode plugs in as another PropagationSource: the edit is a ConfigMap
+// update through the Kubernetes API test server, the rest is unchanged.
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { startAgent, writeAtomically, type AgentHandle } from './agentProcess.js';
+import { osmConfigText } from './policyGen.js';
+import { CONNECTLOOP, REPO_ROOT, TARGETS, type BenchSandbox } from './sandbox.js';
+import { quantile, summarize, type Summary } from './stats.js';
+
+export interface PropagationSource {
+  readonly mode: 'standalone' | 'cluster';
+  /** Starts the agent enforcing on `podCgroup` with `entries` entries; the flip target starts denied. */
+  start(podCgroup: string): Promise<void>;
+  /** Makes the one-entry change: allow (or stop allowing) TARGETS.deny. */
+  edit(allowTarget: boolean): void;
+  /** The agent's own apply durations (ms) logged so far, if it reports them. */
+  applyMs(): number[];
+  stop(): Promise<void>;
+}
+
+export interface PropagationOptions {
+  readonly entries: number;
+  readonly edits: number;
+  readonly log: (line: string) => void;
+}
+
+export interface PropagationResult {
+  readonly mode: string;
+  readonly entries: number;
+  readonly edits: number;
+  readonly latencyMs: Summary & { readonly p99: number };
+  /** the agent's own apply() time per edit, from its log */
+  readonly agentApplyMs: Summary;
+  readonly timeouts: number;
+}
+
+/** Standalone mode: the real agent process watching a config file. */
+export function standaloneSource(sb: BenchSandbox, entries: number): PropagationSource {
+  const configFile = path.join(sb.tmpDir(), 'osm-config.yaml');
+  let agent: AgentHandle | null = null;
+  return {
+    mode: 'standalone',
+    async start(podCgroup) {
+      writeAtomically(configFile, osmConfigText(entries, 0, false));
+      agent = await startAgent(sb, { label: 'prop', configFile, cgroup: podCgroup, pinDir: sb.pinDir('prop') });
+    },
+    edit(allowTarget) {
+      writeAtomically(configFile, osmConfigText(entries, 0, allowTarget));
+    },
+    applyMs: () => agent?.applies.slice(1).map((a) => a.ms) ?? [],
+    async stop() {
+      await agent?.stop();
+    },
+  };
+}
+
+/**
+ * Cluster mode needs src/agent/cluster.ts (ClusterAgent) and
+ * test/helpers/kubeApiServer.ts. Returns null, with the reason, until both
+ * exist and the agent's cluster mode starts.
+ */
+export function clusterSourceUnavailable(): string | null {
+  const helper = path.join(REPO_ROOT, 'dist/test/helpers/kubeApiServer.js');
+  if (!existsSync(helper)) return 'test/helpers/kubeApiServer.ts is not built';
+  return 'cluster-mode propagation is not wired yet: add a PropagationSource that starts `meshgate agent --kubeconfig ...` against the test API server and edits the ConfigMap';
+}
+
+interface Watcher {
+  ask(want: 'deny' | 'pass'): Promise<string>;
+  next(): Promise<string>;
+}
+
+function startWatcher(sb: BenchSandbox, netnsPath: string, cgroup: string): Watcher {
+  const child: ChildProcess = sb.spawn(CONNECTLOOP, ['--netns', netnsPath, '--cgroup', cgroup, 'watch', '--addr', TARGETS.deny.addr,
+    '--port', String(TARGETS.deny.port), '--interval-us', '200', '--timeout-ms', '5000']);
+  const lines: string[] = [];
+  const waiting: Array<(line: string) => void> = [];
+  let pending = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    pending += d.toString();
+    const parts = pending.split('\n');
+    pending = parts.pop() ?? '';
+    for (const line of parts) {
+      const w = waiting.shift();
+      if (w) w(line);
+      else lines.push(line);
+    }
+  });
+  const next = (): Promise<string> => new Promise((resolve, reject) => {
+    const line = lines.shift();
+    if (line !== undefined) return resolve(line);
+    const timer = setTimeout(() => reject(new Error('the watcher did not answer within 10 s')), 10_000);
+    waiting.push((l) => {
+      clearTimeout(timer);
+      resolve(l);
+    });
+  });
+  return {
+    next,
+    async ask(want) {
+      child.stdin!.write(`${want}\n`);
+      return next();
+    },
+  };
+}
+
+export async function benchPropagation(sb: BenchSandbox, source: PropagationSource, o: PropagationOptions): Promise<PropagationResult> {
+  const pod = sb.cgroup(`prop-${source.mode}`);
+  const app = sb.childCgroup(pod, 'app');
+  const ns = sb.netns(`prop-${source.mode}`);
+  await source.start(pod);
+  try {
+    const watcher = startWatcher(sb, ns.path, app);
+    if ((await watcher.next()) !== 'ready') throw new Error('the watcher did not start');
+    const latencies: number[] = [];
+    let timeouts = 0;
+    let allowed = false;
+    for (let i = 0; i < o.edits; i++) {
+      allowed = !allowed;
+      const armed = await watcher.ask(allowed ? 'pass' : 'deny');
+      if (armed !== 'armed') throw new Error(`edit ${i}: the verdict was already ${allowed ? 'pass' : 'deny'} before the edit (${armed})`);
+      const t0 = process.hrtime.bigint();
+      source.edit(allowed);
+      const reply = await watcher.next();
+      const m = /^flipped (\d+) (\d+)$/.exec(reply);
+      if (!m) {
+        timeouts++;
+        continue;
+      }
+      latencies.push(Number(BigInt(m[1]!) - t0) / 1e6);
+      // Let the agent finish its apply and log before the next edit.
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    const latencyMs = { ...summarize(latencies), p99: quantile(latencies, 0.99) };
+    o.log(`propagation (${source.mode}, ${o.entries} entries): p50 ${latencyMs.median.toFixed(1)} ms, p99 ${latencyMs.p99.toFixed(1)} ms over ${latencies.length} edits, ${timeouts} timeouts`);
+    return { mode: source.mode, entries: o.entries, edits: o.edits, latencyMs, agentApplyMs: summarize(source.applyMs()), timeouts };
+  } finally {
+    await source.stop();
+  }
+}

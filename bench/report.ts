@@ -1,0 +1,155 @@
+// One markdown table of every measurement, each row next to its SPEC §7
+// target (met / missed) where it has one.
+import type { ApplyResultSummary } from './apply.js';
+import type { DecisionResult, DecisionRow } from './decision.js';
+import type { MemoryRow } from './memory.js';
+import type { PropagationResult } from './propagation.js';
+import type { Summary } from './stats.js';
+
+export interface BenchResults {
+  readonly decision?: DecisionResult;
+  readonly apply?: ApplyResultSummary;
+  readonly propagation?: readonly PropagationResult[];
+  readonly propagationSkipped?: readonly string[];
+  readonly memory?: readonly MemoryRow[];
+}
+
+interface Row {
+  readonly area: string;
+  readonly setting: string;
+  readonly value: string;
+  readonly spread: string;
+  readonly ratio: string;
+  readonly target: string;
+  readonly met: string;
+}
+
+const us = (ns: number): string => (ns / 1000).toFixed(ns < 10_000 ? 2 : 1);
+const ms = (v: number): string => (v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0));
+const spreadUs = (s: Summary): string => `${us(s.p10)}–${us(s.p90)}`;
+const spreadMs = (s: Summary): string => (s.n > 1 ? `${ms(s.min)}–${ms(s.max)}` : '');
+const verdictMark = (ok: boolean): string => (ok ? 'met' : '**missed**');
+const x = (r: number): string => `${r.toFixed(r < 10 ? 2 : 1)}×`;
+
+function settingName(r: DecisionRow): string {
+  if (r.mechanism === 'baseline') return r.id === 'baseline-proxy' ? 'no hook, to 127.0.0.1:15001 (where redirects end)' : 'no hook, to 203.0.113.10:80 (where passes end)';
+  const what = r.mechanism === 'meshgate' ? 'meshgate' : r.mechanism === 'ipset' ? 'ipset hash:net + REDIRECT' : `${r.mechanism} chain`;
+  return `${what}, ${r.size!.toLocaleString('en-US')} ${r.mechanism === 'meshgate' ? 'entries' : 'CIDRs'}: ${r.verdict}`;
+}
+
+function decisionRows(d: DecisionResult): Row[] {
+  const rows: Row[] = [];
+  const byId = new Map(d.rows.map((r) => [r.id, r]));
+  const med = (id: string): number | undefined => byId.get(id)?.connectNs.median;
+  const nft10k = { redirect: med('iptables-nft-10000-redirect'), pass: med('iptables-nft-10000-pass') };
+  for (const r of d.rows) {
+    let target = '';
+    let met = '';
+    if (r.mechanism === 'meshgate' && r.verdict === 'deny') {
+      target = '< 2 µs (EPERM)';
+      met = verdictMark(r.connectNs.median < 2000);
+    } else if (r.mechanism === 'meshgate') {
+      const parts: string[] = [];
+      const ok: boolean[] = [];
+      if (r.size === 100_000) {
+        parts.push('≤ 1.10× baseline');
+        ok.push(r.vsBaseline <= 1.1);
+        const nft = nft10k[r.verdict as 'redirect' | 'pass'];
+        if (nft !== undefined) {
+          parts.push(`≥ 8× cheaper than nft 10k (${x(nft / r.connectNs.median)})`);
+          ok.push(nft / r.connectNs.median >= 8);
+        }
+      }
+      const ipset = med(`ipset-${r.size}-${r.verdict}`);
+      if (ipset !== undefined) {
+        parts.push(`≥ 1.4× cheaper than ipset (${x(ipset / r.connectNs.median)})`);
+        ok.push(ipset / r.connectNs.median >= 1.4);
+      }
+      target = parts.join('; ');
+      met = ok.length ? verdictMark(ok.every(Boolean)) : '';
+    }
+    rows.push({
+      area: 'connect()',
+      setting: settingName(r),
+      value: `${us(r.connectNs.median)} µs`,
+      spread: spreadUs(r.connectNs),
+      ratio: r.mechanism === 'baseline' ? '1.00×' : x(r.vsBaseline),
+      target,
+      met,
+    });
+  }
+  return rows;
+}
+
+function applyRows(a: ApplyResultSummary): Row[] {
+  const n = a.entries.toLocaleString('en-US');
+  const rows: Row[] = [];
+  const coldCompileApply = a.cold.compileMs.median + a.cold.applyMs.median;
+  const parseCold = a.cold.readYamlMs.median + a.cold.parseGlobalMs.median;
+  const bestRestore = a.iptables.length ? Math.min(...a.iptables.map((i) => i.coldRestoreMs.median)) : Infinity;
+  const bestChange = a.iptables.length ? Math.min(...a.iptables.flatMap((i) => [i.changeRestoreMs.median, i.changeReplaceRuleMs.median])) : Infinity;
+  rows.push({ area: 'apply', setting: `parse ${n} CIDRs (YAML ${ms(a.cold.readYamlMs.median)} ms + validation ${ms(a.cold.parseGlobalMs.median)} ms)`, value: `${ms(parseCold)} ms`, spread: '', ratio: '', target: '', met: '' });
+  rows.push({ area: 'apply', setting: `compile ${n} entries (PolicyCompiler)`, value: `${ms(a.cold.compileMs.median)} ms`, spread: spreadMs(a.cold.compileMs), ratio: '', target: '"well under a second" (issue 3)', met: verdictMark(a.cold.compileMs.median < 500) });
+  rows.push({ area: 'apply', setting: `Datapath.apply, cold (fresh pins; object load ${ms(a.cold.openMs.median)} ms not included)`, value: `${ms(a.cold.applyMs.median)} ms`, spread: spreadMs(a.cold.applyMs), ratio: x(a.cold.applyMs.median / a.batchFloorMs.median) + ' floor', target: '', met: '' });
+  rows.push({ area: 'apply', setting: `compile + load ${n} entries, cold`, value: `${ms(coldCompileApply)} ms`, spread: '', ratio: x(coldCompileApply / a.batchFloorMs.median) + ' floor', target: `≤ 500 ms; faster than iptables-restore (${ms(bestRestore)} ms)`, met: verdictMark(coldCompileApply <= 500 && coldCompileApply < bestRestore) });
+  rows.push({ area: 'apply', setting: `parse + compile + load, cold`, value: `${ms(a.cold.totalMs.median)} ms`, spread: spreadMs(a.cold.totalMs), ratio: '', target: '', met: '' });
+  rows.push({ area: 'apply', setting: `raw floor: one batch update of ${n} LPM keys`, value: `${ms(a.batchFloorMs.median)} ms`, spread: spreadMs(a.batchFloorMs), ratio: '', target: '', met: '' });
+  rows.push({ area: 'apply', setting: `one-entry change, first after cold (${a.firstChange.trieWrites.toLocaleString('en-US')} trie writes: the other slot is empty)`, value: `${ms(a.firstChange.totalMs.median)} ms`, spread: spreadMs(a.firstChange.totalMs), ratio: '', target: '', met: '' });
+  rows.push({
+    area: 'apply',
+    setting: `one-entry change, parse + compile + apply (${ms(a.change.trieWrites.median)} trie writes; parse ${ms(a.change.readYamlMs.median + a.change.parseGlobalMs.median)}, compile ${ms(a.change.compileMs.median)}, apply ${ms(a.change.applyMs.median)} ms)`,
+    value: `${ms(a.change.totalMs.median)} ms`, spread: spreadMs(a.change.totalMs), ratio: '',
+    target: `≤ 20 ms; faster than iptables (${ms(bestChange)} ms)`, met: verdictMark(a.change.totalMs.median <= 20 && a.change.totalMs.median < bestChange),
+  });
+  for (const i of a.iptables) {
+    rows.push({ area: 'apply', setting: `${i.variant}-restore of ${n} rules, cold`, value: `${ms(i.coldRestoreMs.median)} ms`, spread: spreadMs(i.coldRestoreMs), ratio: '', target: '', met: '' });
+    rows.push({ area: 'apply', setting: `${i.variant}-restore, one rule changed (whole table rewritten)`, value: `${ms(i.changeRestoreMs.median)} ms`, spread: spreadMs(i.changeRestoreMs), ratio: '', target: '', met: '' });
+    rows.push({ area: 'apply', setting: `${i.variant} -R (replace one rule in place)`, value: `${ms(i.changeReplaceRuleMs.median)} ms`, spread: spreadMs(i.changeReplaceRuleMs), ratio: '', target: '', met: '' });
+  }
+  return rows;
+}
+
+function propagationRows(results: readonly PropagationResult[], skipped: readonly string[]): Row[] {
+  const rows: Row[] = results.map((p) => ({
+    area: 'propagation',
+    setting: `${p.mode}: config change to new verdict, ${p.entries.toLocaleString('en-US')} entries, ${p.latencyMs.n} edits (agent apply ${ms(p.agentApplyMs.median)} ms)${p.timeouts ? `, ${p.timeouts} timeouts` : ''}`,
+    value: `p50 ${ms(p.latencyMs.median)} ms, p99 ${ms(p.latencyMs.p99)} ms`,
+    spread: `${ms(p.latencyMs.min)}–${ms(p.latencyMs.max)}`,
+    ratio: '',
+    target: 'p99 ≤ 100 ms',
+    met: verdictMark(p.latencyMs.p99 <= 100 && p.timeouts === 0),
+  }));
+  for (const reason of skipped) rows.push({ area: 'propagation', setting: `cluster: not measured (${reason})`, value: '', spread: '', ratio: '', target: 'p99 ≤ 100 ms', met: 'not measured' });
+  return rows;
+}
+
+function memoryRows(rows: readonly MemoryRow[]): Row[] {
+  return rows.map((m) => {
+    const mb = (m.rssMiB * 1048576) / 1e6;
+    return {
+      area: 'memory',
+      setting: `agent RSS, ${m.entries.toLocaleString('en-US')} entries (peak ${((m.hwmMiB * 1048576) / 1e6).toFixed(0)} MB)`,
+      value: `${mb.toFixed(1)} MB`,
+      spread: '',
+      ratio: '',
+      target: m.entries >= 100_000 ? '< 100 MB' : '',
+      met: m.entries >= 100_000 ? verdictMark(mb < 100) : '',
+    };
+  });
+}
+
+export function markdownTable(r: BenchResults): string {
+  const rows = [
+    ...(r.decision ? decisionRows(r.decision) : []),
+    ...(r.apply ? applyRows(r.apply) : []),
+    ...(r.propagation || r.propagationSkipped ? propagationRows(r.propagation ?? [], r.propagationSkipped ?? []) : []),
+    ...(r.memory ? memoryRows(r.memory) : []),
+  ];
+  const header = ['', 'setting', 'median', 'spread (p10–p90 of batches, or min–max)', 'vs baseline', 'SPEC §7 target', ''];
+  const esc = (s: string) => s.replace(/\|/g, '\\|');
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---').join('|')}|`,
+    ...rows.map((row) => `| ${[row.area, row.setting, row.value, row.spread, row.ratio, row.target, row.met].map(esc).join(' | ')} |`),
+  ].join('\n');
+}
