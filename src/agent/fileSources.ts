@@ -1,9 +1,10 @@
 // Standalone mode's configuration: one global config file and allowlist files.
 // Each object is validated alone; an invalid one is rejected whole and its last
-// good content stays (SPEC §1.4).
+// good content stays (SPEC §1.4). `meshgate validate` reads files with these same
+// functions, so it reports exactly what the agent would.
 import { readFileSync } from 'node:fs';
 import {
-  DEFAULT_LIMITS, type ConfigDocument, parseAllowlist, parseGlobalConfig, readConfigDocuments,
+  DEFAULT_LIMITS, type ConfigDocument, describeObject, parseAllowlist, parseGlobalConfig, readConfigDocuments,
   type AllowlistEntry, type ConfigIssue, type GlobalConfig, type ParseResult,
 } from '../config/index.js';
 
@@ -12,12 +13,28 @@ export interface FileReading<T> {
   readonly result: ParseResult<T>;
 }
 
+/** One configuration object of a file, judged on its own. */
+export interface FileObject {
+  readonly kind: ConfigDocument['kind'];
+  /** 'ConfigMap osm-system/osm-config (file ./a.yaml)' or 'file ./a.yaml', as in its messages. */
+  readonly object: string;
+  readonly result: ParseResult<GlobalConfig | readonly AllowlistEntry[]>;
+}
+
+export interface FileObjects {
+  readonly path: string;
+  /** Problems with the file itself: unreadable, invalid YAML, a document that is no configuration. */
+  readonly errors: readonly ConfigIssue[];
+  readonly objects: readonly FileObject[];
+}
+
 function fileError(path: string, err: unknown): ParseResult<never> {
   const message = `file ${path}: cannot be read: ${(err as Error).message}`;
   return { ok: false, errors: [{ code: 'MG_CONFIG_FILE_UNREADABLE', severity: 'error', object: `file ${path}`, key: '', message }], warnings: [] };
 }
 
-function documents(path: string, kind: 'global' | 'allowlist'): ParseResult<ConfigDocument[]> {
+/** The file's documents, or why there are none to use (a partly broken file is refused whole). */
+function fileDocuments(path: string): ParseResult<ConfigDocument[]> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -26,34 +43,60 @@ function documents(path: string, kind: 'global' | 'allowlist'): ParseResult<Conf
   }
   const { documents: docs, errors } = readConfigDocuments(text, path);
   if (errors.length) return { ok: false, errors, warnings: [] };
-  // A file given as an allowlist is one, whatever its shape says.
-  const wanted = kind === 'global' ? docs.filter((d) => d.kind === 'global') : docs;
-  if (kind === 'global' && wanted.length !== 1) {
+  return { ok: true, value: docs, warnings: [] };
+}
+
+function globalDocument(path: string, docs: readonly ConfigDocument[]): ParseResult<ConfigDocument> {
+  const wanted = docs.filter((d) => d.kind === 'global');
+  if (wanted.length !== 1) {
     const message = `file ${path}: holds ${wanted.length} global configs (egress, mesh_cidr_ranges, ...); exactly one is needed`;
     return { ok: false, errors: [{ code: 'MG_CONFIG_FILE_SHAPE', severity: 'error', object: `file ${path}`, key: '', message }], warnings: [] };
   }
-  return { ok: true, value: wanted, warnings: [] };
+  return { ok: true, value: wanted[0]!, warnings: [] };
 }
 
+const parseGlobalDocument = (doc: ConfigDocument): ParseResult<GlobalConfig> => parseGlobalConfig(doc.data, doc.ref, DEFAULT_LIMITS);
+
+// A document read as an allowlist whose data has no `egress` key is taken as the list itself.
+const parseAllowlistDocument = ({ data, ref }: ConfigDocument): ParseResult<readonly AllowlistEntry[]> =>
+  parseAllowlist('egress' in data ? data : { egress: data }, ref, DEFAULT_LIMITS);
+
 export function readGlobalFile(path: string): FileReading<GlobalConfig> {
-  const docs = documents(path, 'global');
+  const docs = fileDocuments(path);
   if (!docs.ok) return { path, result: docs };
+  const doc = globalDocument(path, docs.value);
+  if (!doc.ok) return { path, result: doc };
   // A ConfigMap manifest keeps its own name in every message.
-  const doc = docs.value[0]!;
-  return { path, result: parseGlobalConfig(doc.data, doc.ref, DEFAULT_LIMITS) };
+  return { path, result: parseGlobalDocument(doc.value) };
 }
 
 export function readAllowlistFile(path: string): FileReading<readonly AllowlistEntry[]> {
-  const docs = documents(path, 'allowlist');
+  const docs = fileDocuments(path);
   if (!docs.ok) return { path, result: docs };
   const entries: AllowlistEntry[] = [];
   const errors: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
-  for (const { data, ref } of docs.value) {
-    const r = parseAllowlist('egress' in data ? data : { egress: data }, ref, DEFAULT_LIMITS);
+  // A file given as an allowlist is one, whatever its shape says.
+  for (const doc of docs.value) {
+    const r = parseAllowlistDocument(doc);
     warnings.push(...r.warnings);
     if (r.ok) entries.push(...r.value);
     else errors.push(...r.errors);
   }
   return { path, result: errors.length ? { ok: false, errors, warnings } : { ok: true, value: entries, warnings } };
+}
+
+/**
+ * Every object of a file, each judged alone by its shape (a global config or an allowlist), as
+ * the cluster agent judges each ConfigMap: for `meshgate validate` of files whose role is not given.
+ */
+export function readFileObjects(path: string): FileObjects {
+  const docs = fileDocuments(path);
+  if (!docs.ok) return { path, errors: docs.errors, objects: [] };
+  const objects = docs.value.map((doc): FileObject => ({
+    kind: doc.kind,
+    object: describeObject(doc.ref),
+    result: doc.kind === 'global' ? parseGlobalDocument(doc) : parseAllowlistDocument(doc),
+  }));
+  return { path, errors: [], objects };
 }
