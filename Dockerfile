@@ -1,0 +1,69 @@
+# meshgate node agent image.
+#
+#   docker build -t meshgate:dev .
+#   docker run --rm meshgate:dev --help
+#
+# Three stages: `build` compiles the BPF objects with clang (and bpftool gen object), generates the
+# ABI from their BTF and builds the TypeScript; `deps` installs the production npm dependencies
+# only; `runtime` holds node, libbpf1 and those two outputs, nothing else.
+#
+# BASE_IMAGE is any Debian bookworm image with Node.js 20 at /usr/local/bin/node (the official
+# node:20-bookworm-slim by default). BUILD_IMAGE defaults to it. Both stages install their Debian
+# packages with apt, so a mirror only needs to serve bookworm.
+ARG BASE_IMAGE=node:20-bookworm-slim
+ARG BUILD_IMAGE=${BASE_IMAGE}
+
+FROM ${BUILD_IMAGE} AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      clang llvm libbpf-dev bpftool make gcc libc6-dev linux-libc-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY Makefile tsconfig.json ./
+COPY bpf/ bpf/
+COPY scripts/gen-abi.mjs scripts/
+COPY native/ native/
+COPY src/ src/
+COPY test/helpers/sockprobe.c test/helpers/
+# Only the agent's own sources are copied, so tsc compiles native/ and src/ (tests are not in the image).
+# sockprobe is the socket probe `meshgate demo` drives.
+RUN make --no-print-directory bpf abi ts build/sockprobe
+
+FROM ${BASE_IMAGE} AS deps
+WORKDIR /src
+COPY package.json package-lock.json ./
+# koffi ships prebuilt binaries for every platform: only this one's are kept. Type declarations and
+# source maps of dependencies are not used at run time (about 40 MB, mostly @kubernetes/client-node).
+RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error \
+ && find node_modules -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' \) -delete \
+ && keep="linux_$(node -p 'process.arch')" \
+ && find node_modules/koffi/build/koffi -mindepth 1 -maxdepth 1 -type d ! -name "$keep" -exec rm -rf {} + \
+ && test -d "node_modules/koffi/build/koffi/$keep"
+
+FROM ${BASE_IMAGE} AS runtime
+# libbpf1: the library native/libbpf.ts binds (libbpf.so.1). iproute2: `ip netns`, used by `meshgate demo`.
+# npm and yarn are not needed at run time.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libbpf1 iproute2 \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* \
+ && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
+      /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-*
+WORKDIR /opt/meshgate
+COPY package.json ./
+COPY bin/ bin/
+COPY --from=deps /src/node_modules/ node_modules/
+COPY --from=build /src/dist/native/ dist/native/
+COPY --from=build /src/dist/src/ dist/src/
+COPY --from=build /src/build/meshgate.bpf.o /src/build/sockprobe build/
+RUN ln -s /opt/meshgate/bin/meshgate.js /usr/local/bin/meshgate \
+ && meshgate --help >/dev/null
+ENV NODE_ENV=production
+# The agent runs as uid 0 with every capability dropped except the few the DaemonSet adds
+# (deploy/daemonset.yaml). A non-root uid would not work: Kubernetes puts added capabilities
+# into the bounding and permitted sets only, so a non-root process would have none effective
+# (no ambient capabilities), and file capabilities on node would hand them to every node script.
+USER 0:0
+ENTRYPOINT ["meshgate"]
+CMD ["agent"]
