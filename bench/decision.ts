@@ -5,7 +5,8 @@
 // rounds, each round in a new shuffled order, so machine noise (a shared
 // 2-CPU VM) hits every setting alike.
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { Datapath } from '../src/datapath/datapath.js';
 import type { DesiredCgroup } from '../src/datapath/desired.js';
 import { cgroupId, cgroupLevel } from '../src/node/cgroup.js';
@@ -25,6 +26,8 @@ export interface DecisionOptions {
   readonly batchMs: number;
   readonly loopCpu: number | null;
   readonly sinkCpu: number | null;
+  /** Opt-in: briefly sets kernel.bpf_stats_enabled=1 (a global sysctl, restored) for per-program costs. */
+  readonly bpfStats: boolean;
   readonly log: (line: string) => void;
 }
 
@@ -60,9 +63,19 @@ export interface DecisionRow {
   readonly vsBaseline: number;
 }
 
+export interface ProgramCost {
+  readonly setting: string;
+  readonly program: string;
+  readonly runsPerConnect: number;
+  /** as the kernel's bpf_stats count it (its own clock reads add some ns per run) */
+  readonly nsPerRun: number;
+  readonly nsPerConnect: number;
+}
+
 export interface DecisionResult {
   readonly iptablesDefault: string;
   readonly rows: readonly DecisionRow[];
+  readonly programCosts?: readonly ProgramCost[];
 }
 
 interface LoopOutput {
@@ -207,6 +220,7 @@ export async function benchDecision(sb: BenchSandbox, o: DecisionOptions): Promi
   const proxy = summarize(settings.find((s) => s.id === 'baseline-proxy')!.connectMedian).median;
   return {
     iptablesDefault: iptablesVariant(),
+    programCosts: o.bpfStats ? await programCosts(settings, o) : undefined,
     rows: settings.map((s) => {
       const connectNs = summarize(s.connectMedian);
       return {
@@ -216,4 +230,39 @@ export async function benchDecision(sb: BenchSandbox, o: DecisionOptions): Promi
       };
     }),
   };
+}
+
+/** Per-program run counts and times (bpf_stats) for the largest meshgate size, per verdict. */
+async function programCosts(settings: readonly Setting[], o: DecisionOptions): Promise<ProgramCost[]> {
+  const largest = Math.max(...settings.filter((s) => s.mechanism === 'meshgate').map((s) => s.size!));
+  const chosen = settings.filter((s) => s.mechanism === 'meshgate' && s.size === largest);
+  if (!chosen.length) return [];
+  const json = <T>(args: string[]): T => JSON.parse(execFileSync('bpftool', ['-j', ...args], { encoding: 'utf8' })) as T;
+  const pod = path.dirname(chosen[0]!.cgroup);
+  const ids = json<Array<{ id: number }>>(['cgroup', 'show', pod]).map((p) => p.id);
+  const read = () => new Map(ids.map((id) => {
+    const p = json<{ name: string; run_time_ns?: number; run_cnt?: number }>(['prog', 'show', 'id', String(id)]);
+    return [p.name, { ns: p.run_time_ns ?? 0, runs: p.run_cnt ?? 0 }];
+  }));
+  const previous = readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
+  const costs: ProgramCost[] = [];
+  const connects = 20_000;
+  writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
+  try {
+    for (const s of chosen) {
+      const before = read();
+      await runLoop(s, connects, 1, o.loopCpu);
+      for (const [program, after] of read()) {
+        const b = before.get(program)!;
+        const runs = after.runs - b.runs;
+        if (runs === 0) continue;
+        const ns = after.ns - b.ns;
+        costs.push({ setting: s.id, program, runsPerConnect: runs / connects, nsPerRun: ns / runs, nsPerConnect: ns / connects });
+      }
+    }
+  } finally {
+    writeFileSync('/proc/sys/kernel/bpf_stats_enabled', previous);
+  }
+  for (const c of costs) o.log(`${c.setting}: ${c.program} ${c.runsPerConnect} runs per connect, ${c.nsPerRun.toFixed(0)} ns per run`);
+  return costs;
 }

@@ -21,8 +21,8 @@ export interface PropagationSource {
   start(podCgroup: string): Promise<void>;
   /** Makes the one-entry change: allow (or stop allowing) TARGETS.deny. */
   edit(allowTarget: boolean): void;
-  /** The agent's own apply durations (ms) logged so far, if it reports them. */
-  applyMs(): number[];
+  /** The agent's "policy applied" log so far: its apply() duration and the log time (epoch ms). */
+  applies(): ReadonlyArray<{ readonly ms: number; readonly time: number }>;
   stop(): Promise<void>;
 }
 
@@ -39,6 +39,8 @@ export interface PropagationResult {
   readonly latencyMs: Summary & { readonly p99: number };
   /** the agent's own apply() time per edit, from its log */
   readonly agentApplyMs: Summary;
+  /** from the write to the agent's "policy applied" log line (ms clock resolution): detect, debounce, read, parse, compile, apply */
+  readonly writeToAppliedLogMs: Summary;
   readonly timeouts: number;
 }
 
@@ -55,7 +57,7 @@ export function standaloneSource(sb: BenchSandbox, entries: number): Propagation
     edit(allowTarget) {
       writeAtomically(configFile, osmConfigText(entries, 0, allowTarget));
     },
-    applyMs: () => agent?.applies.slice(1).map((a) => a.ms) ?? [],
+    applies: () => agent?.applies ?? [],
     async stop() {
       await agent?.stop();
     },
@@ -121,12 +123,16 @@ export async function benchPropagation(sb: BenchSandbox, source: PropagationSour
     const watcher = startWatcher(sb, ns.path, app);
     if ((await watcher.next()) !== 'ready') throw new Error('the watcher did not start');
     const latencies: number[] = [];
+    const toLog: number[] = [];
+    const applyMs: number[] = [];
     let timeouts = 0;
     let allowed = false;
     for (let i = 0; i < o.edits; i++) {
       allowed = !allowed;
       const armed = await watcher.ask(allowed ? 'pass' : 'deny');
       if (armed !== 'armed') throw new Error(`edit ${i}: the verdict was already ${allowed ? 'pass' : 'deny'} before the edit (${armed})`);
+      const applied = source.applies().length;
+      const wall = Date.now();
       const t0 = process.hrtime.bigint();
       source.edit(allowed);
       const reply = await watcher.next();
@@ -138,10 +144,15 @@ export async function benchPropagation(sb: BenchSandbox, source: PropagationSour
       latencies.push(Number(BigInt(m[1]!) - t0) / 1e6);
       // Let the agent finish its apply and log before the next edit.
       await new Promise((r) => setTimeout(r, 30));
+      const log = source.applies()[applied];
+      if (log && source.applies().length === applied + 1) {
+        toLog.push(log.time - wall);
+        applyMs.push(log.ms);
+      }
     }
     const latencyMs = { ...summarize(latencies), p99: quantile(latencies, 0.99) };
     o.log(`propagation (${source.mode}, ${o.entries} entries): p50 ${latencyMs.median.toFixed(1)} ms, p99 ${latencyMs.p99.toFixed(1)} ms over ${latencies.length} edits, ${timeouts} timeouts`);
-    return { mode: source.mode, entries: o.entries, edits: o.edits, latencyMs, agentApplyMs: summarize(source.applyMs()), timeouts };
+    return { mode: source.mode, entries: o.entries, edits: o.edits, latencyMs, agentApplyMs: summarize(applyMs), writeToAppliedLogMs: summarize(toLog), timeouts };
   } finally {
     await source.stop();
   }

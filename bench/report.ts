@@ -78,6 +78,9 @@ function decisionRows(d: DecisionResult): Row[] {
       met,
     });
   }
+  for (const c of d.programCosts ?? []) {
+    rows.push({ area: 'BPF (bpf_stats)', setting: `${c.setting}: ${c.program}, ${c.runsPerConnect.toFixed(2)} runs per connect`, value: `${c.nsPerConnect.toFixed(0)} ns per connect`, spread: `${c.nsPerRun.toFixed(0)} ns per run`, ratio: '', target: '', met: '' });
+  }
   return rows;
 }
 
@@ -112,7 +115,7 @@ function applyRows(a: ApplyResultSummary): Row[] {
 function propagationRows(results: readonly PropagationResult[], skipped: readonly string[]): Row[] {
   const rows: Row[] = results.map((p) => ({
     area: 'propagation',
-    setting: `${p.mode}: config change to new verdict, ${p.entries.toLocaleString('en-US')} entries, ${p.latencyMs.n} edits (agent apply ${ms(p.agentApplyMs.median)} ms)${p.timeouts ? `, ${p.timeouts} timeouts` : ''}`,
+    setting: `${p.mode}: config write to new verdict, ${p.entries.toLocaleString('en-US')} entries, ${p.latencyMs.n} edits (write to "policy applied" log ${ms(p.writeToAppliedLogMs.median)} ms, of which apply() ${ms(p.agentApplyMs.median)} ms)${p.timeouts ? `, ${p.timeouts} timeouts` : ''}`,
     value: `p50 ${ms(p.latencyMs.median)} ms, p99 ${ms(p.latencyMs.p99)} ms`,
     spread: `${ms(p.latencyMs.min)}–${ms(p.latencyMs.max)}`,
     ratio: '',

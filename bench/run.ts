@@ -7,6 +7,8 @@
 //   --reps N            apply repetitions (default 3; --quick 1)
 //   --edits N           propagation edits (default 100; --quick 20)
 //   --only LIST         comma-separated: decision,apply,propagation,memory
+//   --bpf-stats         also read per-program costs from the kernel (sets the global
+//                       sysctl kernel.bpf_stats_enabled for a few seconds, then restores it)
 //   --no-pin            do not pin the loop and the sink to CPUs 1 and 0
 //   --json FILE         where to write the results (default bench/results/latest.json)
 //   --cleanup           remove what an earlier bench killed with SIGKILL left, then exit
@@ -34,6 +36,7 @@ function options() {
       edits: { type: 'string' },
       only: { type: 'string' },
       'no-pin': { type: 'boolean', default: false },
+      'bpf-stats': { type: 'boolean', default: false },
       json: { type: 'string', default: path.join(REPO_ROOT, 'bench/results/latest.json') },
       cleanup: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -58,6 +61,7 @@ function options() {
     reps: int('reps', values.reps, quick ? 1 : 3),
     edits: int('edits', values.edits, quick ? 20 : 100),
     pin: !values['no-pin'] && os.cpus().length >= 2,
+    bpfStats: values['bpf-stats'],
     json: values.json,
   };
 }
@@ -136,6 +140,7 @@ async function main(): Promise<number> {
         batchMs: full ? 100 : 50,
         loopCpu: o.pin ? 1 : null,
         sinkCpu: o.pin ? 0 : null,
+        bpfStats: o.bpfStats,
         log,
       });
     }
