@@ -16,7 +16,7 @@ interface AgentFlags {
   configFile?: string; allowlistFile: string[]; cgroup?: string; proxyCgroup?: string; namespace: string; podName: string;
   // cluster
   kubeconfig?: string; configMap: string; nodeName?: string; cgroupRoot?: string; cgroupDriver: string;
-  proxyContainer: string; enableEgress?: boolean; meshCidr: string[];
+  proxyContainer: string; enableEgress?: boolean; meshCidr: string[]; informerBackoffMaxMs: string;
 }
 
 /** The DNS and timing flags both modes share, in the units the agents take. */
@@ -72,6 +72,7 @@ export function register(ctx: CliContext): void {
     .addOption(new Option('--cgroup-driver <driver>', "cluster: the kubelet's cgroup driver").choices(['auto', 'systemd', 'cgroupfs']).default('auto'))
     .option('--proxy-container <names>', 'cluster: sidecar container names that make a pod meshed', 'envoy,istio-proxy')
     .option('--enable-egress', 'cluster: egress "true" when the ConfigMap does not say (as osm install --enable-egress)')
+    .option('--informer-backoff-max-ms <n>', 'cluster: longest wait between retries of a failed list/watch', '30000')
     .option('--mesh-cidr <cidrs>', 'cluster: mesh_cidr_ranges when the ConfigMap does not say (repeatable, commas allowed)', collect, [])
     .action(async (o: AgentFlags) => {
       const log = pino({ base: { app: 'meshgate' }, level: o.logLevel });
@@ -102,6 +103,7 @@ export function register(ctx: CliContext): void {
         cgroupRoot: o.cgroupRoot,
         cgroupDriver: o.cgroupDriver as 'auto' | 'systemd' | 'cgroupfs',
         proxyContainers: o.proxyContainer.split(',').map((s) => s.trim()).filter(Boolean),
+        backoffMs: { initial: Math.min(200, Number(o.informerBackoffMaxMs)), max: Number(o.informerBackoffMaxMs) },
         seed: { egress: o.enableEgress, meshCidrs: o.meshCidr.flatMap((s) => s.split(/[\s,]+/)).filter(Boolean) },
       }, log), log);
     });
