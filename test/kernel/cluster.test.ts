@@ -4,7 +4,7 @@
 // a verdict the kernel gave a real connect.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -302,5 +302,12 @@ describe('cluster agent (cgroupfs cgroup layout)', { skip: skip ?? false }, () =
       assert.equal(p.connect(MESH_ADDR, 80).verdict, 'redirect');
     }
     assert.equal(optedOut.connect(FORBIDDEN_ADDR, 443).verdict, 'pass');
+  });
+
+  test('/healthz fails when a pinned link is gone', async () => {
+    const healthz = async () => (await fetch(`http://127.0.0.1:${agent!.port()}/healthz`)).status;
+    assert.equal(await healthz(), 200);
+    unlinkSync(path.join(node.sb.pinDir, 'links', 'mg_connect4'));
+    assert.equal(await healthz(), 503);
   });
 });
