@@ -213,7 +213,12 @@ export class ClusterAgent {
       }
     }
     for (const key of [...this.lastGoodAllowlists.keys()]) if (!present.has(key)) this.lastGoodAllowlists.delete(key);
-    for (const key of [...this.parsedAllowlists.keys()]) if (!present.has(key)) this.parsedAllowlists.delete(key);
+    for (const key of [...this.parsedAllowlists.keys()]) {
+      if (present.has(key)) continue;
+      this.parsedAllowlists.delete(key);
+      const [ns, ...rest] = key.split('/');
+      this.core.metrics.configValid.remove({ configmap: describeObject({ kind: 'ConfigMap', namespace: ns, name: rest.join('/') }) });
+    }
 
     const parts = new Map<string, AllowlistPart[]>();
     for (const [key, { namespace, entries }] of this.lastGoodAllowlists) {
