@@ -9,7 +9,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import {
-  ALLOWLIST_LABEL, describeObject, mergeNamespaceAllowlists, overlapWarnings, parseAllowlist, parseGlobalConfig,
+  ALLOWLIST_LABEL, describeObject, mergeNamespaceAllowlists, parseAllowlist, parseGlobalConfig,
   type AllowlistEntry, type AllowlistPart, type GlobalConfig, type ObjectRef, type ParseResult,
 } from '../config/index.js';
 import type { HostResolverOptions } from '../dns/hostResolver.js';
@@ -83,7 +83,6 @@ export class ClusterAgent {
   private firstSeen = new Map<string, number>();
   private loggedPods = new Map<string, string>();
   private waitingLogged = false;
-  private overlapText = '';
   private said = new Set<string>();
 
   constructor(opts: ClusterOptions, log: Logger) {
@@ -339,7 +338,7 @@ export class ClusterAgent {
       // Restarted while something is invalid: the kernel's policy is the last good one. Keep it; update the pods.
       this.core.applyPodsOnly({ pods, objectsTotal, objectsInvalid }, this.layout!.root, started);
     } else if (this.lastGoodGlobal) {
-      this.warnOverlaps(this.lastGoodGlobal, allow.byNamespace);
+      this.core.warnOverlaps(this.lastGoodGlobal, allow.byNamespace);
       this.core.apply({ global: this.lastGoodGlobal, allowlists: allow.byNamespace, pods, objectsTotal, objectsInvalid }, this.layout!.root, started);
     } else {
       this.log.error({}, 'no valid global config and no policy in the kernel: nothing applied');
@@ -352,16 +351,6 @@ export class ClusterAgent {
     if (this.said.has(what)) return false;
     this.said.add(what);
     return true;
-  }
-
-  /** Allowlist entries inside mesh CIDRs (mesh wins): said once per change, not on every pod event. */
-  private warnOverlaps(global: GlobalConfig, byNamespace: ReadonlyMap<string, readonly AllowlistEntry[]>): void {
-    const input = new Map([...byNamespace].map(([ns, entries]) => [ns, { ref: { kind: 'ConfigMap' as const, namespace: ns, name: `allowlists of ${ns}` }, entries }]));
-    const warnings = overlapWarnings(global, input);
-    const text = warnings.map((w) => w.message).join('\n');
-    if (text === this.overlapText) return;
-    this.overlapText = text;
-    for (const w of warnings) this.log.warn({ code: w.code, key: w.key, entry: w.entryName }, w.message);
   }
 
   /** The pod-start window: from a pod cgroup's creation to its entry in the kernel. */

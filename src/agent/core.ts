@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { AllowlistEntry, ConfigIssue, GlobalConfig } from '../config/index.js';
+import { overlapWarnings, type AllowlistEntry, type ConfigIssue, type GlobalConfig } from '../config/index.js';
 import type { AgentStatus } from '../datapath/codec.js';
 import { Datapath, type ApplyResult } from '../datapath/datapath.js';
 import type { DesiredCgroup } from '../datapath/desired.js';
@@ -53,6 +53,7 @@ export class AgentCore {
   private attachedTo: string | null = null;
   private appliedOnce = false;
   private stopped = false;
+  private overlapText = '';
 
   constructor(opts: CoreOptions, log: Logger) {
     this.opts = opts;
@@ -121,6 +122,16 @@ export class AgentCore {
     for (const e of errors) {
       this.log.error({ ...fields, code: e.code, key: e.key, entry: e.entryName, value: e.value }, `config rejected, keeping its last good state: ${e.message}`);
     }
+  }
+
+  /** Allowlist entries inside mesh CIDRs (mesh wins): said once per change, not on every pod event. */
+  warnOverlaps(global: GlobalConfig, byNamespace: ReadonlyMap<string, readonly AllowlistEntry[]>): void {
+    const input = new Map([...byNamespace].map(([ns, entries]) => [ns, { ref: { kind: 'ConfigMap' as const, namespace: ns, name: `allowlists of ${ns}` }, entries }]));
+    const warnings = overlapWarnings(global, input);
+    const text = warnings.map((w) => w.message).join('\n');
+    if (text === this.overlapText) return;
+    this.overlapText = text;
+    for (const w of warnings) this.log.warn({ code: w.code, key: w.key, entry: w.entryName }, w.message);
   }
 
   /** The hostnames' current addresses, after telling the resolver which names to track. */

@@ -3,7 +3,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { AllowlistEntry, GlobalConfig } from '../config/index.js';
+import { mergeNamespaceAllowlists, type AllowlistEntry, type GlobalConfig } from '../config/index.js';
 import { cgroupId, cgroupLevel } from '../node/cgroup.js';
 import { AgentCore, type CoreOptions } from './core.js';
 import { readAllowlistFile, readGlobalFile, type FileReading } from './fileSources.js';
@@ -24,6 +24,7 @@ export class StandaloneAgent {
   private watchers: FSWatcher[] = [];
   private lastGoodGlobal: GlobalConfig | null = null;
   private readonly lastGoodAllowlists = new Map<string, readonly AllowlistEntry[]>();
+  private lastGoodMerged: readonly AllowlistEntry[] = [];
 
   constructor(opts: StandaloneOptions, log: Logger) {
     this.opts = opts;
@@ -72,9 +73,18 @@ export class StandaloneAgent {
       if (this.core.kernelHasPolicy()) this.core.recordStatus({ objectsTotal, objectsInvalid: invalid }, this.core.datapath!.currentGeneration, false);
       return;
     }
+    // Several files for one namespace merge as several ConfigMaps do: a name used twice is an error, and the namespace keeps its last good entries.
+    const merged = mergeNamespaceAllowlists([...this.lastGoodAllowlists].map(([file, entries]) => ({ ref: { kind: 'File' as const, name: file, path: file }, entries })));
+    if (merged.ok) this.lastGoodMerged = merged.value;
+    else {
+      invalid++;
+      for (const e of merged.errors) this.log.error({ code: e.code, entry: e.entryName }, `allowlist files rejected, the namespace keeps its last good entries: ${e.message}`);
+    }
+    const allowlists = new Map([[this.opts.namespace, this.lastGoodMerged]]);
+    this.core.warnOverlaps(this.lastGoodGlobal, allowlists);
     this.core.apply({
       global: this.lastGoodGlobal,
-      allowlists: new Map([[this.opts.namespace, [...this.lastGoodAllowlists.values()].flat()]]),
+      allowlists,
       pods: [{
         namespace: this.opts.namespace,
         name: this.opts.podName,

@@ -26,12 +26,11 @@ function dnsOptions(o: AgentFlags) {
     if (!Number.isFinite(n) || n < 0) throw new Error(`--${flag}: ${JSON.stringify(v)} is not a number of seconds`);
     return n * 1000;
   };
-  return {
-    servers: o.dnsServer.length ? o.dnsServer : undefined,
-    floorMs: seconds('dns-ttl-floor', o.dnsTtlFloor),
-    ceilingMs: seconds('dns-ttl-ceiling', o.dnsTtlCeiling),
-    graceMs: seconds('dns-grace', o.dnsGrace),
-  };
+  const floorMs = seconds('dns-ttl-floor', o.dnsTtlFloor);
+  const ceilingMs = seconds('dns-ttl-ceiling', o.dnsTtlCeiling);
+  if (floorMs < 1) throw new Error(`--dns-ttl-floor: ${o.dnsTtlFloor} must be at least 0.001 seconds`);
+  if (ceilingMs < floorMs) throw new Error(`--dns-ttl-ceiling: ${o.dnsTtlCeiling} is below --dns-ttl-floor ${o.dnsTtlFloor}`);
+  return { servers: o.dnsServer.length ? o.dnsServer : undefined, floorMs, ceilingMs, graceMs: seconds('dns-grace', o.dnsGrace) };
 }
 
 async function runUntilSignal(agent: { start(): Promise<void>; stop(): Promise<void> }, log: Logger): Promise<void> {
