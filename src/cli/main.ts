@@ -6,10 +6,11 @@ import * as agent from './commands/agent.js';
 import * as cleanup from './commands/cleanup.js';
 import * as demo from './commands/demo.js';
 import * as dump from './commands/dump.js';
+import * as explain from './commands/explain.js';
 import * as status from './commands/status.js';
 import * as validate from './commands/validate.js';
 
-const COMMANDS: ReadonlyArray<{ register(ctx: CliContext): void }> = [agent, validate, cleanup, status, dump, demo];
+const COMMANDS: ReadonlyArray<{ register(ctx: CliContext): void }> = [agent, validate, cleanup, status, dump, explain, demo];
 
 function fail(message: string): number {
   process.stderr.write(`meshgate: ${message}\n`);

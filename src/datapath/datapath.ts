@@ -498,8 +498,14 @@ function anyOldGroupHas(slot: SlotShadow, key: string): boolean {
   return false;
 }
 
+/**
+ * Display text of a mapped cgroup, for dump, explain and trace: `pod` is the
+ * agent's label ("shop/web", "shop/web sidecar"), `name` the pod's own name.
+ */
 export function cgroupLabel(c: DesiredCgroup): string {
-  return JSON.stringify({ kind: c.kind, pod: c.label });
+  const podPart = c.label.split(' ')[0]!;
+  const name = podPart.startsWith(`${c.namespace}/`) ? podPart.slice(c.namespace.length + 1) : podPart;
+  return JSON.stringify({ kind: c.kind, pod: c.label, namespace: c.namespace, name });
 }
 
 

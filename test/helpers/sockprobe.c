@@ -19,6 +19,11 @@
  *             [--banner TEXT] [--count N] [--dual-stack] [--max-ms N]
  *   sockprobe loop    --family 4|6 [--proto tcp|mptcp] --addr A --port P --count N
  *             [--batches B] [--timeout-ms N]
+ *   sockprobe batch   [--timeout-ms N]
+ *             reads "tcp|udp|sendto 4|6|mapped ADDR PORT" lines on stdin and
+ *             tries each (a TCP or UDP connect(), or an unconnected UDP
+ *             sendto()), printing one JSON line per input line:
+ *             {"i":N,"ok":...,"errno":...,"error":...,"peer":...}
  *
  * connect/sendto/loop print exactly one JSON line; listen prints
  * {"listening":...} and then one line per connection/datagram served.
@@ -406,7 +411,7 @@ static int is_v4_or_mapped(const struct sockaddr_storage *ss)
 /* ------------------------------------------------------------------ */
 /* options                                                             */
 
-enum { M_CONNECT = 1, M_SENDTO = 2, M_LISTEN = 4, M_LOOP = 8, M_ALL = 15 };
+enum { M_CONNECT = 1, M_SENDTO = 2, M_LISTEN = 4, M_LOOP = 8, M_BATCH = 16, M_ALL = 31 };
 enum { P_NONE = 0, P_TCP, P_UDP, P_MPTCP };
 
 struct opts {
@@ -440,7 +445,8 @@ static const char usage_text[] =
 	"  listen  --family 4|6 --proto tcp|udp --addr A --port P [--banner TEXT]\n"
 	"          [--count N] [--dual-stack] [--max-ms N]\n"
 	"  loop    --family 4|6 [--proto tcp|mptcp] --addr A --port P --count N\n"
-	"          [--batches B] [--timeout-ms N]\n";
+	"          [--batches B] [--timeout-ms N]\n"
+	"  batch   [--timeout-ms N]   (stdin: \"tcp|udp|sendto 4|6|mapped ADDR PORT\" lines)\n";
 
 static void __attribute__((noreturn)) usage(const char *fmt, ...)
 {
@@ -488,7 +494,7 @@ static const struct {
 	[O_ADDR] = { "--addr", 1, M_ALL },
 	[O_PORT] = { "--port", 1, M_ALL },
 	[O_V6ONLY] = { "--v6only", 1, M_CONNECT | M_SENDTO },
-	[O_TIMEOUT] = { "--timeout-ms", 1, M_CONNECT | M_SENDTO | M_LOOP },
+	[O_TIMEOUT] = { "--timeout-ms", 1, M_CONNECT | M_SENDTO | M_LOOP | M_BATCH },
 	[O_TFO] = { "--tfo", 0, M_CONNECT },
 	[O_IOURING] = { "--io-uring", 0, M_CONNECT },
 	[O_SEND] = { "--send", 1, M_CONNECT },
@@ -561,6 +567,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		o->mode = M_LISTEN;
 	else if (!strcmp(mode, "loop"))
 		o->mode = M_LOOP;
+	else if (!strcmp(mode, "batch"))
+		o->mode = M_BATCH;
 	else
 		usage("unknown mode '%s'", mode);
 
@@ -622,6 +630,13 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		o->batches = parse_num("--batches", vals[O_BATCHES], 1, 10000);
 	if (seen[O_MAXMS])
 		o->max_ms = parse_num("--max-ms", vals[O_MAXMS], 1, 0x7fffffffL);
+
+	/* batch reads its destinations from stdin */
+	if (o->mode == M_BATCH) {
+		if (seen[O_FAMILY] || seen[O_PROTO] || seen[O_ADDR] || seen[O_PORT])
+			usage("batch takes its destinations on stdin");
+		return;
+	}
 
 	/* per-mode requirements */
 	if (!o->family)
@@ -1568,6 +1583,78 @@ static int run_loop(const struct opts *o)
 }
 
 /* ------------------------------------------------------------------ */
+/* batch mode                                                          */
+
+/* One destination of a batch: 0 or a positive errno; the peer after a connect. */
+static int batch_one(const char *op, int family, const struct sockaddr_storage *dst, socklen_t dlen,
+		     long timeout_ms, struct result *r)
+{
+	int domain = family == 4 ? AF_INET : AF_INET6;
+	int stream = !strcmp(op, "tcp");
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	int fd, err = 0;
+
+	fd = socket(domain, (stream ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	if (!strcmp(op, "sendto")) {
+		set_nonblock(fd, 1);
+		if (sendto(fd, "x", 1, MSG_NOSIGNAL, (const struct sockaddr *)dst, dlen) < 0)
+			err = errno;
+	} else {
+		if (stream)
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		err = timed_connect(fd, (const struct sockaddr *)dst, dlen, timeout_ms);
+		capture_names(fd, r);
+	}
+	close(fd);
+	return err;
+}
+
+static int run_batch(const struct opts *o)
+{
+	char line[512], eb[32];
+	long i = 0;
+
+	while (fgets(line, sizeof(line), stdin)) {
+		char op[16], fam[16], addr[128];
+		long port;
+		int family;
+		struct sockaddr_storage dst;
+		socklen_t dlen;
+		struct result r;
+		struct sb b = { 0 };
+
+		memset(&r, 0, sizeof(r));
+		if (sscanf(line, "%15s %15s %127s %ld", op, fam, addr, &port) != 4 ||
+		    (strcmp(op, "tcp") && strcmp(op, "udp") && strcmp(op, "sendto")) ||
+		    port < 1 || port > 65535) {
+			fprintf(stderr, "sockprobe: batch line %ld is not \"tcp|udp|sendto 4|6|mapped ADDR PORT\"\n", i);
+			return 2;
+		}
+		family = !strcmp(fam, "4") ? 4 : !strcmp(fam, "6") ? 6 : !strcmp(fam, "mapped") ? 'm' : 0;
+		if (!family || make_addr(family, addr, port, &dst, &dlen) != 0) {
+			fprintf(stderr, "sockprobe: batch line %ld: bad address '%s' for family %s\n", i, addr, fam);
+			return 2;
+		}
+		r.err = batch_one(op, family, &dst, dlen, o->timeout_ms, &r);
+		sb_printf(&b, "{\"i\":%ld,\"ok\":%s,\"errno\":%d,\"error\":", i, r.err ? "false" : "true", r.err);
+		if (r.err)
+			sb_json_str(&b, errname(r.err, eb, sizeof(eb)));
+		else
+			sb_puts(&b, "null");
+		sb_puts(&b, ",\"peer\":");
+		sb_sa(&b, r.have_peer, &r.peer, r.peer_len);
+		sb_puts(&b, "}\n");
+		fputs(b.p, stdout);
+		fflush(stdout);
+		free(b.p);
+		i++;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
 {
@@ -1585,6 +1672,8 @@ int main(int argc, char **argv)
 		return run_listen(&o);
 	case M_LOOP:
 		return run_loop(&o);
+	case M_BATCH:
+		return run_batch(&o);
 	}
 	return 2;
 }

@@ -1,0 +1,274 @@
+// `meshgate explain`: the verdict the kernel would give a connect() from a pod
+// or cgroup to DEST:PORT, the rule and the map entry that decide it, read from
+// the live pinned maps with the kernel's own LPM lookups (DECISION_STEPS).
+import ipaddr from 'ipaddr.js';
+import {
+  CGROUP_FLAG, IPPROTO_TCP, IPPROTO_UDP, decodeTrieKey, formatAddress, formatPrefix, protoName,
+  trieLookupKey, encodePortKey, type TableName, type VerdictName,
+} from '../datapath/codec.js';
+import { listPinnedLinks } from '../datapath/loader.js';
+import { CgroupTree, type CgroupNode } from './cgroupTree.js';
+import { decide, isV4, type MapHit, type PolicyLookups, type WalkStep } from './decisionTable.js';
+import type { Pins } from './pins.js';
+
+/** bpf/connect.bpf.c MG_MAX_CGROUP_WALK: levels looked at from mg_state.cgroup_walk_start down. */
+export const MAX_CGROUP_WALK = 8;
+
+/** explain's exit status per verdict; 1 and 2 stay "error" and "usage". */
+export const VERDICT_EXIT_CODES: Readonly<Record<VerdictName, number>> = Object.freeze({ pass: 0, redirect: 3, deny: 4 });
+
+export interface Destination {
+  readonly address: Uint8Array;
+  readonly port: number;
+  readonly text: string;
+}
+
+/** "198.51.100.7:443", "[2001:db8::1]:443", "[::ffff:10.0.0.1]:80"; throws one line on anything else. */
+export function parseDestination(text: string): Destination {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
+  if (!m) {
+    throw new Error(text.split(':').length > 2
+      ? `destination ${JSON.stringify(text)}: write an IPv6 destination as [ADDRESS]:PORT, e.g. [2001:db8::1]:443`
+      : `destination ${JSON.stringify(text)} is not ADDRESS:PORT, e.g. 198.51.100.7:443`);
+  }
+  const port = Number(m[2]);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`destination ${JSON.stringify(text)}: port ${m[2]} is not in 1..65535`);
+  let addr: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    addr = ipaddr.parse(m[1]!);
+  } catch {
+    throw new Error(`destination ${JSON.stringify(text)}: ${JSON.stringify(m[1])} is not an IP address (explain takes addresses, not hostnames)`);
+  }
+  if (m[0].startsWith('[') !== (addr.kind() === 'ipv6')) throw new Error(`destination ${JSON.stringify(text)}: brackets are for IPv6 addresses only`);
+  const bytes = new Uint8Array(16);
+  if (addr.kind() === 'ipv4') {
+    bytes[10] = 0xff;
+    bytes[11] = 0xff;
+    bytes.set(addr.toByteArray(), 12);
+  } else {
+    bytes.set(addr.toByteArray());
+  }
+  return { address: bytes, port, text };
+}
+
+/** Who connects: a pod by name, or a cgroup id. */
+export type CallerRef = { readonly pod: string } | { readonly cgroupId: bigint };
+
+export interface CallerView {
+  readonly cgroupId: bigint;
+  readonly path: string | null;
+  readonly walk: readonly WalkStep[];
+  readonly notes: readonly string[];
+}
+
+/** Entry details for --json and the "entry" line. */
+export interface EntryView {
+  readonly map: MapHit['map'];
+  readonly table: TableName | null;
+  readonly cidr: string | null;
+  readonly port: number | null;
+  readonly protocol: string | null;
+  readonly namespace: string | null;
+  readonly name: string | null;
+  readonly host: string | null;
+}
+
+export interface Explanation {
+  readonly verdict: VerdictName;
+  readonly rule: string;
+  readonly ruleId: number;
+  readonly spec: string;
+  readonly message: string;
+  readonly destination: { readonly address: string; readonly port: number; readonly protocol: string; readonly v4Mapped: boolean };
+  readonly caller: {
+    readonly cgroupId: string; readonly path: string | null; readonly pod: string | null; readonly namespace: string | null;
+    readonly kind: string; readonly proxyCgroupKnown: boolean | null; readonly uid: number | null;
+  };
+  readonly entry: EntryView | null;
+  readonly redirectTo: string | null;
+  readonly generation: string;
+  readonly slot: number;
+  readonly checked: readonly string[];
+  readonly notes: readonly string[];
+}
+
+/** One explain session: the pins, the cgroup tree and the attach point, reused over many questions. */
+export class Explainer {
+  private readonly pins: Pins;
+  private readonly tree: CgroupTree;
+  private attach: CgroupNode | null | undefined;
+
+  constructor(pins: Pins, tree = new CgroupTree()) {
+    this.pins = pins;
+    this.tree = tree;
+  }
+
+  private attachCgroup(): CgroupNode | null {
+    if (this.attach === undefined) {
+      const link = listPinnedLinks(this.pins.pinDir).find((l) => l.info && l.info.cgroupId !== 0n);
+      this.attach = link?.info ? this.tree.find(link.info.cgroupId) : null;
+    }
+    return this.attach;
+  }
+
+  /** The cgroups decide() would look at for a process in this cgroup, from cgroup_walk_start down. */
+  resolveCaller(ref: CallerRef, walkStart: number): CallerView {
+    const notes: string[] = [];
+    const id = 'pod' in ref ? this.pins.findPod(ref.pod).cgroupId : ref.cgroupId;
+    const node = this.tree.find(id);
+    if (!node) {
+      if (!('pod' in ref)) throw new Error(`no cgroup with id ${id} under ${this.tree.mount}`);
+      // The pod is mapped but its directory is gone (or elsewhere): decide as if it were the caller's pod.
+      notes.push(`the directory of cgroup ${id} was not found under ${this.tree.mount}; decided as if it were the caller's pod cgroup`);
+      return { cgroupId: id, path: null, walk: [{ level: walkStart, cgroupId: id, entry: this.pins.cgroup(id) }], notes };
+    }
+    const attach = this.attachCgroup();
+    if (attach && !CgroupTree.isUnder(node, attach)) {
+      throw new Error(`cgroup ${id} (${node.path}) is not below the attach cgroup ${attach.path}: meshgate's hooks never see its connects`);
+    }
+    if (!attach) notes.push('no pinned link is attached: the kernel decides nothing right now; this is what it would decide');
+    const walk: WalkStep[] = [];
+    for (let i = 0; i < MAX_CGROUP_WALK; i++) {
+      const ancestor = this.tree.ancestorAt(node, walkStart + i);
+      if (!ancestor) break;
+      walk.push({ level: ancestor.level, cgroupId: ancestor.id, entry: this.pins.cgroup(ancestor.id) });
+    }
+    if (node.level >= walkStart + MAX_CGROUP_WALK) notes.push(`the caller is more than ${MAX_CGROUP_WALK} levels below the attach point; deeper cgroups are not looked at`);
+    return { cgroupId: id, path: node.path, walk, notes };
+  }
+
+  private lookups(slot: number): PolicyLookups {
+    const { maps } = this.pins;
+    return {
+      trie: (table, proto, port, namespaceId, address) => {
+        const raw = maps.mg_policy_trie.lookup(trieLookupKey({ slot, table, proto, port, namespaceId }, address));
+        return raw ? { map: 'mg_policy_trie', table, labelId: raw.readUInt32LE(0) } : null;
+      },
+      excludedPort: (port) => maps.mg_excluded_ports.lookup(encodePortKey(slot, port)) !== null,
+      namespaceName: (id) => this.pins.namespaceName(id),
+    };
+  }
+
+  /** The trie entry a hit came from: the longest stored prefix with that header that holds the address (display only). */
+  private matchedPrefix(slot: number, hit: MapHit, proto: number, port: number, namespaceId: number, address: Uint8Array): string | null {
+    let best: { bits: number; text: string } | null = null;
+    for (const kb of this.pins.maps.mg_policy_trie.keys()) {
+      const k = decodeTrieKey(kb);
+      if (k.slot !== slot || k.table !== hit.table || k.proto !== proto || k.port !== port || k.namespaceId !== namespaceId) continue;
+      if (!prefixHolds(k.prefix.bytes, k.prefix.bits, address) || (best && best.bits >= k.prefix.bits)) continue;
+      best = { bits: k.prefix.bits, text: formatPrefix(k.prefix.bytes, k.prefix.bits) };
+    }
+    return best?.text ?? null;
+  }
+
+  explain(ref: CallerRef, dest: Destination, opts: { udp?: boolean; uid?: number | null } = {}): Explanation {
+    const state = this.pins.state();
+    const slot = (state?.activeSlot ?? 0) & 1;
+    const config = state ? this.pins.config(slot) : null;
+    const caller = this.resolveCaller(ref, state?.cgroupWalkStart ?? 0);
+    const proto = opts.udp ? IPPROTO_UDP : IPPROTO_TCP;
+    const d = decide({ config, walk: caller.walk, uid: opts.uid ?? null, address: dest.address, port: dest.port, proto, lookups: this.lookups(slot) });
+    const ctx = d.context;
+    const notes = [...caller.notes];
+    const podEntry = ctx.pod?.entry ? this.pins.describeCgroup(ctx.pod.cgroupId, ctx.pod.entry) : null;
+    const own = this.pins.cgroup(caller.cgroupId);
+    const ownView = own ? this.pins.describeCgroup(caller.cgroupId, own) : null;
+    const proxyKnown = ctx.pod?.entry ? Boolean(ctx.pod.entry.flags & CGROUP_FLAG.MG_POD_PROXY_CGROUP_KNOWN) : null;
+    if (config && opts.uid == null && proxyKnown === false && ctx.pod?.entry?.kind === 1 && d.rule !== 'proxy-uid') {
+      notes.push(`the pod's sidecar cgroup is unknown: a process running as proxy_uid ${config.proxyUid} would pass (rule 1 fallback); see --uid`);
+    }
+    const mapped = isV4(dest.address) && dest.text.startsWith('[');
+    if (mapped) notes.push(`a v4-mapped destination is decided as the IPv4 address ${formatAddress(dest.address)}`);
+
+    let entry: EntryView | null = null;
+    if (d.hit) {
+      const allow = d.hit.table === 'allow';
+      const namespaceId = d.rule === 'allow-namespace' ? ctx.namespaceId : 0;
+      const label = this.pins.label(d.hit.labelId);
+      entry = {
+        map: d.hit.map,
+        table: d.hit.table ?? null,
+        cidr: d.hit.map === 'mg_policy_trie'
+          ? this.matchedPrefix(slot, d.hit, allow ? proto : 0, allow ? dest.port : 0, namespaceId, dest.address) : null,
+        port: allow || d.hit.map === 'mg_excluded_ports' ? dest.port : null,
+        protocol: allow ? protoName(proto) : null,
+        namespace: allow ? (namespaceId ? this.pins.namespaceName(namespaceId) : '') : null,
+        name: label?.name ?? null,
+        host: label?.host ?? null,
+      };
+    }
+    const proxyPort = config?.proxyPort ?? 0;
+    return {
+      verdict: d.verdict,
+      rule: d.rule,
+      ruleId: d.ruleId,
+      spec: d.spec,
+      message: d.message,
+      destination: { address: formatAddress(dest.address), port: dest.port, protocol: protoName(proto), v4Mapped: mapped },
+      caller: {
+        cgroupId: caller.cgroupId.toString(),
+        path: caller.path,
+        pod: podEntry?.pod ?? ownView?.pod ?? null,
+        namespace: podEntry?.namespace ?? ownView?.namespace ?? null,
+        kind: ctx.proxyCgroup ? 'proxy' : podEntry?.kindName ?? 'unmapped',
+        proxyCgroupKnown: proxyKnown,
+        uid: opts.uid ?? null,
+      },
+      entry,
+      redirectTo: d.verdict === 'redirect' ? (isV4(dest.address) ? `127.0.0.1:${proxyPort}` : `[::1]:${proxyPort}`) : null,
+      generation: (config?.generation ?? 0n).toString(),
+      slot,
+      checked: d.checked,
+      notes,
+    };
+  }
+}
+
+function prefixHolds(prefix: Uint8Array, bits: number, address: Uint8Array): boolean {
+  for (let i = 0; i < 16 && bits > 0; i++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if ((prefix[i]! & mask) !== (address[i]! & mask)) return false;
+  }
+  return true;
+}
+
+/** Wraps text at `width` columns, continuation lines indented. */
+export function wrap(text: string, width = 80, indent = '  '): string[] {
+  const out: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    const next = line ? `${line} ${word}` : word;
+    if (next.length > width && line) {
+      out.push(line);
+      line = `${indent}${word}`;
+    } else {
+      line = next;
+    }
+  }
+  if (line) out.push(line);
+  return out;
+}
+
+const KIND_TEXT: Record<string, string> = { pod: 'meshed pod', unenforced: 'pod, not meshed', proxy: 'sidecar cgroup', unmapped: 'not mapped by the agent' };
+
+export function formatEntry(e: EntryView): string {
+  if (e.map === 'mg_excluded_ports') return `mg_excluded_ports: port ${e.port}`;
+  const where = e.table === 'allow' ? `allowlist ${e.namespace ? e.namespace : '(global)'}${e.name ? `/${e.name}` : ''}` : e.table === 'mesh' ? 'mesh_cidr_ranges' : 'outbound_ip_range_exclusion_list';
+  const dest = `${e.cidr ?? '?'}${e.port !== null ? ` ${e.port}/${e.protocol}` : ''}`;
+  return `${where}: ${dest}${e.host ? ` (from ${e.host})` : ''}`;
+}
+
+export function formatExplanation(x: Explanation): string {
+  const lines = wrap(x.message);
+  const row = (k: string, v: string) => lines.push(...wrap(`  ${k.padEnd(12)}${v}`, 80, ' '.repeat(14)));
+  const who = x.caller.pod ? `${x.caller.pod} (cgroup ${x.caller.cgroupId}, ${KIND_TEXT[x.caller.kind] ?? x.caller.kind})` : `cgroup ${x.caller.cgroupId} (${KIND_TEXT[x.caller.kind] ?? x.caller.kind})`;
+  row('caller', who + (x.caller.uid !== null ? `, uid ${x.caller.uid}` : ''));
+  const d = x.destination;
+  row('destination', `${d.address.includes(':') ? `[${d.address}]` : d.address}:${d.port}/${d.protocol}`);
+  row('rule', `${x.rule} (${x.spec})`);
+  if (x.entry) row('entry', formatEntry(x.entry));
+  if (x.redirectTo) row('redirect to', x.redirectTo);
+  row('policy', `generation ${x.generation} (slot ${x.slot})`);
+  for (const n of x.notes) row('note', n);
+  return lines.join('\n');
+}

@@ -1,0 +1,158 @@
+// Read-only access to what the agent pinned, for dump, explain, trace and
+// status: opening the pins with one clear error when they are missing, and
+// the live reads every command shares (state, config, labels, pods).
+import { existsSync, readdirSync } from 'node:fs';
+import {
+  CGROUP_KIND, decodeCgroup, decodeConfig, decodeLabel, decodeState, encodeCgroupKey, encodeU32,
+  type KernelCgroup, type KernelConfig, type KernelState,
+} from '../datapath/codec.js';
+import { ABI_HASH, pinLayout, type Maps } from '../datapath/loader.js';
+import { openPinnedMaps } from '../datapath/pinned.js';
+
+/** One line, exit 1: the commands that read pins need root (CAP_BPF and bpffs access). */
+export function requireRoot(command: string): void {
+  if (process.getuid?.() !== 0) {
+    throw new Error(`${command} needs root: it reads BPF maps pinned on bpffs (try sudo meshgate ${command})`);
+  }
+}
+
+/** Why nothing can be read under pinDir, in one line; null when the current ABI's maps are there. */
+export function pinsProblem(pinDir: string): string | null {
+  const { mapsRoot, mapsDir } = pinLayout(pinDir);
+  if (!existsSync(pinDir)) return `no meshgate pins found: is the agent running? (pin dir ${pinDir} does not exist; see --pin-dir)`;
+  if (existsSync(`${mapsDir}/mg_state`)) return null;
+  const others = existsSync(mapsRoot) ? readdirSync(mapsRoot).filter((d) => d !== ABI_HASH) : [];
+  if (others.length) {
+    return `the maps under ${mapsRoot}/${others.join(', ')} belong to another meshgate version (this CLI reads ABI ${ABI_HASH}): ` +
+      'use the CLI of the running agent, or `meshgate cleanup`';
+  }
+  return `no meshgate maps pinned under ${mapsDir}: is the agent running? (pin dir ${pinDir})`;
+}
+
+export interface ParsedLabel {
+  readonly kind?: string;
+  readonly namespace?: string;
+  readonly name?: string;
+  readonly pod?: string;
+  readonly host?: string;
+  readonly text: string;
+}
+
+export function parseLabel(text: string): ParsedLabel {
+  try {
+    const v = JSON.parse(text) as Record<string, unknown>;
+    if (v && typeof v === 'object') {
+      const s = (k: string): string | undefined => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+      return { kind: s('kind'), namespace: s('namespace'), name: s('name'), pod: s('pod'), host: s('host'), text };
+    }
+  } catch {
+    /* plain text label */
+  }
+  return { text };
+}
+
+export const CGROUP_KIND_NAMES: ReadonlyMap<number, 'pod' | 'proxy' | 'unenforced'> = new Map([
+  [CGROUP_KIND.MG_CGROUP_POD, 'pod'],
+  [CGROUP_KIND.MG_CGROUP_PROXY, 'proxy'],
+  [CGROUP_KIND.MG_CGROUP_UNENFORCED, 'unenforced'],
+]);
+
+/** A mapped cgroup with its display label: "shop/web" for a pod, "shop/web sidecar" for its proxy. */
+export interface MappedCgroup extends KernelCgroup {
+  readonly cgroupId: bigint;
+  readonly kindName: string;
+  /** "namespace/name" of the pod (for a proxy: of the pod it belongs to) */
+  readonly pod: string;
+  readonly namespace: string;
+  readonly label: string;
+}
+
+export class Pins {
+  readonly pinDir: string;
+  readonly maps: Maps;
+  private readonly closeMaps: () => void;
+  private labelCache: Map<number, string> | null = null;
+
+  private constructor(pinDir: string, maps: Maps, close: () => void) {
+    this.pinDir = pinDir;
+    this.maps = maps;
+    this.closeMaps = close;
+  }
+
+  /** Opens the current ABI's pinned maps, read-only use; throws one clear line when they are missing. */
+  static open(pinDir: string): Pins {
+    const problem = pinsProblem(pinDir);
+    if (problem) throw new Error(problem);
+    const pinned = openPinnedMaps(pinDir);
+    return new Pins(pinDir, pinned.maps, pinned.close);
+  }
+
+  state(): KernelState | null {
+    const raw = this.maps.mg_state.lookup(encodeU32(0));
+    return raw ? decodeState(raw) : null;
+  }
+
+  /** The config of a slot (the active one by default), or null when that slot holds no complete policy. */
+  config(slot: number): KernelConfig | null {
+    const raw = this.maps.mg_config.lookup(encodeU32(slot));
+    if (!raw) return null;
+    const cfg = decodeConfig(raw);
+    return cfg.flags & 1 ? cfg : null;
+  }
+
+  labels(refresh = false): Map<number, string> {
+    if (!this.labelCache || refresh) {
+      this.labelCache = new Map(this.maps.mg_labels.entries().map(([k, v]) => [k.readUInt32LE(0), decodeLabel(v)]));
+    }
+    return this.labelCache;
+  }
+
+  label(id: number): ParsedLabel | null {
+    if (!id) return null;
+    let text = this.labels().get(id);
+    if (text === undefined) text = this.labels(true).get(id);
+    return text === undefined ? null : parseLabel(text);
+  }
+
+  namespaceName(id: number): string {
+    const l = this.label(id);
+    return l?.namespace ?? (id ? `#${id}` : '(global)');
+  }
+
+  cgroup(id: bigint): KernelCgroup | null {
+    const raw = this.maps.mg_cgroups.lookup(encodeCgroupKey(id));
+    return raw ? decodeCgroup(raw) : null;
+  }
+
+  describeCgroup(cgroupId: bigint, c: KernelCgroup): MappedCgroup {
+    const l = this.label(c.labelId);
+    const kindName = CGROUP_KIND_NAMES.get(c.kind) ?? `kind-${c.kind}`;
+    const namespace = l?.namespace ?? this.namespaceName(c.namespaceId);
+    const label = l?.pod ?? l?.text ?? `cgroup ${cgroupId}`;
+    const pod = l?.namespace && l.name ? `${l.namespace}/${l.name}` : label.split(' ')[0]!;
+    return { ...c, cgroupId, kindName, pod, namespace, label };
+  }
+
+  /** Every mapped cgroup, sorted by pod then kind. */
+  cgroups(): MappedCgroup[] {
+    return this.maps.mg_cgroups.entries()
+      .map(([k, v]) => this.describeCgroup(k.readBigUInt64LE(0), decodeCgroup(v)))
+      .sort((a, b) => (a.pod < b.pod ? -1 : a.pod > b.pod ? 1 : a.kind - b.kind));
+  }
+
+  /** The pod cgroup (meshed or not) named "namespace/name"; throws "no such pod" listing what is known. */
+  findPod(ref: string): MappedCgroup {
+    const all = this.cgroups();
+    const pods = all.filter((c) => c.kind !== CGROUP_KIND.MG_CGROUP_PROXY);
+    const match = pods.filter((c) => c.pod === ref);
+    if (match.length === 1) return match[0]!;
+    if (match.length > 1) throw new Error(`pod ${ref} is mapped ${match.length} times (cgroups ${match.map((m) => m.cgroupId).join(', ')}): use --cgroup ID`);
+    const known = pods.slice(0, 5).map((p) => p.pod).join(', ');
+    throw new Error(`no such pod: ${ref} is not in mg_cgroups under ${this.pinDir}` +
+      (pods.length ? ` (known: ${known}${pods.length > 5 ? `, … ${pods.length} in all` : ''})` : ' (no pods are mapped)'));
+  }
+
+  close(): void {
+    this.closeMaps();
+  }
+}
