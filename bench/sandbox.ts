@@ -167,12 +167,19 @@ function removeCgroup(dir: string): boolean {
 }
 
 const pidRunning = (pid: number): boolean => existsSync(`/proc/${pid}`);
-const ownerPid = (name: string): number => Number(new RegExp(`^${BENCH_PREFIX}-(\\d+)-`).exec(name)?.[1] ?? NaN);
+/** The bench pid in a name BENCH_PREFIX-<pid>-<label>, or null for any other name. */
+const ownerPid = (name: string): number | null => {
+  const m = new RegExp(`^${BENCH_PREFIX}-(\\d+)-`).exec(name);
+  return m ? Number(m[1]) : null;
+};
 
 /** Removes mgbench-* netns, cgroups, pins and temp dirs whose bench process is gone. Returns what it removed. */
 export function sweepLeftovers(): string[] {
   const removed: string[] = [];
-  const stale = (name: string) => name.startsWith(`${BENCH_PREFIX}-`) && !pidRunning(ownerPid(name));
+  const stale = (name: string) => {
+    const pid = ownerPid(name);
+    return pid !== null && pid !== process.pid && !pidRunning(pid);
+  };
   for (const name of readdirSync('/sys/fs/bpf').filter(stale)) {
     cleanupPins(path.join('/sys/fs/bpf', name));
     removed.push(`/sys/fs/bpf/${name}`);
