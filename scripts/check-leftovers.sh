@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Lists, then removes, anything a test sandbox (prefix mgtest) left on this machine:
-# pins under /sys/fs/bpf, network namespaces, cgroups. Exit 1 when something was found.
+# Lists, then removes, anything a test sandbox (mgtest*), the demo (mgdemo*) or a benchmark
+# (mgbench*) left on this machine: pins under /sys/fs/bpf, network namespaces, cgroups.
+# Exit 1 when something was found. Run it only when no test, demo or benchmark is running.
 set -uo pipefail
-prefix=mgtest
 found=0
 cg=$(awk '$9=="cgroup2"{print $5; exit}' /proc/self/mountinfo)
+for prefix in mgtest mgdemo mgbench; do
 for pin in /sys/fs/bpf/${prefix}*; do
   [ -e "$pin" ] || continue
   echo "LEFTOVER bpffs pin: $pin" >&2; found=1
@@ -22,5 +23,6 @@ if [ -n "$cg" ]; then
     find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null
   done
 fi
-[ "$found" -eq 0 ] && echo "check-leftovers: no test cgroup, netns or pin left behind"
+done
+[ "$found" -eq 0 ] && echo "check-leftovers: no test, demo or bench cgroup, netns or pin left behind"
 exit "$found"

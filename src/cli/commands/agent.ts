@@ -3,7 +3,6 @@
 // DaemonSet agent that watches the cluster.
 import { Option } from 'commander';
 import { pino, type Logger } from 'pino';
-import { ClusterAgent } from '../../agent/cluster.js';
 import { preflight } from '../../agent/preflight.js';
 import { StandaloneAgent } from '../../agent/standalone.js';
 import { collect, pinDirOption, type CliContext } from './context.js';
@@ -94,6 +93,8 @@ export function register(ctx: CliContext): void {
       if (!o.nodeName) throw new Error('cluster mode needs --node-name or $NODE_NAME (the DaemonSet sets it from spec.nodeName)');
       const slash = o.configMap.indexOf('/');
       if (slash <= 0 || slash === o.configMap.length - 1) throw new Error(`--config-map: ${JSON.stringify(o.configMap)} is not NAMESPACE/NAME`);
+      // Loaded only in cluster mode: the Kubernetes client alone costs about 90 MB of RSS.
+      const { ClusterAgent } = await import('../../agent/cluster.js');
       await runUntilSignal(new ClusterAgent({
         ...common,
         kubeconfig: o.kubeconfig,
