@@ -54,8 +54,50 @@ function allowEntries(namespace: string, entries: readonly AllowlistEntry[], res
   return out;
 }
 
+/** Lists longer than this are split into hash buckets (see PolicyCompiler.list). */
+export const BUCKET_SIZE = 1024;
+
+/** 32-bit FNV-1a of a string: a stable bucket for an entry key. */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+const entryFingerprint = (entries: readonly DesiredTrieEntry[]): string =>
+  entries.map((e) => `${e.cidr}|${e.proto ?? ''}|${e.port ?? ''}|${e.namespace ?? ''}|${e.label ?? ''}`).join('\n');
+
 export class PolicyCompiler {
   private readonly groups = new Map<string, { fingerprint: string; group: DesiredGroup }>();
+  private readonly lists = new Map<string, { fingerprint: string; groups: readonly DesiredGroup[] }>();
+
+  /**
+   * One list's groups. A list longer than BUCKET_SIZE is split by a hash of
+   * each entry's key into 2^k buckets, each its own group: a one-entry change
+   * to a 100,000-entry list then rebuilds (and the datapath diffs) one bucket
+   * of about a thousand entries, not the whole list. An unchanged list returns
+   * the very same group objects.
+   */
+  private list(id: string, fingerprint: string, build: () => DesiredTrieEntry[]): readonly DesiredGroup[] {
+    const cached = this.lists.get(id);
+    if (cached && cached.fingerprint === fingerprint) return cached.groups;
+    const entries = build();
+    let groups: DesiredGroup[];
+    if (entries.length <= BUCKET_SIZE) {
+      groups = [this.group(id, entryFingerprint(entries), () => entries)];
+    } else {
+      const n = 2 ** Math.ceil(Math.log2(entries.length / BUCKET_SIZE));
+      const buckets: DesiredTrieEntry[][] = Array.from({ length: n }, () => []);
+      for (const e of entries) buckets[fnv1a(`${e.cidr}|${e.proto ?? ''}|${e.port ?? ''}`) % n]!.push(e);
+      groups = buckets.map((b, i) => this.group(`${id}#${i}/${n}`, entryFingerprint(b), () => b));
+    }
+    groups = groups.filter((x) => x.entries.length);
+    this.lists.set(id, { fingerprint, groups });
+    return groups;
+  }
 
   private group(id: string, fingerprint: string, build: () => DesiredTrieEntry[]): DesiredGroup {
     const cached = this.groups.get(id);
@@ -82,21 +124,23 @@ export class PolicyCompiler {
   compile(input: CompileInput): DesiredState {
     const g = input.global;
     const groups: DesiredGroup[] = [];
-    if (g.meshCidrs.length) {
-      groups.push(this.group('mesh', g.meshCidrs.join(','), () => g.meshCidrs.map((cidr) => ({ table: 'mesh', cidr }))));
-    }
-    if (g.excludedCidrs.length) {
-      groups.push(this.group('exclude', g.excludedCidrs.join(','), () => g.excludedCidrs.map((cidr) => ({ table: 'exclude', cidr }))));
-    }
+    const lists: string[] = [];
+    const add = (id: string, fingerprint: string, build: () => DesiredTrieEntry[]) => {
+      lists.push(id);
+      groups.push(...this.list(id, fingerprint, build));
+    };
+    if (g.meshCidrs.length) add('mesh', g.meshCidrs.join(','), () => g.meshCidrs.map((cidr) => ({ table: 'mesh', cidr })));
+    if (g.excludedCidrs.length) add('exclude', g.excludedCidrs.join(','), () => g.excludedCidrs.map((cidr) => ({ table: 'exclude', cidr })));
     const namespaces: Array<[string, readonly AllowlistEntry[]]> = [['', g.globalAllowlist], ...[...input.allowlists].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))];
     for (const [namespace, entries] of namespaces) {
       if (entries.length === 0) continue;
       const hosts = [...new Set(entries.flatMap((e) => e.hosts))].sort();
       const fingerprint = JSON.stringify([entries, hosts.map((h) => input.resolved.get(h) ?? [])]);
-      const group = this.group(`allow:${namespace}`, fingerprint, () => allowEntries(namespace, entries, input.resolved));
-      if (group.entries.length) groups.push(group);
+      add(`allow:${namespace}`, fingerprint, () => allowEntries(namespace, entries, input.resolved));
     }
-    for (const id of [...this.groups.keys()]) if (!groups.some((x) => x.id === id)) this.groups.delete(id);
+    const ids = new Set(groups.map((x) => x.id));
+    for (const id of [...this.groups.keys()]) if (!ids.has(id)) this.groups.delete(id);
+    for (const id of [...this.lists.keys()]) if (!lists.includes(id)) this.lists.delete(id);
 
     const cgroups = this.compileCgroups(input.pods);
 
