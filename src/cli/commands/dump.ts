@@ -1,21 +1,27 @@
-// `meshgate dump`.
-import { openPinnedMaps } from '../../datapath/pinned.js';
-import { dumpMaps, formatDump } from '../dump.js';
+// `meshgate dump [--json] [MAP]`.
+import { Command } from 'commander';
+import { Pins, requireRoot } from '../../explain/pins.js';
+import { DUMP_SECTIONS, dumpMaps, formatDump, pickSections, sectionsFor } from '../dump.js';
 import { pinDirOption, type CliContext } from './context.js';
 
 export function register(ctx: CliContext): void {
   ctx.program.command('dump')
     .description('every pinned map decoded: config, mesh CIDRs, exclusions, allowlists, pods, counters')
-    .argument('[map]', 'one section: config, mesh, exclusions, allowlists, pods, counters')
+    .argument('[map]', `one section (${Object.keys(DUMP_SECTIONS).join(', ')}) or a map name (mg_cgroups, ...)`)
     .addOption(pinDirOption())
-    .option('--json', 'machine-readable output')
-    .action((only: string | undefined, o: { pinDir: string; json?: boolean }) => {
-      const pinned = openPinnedMaps(o.pinDir);
+    .option('--json', 'machine-readable output (shape in docs/cli.md)')
+    .action(function (this: Command, only: string | undefined, o: { pinDir: string; json?: boolean }) {
+      const sections = only === undefined ? Object.keys(DUMP_SECTIONS) : sectionsFor(only);
+      if (!sections) {
+        this.error(`error: no section or map ${JSON.stringify(only)}: use one of ${Object.keys(DUMP_SECTIONS).join(', ')}, or a map name such as mg_cgroups`, { exitCode: 2, code: 'meshgate.usage' });
+      }
+      requireRoot('dump');
+      const pins = Pins.open(o.pinDir);
       try {
-        const d = dumpMaps(pinned.maps);
-        process.stdout.write(o.json ? `${JSON.stringify(only ? { [only]: (d as Record<string, unknown>)[only] } : d, null, 2)}\n` : `${formatDump(d, only)}\n`);
+        const d = dumpMaps(pins.maps);
+        process.stdout.write(o.json ? `${JSON.stringify(only ? pickSections(d, sections) : d, null, 2)}\n` : `${formatDump(d, sections)}\n`);
       } finally {
-        pinned.close();
+        pins.close();
       }
     });
 }

@@ -1,0 +1,83 @@
+// `meshgate trace [--verdict deny|redirect|pass] [--pod NS/NAME] [--json]`.
+import { Command } from 'commander';
+import { VERDICT_NAMES, type VerdictName } from '../../datapath/codec.js';
+import { Pins, requireRoot } from '../../explain/pins.js';
+import { TraceStream, formatTraceDrops, formatTraceEvent, type TraceDrops, type TraceEvent } from '../../explain/traceStream.js';
+import { collect, pinDirOption, type CliContext } from './context.js';
+
+interface TraceFlags { pinDir: string; verdict: string[]; pod?: string; json?: boolean; count?: string; duration?: string; backlog?: boolean }
+
+function parseVerdicts(cmd: Command, values: string[]): VerdictName[] {
+  const out = new Set<VerdictName>();
+  for (const v of values.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean)) {
+    if (v === 'all') VERDICT_NAMES.forEach((n) => out.add(n));
+    else if ((VERDICT_NAMES as readonly string[]).includes(v)) out.add(v as VerdictName);
+    else cmd.error(`error: --verdict ${JSON.stringify(v)} is not deny, redirect, pass or all`, { exitCode: 2, code: 'meshgate.usage' });
+  }
+  return out.size ? [...out] : ['deny'];
+}
+
+function positiveNumber(cmd: Command, flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) cmd.error(`error: ${flag} ${JSON.stringify(v)} is not a positive number`, { exitCode: 2, code: 'meshgate.usage' });
+  return n;
+}
+
+export function register(ctx: CliContext): void {
+  ctx.program.command('trace')
+    .description('stream decision events from the kernel live: time, pod, destination, protocol, verdict, rule')
+    .option('--verdict <verdicts>', 'deny, redirect, pass or all; repeatable or comma-separated (default: deny)', collect, [])
+    .option('--pod <namespace/name>', "only this pod's events (its sidecar's too)")
+    .option('--json', 'one JSON object per line')
+    .option('--count <n>', 'exit after n events')
+    .option('--duration <seconds>', 'exit after this long')
+    .option('--backlog', 'also show events queued before trace started')
+    .addOption(pinDirOption())
+    .addHelpText('after', '\nStops on Ctrl-C (exit 0). Events are rate-limited in the kernel; drops are reported as they happen.\n' +
+      'Asking for redirect or pass events lasts while trace runs, and lapses 10 s after it stops.\n')
+    .action(async function (this: Command, o: TraceFlags) {
+      const verdicts = parseVerdicts(this, o.verdict);
+      const count = positiveNumber(this, '--count', o.count);
+      const duration = positiveNumber(this, '--duration', o.duration);
+      if (o.pod !== undefined && !/^[^/\s]+\/[^/\s]+$/.test(o.pod)) this.error(`error: --pod ${JSON.stringify(o.pod)} is not NAMESPACE/NAME`, { exitCode: 2, code: 'meshgate.usage' });
+      requireRoot('trace');
+      const pins = Pins.open(o.pinDir);
+      if (o.pod) pins.findPod(o.pod); // "no such pod" now, not silence forever
+      let seen = 0;
+      await new Promise<void>((resolve) => {
+        let stream: TraceStream | null = null;
+        let timer: NodeJS.Timeout | null = null;
+        const finish = () => {
+          if (!stream) return;
+          stream.stop();
+          stream = null;
+          if (timer) clearTimeout(timer);
+          process.off('SIGINT', finish);
+          process.off('SIGTERM', finish);
+          pins.close();
+          resolve();
+        };
+        const write = (line: string) => process.stdout.write(`${line}\n`);
+        stream = new TraceStream(pins, {
+          verdicts,
+          pod: o.pod,
+          backlog: o.backlog,
+          onEvent: (e: TraceEvent) => {
+            if (!stream) return;
+            write(o.json ? JSON.stringify(e) : formatTraceEvent(e));
+            if (count !== undefined && ++seen >= count) setImmediate(finish);
+          },
+          onDrops: (d: TraceDrops) => write(o.json ? JSON.stringify(d) : formatTraceDrops(d)),
+        });
+        process.once('SIGINT', finish);
+        process.once('SIGTERM', finish);
+        if (!o.json) {
+          process.stderr.write(`tracing ${verdicts.join(', ')} events${o.pod ? ` of ${o.pod}` : ''} from ${o.pinDir} (Ctrl-C to stop)\n`);
+          write(`${'TIME'.padEnd(12)} ${'VERDICT'.padEnd(8)} ${'POD'.padEnd(20)} ${'DESTINATION'.padEnd(24)} RULE`);
+        }
+        stream.start();
+        if (duration !== undefined) timer = setTimeout(finish, duration * 1000);
+      });
+    });
+}
