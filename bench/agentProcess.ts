@@ -24,10 +24,13 @@ export function writeAtomically(file: string, text: string): void {
   renameSync(tmp, file);
 }
 
-export async function startAgent(sb: BenchSandbox, opts: { label: string; configFile: string; cgroup: string; pinDir: string }): Promise<AgentHandle> {
+/** Standalone (configFile + cgroup) or any other agent flags (`args`, e.g. cluster mode). */
+export type AgentStart = { label: string; pinDir: string } & ({ configFile: string; cgroup: string } | { args: readonly string[] });
+
+export async function startAgent(sb: BenchSandbox, opts: AgentStart): Promise<AgentHandle> {
   const agentCgroup = sb.cgroup(`${opts.label}-agent`);
-  const child = sb.spawn(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'agent', '--config-file', opts.configFile, '--cgroup', opts.cgroup,
-    '--pin-dir', opts.pinDir, '--namespace', 'bench', '--listen', '127.0.0.1:0']);
+  const mode = 'args' in opts ? [...opts.args] : ['--config-file', opts.configFile, '--cgroup', opts.cgroup, '--namespace', 'bench'];
+  const child = sb.spawn(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'agent', ...mode, '--pin-dir', opts.pinDir, '--listen', '127.0.0.1:0']);
   if (!child.pid) throw new Error('the agent did not start');
   writeFileSync(path.join(agentCgroup, 'cgroup.procs'), String(child.pid));
   let log = '';

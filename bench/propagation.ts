@@ -9,6 +9,8 @@
 // update through the Kubernetes API test server, the rest is unchanged.
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../test/helpers/kubeApiServer.js';
 import { startAgent, writeAtomically, type AgentHandle } from './agentProcess.js';
 import { osmConfigText } from './policyGen.js';
 import { CONNECTLOOP, TARGETS, type BenchSandbox } from './sandbox.js';
@@ -16,6 +18,8 @@ import { quantile, summarize, type Summary } from './stats.js';
 
 export interface PropagationSource {
   readonly mode: 'standalone' | 'cluster';
+  /** Makes the pod's cgroup where the agent will look for it (default: a plain bench cgroup). */
+  podCgroup?(): Promise<string>;
   /** Starts the agent enforcing on `podCgroup` with `entries` entries; the flip target starts denied. */
   start(podCgroup: string): Promise<void>;
   /** Makes the one-entry change: allow (or stop allowing) TARGETS.deny. */
@@ -64,18 +68,50 @@ export function standaloneSource(sb: BenchSandbox, entries: number): Propagation
 }
 
 /**
- * Why cluster-mode propagation is not measured yet. The pieces exist
- * (src/agent/cluster.ts, test/helpers/kubeApiServer.ts, and
- * test/helpers/fakeNode.ts for a kubelet-style cgroup tree); a cluster
- * PropagationSource would start the API server, create the osm-config
- * ConfigMap and one meshed pod, start `meshgate agent --kubeconfig ...
- * --node-name node-a --cgroup-root <kubepods>`, and make edit() a ConfigMap
- * update (api.update). It is not wired because fakeNode builds its cgroups
- * and netns through createSandbox() with the mgtest- prefix, and the bench's
- * resources must be mgbench-*: createSandbox needs a prefix parameter first.
+ * Cluster mode: the real agent against the Kubernetes API test server. The
+ * pod is a Guaranteed pod labelled meshgate.io/enforce (cgroupfs layout:
+ * <kubepods>/pod<uid>), and each edit is a ConfigMap update. The latency
+ * includes the watch event, the debounce, the parse of the changed
+ * ConfigMap, the compile and the apply.
  */
-export function clusterSourceUnavailable(): string {
-  return 'the cluster source needs test/helpers/fakeNode.ts to take a name prefix (it makes mgtest-* resources); see bench/propagation.ts';
+export function clusterSource(sb: BenchSandbox, entries: number): PropagationSource {
+  let api: KubeApiServer | null = null;
+  let agent: AgentHandle | null = null;
+  let kubepods = '';
+  const configMap = (allow: boolean): KubeObject => ({
+    apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'osm-config', namespace: 'osm-system' },
+    data: parseYaml(osmConfigText(entries, 0, allow)) as Record<string, string>,
+  } as unknown as KubeObject);
+  return {
+    mode: 'cluster',
+    async podCgroup() {
+      api = await startKubeApiServer();
+      kubepods = sb.cgroup('prop-kubepods');
+      const pod = api.create('pods', {
+        apiVersion: 'v1', kind: 'Pod',
+        metadata: { name: 'bench', namespace: 'bench', labels: { 'meshgate.io/enforce': 'true' } },
+        spec: { nodeName: 'node-a', containers: [{ name: 'app' }] },
+        status: { phase: 'Running', qosClass: 'Guaranteed' },
+      } as unknown as KubeObject);
+      return sb.childCgroup(kubepods, `pod${pod.metadata.uid}`);
+    },
+    async start() {
+      api!.create('configmaps', configMap(false));
+      const kubeconfig = await api!.writeKubeconfig(sb.tmpDir());
+      agent = await startAgent(sb, {
+        label: 'prop-cluster', pinDir: sb.pinDir('prop-cluster'),
+        args: ['--kubeconfig', kubeconfig, '--node-name', 'node-a', '--cgroup-root', kubepods, '--cgroup-driver', 'cgroupfs'],
+      });
+    },
+    edit(allowTarget) {
+      api!.update('configmaps', configMap(allowTarget));
+    },
+    applies: () => agent?.applies ?? [],
+    async stop() {
+      await agent?.stop();
+      await api?.stop();
+    },
+  };
 }
 
 interface Watcher {
@@ -118,7 +154,7 @@ function startWatcher(sb: BenchSandbox, netnsPath: string, cgroup: string): Watc
 }
 
 export async function benchPropagation(sb: BenchSandbox, source: PropagationSource, o: PropagationOptions): Promise<PropagationResult> {
-  const pod = sb.cgroup(`prop-${source.mode}`);
+  const pod = source.podCgroup ? await source.podCgroup() : sb.cgroup(`prop-${source.mode}`);
   const app = sb.childCgroup(pod, 'app');
   const ns = sb.netns(`prop-${source.mode}`);
   await source.start(pod);
