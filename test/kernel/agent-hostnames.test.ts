@@ -92,7 +92,9 @@ describe('standalone agent with a hostname allowlist entry', { skip: skip ?? fal
     assert.match(text.stdout, new RegExp(`namespace shop\\n\\s+partner \\(${HOST.replace(/\./g, '\\.')}\\)\\n\\s+${FIRST.replace(/\./g, '\\.')}/32 443/tcp`));
     const json = run('allowlists', '--json');
     assert.equal(json.status, 0, json.stderr);
-    assert.deepEqual(JSON.parse(json.stdout), { allowlists: { shop: { [`partner (${HOST})`]: [`${FIRST}/32 443/tcp`] } } });
+    assert.deepEqual(JSON.parse(json.stdout).allowlists, [
+      { namespace: 'shop', entries: [{ name: 'partner', destinations: [{ cidr: `${FIRST}/32`, host: HOST, ports: ['443/tcp'] }] }] },
+    ]);
   });
 
   test('a changed DNS answer moves the allowance after the TTL, with no agent restart', async () => {
