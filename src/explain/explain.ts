@@ -235,17 +235,18 @@ function prefixHolds(prefix: Uint8Array, bits: number, address: Uint8Array): boo
 /** Wraps text at `width` columns, continuation lines indented. */
 export function wrap(text: string, width = 80, indent = '  '): string[] {
   const out: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    const next = line ? `${line} ${word}` : word;
-    if (next.length > width && line) {
+  const lead = /^ */.exec(text)![0];
+  let line = lead;
+  for (const word of text.slice(lead.length).split(/(?<=\S) (?=\S)/)) {
+    const next = line.trim() ? `${line} ${word}` : `${line}${word}`;
+    if (next.length > width && line.trim()) {
       out.push(line);
       line = `${indent}${word}`;
     } else {
       line = next;
     }
   }
-  if (line) out.push(line);
+  if (line.trim()) out.push(line);
   return out;
 }
 

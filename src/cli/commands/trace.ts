@@ -3,9 +3,9 @@ import { Command } from 'commander';
 import { VERDICT_NAMES, type VerdictName } from '../../datapath/codec.js';
 import { Pins, requireRoot } from '../../explain/pins.js';
 import { TraceStream, formatTraceDrops, formatTraceEvent, type TraceDrops, type TraceEvent } from '../../explain/traceStream.js';
-import { collect, pinDirOption, type CliContext } from './context.js';
+import { pinDirOption, type CliContext } from './context.js';
 
-interface TraceFlags { pinDir: string; verdict: string[]; pod?: string; json?: boolean; count?: string; duration?: string; backlog?: boolean }
+interface TraceFlags { pinDir: string; verdict?: string[]; pod?: string; json?: boolean; count?: string; duration?: string; backlog?: boolean }
 
 function parseVerdicts(cmd: Command, values: string[]): VerdictName[] {
   const out = new Set<VerdictName>();
@@ -27,17 +27,17 @@ function positiveNumber(cmd: Command, flag: string, v: string | undefined): numb
 export function register(ctx: CliContext): void {
   ctx.program.command('trace')
     .description('stream decision events from the kernel live: time, pod, destination, protocol, verdict, rule')
-    .option('--verdict <verdicts>', 'deny, redirect, pass or all; repeatable or comma-separated (default: deny)', collect, [])
+    .option('--verdict <verdicts>', 'deny, redirect, pass or all; repeatable or comma-separated (default: deny)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--pod <namespace/name>', "only this pod's events (its sidecar's too)")
     .option('--json', 'one JSON object per line')
     .option('--count <n>', 'exit after n events')
     .option('--duration <seconds>', 'exit after this long')
     .option('--backlog', 'also show events queued before trace started')
     .addOption(pinDirOption())
-    .addHelpText('after', '\nStops on Ctrl-C (exit 0). Events are rate-limited in the kernel; drops are reported as they happen.\n' +
-      'Asking for redirect or pass events lasts while trace runs, and lapses 10 s after it stops.\n')
+    .addHelpText('after', '\nStops on Ctrl-C (exit 0). Events are rate-limited in the kernel; drops are\n' +
+      'reported as they happen. Asking for redirect or pass events lasts while trace\nruns, and lapses 10 s after it stops.\n')
     .action(async function (this: Command, o: TraceFlags) {
-      const verdicts = parseVerdicts(this, o.verdict);
+      const verdicts = parseVerdicts(this, o.verdict ?? []);
       const count = positiveNumber(this, '--count', o.count);
       const duration = positiveNumber(this, '--duration', o.duration);
       if (o.pod !== undefined && !/^[^/\s]+\/[^/\s]+$/.test(o.pod)) this.error(`error: --pod ${JSON.stringify(o.pod)} is not NAMESPACE/NAME`, { exitCode: 2, code: 'meshgate.usage' });
