@@ -81,7 +81,7 @@ export function register(ctx: CliContext): void {
     .option('--config-file <file>', 'read the file exactly as `agent --config-file` does: one global config (repeatable)', collect, [])
     .option('--allowlist-file <file>', 'read the file exactly as `agent --allowlist-file` does: every document an allowlist (repeatable)', collect, [])
     .option('--json', 'machine-readable output: {valid, objects, files, issues}')
-    .addHelpText('after', '\nExit codes: 0 valid (warnings allowed), 1 invalid or unreadable, 2 usage (e.g. no file given).')
+    .addHelpText('after', '\nExit codes: 0 valid (warnings allowed), 1 invalid or unreadable,\n2 usage (e.g. no file given).')
     .action((files: string[], o: { json?: boolean; configFile: string[]; allowlistFile: string[] }) => {
       if (files.length + o.configFile.length + o.allowlistFile.length === 0) {
         process.stderr.write('meshgate validate: no file given (see meshgate validate --help)\n');
