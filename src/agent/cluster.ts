@@ -84,6 +84,7 @@ export class ClusterAgent {
   private loggedPods = new Map<string, string>();
   private waitingLogged = false;
   private said = new Set<string>();
+  private startedAt = Date.now();
 
   constructor(opts: ClusterOptions, log: Logger) {
     this.opts = opts;
@@ -106,6 +107,7 @@ export class ClusterAgent {
   }
 
   async start(): Promise<void> {
+    this.startedAt = Date.now();
     this.layout = this.findLayout();
     this.log.info({ cgroupRoot: this.layout.root, driver: this.layout.driver, node: this.opts.nodeName }, 'kubepods cgroup found');
     await this.core.open(cgroupLevel(this.layout.root), () => this.reconcile());
@@ -359,8 +361,9 @@ export class ClusterAgent {
     for (const [id, uid] of this.uidByCgroup) {
       if (this.mapped.has(id)) continue;
       this.mapped.add(id);
+      // Only pods whose cgroup appeared while this agent ran: the others waited for the agent, not for a reconcile.
       const seen = this.firstSeen.get(uid);
-      if (seen !== undefined && now - seen < 60_000) this.core.metrics.podStartWindow.observe(Math.max(0, now - seen) / 1000);
+      if (seen !== undefined && seen >= this.startedAt && now - seen < 60_000) this.core.metrics.podStartWindow.observe(Math.max(0, now - seen) / 1000);
     }
     for (const id of [...this.mapped]) if (!this.uidByCgroup.has(id)) this.mapped.delete(id);
   }
