@@ -123,7 +123,8 @@ function build(raw: RawInput, seed = 0): CompileInput {
   });
   const allowlists = new Map(shuffled(raw.namespaces, seed + 4).map(([ns, entries]) => [ns, allowlist(ns, shuffled(entries, seed + 5))]));
   const resolved = new Map(shuffled(Object.entries(raw.resolved), seed + 6));
-  const pods = shuffled(raw.pods, seed + 7).map((p) => pod(p.namespace, `pod-${p.id}`, p.id, { meshed: p.meshed, proxy: p.proxy }));
+  // A sidecar's cgroup belongs to one pod: derive its id from the pod's, so no two pods share one.
+  const pods = shuffled(raw.pods, seed + 7).map((p) => pod(p.namespace, `pod-${p.id}`, p.id, { meshed: p.meshed, proxy: p.proxy === undefined ? undefined : p.id + 4000 }));
   return { global, allowlists, resolved, pods };
 }
 
