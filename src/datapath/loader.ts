@@ -8,9 +8,9 @@
 // and moves each pinned link to its freshly loaded program with BPF_LINK_UPDATE:
 // enforcement never has a gap, and nothing is attached twice.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statfsSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
-import { libbpf, BpfError, type BpfObjectPtr, type BpfProgramPtr } from '../../native/libbpf.js';
+import { libbpf, type BpfObjectPtr, type BpfProgramPtr } from '../../native/libbpf.js';
 import { MAPS, STRUCTS, type MapName } from './abi.generated.js';
 import { DatapathError } from './errors.js';
 import { MapHandle } from './maps.js';
@@ -223,49 +223,84 @@ export function listPinnedLinks(pinDir: string): PinnedLink[] {
 }
 
 export interface CleanupReport {
-  readonly detached: readonly string[];
-  readonly unpinned: readonly string[];
-  readonly errors: readonly string[];
+  /** link pins detached from their cgroup */
+  readonly detached: string[];
+  /** pins removed (links and maps) */
+  readonly unpinned: string[];
+  /** entries under the pin dir that are not meshgate's, left in place */
+  readonly left: string[];
+  readonly errors: string[];
+}
+
+const OWNED_NAME = /^mg_[a-z0-9_]+$/;
+const ABI_DIR = /^[0-9a-f]{12}$/;
+
+function removeDirIfEmpty(dir: string): void {
+  if (existsSync(dir) && readdirSync(dir).length === 0) rmdirSync(dir);
 }
 
 /**
- * Detaches and unpins exactly what meshgate pinned under pinDir: its links
+ * Detaches and unpins exactly what meshgate pinned under pinDir: links/mg_*
  * (BPF_LINK_DETACH, so the program leaves the cgroup even if another process
- * holds the link) and its maps. Programs it did not pin are never touched.
+ * holds the link) and maps/<abi hash>/mg_*. Anything else there is left in
+ * place and listed; programs it did not pin are never touched.
  */
 export function cleanupPins(pinDir: string): CleanupReport {
-  const detached: string[] = [];
-  const unpinned: string[] = [];
-  const errors: string[] = [];
-  if (!existsSync(pinDir)) return { detached, unpinned, errors };
+  const r: CleanupReport = { detached: [], unpinned: [], left: [], errors: [] };
+  if (!existsSync(pinDir)) return r;
   const { linksDir, mapsRoot } = pinLayout(pinDir);
+  for (const name of readdirSync(pinDir)) {
+    const p = path.join(pinDir, name);
+    if (p !== linksDir && p !== mapsRoot) r.left.push(p);
+  }
   if (existsSync(linksDir)) {
     for (const name of readdirSync(linksDir)) {
       const pin = path.join(linksDir, name);
+      if (!OWNED_NAME.test(name)) {
+        r.left.push(pin);
+        continue;
+      }
+      let link;
       try {
-        const link = libbpf.openLink(pin);
-        try {
-          libbpf.detachLink(link, pin);
-          detached.push(name);
-        } finally {
-          libbpf.releaseLink(link);
-        }
+        link = libbpf.openLink(pin);
       } catch (err) {
-        // An already-detached link reports ENOLINK/EINVAL; unpinning it is still right.
-        if (!(err instanceof BpfError)) errors.push(`${pin}: ${(err as Error).message}`);
+        r.left.push(pin);
+        r.errors.push(`${pin} is not a BPF link, left in place: ${(err as Error).message}`);
+        continue;
+      }
+      try {
+        libbpf.detachLink(link, pin);
+        r.detached.push(name);
+      } catch {
+        /* already detached (its cgroup is gone): unpinning is still right */
+      } finally {
+        libbpf.releaseLink(link);
       }
       unlinkSync(pin);
-      unpinned.push(pin);
+      r.unpinned.push(pin);
     }
+    removeDirIfEmpty(linksDir);
   }
   if (existsSync(mapsRoot)) {
     for (const abi of readdirSync(mapsRoot)) {
-      for (const map of readdirSync(path.join(mapsRoot, abi))) {
-        unlinkSync(path.join(mapsRoot, abi, map));
-        unpinned.push(path.join(mapsRoot, abi, map));
+      const dir = path.join(mapsRoot, abi);
+      if (!ABI_DIR.test(abi)) {
+        r.left.push(dir);
+        continue;
       }
+      for (const name of readdirSync(dir)) {
+        const pin = path.join(dir, name);
+        if (!OWNED_NAME.test(name)) {
+          r.left.push(pin);
+          continue;
+        }
+        unlinkSync(pin);
+        r.unpinned.push(pin);
+      }
+      removeDirIfEmpty(dir);
     }
+    removeDirIfEmpty(mapsRoot);
   }
-  rmSync(pinDir, { recursive: true, force: true });
-  return { detached, unpinned, errors };
+  removeDirIfEmpty(pinDir);
+  return r;
 }
