@@ -4,12 +4,13 @@
 // on failure and on SIGINT/SIGTERM (run.ts wires the signals). sweepLeftovers()
 // removes what a bench killed with SIGKILL left (its pid no longer runs).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cleanupPins } from '../src/datapath/loader.js';
 import { cgroupOfProcess, findCgroup2Mount } from '../src/node/cgroup.js';
+import { removeCgroup } from '../test/helpers/sandbox.js';
 
 export const BENCH_PREFIX = 'mgbench';
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -142,28 +143,11 @@ export class BenchSandbox {
         errors.push(`pins ${dir}: ${(err as Error).message}`);
       }
     }
-    for (const dir of [...this.cgroups].reverse()) if (existsSync(dir) && !removeCgroup(dir)) errors.push(`cgroup ${dir} still holds processes`);
+    for (const dir of [...this.cgroups].reverse()) if (existsSync(dir) && !removeCgroup(dir, 100)) errors.push(`cgroup ${dir} still holds processes`);
     for (const ns of this.netnses) spawnSync('ip', ['netns', 'del', ns]);
     if (this.tmp) rmSync(this.tmp, { recursive: true, force: true });
     if (errors.length) throw new Error(`bench cleanup incomplete: ${errors.join('; ')}`);
   }
-}
-
-/** rmdir a cgroup (and children) once its processes have exited; bounded wait. */
-function removeCgroup(dir: string): boolean {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    for (const sub of readdirSync(dir, { withFileTypes: true })) if (sub.isDirectory()) removeCgroup(path.join(dir, sub.name));
-    if (readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').trim() === '') {
-      try {
-        rmdirSync(dir);
-        return true;
-      } catch {
-        /* a process is still exiting */
-      }
-    }
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-  }
-  return false;
 }
 
 const pidRunning = (pid: number): boolean => existsSync(`/proc/${pid}`);
@@ -192,7 +176,7 @@ export function sweepLeftovers(): string[] {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
       if (/connectloop|bin\/meshgate\.js/.test(cmdline)) process.kill(Number(pid), 'SIGKILL');
     }
-    removeCgroup(dir);
+    removeCgroup(dir, 100);
     removed.push(dir);
   }
   const netns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter(stale);

@@ -111,11 +111,11 @@ export function createSandbox(label = 'sb'): Sandbox {
   return sandbox;
 }
 
-/** rmdir a cgroup once the processes we started in it have exited (bounded wait). */
-function removeCgroup(dir: string): boolean {
-  for (let attempt = 0; attempt < 50; attempt++) {
+/** rmdir a cgroup (and its children) once the processes started in it have exited (bounded wait). */
+export function removeCgroup(dir: string, attempts = 50): boolean {
+  for (let attempt = 0; attempt < attempts; attempt++) {
     for (const sub of readdirSync(dir, { withFileTypes: true })) {
-      if (sub.isDirectory()) removeCgroup(path.join(dir, sub.name));
+      if (sub.isDirectory()) removeCgroup(path.join(dir, sub.name), attempts);
     }
     const procs = readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').trim();
     if (procs === '') {
@@ -166,4 +166,14 @@ export async function listen(sb: Sandbox, args: string[], opts: { cgroup?: strin
 
 export function writeCgroupProcs(dir: string, pid: number): void {
   writeFileSync(path.join(dir, 'cgroup.procs'), String(pid));
+}
+
+/** Polls `check` every 25 ms until it holds; fails after `ms`, adding `detail()` (e.g. a log tail). */
+export async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000, detail?: () => string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}${detail ? `; ${detail()}` : ''}`);
 }

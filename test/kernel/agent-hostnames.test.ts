@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startDnsServer, type DnsTestServer } from '../helpers/dnsServer.js';
 import { createPod, type PodFixture } from '../helpers/kernelFixture.js';
-import { REPO_ROOT, requireRoot } from '../helpers/sandbox.js';
+import { REPO_ROOT, requireRoot, until as waitUntil } from '../helpers/sandbox.js';
 
 const skip = requireRoot();
 if (skip) console.log(`# SKIP standalone agent hostname tests: ${skip}`);
@@ -37,14 +37,8 @@ describe('standalone agent with a hostname allowlist entry', { skip: skip ?? fal
   let log = '';
 
   /** Polls until `check` holds, failing with the agent's last log lines after `ms`. */
-  async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (Date.now() < deadline) {
-      if (await check()) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.fail(`timed out after ${ms} ms waiting for ${what}; agent log tail:\n${log.split('\n').slice(-15).join('\n')}`);
-  }
+  const until = (what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> =>
+    waitUntil(what, check, ms, () => `agent log tail:\n${log.split('\n').slice(-15).join('\n')}`);
   const verdict = (address: string, port = 443) => pod!.connect(address, port).verdict;
   const logLines = (msg: string) => log.split('\n').filter((l) => l.includes(`"msg":"${msg}"`)).map((l) => JSON.parse(l) as Record<string, unknown>);
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { classify, createPod, type PodFixture } from '../helpers/kernelFixture.js';
-import { REPO_ROOT, SOCKPROBE, requireRoot } from '../helpers/sandbox.js';
+import { REPO_ROOT, SOCKPROBE, requireRoot, until } from '../helpers/sandbox.js';
 
 const skip = requireRoot();
 if (skip) console.log(`# SKIP standalone agent tests: ${skip}`);
@@ -23,14 +23,6 @@ const allow198 = `  - name: partner
     ports: [{number: 443, protocol: TLS}]
 `;
 
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 describe('standalone agent', { skip: skip ?? false }, () => {
   let pod: PodFixture;

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { createFakeNode, API_ADDR, FORBIDDEN_ADDR, MESH_ADDR, type FakeNode, type FakePod } from '../helpers/fakeNode.js';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../helpers/kubeApiServer.js';
 import { classify } from '../helpers/kernelFixture.js';
-import { REPO_ROOT, requireRoot } from '../helpers/sandbox.js';
+import { REPO_ROOT, requireRoot, until } from '../helpers/sandbox.js';
 import { openPinnedMaps } from '../../src/datapath/pinned.js';
 import { cgroupId } from '../../src/node/cgroup.js';
 
@@ -20,14 +20,6 @@ if (skip) console.log(`# skipping cluster agent tests: ${skip}`);
 
 const MESHGATE = path.join(REPO_ROOT, 'bin/meshgate.js');
 
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 8000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 const osmConfig = (data: Record<string, string>): KubeObject => ({
   apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'osm-config', namespace: 'osm-system' }, data,
