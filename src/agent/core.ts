@@ -54,6 +54,8 @@ export class AgentCore {
   private appliedOnce = false;
   private stopped = false;
   private overlapText = '';
+  /** When a policy was last applied, by this agent or (read once at open) the one before it. */
+  private lastApplyUnixMs = 0;
 
   constructor(opts: CoreOptions, log: Logger) {
     this.opts = opts;
@@ -73,6 +75,7 @@ export class AgentCore {
   async open(cgroupWalkStart: number, reconciler: (reasons: string[]) => Promise<void>): Promise<void> {
     this.reconciler = reconciler;
     this.datapath = Datapath.open({ pinDir: this.opts.pinDir, objectPath: this.opts.objectPath, cgroupWalkStart });
+    this.lastApplyUnixMs = this.datapath.readAgentStatus()?.lastApplyUnixMs ?? 0;
     this.log.info({ pinDir: this.opts.pinDir, adopted: this.datapath.object.adoptedMaps, generation: String(this.datapath.currentGeneration) }, 'datapath opened');
     this.server = await startServer(this.opts.listen, this, this.metrics);
     const bound = this.server.address();
@@ -194,9 +197,9 @@ export class AgentCore {
 
   recordStatus(input: { objectsTotal: number; objectsInvalid: number }, generation: bigint, applied: boolean): void {
     const now = Date.now();
-    const previous = this.datapath!.readAgentStatus();
+    if (applied) this.lastApplyUnixMs = now;
     const status: AgentStatus = {
-      lastApplyUnixMs: applied ? now : previous?.lastApplyUnixMs ?? 0,
+      lastApplyUnixMs: this.lastApplyUnixMs,
       lastReconcileUnixMs: now,
       generation,
       agentPid: process.pid,
