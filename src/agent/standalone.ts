@@ -1,6 +1,6 @@
 // Standalone mode: no cluster. One cgroup is one meshed pod; the policy comes
 // from local files, which are watched and re-applied within milliseconds.
-import { watch, type FSWatcher } from 'node:fs';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { mergeNamespaceAllowlists, type AllowlistEntry, type GlobalConfig } from '../config/index.js';
@@ -25,6 +25,7 @@ export class StandaloneAgent {
   private lastGoodGlobal: GlobalConfig | null = null;
   private readonly lastGoodAllowlists = new Map<string, readonly AllowlistEntry[]>();
   private lastGoodMerged: readonly AllowlistEntry[] = [];
+  private readonly readings = new Map<string, { version: Buffer | null; result: FileReading<unknown>['result'] }>();
 
   constructor(opts: StandaloneOptions, log: Logger) {
     this.opts = opts;
@@ -49,9 +50,26 @@ export class StandaloneAgent {
     this.watchers.push(watcher);
   }
 
-  private accept<T>(reading: FileReading<T>): T | null {
-    const { result, path: file } = reading;
-    this.core.report(`file ${file}`, result.ok, result.ok ? [] : result.errors, result.warnings, { file });
+  /**
+   * Reads and validates a file, or reuses the last reading while its bytes
+   * are unchanged (timestamps are too coarse to tell two quick writes apart):
+   * a DNS refresh or another file's edit does not re-parse a 100,000-CIDR
+   * config, nor repeat its warnings.
+   */
+  private accept<T>(file: string, read: (file: string) => FileReading<T>): T | null {
+    let version: Buffer | null = null;
+    try {
+      version = readFileSync(file);
+    } catch {
+      // unreadable: read() reports why
+    }
+    const cached = this.readings.get(file);
+    let result = cached && version !== null && cached.version?.equals(version) ? (cached.result as FileReading<T>['result']) : null;
+    if (!result) {
+      result = read(file).result;
+      this.readings.set(file, { version, result });
+      this.core.report(`file ${file}`, result.ok, result.ok ? [] : result.errors, result.warnings, { file });
+    }
     return result.ok ? result.value : null;
   }
 
@@ -59,11 +77,11 @@ export class StandaloneAgent {
   private async reconcile(): Promise<void> {
     const started = performance.now();
     let invalid = 0;
-    const global = this.accept(readGlobalFile(this.opts.configFile));
+    const global = this.accept(this.opts.configFile, readGlobalFile);
     if (global) this.lastGoodGlobal = global;
     else invalid++;
     for (const file of this.opts.allowlistFiles) {
-      const entries = this.accept(readAllowlistFile(file));
+      const entries = this.accept(file, readAllowlistFile);
       if (entries) this.lastGoodAllowlists.set(file, entries);
       else invalid++;
     }
