@@ -6,13 +6,12 @@
 // Everything lives under one sandbox (cgroup, pins) plus one netns per pod,
 // all named mgtest-*, and cleanup() removes it all.
 import { randomBytes } from 'node:crypto';
-import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { classify, PROXY_PORT, type Verdict } from './kernelFixture.js';
-import { createSandbox, SOCKPROBE, type Sandbox } from './sandbox.js';
+import { createSandbox, removeCgroup, SOCKPROBE, type Sandbox } from './sandbox.js';
 import type { KubeObject } from './kubeApiServer.js';
-import { spawn } from 'node:child_process';
 
 export const NODE_NAME = 'node-a';
 /** Addresses every pod netns has on lo: a mesh service, an allowlisted API, a forbidden site. */
@@ -159,14 +158,7 @@ export function createFakeNode(label: string, driver: Driver): FakeNode {
     },
     removePod(pod) {
       stopProcesses(pod.uid);
-      for (const dir of [pod.appDir, pod.proxyDir, pod.dir]) {
-        if (!dir) continue;
-        for (let i = 0; i < 50; i++) {
-          const r = spawnSync('rmdir', [dir]);
-          if (r.status === 0 || /No such file/.test(r.stderr.toString())) break;
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-        }
-      }
+      if (!removeCgroup(pod.dir)) throw new Error(`pod cgroup ${pod.dir} still holds processes`);
       const netns = path.basename(pod.netnsPath);
       spawnSync('ip', ['netns', 'del', netns]);
       netnses.splice(netnses.indexOf(netns), 1);
