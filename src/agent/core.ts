@@ -14,7 +14,9 @@ import { pinLayout } from '../datapath/loader.js';
 import { HostResolver, type HostResolverOptions } from '../dns/hostResolver.js';
 import { PolicyCompiler, allowlistHosts, type PodInput } from '../policy/compile.js';
 import { AgentMetrics } from './metrics.js';
+import { DEFAULT_RECONCILE_BACKOFF, ReconcileRetry, type BackoffOptions } from './retry.js';
 import { startServer } from './server.js';
+import type { Clock } from '../dns/clock.js';
 
 export interface CoreOptions {
   readonly pinDir: string;
@@ -23,6 +25,12 @@ export interface CoreOptions {
   readonly objectPath?: string;
   readonly dns?: Pick<HostResolverOptions, 'servers' | 'floorMs' | 'ceilingMs' | 'graceMs'>;
   readonly mode: 'standalone' | 'cluster';
+  /** Backoff of a failed reconcile's retries (tests shorten it). */
+  readonly retryBackoff?: BackoffOptions;
+  /** Tests only: the retry timer's clock. */
+  readonly clock?: Clock;
+  /** Tests only: called before each group of kernel writes (Datapath's fault injection). */
+  readonly beforeWrite?: (step: string) => void;
 }
 
 /** One reconcile's input, as the mode has read it. */
@@ -56,10 +64,12 @@ export class AgentCore {
   private overlapText = '';
   /** When a policy was last applied, by this agent or (read once at open) the one before it. */
   private lastApplyUnixMs = 0;
+  private readonly retry: ReconcileRetry;
 
   constructor(opts: CoreOptions, log: Logger) {
     this.opts = opts;
     this.log = log.child({ module: 'agent' });
+    this.retry = new ReconcileRetry(() => this.schedule('retry', 0), opts.retryBackoff ?? DEFAULT_RECONCILE_BACKOFF, opts.clock);
     this.resolver = new HostResolver({ ...opts.dns, logger: log });
     this.metrics = new AgentMetrics(() => this.datapath, () => this.resolver.snapshot());
     this.resolver.onChange((hosts) => {
@@ -74,7 +84,7 @@ export class AgentCore {
   /** Opens (or adopts) the pinned datapath and starts serving /healthz, /readyz and /metrics. */
   async open(cgroupWalkStart: number, reconciler: (reasons: string[]) => Promise<void>): Promise<void> {
     this.reconciler = reconciler;
-    this.datapath = Datapath.open({ pinDir: this.opts.pinDir, objectPath: this.opts.objectPath, cgroupWalkStart });
+    this.datapath = Datapath.open({ pinDir: this.opts.pinDir, objectPath: this.opts.objectPath, cgroupWalkStart, beforeWrite: this.opts.beforeWrite });
     this.lastApplyUnixMs = this.datapath.readAgentStatus()?.lastApplyUnixMs ?? 0;
     this.log.info({ pinDir: this.opts.pinDir, adopted: this.datapath.object.adoptedMaps, generation: String(this.datapath.currentGeneration) }, 'datapath opened');
     this.server = await startServer(this.opts.listen, this, this.metrics);
@@ -101,12 +111,21 @@ export class AgentCore {
     }
     const reasons = [...this.reasons];
     this.reasons.clear();
+    this.retry.cancel(); // this run is the retry, or makes it moot
     this.running = (async () => {
       try {
         await this.reconciler?.(reasons.length ? reasons : ['start']);
+        if (this.retry.consecutiveFailures > 0) this.log.info({ failures: this.retry.consecutiveFailures, reasons }, 'reconcile succeeded after failures');
+        this.retry.succeeded();
       } catch (err) {
         this.metrics.applyFailures.inc();
-        this.log.error({ err, reasons }, 'reconcile failed, keeping the policy in force');
+        if (this.stopped) {
+          this.log.error({ err, reasons }, 'reconcile failed, keeping the policy in force');
+        } else {
+          const { attempt, delayMs } = this.retry.failed();
+          this.metrics.reconcileRetries.inc();
+          this.log.error({ err, reasons, attempt, retryInMs: delayMs }, 'reconcile failed, keeping the policy in force; retrying');
+        }
       } finally {
         this.running = null;
       }
@@ -229,6 +248,7 @@ export class AgentCore {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    this.retry.cancel();
     if (this.running) await this.running;
     this.resolver.close();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));

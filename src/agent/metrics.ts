@@ -12,6 +12,7 @@ export class AgentMetrics {
   readonly podsEnforced: Gauge;
   readonly dnsRefreshFailures: Counter;
   readonly applyFailures: Counter;
+  readonly reconcileRetries: Counter;
   readonly informerRestarts: Counter;
   readonly podStartWindow: Histogram;
 
@@ -29,6 +30,7 @@ export class AgentMetrics {
     this.podsEnforced = new Gauge({ name: 'meshgate_pods_enforced', help: 'Meshed pods whose cgroup is mapped and enforced', registers });
     this.dnsRefreshFailures = new Counter({ name: 'meshgate_dns_refresh_failures_total', help: 'Hostname refreshes that failed (counted when a hostname turns stale or failed)', registers });
     this.applyFailures = new Counter({ name: 'meshgate_apply_failures_total', help: 'Reconciles that failed and left the previous policy in force', registers });
+    this.reconcileRetries = new Counter({ name: 'meshgate_reconcile_retries_total', help: 'Retries scheduled (with exponential backoff) after a failed reconcile', registers });
     this.informerRestarts = new Counter({ name: 'meshgate_informer_restarts_total', help: 'Informer watches restarted after an error', labelNames: ['informer'], registers });
     this.podStartWindow = new Histogram({
       name: 'meshgate_pod_start_window_seconds', help: "Time from a pod cgroup's creation to its entry in mg_cgroups (unknown_pod_policy applies meanwhile)", registers,
