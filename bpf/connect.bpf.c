@@ -5,7 +5,8 @@
  * Every connect() (TCP, UDP) and unconnected UDP sendmsg() of a process under
  * the attach cgroup comes here. The rules of SPEC §2 are applied in order and
  * the first match decides: pass (return 1), redirect (rewrite the destination
- * to the sidecar, return 1) or deny (return 0: the call fails with EPERM).
+ * to the sidecar, return 1), deny (return 0: the call fails with EPERM) or
+ * audit (return 1 untouched: counted and traced as "would deny").
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -37,6 +38,9 @@ struct mg_decision {
 	__u32 event_mask;
 	__u32 events_per_sec;
 	__u32 events_burst;
+	/* An enforced pod decided: record_flow() files it in mg_flows under this generation. */
+	__u32 flow;
+	__u64 generation;
 };
 
 static __always_inline int addr_is_loopback_or_unspecified(const __u8 *addr)
@@ -132,9 +136,18 @@ static __always_inline void decide_destination(struct mg_dest *d, const struct m
 	if (!enforced_pod)
 		return set_verdict(out, MG_VERDICT_DENY, MG_RULE_UNKNOWN_POD);
 
-	/* Rule 7: redirect can only apply to TCP; UDP is denied. */
-	if (cfg->blocked_action == MG_ACTION_REDIRECT && tcp)
-		return set_verdict(out, MG_VERDICT_REDIRECT, MG_RULE_BLOCKED);
+	/* Rule 7: the namespace's own blocked_egress_action, else the global one.
+	 * Redirect can only apply to TCP (UDP is denied); audit lets both through. */
+	{
+		struct mg_namespace_key ns_key = { .namespace_id = namespace_id, .slot = d->key.slot };
+		struct mg_namespace *ns = bpf_map_lookup_elem(&mg_namespaces, &ns_key);
+		__u8 action = ns ? ns->blocked_action : cfg->blocked_action;
+
+		if (action == MG_ACTION_AUDIT)
+			return set_verdict(out, MG_VERDICT_AUDIT, MG_RULE_BLOCKED);
+		if (action == MG_ACTION_REDIRECT && tcp)
+			return set_verdict(out, MG_VERDICT_REDIRECT, MG_RULE_BLOCKED);
+	}
 	return set_verdict(out, MG_VERDICT_DENY, MG_RULE_BLOCKED);
 }
 
@@ -192,6 +205,8 @@ static __always_inline void decide(struct mg_dest *d, struct mg_decision *out)
 	if (pod->kind != MG_CGROUP_POD)
 		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_NOT_ENFORCED);
 	out->label_id = 0;
+	out->flow = 1;
+	out->generation = cfg->generation;
 
 	/* Rule 1 fallback: proxy_uid counts only while the sidecar's cgroup is unknown. */
 	if (!(pod->flags & MG_POD_PROXY_CGROUP_KNOWN) &&
@@ -235,6 +250,44 @@ static __always_inline void count_event_stat(__u32 stat)
 		*n += 1;
 }
 
+/* The flow's last verdict in the mg_flows LRU (enforced pods only). */
+static __always_inline void record_flow(const struct mg_dest *d, const struct mg_decision *out)
+{
+	struct mg_flow_key key = {};
+	struct mg_flow *f, fresh = {};
+	__u64 now;
+
+	if (!out->flow)
+		return;
+	key.pod_cgroup_id = out->pod_cgroup_id;
+	__builtin_memcpy(key.addr, d->key.addr, sizeof(key.addr));
+	key.port = d->port;
+	key.proto = d->proto;
+	now = bpf_ktime_get_ns();
+	f = bpf_map_lookup_elem(&mg_flows, &key);
+	if (f) {
+		/* Fields of a concurrent decision may interleave; each is one decision's. */
+		f->last_seen_ns = now;
+		f->generation = out->generation;
+		f->label_id = out->label_id;
+		f->uid = (__u32)bpf_get_current_uid_gid();
+		f->verdict = out->verdict;
+		f->rule = out->rule;
+		f->hook = d->hook;
+		__sync_fetch_and_add(&f->count, 1);
+		return;
+	}
+	fresh.last_seen_ns = now;
+	fresh.count = 1;
+	fresh.generation = out->generation;
+	fresh.label_id = out->label_id;
+	fresh.uid = (__u32)bpf_get_current_uid_gid();
+	fresh.verdict = out->verdict;
+	fresh.rule = out->rule;
+	fresh.hook = d->hook;
+	bpf_map_update_elem(&mg_flows, &key, &fresh, BPF_NOEXIST);
+}
+
 static __always_inline void record(const struct mg_dest *d, const struct mg_decision *out)
 {
 	__u32 idx = out->verdict * MG_RULE_COUNT + out->rule, zero = 0, mask = out->event_mask;
@@ -245,6 +298,7 @@ static __always_inline void record(const struct mg_dest *d, const struct mg_deci
 	n = bpf_map_lookup_elem(&mg_counters, &idx);
 	if (n)
 		*n += 1;
+	record_flow(d, out);
 
 	tr = bpf_map_lookup_elem(&mg_trace, &zero);
 	if (tr && tr->until_ns > bpf_ktime_get_ns())

@@ -24,6 +24,9 @@
 #define MG_LABELS_MAX 131072
 #define MG_REDIRECTS_MAX 65536
 #define MG_EVENTS_BYTES (256 * 1024)
+#define MG_NAMESPACES_MAX 16384        /* both slots together */
+/* Default only: the agent sets mg_flows' size before load (--flows-max). */
+#define MG_FLOWS_MAX 16384
 
 /* Mesh CIDRs, excluded CIDRs and allowlists of both slots, in one LPM trie. */
 MG_MAP struct {
@@ -40,6 +43,15 @@ MG_MAP struct {
 	__type(key, struct mg_port_key);
 	__type(value, __u8);
 } mg_excluded_ports SEC(".maps");
+
+/* Per-namespace settings (blocked_egress_action override), per slot. */
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MG_NAMESPACES_MAX);
+	__type(key, struct mg_namespace_key);
+	__type(value, struct mg_namespace);
+} mg_namespaces SEC(".maps");
 
 MG_MAP struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -126,6 +138,14 @@ MG_MAP struct {
 	__type(key, struct mg_peer_key);
 	__type(value, struct mg_origdst);
 } mg_origdst_by_peer SEC(".maps");
+
+/* Recent flows of enforced pods and their last verdict, for `meshgate flows` and `preview`. */
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MG_FLOWS_MAX);
+	__type(key, struct mg_flow_key);
+	__type(value, struct mg_flow);
+} mg_flows SEC(".maps");
 
 /* Never read by programs. User space updates mg_rcu_barrier[0] to wait for an
  * RCU grace period: the kernel waits for every running program after updating

@@ -21,7 +21,8 @@ enum mg_verdict {
 	MG_VERDICT_PASS = 0,
 	MG_VERDICT_REDIRECT = 1,
 	MG_VERDICT_DENY = 2,
-	MG_VERDICT_COUNT = 3,
+	MG_VERDICT_AUDIT = 3,        /* let through untouched, recorded as "would deny" (blocked_egress_action audit) */
+	MG_VERDICT_COUNT = 4,
 };
 
 /* The rule that decided, in SPEC §2 order. Counters are indexed verdict * MG_RULE_COUNT + rule. */
@@ -67,6 +68,7 @@ enum mg_cgroup_kind {
 enum mg_blocked_action {
 	MG_ACTION_DENY = 0,
 	MG_ACTION_REDIRECT = 1,
+	MG_ACTION_AUDIT = 2,
 };
 
 enum mg_unknown_pod_policy {
@@ -128,6 +130,49 @@ struct mg_port_key {
 	__u8 pad0;
 };
 _Static_assert(sizeof(struct mg_port_key) == 4, "mg_port_key size");
+
+/* mg_namespaces key: per-namespace settings of one slot (written with the rest of the policy). */
+struct mg_namespace_key {
+	__u32 namespace_id;  /* the namespace's id (mg_cgroup.namespace_id) */
+	__u8 slot;
+	__u8 pad0;
+	__u16 pad1;
+};
+_Static_assert(sizeof(struct mg_namespace_key) == 8, "mg_namespace_key size");
+
+/* mg_namespaces value: present only for a namespace whose allowlists set blocked_egress_action. */
+struct mg_namespace {
+	__u8 blocked_action;       /* enum mg_blocked_action: overrides mg_config.blocked_action */
+	__u8 pad0;
+	__u16 pad1;
+};
+_Static_assert(sizeof(struct mg_namespace) == 4, "mg_namespace size");
+
+/* mg_flows key: one recent flow of an enforced pod. */
+struct mg_flow_key {
+	__u64 pod_cgroup_id;       /* the pod's cgroup (mg_cgroups key) */
+	__u8 addr[16];             /* destination, network order; IPv4 as ::ffff:a.b.c.d */
+	__u16 port;                /* destination port, host order */
+	__u8 proto;                /* IPPROTO_TCP or IPPROTO_UDP (MPTCP as TCP) */
+	__u8 pad0;
+	__u32 pad1;
+};
+_Static_assert(sizeof(struct mg_flow_key) == 32, "mg_flow_key size");
+
+/* mg_flows value: what the kernel decided for that flow the last time. */
+struct mg_flow {
+	__u64 last_seen_ns;        /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last decision */
+	__u64 count;               /* decisions since the flow entered the LRU */
+	__u64 generation;          /* mg_config.generation of the policy that decided last */
+	__u32 label_id;            /* the deciding entry, 0 when none */
+	__u32 uid;                 /* the caller's uid at the last decision */
+	__u8 verdict;              /* enum mg_verdict */
+	__u8 rule;                 /* enum mg_rule */
+	__u8 hook;                 /* enum mg_hook */
+	__u8 pad0;
+	__u32 pad1;
+};
+_Static_assert(sizeof(struct mg_flow) == 40, "mg_flow size");
 
 /* mg_config value, one per slot. */
 struct mg_config {

@@ -9,8 +9,8 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import {
-  ALLOWLIST_LABEL, describeObject, mergeNamespaceAllowlists, parseAllowlist, parseGlobalConfig,
-  type AllowlistEntry, type AllowlistPart, type GlobalConfig, type ObjectRef, type ParseResult,
+  ALLOWLIST_LABEL, allowlistAction, checkNamespaceObjects, describeObject, mergeNamespaceAllowlists, parseAllowlist, parseGlobalConfig,
+  type AllowlistEntry, type BlockedEgressAction, type ConfigIssue, type GlobalConfig, type NamespaceObject, type ObjectRef, type ParseResult,
 } from '../config/index.js';
 import type { HostResolverOptions } from '../dns/hostResolver.js';
 import { EventRecorder } from '../kube/events.js';
@@ -74,8 +74,10 @@ export class ClusterAgent {
   private parsedGlobal: Parsed<GlobalConfig> | null = null;
   private parsedAllowlists = new Map<string, Parsed<readonly AllowlistEntry[]>>();
   private lastGoodGlobal: GlobalConfig | null = null;
-  private lastGoodAllowlists = new Map<string, { namespace: string; entries: readonly AllowlistEntry[] }>();
-  private lastGoodNamespaces = new Map<string, readonly AllowlistEntry[]>();
+  private lastGoodAllowlists = new Map<string, { namespace: string; entries: readonly AllowlistEntry[]; action: BlockedEgressAction | null }>();
+  private lastGoodNamespaces = new Map<string, { entries: readonly AllowlistEntry[]; action: BlockedEgressAction | null }>();
+  /** Objects in a cross-object conflict of their namespace, with the version whose errors were reported. */
+  private conflicts = new Map<string, string>();
   private globalSeen = false;
   /** cgroup ids in mg_cgroups, and when each pod cgroup was first seen (for the pod-start window). */
   private mapped = new Set<bigint>();
@@ -190,13 +192,17 @@ export class ClusterAgent {
   }
 
   /** Allowlists in force per namespace: each object's last good entries, merged; a namespace whose merge fails keeps its last good set. */
-  private allowlists(): { byNamespace: Map<string, readonly AllowlistEntry[]>; total: number; invalid: number; unknown: number } {
+  private allowlists(): {
+    byNamespace: Map<string, readonly AllowlistEntry[]>; actions: Map<string, BlockedEgressAction>; total: number; invalid: number; unknown: number;
+  } {
     const present = new Set<string>();
+    const cms = new Map<string, V1ConfigMap>();
     let invalid = 0;
     let unknown = 0;
     for (const cm of this.allowlistInformer!.list()) {
       const key = cmKey(cm);
       present.add(key);
+      cms.set(key, cm);
       const version = cmVersion(cm);
       let parsed = this.parsedAllowlists.get(key);
       if (parsed?.version !== version) {
@@ -206,7 +212,7 @@ export class ClusterAgent {
         this.core.report(describeObject(cmRef(cm)), result.ok, result.ok ? [] : result.errors, result.warnings, { configmap: key });
       }
       if (parsed.result.ok) {
-        this.lastGoodAllowlists.set(key, { namespace: cm.metadata!.namespace!, entries: parsed.result.value });
+        this.lastGoodAllowlists.set(key, { namespace: cm.metadata!.namespace!, entries: parsed.result.value, action: allowlistAction(cm.data ?? {}) });
       } else {
         invalid++;
         if (!this.lastGoodAllowlists.has(key)) unknown++;
@@ -221,26 +227,55 @@ export class ClusterAgent {
       this.core.metrics.configValid.remove({ configmap: describeObject({ kind: 'ConfigMap', namespace: ns, name: rest.join('/') }) });
     }
 
-    const parts = new Map<string, AllowlistPart[]>();
-    for (const [key, { namespace, entries }] of this.lastGoodAllowlists) {
+    const parts = new Map<string, NamespaceObject[]>();
+    for (const [key, { namespace, entries, action }] of this.lastGoodAllowlists) {
       const slash = key.indexOf('/');
-      (parts.get(namespace) ?? parts.set(namespace, []).get(namespace)!).push({ ref: { kind: 'ConfigMap', namespace, name: key.slice(slash + 1) }, entries });
+      (parts.get(namespace) ?? parts.set(namespace, []).get(namespace)!).push({ ref: { kind: 'ConfigMap', namespace, name: key.slice(slash + 1) }, entries, action });
     }
     const byNamespace = new Map<string, readonly AllowlistEntry[]>();
+    const actions = new Map<string, BlockedEgressAction>();
+    const conflicted = new Set<string>();
     for (const [namespace, list] of [...parts].sort(([a], [b]) => (a < b ? -1 : 1))) {
       const merged = mergeNamespaceAllowlists(list);
-      if (merged.ok) {
-        byNamespace.set(namespace, merged.value);
-        this.lastGoodNamespaces.set(namespace, merged.value);
+      const check = checkNamespaceObjects(list);
+      for (const [object, issues] of check.issuesByObject) {
+        const key = `${namespace}/${object.slice(`ConfigMap ${namespace}/`.length)}`;
+        conflicted.add(key);
+        this.reportConflict(key, cms.get(key), object, issues);
+      }
+      let kept = this.lastGoodNamespaces.get(namespace);
+      if (merged.ok && check.issuesByObject.size === 0) {
+        kept = { entries: merged.value, action: check.action };
+        this.lastGoodNamespaces.set(namespace, kept);
       } else {
-        invalid++;
-        for (const e of merged.errors) this.log.error({ namespace, code: e.code, entry: e.entryName }, `allowlists rejected, the namespace keeps its last good entries: ${e.message}`);
-        const kept = this.lastGoodNamespaces.get(namespace);
-        if (kept) byNamespace.set(namespace, kept);
+        invalid += Math.max(merged.ok ? 0 : 1, check.issuesByObject.size);
+        if (!merged.ok) for (const e of merged.errors) this.log.error({ namespace, code: e.code, entry: e.entryName }, `allowlists rejected, the namespace keeps its last good entries: ${e.message}`);
+      }
+      if (kept) {
+        byNamespace.set(namespace, kept.entries);
+        if (kept.action) actions.set(namespace, kept.action);
       }
     }
+    // An object whose conflict is over is valid again (unless it is invalid alone).
+    for (const key of [...this.conflicts.keys()]) {
+      if (conflicted.has(key)) continue;
+      this.conflicts.delete(key);
+      const [ns, ...rest] = key.split('/');
+      if (this.parsedAllowlists.get(key)?.result.ok) this.core.metrics.configValid.set({ configmap: describeObject({ kind: 'ConfigMap', namespace: ns, name: rest.join('/') }) }, 1);
+    }
     for (const ns of [...this.lastGoodNamespaces.keys()]) if (!parts.has(ns)) this.lastGoodNamespaces.delete(ns);
-    return { byNamespace, total: present.size, invalid, unknown };
+    return { byNamespace, actions, total: present.size, invalid, unknown };
+  }
+
+  /** A cross-object error, three ways: a log line and the metric (once per version), an Event on the object. */
+  private reportConflict(key: string, cm: V1ConfigMap | undefined, object: string, issues: readonly ConfigIssue[]): void {
+    const version = `${cm ? cmVersion(cm) : ''}|${issues.map((i) => i.message).join('|')}`;
+    if (this.conflicts.get(key) !== version) {
+      this.conflicts.set(key, version);
+      this.core.report(object, false, issues, [], { configmap: key });
+    }
+    this.core.metrics.configValid.set({ configmap: object }, 0);
+    if (cm) void this.events?.rejected(cm, issues);
   }
 
   /** This node's pods, each with its cgroup (when the kubelet has made it) and its sidecar's. */
@@ -341,7 +376,7 @@ export class ClusterAgent {
       this.core.applyPodsOnly({ pods, objectsTotal, objectsInvalid }, this.layout!.root, started);
     } else if (this.lastGoodGlobal) {
       this.core.warnOverlaps(this.lastGoodGlobal, allow.byNamespace);
-      this.core.apply({ global: this.lastGoodGlobal, allowlists: allow.byNamespace, pods, objectsTotal, objectsInvalid }, this.layout!.root, started);
+      this.core.apply({ global: this.lastGoodGlobal, allowlists: allow.byNamespace, namespaceActions: allow.actions, pods, objectsTotal, objectsInvalid }, this.layout!.root, started);
     } else {
       this.log.error({}, 'no valid global config and no policy in the kernel: nothing applied');
       return;

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { overlapWarnings, type AllowlistEntry, type ConfigIssue, type GlobalConfig } from '../config/index.js';
+import { overlapWarnings, type AllowlistEntry, type BlockedEgressAction, type ConfigIssue, type GlobalConfig } from '../config/index.js';
 import type { AgentStatus } from '../datapath/codec.js';
 import { Datapath, type ApplyResult } from '../datapath/datapath.js';
 import type { DesiredCgroup } from '../datapath/desired.js';
@@ -39,6 +39,8 @@ export interface ReconcileInput {
   readonly global: GlobalConfig;
   /** The allowlist entries in force per namespace (the last good ones). */
   readonly allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>;
+  /** blocked_egress_action of the namespaces whose allowlists set one (their last good). */
+  readonly namespaceActions?: ReadonlyMap<string, BlockedEgressAction>;
   readonly pods: readonly PodInput[];
   /** Config objects read, and how many of them were rejected. */
   readonly objectsTotal: number;
@@ -171,6 +173,7 @@ export class AgentCore {
     const state = this.compiler.compile({
       global: input.global,
       allowlists: input.allowlists,
+      namespaceActions: input.namespaceActions,
       resolved: this.resolvedHosts(input.global, input.allowlists),
       pods: input.pods,
     });

@@ -4,8 +4,8 @@
 // functions, so it reports exactly what the agent would.
 import { readFileSync } from 'node:fs';
 import {
-  DEFAULT_LIMITS, type ConfigDocument, describeObject, parseAllowlist, parseGlobalConfig, readConfigDocuments,
-  type AllowlistEntry, type ConfigIssue, type GlobalConfig, type ParseResult,
+  DEFAULT_LIMITS, type ConfigDocument, allowlistAction, checkNamespaceObjects, describeObject, parseAllowlist, parseGlobalConfig,
+  readConfigDocuments, type AllowlistEntry, type BlockedEgressAction, type ConfigIssue, type GlobalConfig, type ObjectRef, type ParseResult,
 } from '../config/index.js';
 
 export interface FileReading<T> {
@@ -13,9 +13,18 @@ export interface FileReading<T> {
   readonly result: ParseResult<T>;
 }
 
+/** An allowlist file as standalone mode reads it: its entries, and the blocked_egress_action it sets (or null). */
+export interface AllowlistFile {
+  readonly entries: readonly AllowlistEntry[];
+  readonly action: BlockedEgressAction | null;
+}
+
 /** One configuration object of a file, judged on its own. */
 export interface FileObject {
   readonly kind: ConfigDocument['kind'];
+  readonly ref: ObjectRef;
+  /** An allowlist's own blocked_egress_action (null: none, or a global config). */
+  readonly action: BlockedEgressAction | null;
   /** 'ConfigMap osm-system/osm-config (file ./a.yaml)' or 'file ./a.yaml', as in its messages. */
   readonly object: string;
   readonly result: ParseResult<GlobalConfig | readonly AllowlistEntry[]>;
@@ -57,9 +66,10 @@ function globalDocument(path: string, docs: readonly ConfigDocument[]): ParseRes
 
 const parseGlobalDocument = (doc: ConfigDocument): ParseResult<GlobalConfig> => parseGlobalConfig(doc.data, doc.ref, DEFAULT_LIMITS);
 
-// A document read as an allowlist whose data has no `egress` key is taken as the list itself.
+// A document read as an allowlist whose data has neither `egress` nor `blocked_egress_action` is taken as the list itself.
+const allowlistData = (data: ConfigDocument['data']): ConfigDocument['data'] => ('egress' in data || 'blocked_egress_action' in data ? data : { egress: data });
 const parseAllowlistDocument = ({ data, ref }: ConfigDocument): ParseResult<readonly AllowlistEntry[]> =>
-  parseAllowlist('egress' in data ? data : { egress: data }, ref, DEFAULT_LIMITS);
+  parseAllowlist(allowlistData(data), ref, DEFAULT_LIMITS);
 
 export function readGlobalFile(path: string): FileReading<GlobalConfig> {
   const docs = fileDocuments(path);
@@ -70,20 +80,29 @@ export function readGlobalFile(path: string): FileReading<GlobalConfig> {
   return { path, result: parseGlobalDocument(doc.value) };
 }
 
-export function readAllowlistFile(path: string): FileReading<readonly AllowlistEntry[]> {
+export function readAllowlistFile(path: string): FileReading<AllowlistFile> {
   const docs = fileDocuments(path);
   if (!docs.ok) return { path, result: docs };
   const entries: AllowlistEntry[] = [];
   const errors: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
+  const parts: Array<{ ref: ObjectRef; entries: readonly AllowlistEntry[]; action: BlockedEgressAction | null }> = [];
   // A file given as an allowlist is one, whatever its shape says.
   for (const doc of docs.value) {
     const r = parseAllowlistDocument(doc);
     warnings.push(...r.warnings);
-    if (r.ok) entries.push(...r.value);
-    else errors.push(...r.errors);
+    if (r.ok) {
+      entries.push(...r.value);
+      parts.push({ ref: doc.ref, entries: r.value, action: allowlistAction(allowlistData(doc.data)) });
+    } else {
+      errors.push(...r.errors);
+    }
   }
-  return { path, result: errors.length ? { ok: false, errors, warnings } : { ok: true, value: entries, warnings } };
+  // Documents of one file are one namespace's objects: they must agree on blocked_egress_action.
+  const check = checkNamespaceObjects(parts);
+  for (const issues of check.issuesByObject.values()) errors.push(...issues);
+  const action = check.action;
+  return { path, result: errors.length ? { ok: false, errors, warnings } : { ok: true, value: { entries, action }, warnings } };
 }
 
 /**
@@ -95,6 +114,8 @@ export function readFileObjects(path: string): FileObjects {
   if (!docs.ok) return { path, errors: docs.errors, objects: [] };
   const objects = docs.value.map((doc): FileObject => ({
     kind: doc.kind,
+    ref: doc.ref,
+    action: doc.kind === 'allowlist' ? allowlistAction(allowlistData(doc.data)) : null,
     object: describeObject(doc.ref),
     result: doc.kind === 'global' ? parseGlobalDocument(doc) : parseAllowlistDocument(doc),
   }));

@@ -3,10 +3,12 @@
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { mergeNamespaceAllowlists, type AllowlistEntry, type GlobalConfig } from '../config/index.js';
+import {
+  checkNamespaceObjects, mergeNamespaceAllowlists, type AllowlistEntry, type BlockedEgressAction, type GlobalConfig, type ObjectRef,
+} from '../config/index.js';
 import { cgroupId, cgroupLevel } from '../node/cgroup.js';
 import { AgentCore, type CoreOptions } from './core.js';
-import { readAllowlistFile, readGlobalFile, type FileReading } from './fileSources.js';
+import { readAllowlistFile, readGlobalFile, type AllowlistFile, type FileReading } from './fileSources.js';
 
 export interface StandaloneOptions extends Omit<CoreOptions, 'mode'> {
   readonly configFile: string;
@@ -23,8 +25,11 @@ export class StandaloneAgent {
   private readonly log: Logger;
   private watchers: FSWatcher[] = [];
   private lastGoodGlobal: GlobalConfig | null = null;
-  private readonly lastGoodAllowlists = new Map<string, readonly AllowlistEntry[]>();
+  private readonly lastGoodAllowlists = new Map<string, AllowlistFile>();
   private lastGoodMerged: readonly AllowlistEntry[] = [];
+  private lastGoodAction: BlockedEgressAction | null = null;
+  /** Files whose blocked_egress_action disagrees with another file's, as last reported. */
+  private conflictText = '';
   private readonly readings = new Map<string, { version: Buffer | null; result: FileReading<unknown>['result'] }>();
 
   constructor(opts: StandaloneOptions, log: Logger) {
@@ -81,8 +86,8 @@ export class StandaloneAgent {
     if (global) this.lastGoodGlobal = global;
     else invalid++;
     for (const file of this.opts.allowlistFiles) {
-      const entries = this.accept(file, readAllowlistFile);
-      if (entries) this.lastGoodAllowlists.set(file, entries);
+      const read = this.accept(file, readAllowlistFile);
+      if (read) this.lastGoodAllowlists.set(file, read);
       else invalid++;
     }
     const objectsTotal = 1 + this.opts.allowlistFiles.length;
@@ -92,17 +97,35 @@ export class StandaloneAgent {
       return;
     }
     // Several files for one namespace merge as several ConfigMaps do: a name used twice is an error, and the namespace keeps its last good entries.
-    const merged = mergeNamespaceAllowlists([...this.lastGoodAllowlists].map(([file, entries]) => ({ ref: { kind: 'File' as const, name: file, path: file }, entries })));
-    if (merged.ok) this.lastGoodMerged = merged.value;
-    else {
-      invalid++;
-      for (const e of merged.errors) this.log.error({ code: e.code, entry: e.entryName }, `allowlist files rejected, the namespace keeps its last good entries: ${e.message}`);
+    const parts = [...this.lastGoodAllowlists].map(([file, read]) => ({ ref: { kind: 'File', name: file, path: file } as ObjectRef, ...read }));
+    const merged = mergeNamespaceAllowlists(parts);
+    // Files that disagree on blocked_egress_action are each rejected, reported as any invalid file is.
+    const check = checkNamespaceObjects(parts);
+    const conflictText = [...check.issuesByObject.values()].flat().map((e) => e.message).join('\n');
+    if (conflictText !== this.conflictText) {
+      this.conflictText = conflictText;
+      for (const [object, issues] of check.issuesByObject) this.core.report(object, false, issues, [], { file: object.replace(/^file /, '') });
+      for (const file of this.lastGoodAllowlists.keys()) {
+        const ok = this.readings.get(file)?.result.ok ?? false;
+        if (ok && !check.issuesByObject.has(`file ${file}`)) this.core.metrics.configValid.set({ configmap: `file ${file}` }, 1);
+      }
+    }
+    // A re-read of a file in conflict reports it valid alone: the conflict still holds.
+    for (const object of check.issuesByObject.keys()) this.core.metrics.configValid.set({ configmap: object }, 0);
+    if (merged.ok && check.issuesByObject.size === 0) {
+      this.lastGoodMerged = merged.value;
+      this.lastGoodAction = check.action;
+    } else {
+      invalid += Math.max(merged.ok ? 0 : 1, check.issuesByObject.size);
+      if (!merged.ok) for (const e of merged.errors) this.log.error({ code: e.code, entry: e.entryName }, `allowlist files rejected, the namespace keeps its last good entries: ${e.message}`);
     }
     const allowlists = new Map([[this.opts.namespace, this.lastGoodMerged]]);
+    const namespaceActions = new Map(this.lastGoodAction ? [[this.opts.namespace, this.lastGoodAction]] : []);
     this.core.warnOverlaps(this.lastGoodGlobal, allowlists);
     this.core.apply({
       global: this.lastGoodGlobal,
       allowlists,
+      namespaceActions,
       pods: [{
         namespace: this.opts.namespace,
         name: this.opts.podName,

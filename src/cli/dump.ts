@@ -1,7 +1,8 @@
 // `meshgate dump`: every pinned map decoded for humans (or --json), no raw bytes.
 // The --json shape is documented in docs/cli.md; keep the two together.
 import {
-  CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, EVENT_STAT, VERDICT_NAMES, decodeCgroup, decodeConfig, decodeLabel, decodePortKey,
+  CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, EVENT_STAT, VERDICT_NAMES, blockedActionName, decodeCgroup, decodeConfig, decodeLabel,
+  decodeNamespace, decodeNamespaceKey, decodePortKey,
   decodeState, decodeTrieKey, encodeU32, formatPrefix, protoName,
 } from '../datapath/codec.js';
 import { readVerdictCounters } from '../datapath/counters.js';
@@ -10,7 +11,7 @@ import { CGROUP_KIND_NAMES, parseLabel, type ParsedLabel } from '../explain/pins
 
 /** The sections `dump MAP` accepts, and the pinned maps each one decodes. */
 export const DUMP_SECTIONS: Readonly<Record<string, readonly string[]>> = Object.freeze({
-  config: ['mg_config', 'mg_state'],
+  config: ['mg_config', 'mg_state', 'mg_namespaces'],
   mesh: ['mg_policy_trie'],
   exclusions: ['mg_policy_trie', 'mg_excluded_ports'],
   allowlists: ['mg_policy_trie', 'mg_labels'],
@@ -37,7 +38,9 @@ export interface Dump {
   activeSlot: number;
   config: {
     loaded: boolean; egress: boolean; hasMeshCidrs: boolean; proxyOutboundPort: number; proxyUid: number;
-    blockedEgressAction: 'deny' | 'redirect'; unknownPodPolicy: 'pass' | 'deny-external'; eventVerdicts: string[];
+    blockedEgressAction: string; unknownPodPolicy: 'pass' | 'deny-external'; eventVerdicts: string[];
+    /** Namespaces whose allowlists set their own blocked_egress_action. */
+    namespaceActions: Array<{ namespace: string; blockedEgressAction: string }>;
     eventsPerSecond: number; eventsBurst: number; cgroupWalkStart: number;
   };
   meshCidrs: string[];
@@ -128,7 +131,12 @@ export function dumpMaps(maps: Maps): Dump {
       hasMeshCidrs: Boolean(config && config.flags & CONFIG_FLAG.MG_CFG_HAS_MESH_CIDRS),
       proxyOutboundPort: config?.proxyPort ?? 0,
       proxyUid: config?.proxyUid ?? 0,
-      blockedEgressAction: config?.blockedAction ? 'redirect' : 'deny',
+      blockedEgressAction: blockedActionName(config?.blockedAction ?? 0),
+      namespaceActions: maps.mg_namespaces.entries()
+        .map(([k, v]) => ({ key: decodeNamespaceKey(k), action: decodeNamespace(v).blockedAction }))
+        .filter((x) => x.key.slot === slot)
+        .map((x) => ({ namespace: label(x.key.namespaceId)?.namespace ?? `#${x.key.namespaceId}`, blockedEgressAction: blockedActionName(x.action) }))
+        .sort((a, b) => byText(a.namespace, b.namespace)),
       unknownPodPolicy: config?.unknownPodPolicy ? 'deny-external' : 'pass',
       eventVerdicts: VERDICT_NAMES.filter((_v, i) => (config?.eventMask ?? 0) & (1 << i)),
       eventsPerSecond: state?.eventsPerSec ?? 0,
@@ -177,6 +185,7 @@ export function formatDump(d: Dump, only?: string | readonly string[]): string {
     `proxy_outbound_port      ${c.proxyOutboundPort}`,
     `proxy_uid                ${c.proxyUid}`,
     `blocked_egress_action    ${c.blockedEgressAction}`,
+    ...c.namespaceActions.map((a) => `  namespace ${a.namespace.padEnd(14)} ${a.blockedEgressAction} (its allowlists say so)`),
     `unknown_pod_policy       ${c.unknownPodPolicy}`,
     `events                   ${c.eventVerdicts.join(', ') || 'none'} (${c.eventsPerSecond}/s per CPU, burst ${c.eventsBurst})`,
     `cgroup walk starts at    level ${c.cgroupWalkStart}`,

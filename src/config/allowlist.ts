@@ -3,11 +3,25 @@
 import { readAllowlistEntry } from './allowlist-entry.js';
 import { IssueCollector, isPlainMap, parseSafely } from './issues.js';
 import { suggestKey } from './key-suggestion.js';
-import { isUnset } from './scalars.js';
-import { type AllowlistEntry, type ConfigLimits, DEFAULT_LIMITS, type ObjectRef, type ParseResult } from './types.js';
+import { isUnset, readChoice } from './scalars.js';
+import {
+  type AllowlistEntry, BLOCKED_EGRESS_ACTIONS, type BlockedEgressAction, type ConfigLimits, DEFAULT_LIMITS, type ObjectRef, type ParseResult,
+} from './types.js';
 import { parseYamlValue } from './yaml-text.js';
 
 export const ALLOWLIST_KEY = 'egress';
+/** The namespace's own blocked_egress_action (SPEC §1.2): overrides the global one for its pods. */
+export const ALLOWLIST_ACTION_KEY = 'blocked_egress_action';
+const ALLOWLIST_KEYS: readonly string[] = [ALLOWLIST_KEY, ALLOWLIST_ACTION_KEY];
+
+/**
+ * The blocked_egress_action an allowlist object sets for its namespace, or null when it sets
+ * none. For data parseAllowlist accepted (an invalid value is its error, not read here).
+ */
+export function allowlistAction(data: Readonly<Record<string, unknown>>): BlockedEgressAction | null {
+  const read = isPlainMap(data) ? readChoice(data[ALLOWLIST_ACTION_KEY], BLOCKED_EGRESS_ACTIONS) : null;
+  return read?.ok && read.value !== undefined ? read.value : null;
+}
 
 /** Policy entries an allowlist costs: one per (host or address) x port pair. */
 export function countAllowlistPairs(entries: readonly AllowlistEntry[]): number {
@@ -89,10 +103,13 @@ export function parseAllowlist(data: Readonly<Record<string, unknown>>, ref: Obj
       issues.add('MG_CONFIG_NOT_A_MAP', { ref, key: '' }, { value: data, reason: 'is not a key/value map of data keys' });
       return issues.rejected<readonly AllowlistEntry[]>();
     }
-    for (const key of Object.keys(data).filter((name) => name !== ALLOWLIST_KEY).sort()) {
-      const hint = suggestKey(key, [ALLOWLIST_KEY]) === undefined ? '' : ` (did you mean ${ALLOWLIST_KEY}?)`;
-      issues.add('MG_CONFIG_UNKNOWN_KEY', { ref, key }, { reason: `is not read from an allowlist (only ${ALLOWLIST_KEY} is); ignored${hint}` });
+    for (const key of Object.keys(data).filter((name) => !ALLOWLIST_KEYS.includes(name)).sort()) {
+      const suggestion = suggestKey(key, ALLOWLIST_KEYS);
+      const hint = suggestion === undefined ? '' : ` (did you mean ${suggestion}?)`;
+      issues.add('MG_CONFIG_UNKNOWN_KEY', { ref, key }, { reason: `is not read from an allowlist (only ${ALLOWLIST_KEYS.join(' and ')} are); ignored${hint}` });
     }
+    const action = readChoice(data[ALLOWLIST_ACTION_KEY], BLOCKED_EGRESS_ACTIONS);
+    if (!action.ok) issues.add('MG_CONFIG_BAD_ACTION', { ref, key: ALLOWLIST_ACTION_KEY }, { value: data[ALLOWLIST_ACTION_KEY], reason: action.reason });
     const items = readYamlList(data[ALLOWLIST_KEY], ref, ALLOWLIST_KEY, issues);
     const entries = items === undefined ? [] : collectAllowlistEntries(items, ref, ALLOWLIST_KEY, issues, limits);
     checkAllowlistSize(entries, ref, ALLOWLIST_KEY, issues, limits);

@@ -7,6 +7,7 @@ import { suggestKey } from './key-suggestion.js';
 import { type Read, readBoolean, readChoice, readInteger, readListItems } from './scalars.js';
 import {
   type AllowlistEntry,
+  BLOCKED_EGRESS_ACTIONS,
   type BlockedEgressAction,
   type ConfigLimits,
   DEFAULT_LIMITS,
@@ -37,7 +38,6 @@ export const GLOBAL_DEFAULTS: Readonly<Pick<GlobalConfig, 'egress' | 'proxyOutbo
   unknownPodPolicy: 'pass',
 });
 
-const BLOCKED_EGRESS_ACTIONS: readonly BlockedEgressAction[] = ['deny', 'redirect'];
 const UNKNOWN_POD_POLICIES: readonly UnknownPodPolicy[] = ['pass', 'deny-external'];
 // uid 4294967295 is (uid_t)-1, "no uid" to the kernel, so it cannot name the proxy.
 const MAX_UID = 4294967294;

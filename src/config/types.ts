@@ -20,7 +20,9 @@ export interface AllowlistEntry {
   readonly ports: readonly PortSpec[];
 }
 
-export type BlockedEgressAction = 'deny' | 'redirect';
+/** Rule 7 (SPEC §2): deny (EPERM), redirect (TCP to the proxy, UDP denied) or audit (let through, recorded as "would deny"). */
+export type BlockedEgressAction = 'deny' | 'redirect' | 'audit';
+export const BLOCKED_EGRESS_ACTIONS: readonly BlockedEgressAction[] = Object.freeze(['deny', 'redirect', 'audit']);
 export type UnknownPodPolicy = 'pass' | 'deny-external';
 
 export interface GlobalConfig {

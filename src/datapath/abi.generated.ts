@@ -150,6 +150,80 @@ export const STRUCTS = {
       }
     }
   },
+  "mg_flow": {
+    "size": 40,
+    "fields": {
+      "last_seen_ns": {
+        "offset": 0,
+        "size": 8
+      },
+      "count": {
+        "offset": 8,
+        "size": 8
+      },
+      "generation": {
+        "offset": 16,
+        "size": 8
+      },
+      "label_id": {
+        "offset": 24,
+        "size": 4
+      },
+      "uid": {
+        "offset": 28,
+        "size": 4
+      },
+      "verdict": {
+        "offset": 32,
+        "size": 1
+      },
+      "rule": {
+        "offset": 33,
+        "size": 1
+      },
+      "hook": {
+        "offset": 34,
+        "size": 1
+      },
+      "pad0": {
+        "offset": 35,
+        "size": 1
+      },
+      "pad1": {
+        "offset": 36,
+        "size": 4
+      }
+    }
+  },
+  "mg_flow_key": {
+    "size": 32,
+    "fields": {
+      "pod_cgroup_id": {
+        "offset": 0,
+        "size": 8
+      },
+      "addr": {
+        "offset": 8,
+        "size": 16
+      },
+      "port": {
+        "offset": 24,
+        "size": 2
+      },
+      "proto": {
+        "offset": 26,
+        "size": 1
+      },
+      "pad0": {
+        "offset": 27,
+        "size": 1
+      },
+      "pad1": {
+        "offset": 28,
+        "size": 4
+      }
+    }
+  },
   "mg_label": {
     "size": 512,
     "fields": {
@@ -206,6 +280,44 @@ export const STRUCTS = {
       "label_id": {
         "offset": 0,
         "size": 4
+      }
+    }
+  },
+  "mg_namespace": {
+    "size": 4,
+    "fields": {
+      "blocked_action": {
+        "offset": 0,
+        "size": 1
+      },
+      "pad0": {
+        "offset": 1,
+        "size": 1
+      },
+      "pad1": {
+        "offset": 2,
+        "size": 2
+      }
+    }
+  },
+  "mg_namespace_key": {
+    "size": 8,
+    "fields": {
+      "namespace_id": {
+        "offset": 0,
+        "size": 4
+      },
+      "slot": {
+        "offset": 4,
+        "size": 1
+      },
+      "pad0": {
+        "offset": 5,
+        "size": 1
+      },
+      "pad1": {
+        "offset": 6,
+        "size": 2
       }
     }
   },
@@ -332,7 +444,8 @@ export const ENUMS = {
   },
   "mg_blocked_action": {
     "MG_ACTION_DENY": 0,
-    "MG_ACTION_REDIRECT": 1
+    "MG_ACTION_REDIRECT": 1,
+    "MG_ACTION_AUDIT": 2
   },
   "mg_cgroup_flags": {
     "MG_POD_PROXY_CGROUP_KNOWN": 1
@@ -392,7 +505,8 @@ export const ENUMS = {
     "MG_VERDICT_PASS": 0,
     "MG_VERDICT_REDIRECT": 1,
     "MG_VERDICT_DENY": 2,
-    "MG_VERDICT_COUNT": 3
+    "MG_VERDICT_AUDIT": 3,
+    "MG_VERDICT_COUNT": 4
   }
 } as const;
 
@@ -430,7 +544,7 @@ export const MAPS = {
     "keySize": 4,
     "valueType": "unsigned long long",
     "valueSize": 8,
-    "maxEntries": 42,
+    "maxEntries": 56,
     "flags": 0
   },
   "mg_event_stats": {
@@ -460,6 +574,15 @@ export const MAPS = {
     "maxEntries": 2048,
     "flags": 0
   },
+  "mg_flows": {
+    "type": "lru_hash",
+    "keyType": "mg_flow_key",
+    "keySize": 32,
+    "valueType": "mg_flow",
+    "valueSize": 40,
+    "maxEntries": 16384,
+    "flags": 0
+  },
   "mg_labels": {
     "type": "hash",
     "keyType": "unsigned int",
@@ -467,6 +590,15 @@ export const MAPS = {
     "valueType": "mg_label",
     "valueSize": 512,
     "maxEntries": 131072,
+    "flags": 1
+  },
+  "mg_namespaces": {
+    "type": "hash",
+    "keyType": "mg_namespace_key",
+    "keySize": 8,
+    "valueType": "mg_namespace",
+    "valueSize": 4,
+    "maxEntries": 16384,
     "flags": 1
   },
   "mg_origdst_by_peer": {

@@ -26,8 +26,25 @@ export const LABEL_TEXT_SIZE = ENUMS.mg_label_limits.MG_LABEL_TEXT_SIZE;
 /** Key bits before the address in mg_lpm_key (slot, table, proto, port, namespace id). */
 export const LPM_HEADER_BITS = (sizeOf('mg_lpm_key') - offsetOf('mg_lpm_key', 'slot') - 16) * 8;
 
-export type VerdictName = 'pass' | 'redirect' | 'deny';
-export const VERDICT_NAMES: readonly VerdictName[] = ['pass', 'redirect', 'deny'];
+export type VerdictName = 'pass' | 'redirect' | 'deny' | 'audit';
+/** Verdict names in enum order, from the ABI: MG_VERDICT_AUDIT -> 'audit'. */
+export const VERDICT_NAMES: readonly VerdictName[] = Object.entries(VERDICT)
+  .filter(([name]) => name !== 'MG_VERDICT_COUNT')
+  .sort((a, b) => a[1] - b[1])
+  .map(([name]) => name.replace(/^MG_VERDICT_/, '').toLowerCase() as VerdictName);
+
+export type BlockedActionName = 'deny' | 'redirect' | 'audit';
+export const BLOCKED_ACTION = ENUMS.mg_blocked_action;
+/** blocked_egress_action as the kernel stores it (enum mg_blocked_action). */
+export const BLOCKED_ACTION_IDS: Readonly<Record<BlockedActionName, number>> = Object.freeze({
+  deny: BLOCKED_ACTION.MG_ACTION_DENY,
+  redirect: BLOCKED_ACTION.MG_ACTION_REDIRECT,
+  audit: BLOCKED_ACTION.MG_ACTION_AUDIT,
+});
+export function blockedActionName(id: number): BlockedActionName | `action-${number}` {
+  const found = (Object.entries(BLOCKED_ACTION_IDS) as Array<[BlockedActionName, number]>).find(([, v]) => v === id);
+  return found ? found[0] : `action-${id}`;
+}
 
 /** Rule names in enum order, from the ABI: MG_RULE_EXCLUDED_CIDR -> 'excluded-cidr'. */
 export const RULE_NAMES: readonly string[] = Object.entries(RULE)
@@ -278,6 +295,71 @@ export function decodeAgentStatus(b: Buffer): AgentStatus {
     mode: mode === AGENT_MODE.MG_AGENT_STANDALONE ? 'standalone' : mode === AGENT_MODE.MG_AGENT_CLUSTER ? 'cluster' : 'none',
     objectsTotal: b.readUInt32LE(AS.total),
     objectsInvalid: b.readUInt32LE(AS.invalid),
+  };
+}
+
+const NK = { namespaceId: offsetOf('mg_namespace_key', 'namespace_id'), slot: offsetOf('mg_namespace_key', 'slot') };
+const NV = { blockedAction: offsetOf('mg_namespace', 'blocked_action') };
+export function encodeNamespaceKey(slot: number, namespaceId: number): Buffer {
+  const b = Buffer.alloc(sizeOf('mg_namespace_key'));
+  b.writeUInt32LE(namespaceId, NK.namespaceId);
+  b.writeUInt8(slot, NK.slot);
+  return b;
+}
+export const decodeNamespaceKey = (b: Buffer): { slot: number; namespaceId: number } =>
+  ({ slot: b.readUInt8(NK.slot), namespaceId: b.readUInt32LE(NK.namespaceId) });
+export function encodeNamespace(blockedAction: number): Buffer {
+  const b = Buffer.alloc(sizeOf('mg_namespace'));
+  b.writeUInt8(blockedAction, NV.blockedAction);
+  return b;
+}
+export const decodeNamespace = (b: Buffer): { blockedAction: number } => ({ blockedAction: b.readUInt8(NV.blockedAction) });
+
+/** One mg_flows entry: a recent flow of an enforced pod and the kernel's last verdict for it. */
+export interface KernelFlow {
+  readonly podCgroupId: bigint;
+  readonly address: Uint8Array;
+  readonly port: number;
+  readonly proto: number;
+  readonly lastSeenNs: bigint;
+  readonly count: bigint;
+  readonly generation: bigint;
+  readonly labelId: number;
+  readonly uid: number;
+  readonly verdict: number;
+  readonly rule: number;
+  readonly hook: number;
+}
+const FK = {
+  podCgroupId: offsetOf('mg_flow_key', 'pod_cgroup_id'),
+  addr: offsetOf('mg_flow_key', 'addr'),
+  port: offsetOf('mg_flow_key', 'port'),
+  proto: offsetOf('mg_flow_key', 'proto'),
+};
+const FV = {
+  lastSeenNs: offsetOf('mg_flow', 'last_seen_ns'),
+  count: offsetOf('mg_flow', 'count'),
+  generation: offsetOf('mg_flow', 'generation'),
+  labelId: offsetOf('mg_flow', 'label_id'),
+  uid: offsetOf('mg_flow', 'uid'),
+  verdict: offsetOf('mg_flow', 'verdict'),
+  rule: offsetOf('mg_flow', 'rule'),
+  hook: offsetOf('mg_flow', 'hook'),
+};
+export function decodeFlow(key: Buffer, value: Buffer): KernelFlow {
+  return {
+    podCgroupId: key.readBigUInt64LE(FK.podCgroupId),
+    address: Uint8Array.from(key.subarray(FK.addr, FK.addr + 16)),
+    port: key.readUInt16LE(FK.port),
+    proto: key.readUInt8(FK.proto),
+    lastSeenNs: value.readBigUInt64LE(FV.lastSeenNs),
+    count: value.readBigUInt64LE(FV.count),
+    generation: value.readBigUInt64LE(FV.generation),
+    labelId: value.readUInt32LE(FV.labelId),
+    uid: value.readUInt32LE(FV.uid),
+    verdict: value.readUInt8(FV.verdict),
+    rule: value.readUInt8(FV.rule),
+    hook: value.readUInt8(FV.hook),
   };
 }
 

@@ -8,7 +8,8 @@
 // the map-in-map mg_rcu_barrier makes the kernel wait for every running
 // program), so no decision that still reads the old slot sees it change.
 import {
-  CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, VERDICT_NAMES, TRIE_KEY_SIZE, TRIE_VALUE_SIZE,
+  BLOCKED_ACTION_IDS, CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, VERDICT_NAMES, TRIE_KEY_SIZE, TRIE_VALUE_SIZE,
+  decodeNamespace, decodeNamespaceKey, encodeNamespace, encodeNamespaceKey,
   decodeCgroup, decodeConfig, decodeLabel, decodePortKey, decodeState, encodeCgroup, encodeCgroupKey, encodeConfig,
   decodeAgentStatus, encodeAgentStatus, encodeLabel, encodePortKey, encodeState, encodeTrieKey, encodeTrieValue, encodeU32, parsePrefix, protoNumber,
   type AgentStatus, type KernelConfig, type KernelState,
@@ -50,6 +51,8 @@ interface ShadowGroup {
 interface SlotShadow {
   groups: Map<string, ShadowGroup>;
   ports: Set<number>;
+  /** mg_namespaces of the slot: namespace id -> enum mg_blocked_action */
+  namespaces: Map<number, number>;
   config: Buffer | null;
 }
 
@@ -57,7 +60,7 @@ const ADOPTED_GROUP = '\0adopted';
 const SLOT_OFFSET = 4; // mg_lpm_key.slot follows prefixlen; checked below against the codec
 const NAMESPACE_OFFSET = STRUCTS.mg_lpm_key.fields.namespace_id.offset;
 
-const emptySlot = (): SlotShadow => ({ groups: new Map(), ports: new Set(), config: null });
+const emptySlot = (): SlotShadow => ({ groups: new Map(), ports: new Set(), namespaces: new Map(), config: null });
 const namespaceLabel = (ns: string): string => JSON.stringify({ kind: 'namespace', namespace: ns });
 
 export class Datapath {
@@ -128,6 +131,10 @@ export class Datapath {
       const { slot, port } = decodePortKey(key);
       this.slots[slot & 1]!.ports.add(port);
     }
+    for (const [key, value] of maps.mg_namespaces.entries()) {
+      const { slot, namespaceId } = decodeNamespaceKey(key);
+      this.slots[slot & 1]!.namespaces.set(namespaceId, decodeNamespace(value).blockedAction);
+    }
     this.cgroups = new Map(maps.mg_cgroups.entries().map(([k, v]) => [k.readBigUInt64LE(0), v.toString('latin1')]));
     this.labelIds = new Map();
     this.nextLabelId = 1;
@@ -177,7 +184,7 @@ export class Datapath {
     const config: KernelConfig = {
       flags: CONFIG_FLAG.MG_CFG_LOADED | (p.egress ? CONFIG_FLAG.MG_CFG_EGRESS : 0) | (hasMesh ? CONFIG_FLAG.MG_CFG_HAS_MESH_CIDRS : 0),
       proxyPort: p.proxyPort,
-      blockedAction: p.blockedAction === 'redirect' ? 1 : 0,
+      blockedAction: BLOCKED_ACTION_IDS[p.blockedAction],
       unknownPodPolicy: p.unknownPodPolicy === 'deny-external' ? 1 : 0,
       proxyUid: p.proxyUid,
       eventMask: p.eventVerdicts.reduce((m, v) => m | (1 << VERDICT_NAMES.indexOf(v)), 0),
@@ -222,8 +229,9 @@ export class Datapath {
       s.groups.size === desired.policy.groups.length && desired.policy.groups.every((g) => s.groups.get(g.id)?.source === g);
     const newLabels = new Map<string, number>();
     const wantedCgroups = this.kernelCgroups(desired.cgroups, newLabels);
+    const wantedNamespaces = this.kernelNamespaces(desired, newLabels);
     const policyUnchanged = !this.dirty[this.activeSlot] && active.config !== null && groupsSame(active) &&
-      sameSet(active.ports, desired.policy.excludedPorts) &&
+      sameSet(active.ports, desired.policy.excludedPorts) && sameMap(active.namespaces, wantedNamespaces) &&
       this.kernelConfig(desired, this.generation).equals(active.config);
 
     const target = 1 - this.activeSlot;
@@ -246,12 +254,15 @@ export class Datapath {
         this.writeTrie(target, [...plan.upserts.keys()], plan.upserts);
         this.step('ports');
         this.writePorts(target, slot.ports, desired.policy.excludedPorts);
+        this.step('namespaces');
+        this.writeNamespaces(target, slot.namespaces, wantedNamespaces);
         this.step('config');
         const generation = this.generation + 1n;
         const config = this.kernelConfig(desired, generation);
         this.object.maps.mg_config.update(encodeU32(target), config);
         slot.groups = plan.groups;
         slot.ports = new Set(desired.policy.excludedPorts);
+        slot.namespaces = wantedNamespaces;
         slot.config = config;
         this.dirty[target] = false;
         this.step('switch');
@@ -354,6 +365,21 @@ export class Datapath {
     for (const port of wanted) if (!have.has(port)) ports.update(encodePortKey(slot, port), Buffer.from([1]));
   }
 
+  /** The namespaces' own blocked actions, by namespace id (ids are the namespaces' labels, as in the trie and mg_cgroups). */
+  private kernelNamespaces(desired: DesiredState, newLabels: Map<string, number>): Map<number, number> {
+    const out = new Map<number, number>();
+    for (const a of desired.policy.namespaceActions ?? []) {
+      out.set(this.labelId(namespaceLabel(a.namespace), newLabels), BLOCKED_ACTION_IDS[a.action]);
+    }
+    return out;
+  }
+
+  private writeNamespaces(slot: number, have: ReadonlyMap<number, number>, want: ReadonlyMap<number, number>): void {
+    const map = this.object.maps.mg_namespaces;
+    for (const id of have.keys()) if (!want.has(id)) map.delete(encodeNamespaceKey(slot, id));
+    for (const [id, action] of want) if (have.get(id) !== action) map.update(encodeNamespaceKey(slot, id), encodeNamespace(action));
+  }
+
   private writeLabels(newLabels: Map<string, number>): void {
     if (newLabels.size === 0) return;
     this.step('labels');
@@ -419,6 +445,7 @@ export class Datapath {
         }
       }
     }
+    for (const slot of this.slots) for (const id of slot.namespaces.keys()) used.add(id);
     for (const value of this.cgroups.values()) {
       const c = decodeCgroup(Buffer.from(value, 'latin1'));
       used.add(c.labelId).add(c.namespaceId);
@@ -426,6 +453,7 @@ export class Datapath {
     for (const g of desired?.policy.groups ?? []) {
       for (const e of g.entries) if (e.namespace) used.add(this.labelIds.get(namespaceLabel(e.namespace)) ?? 0);
     }
+    for (const a of desired?.policy.namespaceActions ?? []) used.add(this.labelIds.get(namespaceLabel(a.namespace)) ?? 0);
     if (used.size >= this.labelIds.size) return;
     for (const [text, id] of [...this.labelIds]) {
       if (used.has(id)) continue;
@@ -447,7 +475,12 @@ export class Datapath {
       const k = decodePortKey(key);
       if (k.slot === slot) ports.add(k.port);
     }
-    this.slots[slot] = { groups: new Map([[ADOPTED_GROUP, { source: null, keys }]]), ports, config: null };
+    const namespaces = new Map<number, number>();
+    for (const [key, value] of this.object.maps.mg_namespaces.entries()) {
+      const k = decodeNamespaceKey(key);
+      if (k.slot === slot) namespaces.set(k.namespaceId, decodeNamespace(value).blockedAction);
+    }
+    this.slots[slot] = { groups: new Map([[ADOPTED_GROUP, { source: null, keys }]]), ports, namespaces, config: null };
     this.dirty[slot] = false;
   }
 
@@ -481,7 +514,10 @@ export class Datapath {
     const slot = this.slots[this.activeSlot]!;
     let trie = 0;
     for (const g of slot.groups.values()) trie += g.keys.size;
-    return { mg_policy_trie: trie, mg_excluded_ports: slot.ports.size, mg_cgroups: this.cgroups.size, mg_labels: this.labelIds.size };
+    return {
+      mg_policy_trie: trie, mg_excluded_ports: slot.ports.size, mg_namespaces: slot.namespaces.size,
+      mg_cgroups: this.cgroups.size, mg_labels: this.labelIds.size,
+    };
   }
 
   close(): void {
@@ -491,6 +527,10 @@ export class Datapath {
 
 function sameSet(a: ReadonlySet<number>, b: readonly number[]): boolean {
   return a.size === new Set(b).size && b.every((x) => a.has(x));
+}
+
+function sameMap(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): boolean {
+  return a.size === b.size && [...b].every(([k, v]) => a.get(k) === v);
 }
 
 function anyOldGroupHas(slot: SlotShadow, key: string): boolean {

@@ -2,7 +2,7 @@
 // Produced by src/policy (pure), consumed by Datapath.apply().
 import { MAPS } from './abi.generated.js';
 import { DatapathError } from './errors.js';
-import { parsePrefix, type Proto, type TableName, type VerdictName } from './codec.js';
+import { BLOCKED_ACTION_IDS, parsePrefix, type BlockedActionName, type Proto, type TableName, type VerdictName } from './codec.js';
 
 export interface DesiredTrieEntry {
   readonly table: TableName;
@@ -33,12 +33,19 @@ export interface DesiredPolicy {
   readonly egress: boolean;
   readonly proxyPort: number;
   readonly proxyUid: number;
-  readonly blockedAction: 'deny' | 'redirect';
+  readonly blockedAction: BlockedActionName;
+  /** Namespaces whose allowlists set their own blocked_egress_action (absent: the global one applies). */
+  readonly namespaceActions?: readonly NamespaceAction[];
   readonly unknownPodPolicy: 'pass' | 'deny-external';
   /** Verdicts that emit ring buffer events (rate-limited). */
   readonly eventVerdicts: readonly VerdictName[];
   readonly groups: readonly DesiredGroup[];
   readonly excludedPorts: readonly number[];
+}
+
+export interface NamespaceAction {
+  readonly namespace: string;
+  readonly action: BlockedActionName;
 }
 
 export type CgroupKindName = 'pod' | 'proxy' | 'unenforced';
@@ -63,6 +70,7 @@ export const DATAPATH_LIMITS = Object.freeze({
   maxPolicyEntries: MAPS.mg_policy_trie.maxEntries / 2,
   maxExcludedPorts: MAPS.mg_excluded_ports.maxEntries / 2,
   maxCgroups: MAPS.mg_cgroups.maxEntries,
+  maxNamespaceActions: MAPS.mg_namespaces.maxEntries / 2,
 });
 
 function invalid(message: string): never {
@@ -87,6 +95,15 @@ export function validateDesired(state: DesiredState, changedGroups: readonly Des
   }
   for (const port of p.excludedPorts) if (!isPort(port)) invalid(`excluded port ${port} is not in 1..65535`);
   if (state.cgroups.length > DATAPATH_LIMITS.maxCgroups) invalid(`${state.cgroups.length} cgroups exceed ${DATAPATH_LIMITS.maxCgroups}`);
+  if (!(p.blockedAction in BLOCKED_ACTION_IDS)) invalid(`blocked action ${String(p.blockedAction)} is not deny, redirect or audit`);
+  const actions = p.namespaceActions ?? [];
+  if (actions.length > DATAPATH_LIMITS.maxNamespaceActions) invalid(`${actions.length} namespace actions exceed the map's ${DATAPATH_LIMITS.maxNamespaceActions} per policy`);
+  const seen = new Set<string>();
+  for (const a of actions) {
+    if (!a.namespace || seen.has(a.namespace)) invalid(`namespace action for ${JSON.stringify(a.namespace)} is empty or repeated`);
+    if (!(a.action in BLOCKED_ACTION_IDS)) invalid(`namespace ${a.namespace}: blocked action ${String(a.action)} is not deny, redirect or audit`);
+    seen.add(a.namespace);
+  }
   for (const group of changedGroups) {
     group.entries.forEach((e, i) => {
       const where = `group ${group.id} entry [${i}]`;

@@ -5,7 +5,7 @@
 // of DECISION_STEPS is the order of decide() and decide_destination() in the
 // C program; rule ids come from the ABI (RULE_NAMES), never from here.
 import {
-  CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, IPPROTO_TCP, IPPROTO_UDP, RULE_NAMES, formatAddress, protoName,
+  BLOCKED_ACTION, CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, IPPROTO_TCP, IPPROTO_UDP, RULE_NAMES, blockedActionName, formatAddress, protoName,
   type KernelCgroup, type KernelConfig, type TableName, type VerdictName,
 } from '../datapath/codec.js';
 
@@ -21,6 +21,8 @@ export interface PolicyLookups {
   /** LPM lookup with a full-length key, as trie_lookup() does; null on a miss. */
   trie(table: TableName, proto: number, port: number, namespaceId: number, address: Uint8Array): MapHit | null;
   excludedPort(port: number): boolean;
+  /** mg_namespaces: the namespace's own blocked action (enum mg_blocked_action), null when it has none. */
+  namespaceAction(namespaceId: number): number | null;
   /** Display text of a namespace id (for messages only). */
   namespaceName(namespaceId: number): string;
 }
@@ -98,7 +100,14 @@ export function isMulticastOrBroadcast(a: Uint8Array): boolean {
   return a[0] === 0xff;
 }
 
-const verb: Record<VerdictName, string> = { pass: 'passed', redirect: 'redirected to the proxy', deny: 'denied' };
+const verb: Record<VerdictName, string> = { pass: 'passed', redirect: 'redirected to the proxy', deny: 'denied', audit: 'audit: would be denied by rule 7' };
+
+/** Rule 7's action for the caller: the namespace's own, else the global blocked_egress_action. */
+function blockedAction(c: DecisionContext): { action: number; source: string } {
+  const own = c.namespaceId ? c.lookups.namespaceAction(c.namespaceId) : null;
+  if (own !== null) return { action: own, source: `namespace ${c.lookups.namespaceName(c.namespaceId)}'s blocked_egress_action` };
+  return { action: c.config!.blockedAction, source: 'blocked_egress_action' };
+}
 const nsText = (ctx: DecisionContext): string => (ctx.namespaceId ? `namespace ${ctx.lookups.namespaceName(ctx.namespaceId)}` : 'the global allowlist');
 
 /** The ordered decision. Several steps may report the same rule (unknown-pod passes early and denies late). */
@@ -194,9 +203,17 @@ export const DECISION_STEPS: readonly DecisionStep[] = Object.freeze([
   },
   {
     rule: 'blocked', spec: 'rule 7',
-    decide: (c) => ({ verdict: c.config!.blockedAction === 1 && c.tcp ? 'redirect' : 'deny' }),
-    message: (c, v) => `${verb[v]}: no allowlist entry in ${nsText(c)} or the global allowlist covers ${c.dest}; egress is off` +
-      (v === 'redirect' ? ' and blocked_egress_action is redirect' : c.config!.blockedAction === 1 ? ' (blocked_egress_action redirect applies to TCP only)' : ''),
+    decide: (c) => {
+      const { action } = blockedAction(c);
+      if (action === BLOCKED_ACTION.MG_ACTION_AUDIT) return { verdict: 'audit' };
+      return { verdict: action === BLOCKED_ACTION.MG_ACTION_REDIRECT && c.tcp ? 'redirect' : 'deny' };
+    },
+    message: (c, v) => {
+      const { action, source } = blockedAction(c);
+      const why = v === 'deny' && action === BLOCKED_ACTION.MG_ACTION_REDIRECT ? ' (redirect applies to TCP only)' : '';
+      return `${verb[v]}: no allowlist entry in ${nsText(c)} or the global allowlist covers ${c.dest}; egress is off` +
+        ` and ${source} is ${blockedActionName(action)}${why}`;
+    },
   },
 ] satisfies DecisionStep[]);
 

@@ -4,7 +4,7 @@
 import ipaddr from 'ipaddr.js';
 import {
   CGROUP_FLAG, IPPROTO_TCP, IPPROTO_UDP, decodeTrieKey, formatAddress, formatPrefix, protoName,
-  trieLookupKey, encodePortKey, type TableName, type VerdictName,
+  trieLookupKey, decodeNamespace, encodeNamespaceKey, encodePortKey, type TableName, type VerdictName,
 } from '../datapath/codec.js';
 import { listPinnedLinks } from '../datapath/loader.js';
 import { CgroupTree, type CgroupNode } from './cgroupTree.js';
@@ -15,7 +15,7 @@ import type { Pins } from './pins.js';
 export const MAX_CGROUP_WALK = 8;
 
 /** explain's exit status per verdict; 1 and 2 stay "error" and "usage". */
-export const VERDICT_EXIT_CODES: Readonly<Record<VerdictName, number>> = Object.freeze({ pass: 0, redirect: 3, deny: 4 });
+export const VERDICT_EXIT_CODES: Readonly<Record<VerdictName, number>> = Object.freeze({ pass: 0, redirect: 3, deny: 4, audit: 5 });
 
 export interface Destination {
   readonly address: Uint8Array;
@@ -145,6 +145,10 @@ export class Explainer {
         return raw ? { map: 'mg_policy_trie', table, labelId: raw.readUInt32LE(0) } : null;
       },
       excludedPort: (port) => maps.mg_excluded_ports.lookup(encodePortKey(slot, port)) !== null,
+      namespaceAction: (namespaceId) => {
+        const raw = maps.mg_namespaces.lookup(encodeNamespaceKey(slot, namespaceId));
+        return raw ? decodeNamespace(raw).blockedAction : null;
+      },
       namespaceName: (id) => this.pins.namespaceName(id),
     };
   }

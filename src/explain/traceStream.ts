@@ -178,7 +178,8 @@ export function formatTraceEvent(e: TraceEvent): string {
   const time = e.time.slice(11, 23);
   const pod = (e.pod ?? `cgroup:${e.cgroupId}`).padEnd(20);
   const dest = `${e.destination}/${e.protocol}`.padEnd(24);
-  return `${time} ${e.verdict.padEnd(8)} ${pod} ${dest} ${e.rule}${e.entry ? ` ${e.entry}` : ''}`;
+  const rule = e.verdict === 'audit' ? `${e.rule} (would deny)` : e.rule;
+  return `${time} ${e.verdict.padEnd(8)} ${pod} ${dest} ${rule}${e.entry ? ` ${e.entry}` : ''}`;
 }
 
 export function formatTraceDrops(d: TraceDrops): string {

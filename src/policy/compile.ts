@@ -3,7 +3,7 @@
 // compiler instance remembers the groups it built, and returns the very same
 // group object when a group's input is unchanged, so Datapath.apply skips it:
 // a one-entry change costs one group's diff, not a rebuild.
-import type { AllowlistEntry, GlobalConfig } from '../config/types.js';
+import type { AllowlistEntry, BlockedEgressAction, GlobalConfig } from '../config/types.js';
 import type { DesiredCgroup, DesiredGroup, DesiredState, DesiredTrieEntry } from '../datapath/desired.js';
 import type { VerdictName } from '../datapath/codec.js';
 
@@ -24,8 +24,13 @@ export interface CompileInput {
   /** Current addresses of each allowlisted hostname (lower-case). */
   readonly resolved: ReadonlyMap<string, readonly string[]>;
   readonly pods: readonly PodInput[];
+  /** blocked_egress_action set by a namespace's allowlists (overrides the global one there). */
+  readonly namespaceActions?: ReadonlyMap<string, BlockedEgressAction>;
   readonly eventVerdicts?: readonly VerdictName[];
 }
+
+/** Verdicts that emit ring buffer events unless asked otherwise: denies and audits ("would deny"). */
+export const DEFAULT_EVENT_VERDICTS: readonly VerdictName[] = Object.freeze(['deny', 'audit']);
 
 /** Display text of an allowlist entry, stored in mg_labels for dump/explain/trace. */
 export function entryLabel(namespace: string, name: string, host?: string): string {
@@ -150,8 +155,12 @@ export class PolicyCompiler {
         proxyPort: g.proxyOutboundPort,
         proxyUid: g.proxyUid,
         blockedAction: g.blockedEgressAction,
+        namespaceActions: Object.freeze([...(input.namespaceActions ?? [])]
+          .filter(([namespace]) => namespace !== '')
+          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+          .map(([namespace, action]) => Object.freeze({ namespace, action }))),
         unknownPodPolicy: g.unknownPodPolicy,
-        eventVerdicts: input.eventVerdicts ?? (['deny'] as const),
+        eventVerdicts: input.eventVerdicts ?? DEFAULT_EVENT_VERDICTS,
         groups: Object.freeze(groups),
         excludedPorts: Object.freeze([...g.excludedPorts].sort((a, b) => a - b)),
       }),

@@ -20,7 +20,7 @@ export function register(ctx: CliContext): void {
     .option('--uid <uid>', "the caller's uid: matters only for proxy_uid when the pod's sidecar cgroup is unknown")
     .addOption(pinDirOption())
     .option('--json', 'machine-readable output')
-    .addHelpText('after', '\nExit status: 0 pass, 3 redirect, 4 deny; 1 error (no pins, not root, no such\npod), 2 usage.\n' +
+    .addHelpText('after', '\nExit status: 0 pass, 3 redirect, 4 deny, 5 audit (let through, would be\ndenied); 1 error (no pins, not root, no such pod), 2 usage.\n' +
       'Examples:\n  meshgate explain shop/web 198.51.100.7:443\n  meshgate explain --cgroup 4242 [2001:db8::1]:53 --udp\n')
     .action(function (this: Command, a: string | undefined, b: string | undefined, o: ExplainFlags) {
       const positional = [a, b].filter((x): x is string => x !== undefined);

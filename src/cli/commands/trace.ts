@@ -12,9 +12,9 @@ function parseVerdicts(cmd: Command, values: string[]): VerdictName[] {
   for (const v of values.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean)) {
     if (v === 'all') VERDICT_NAMES.forEach((n) => out.add(n));
     else if ((VERDICT_NAMES as readonly string[]).includes(v)) out.add(v as VerdictName);
-    else cmd.error(`error: --verdict ${JSON.stringify(v)} is not deny, redirect, pass or all`, { exitCode: 2, code: 'meshgate.usage' });
+    else cmd.error(`error: --verdict ${JSON.stringify(v)} is not deny, audit, redirect, pass or all`, { exitCode: 2, code: 'meshgate.usage' });
   }
-  return out.size ? [...out] : ['deny'];
+  return out.size ? [...out] : ['deny', 'audit'];
 }
 
 function positiveNumber(cmd: Command, flag: string, v: string | undefined): number | undefined {
@@ -27,7 +27,7 @@ function positiveNumber(cmd: Command, flag: string, v: string | undefined): numb
 export function register(ctx: CliContext): void {
   ctx.program.command('trace')
     .description('stream decision events from the kernel live: time, pod, destination, protocol, verdict, rule')
-    .option('--verdict <verdicts>', 'deny, redirect, pass or all; repeatable or comma-separated (default: deny)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--verdict <verdicts>', 'deny, audit, redirect, pass or all; repeatable or\ncomma-separated (default: deny,audit)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--pod <namespace/name>', "only this pod's events (its sidecar's too)")
     .option('--json', 'one JSON object per line')
     .option('--count <n>', 'exit after n events')

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 
 import {
   CONFIG_ERROR_CODES,
+  checkNamespaceObjects,
   type ConfigIssue,
   type ConfigLimits,
   overlapWarnings,
@@ -80,6 +81,22 @@ const CASES: readonly CodeCase[] = [
     behaviour: 'blocked_egress_action must be deny or redirect',
     issues: global({ blocked_egress_action: 'drop' }),
     expected: G('blocked_egress_action', { code: 'MG_CONFIG_BAD_ACTION', value: 'drop' }),
+  },
+  {
+    behaviour: "an allowlist's own blocked_egress_action must be deny, redirect or audit",
+    issues: allowlist([], undefined, { blocked_egress_action: 'log' }),
+    expected: { object: ALLOWLIST_OBJECT, key: 'blocked_egress_action', code: 'MG_CONFIG_BAD_ACTION', value: 'log' },
+  },
+  {
+    behaviour: 'two allowlists of one namespace that set different blocked_egress_action values are both refused',
+    issues: () => {
+      const check = checkNamespaceObjects([
+        { ref: ALLOWLIST_REF, entries: [], action: 'audit' },
+        { ref: { ...ALLOWLIST_REF, name: 'zz-other' }, entries: [], action: 'deny' },
+      ]);
+      return { issues: [...check.issuesByObject.values()].flat(), ok: check.issuesByObject.size === 0 };
+    },
+    expected: { object: ALLOWLIST_OBJECT, key: 'blocked_egress_action', code: 'MG_ALLOWLIST_ACTION_CONFLICT', value: 'audit' },
   },
   {
     behaviour: 'unknown_pod_policy must be pass or deny-external',

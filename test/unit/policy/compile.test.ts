@@ -327,13 +327,21 @@ describe('what the compiled state holds', () => {
     assert.deepEqual(new PolicyCompiler().compile(input({ pods })).cgroups.map((c) => c.cgroupId), [10n, 20n, 5n, 30n]);
   });
 
-  test('the policy carries the global scalars; only denies are emitted as events unless asked', () => {
+  test('the policy carries the global scalars; only denies and audits are emitted as events unless asked', () => {
     const global = globalConfig({ egress: 'true', mesh_cidr_ranges: '10.0.0.0/8', proxy_outbound_port: '15006', proxy_uid: '1337', blocked_egress_action: 'redirect', unknown_pod_policy: 'deny-external' });
     const { policy } = new PolicyCompiler().compile(input({ global }));
     assert.deepEqual({ ...policy, groups: undefined }, {
-      egress: true, proxyPort: 15006, proxyUid: 1337, blockedAction: 'redirect', unknownPodPolicy: 'deny-external', eventVerdicts: ['deny'], groups: undefined, excludedPorts: [],
+      egress: true, proxyPort: 15006, proxyUid: 1337, blockedAction: 'redirect', namespaceActions: [], unknownPodPolicy: 'deny-external',
+      eventVerdicts: ['deny', 'audit'], groups: undefined, excludedPorts: [],
     });
     assert.deepEqual(new PolicyCompiler().compile(input({ eventVerdicts: ['deny', 'redirect'] })).policy.eventVerdicts, ['deny', 'redirect']);
+  });
+
+  test("namespaces' own blocked actions are carried sorted by namespace; the global allowlist's namespace '' never has one", () => {
+    const namespaceActions = new Map([['shop', 'audit'], ['', 'redirect'], ['billing', 'deny']] as const);
+    const { policy } = new PolicyCompiler().compile(input({ global: globalConfig({ blocked_egress_action: 'audit' }), namespaceActions }));
+    assert.equal(policy.blockedAction, 'audit');
+    assert.deepEqual(policy.namespaceActions, [{ namespace: 'billing', action: 'deny' }, { namespace: 'shop', action: 'audit' }]);
   });
 
   test('empty mesh CIDRs and exclusions give no group: empty means none', () => {
