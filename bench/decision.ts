@@ -39,6 +39,8 @@ interface Setting {
   readonly ns: BenchNetns;
   readonly cgroup: string;
   readonly target: { addr: string; port: number };
+  /** meshgate only: false when the pin dir runs with --flows-max 0 (mg_flows not written). */
+  readonly flows?: boolean;
   /** Checks that the connects just made got the intended verdict (kernel counters / rule counters). */
   readonly verify: (connects: number) => string | null;
   count: number;
@@ -52,6 +54,8 @@ export interface DecisionRow {
   readonly mechanism: Mechanism;
   readonly size: number | null;
   readonly verdict: VerdictKind;
+  /** meshgate only: false for the setting without mg_flows recording (its cost is the difference). */
+  readonly flows?: boolean;
   readonly connectsPerBatch: number;
   /** over batches: the median of each batch's connect() times, ns */
   readonly connectNs: Summary;
@@ -130,26 +134,30 @@ async function setUp(sb: BenchSandbox, o: DecisionOptions): Promise<Setting[]> {
   settings.push(newSetting({ id: 'baseline-direct', mechanism: 'baseline', size: null, verdict: 'pass', ns: plain, cgroup: plainCgroup, target: TARGETS.pass, verify: () => null }));
   settings.push(newSetting({ id: 'baseline-proxy', mechanism: 'baseline', size: null, verdict: 'redirect', ns: plain, cgroup: plainCgroup, target: { addr: '127.0.0.1', port: PROXY_PORT }, verify: () => null }));
 
-  for (const size of o.meshgateSizes) {
-    const pod = sb.cgroup(`mg${size}`);
+  // The smallest size once more with mg_flows off (--flows-max 0): the flows LRU's cost is the difference.
+  const flowSettings = o.meshgateSizes.map((size) => ({ size, flows: true }));
+  if (o.meshgateSizes.length) flowSettings.push({ size: Math.min(...o.meshgateSizes), flows: false });
+  for (const { size, flows } of flowSettings) {
+    const tag = flows ? `${size}` : `${size}-noflows`;
+    const pod = sb.cgroup(`mg${tag}`);
     const app = sb.childCgroup(pod, 'app');
-    const pinDir = sb.pinDir(`mg${size}`);
-    const dp = Datapath.open({ pinDir, cgroupWalkStart: cgroupLevel(pod) });
+    const pinDir = sb.pinDir(`mg${tag}`);
+    const dp = Datapath.open({ pinDir, cgroupWalkStart: cgroupLevel(pod), flowsMax: flows ? undefined : 0 });
     sb.onCleanup(() => dp.close());
     const cgroups: DesiredCgroup[] = [{ cgroupId: cgroupId(pod), kind: 'pod', namespace: 'bench', label: 'bench/pod', proxyCgroupKnown: false }];
     const t0 = performance.now();
     const applied = dp.apply(desiredPolicy(size, cgroups));
     dp.attach(pod);
-    o.log(`meshgate ${size} entries: applied ${applied.trieUpserts} trie entries in ${(performance.now() - t0).toFixed(0)} ms`);
+    o.log(`meshgate ${size} entries${flows ? '' : ', flows off'}: applied ${applied.trieUpserts} trie entries in ${(performance.now() - t0).toFixed(0)} ms`);
     const seen = new Map<string, bigint>();
-    for (const verdict of ['redirect', 'pass', 'deny'] as const) {
+    for (const verdict of flows ? ['redirect', 'pass', 'deny'] as const : ['redirect', 'pass'] as const) {
       const verify = (connects: number): string | null => {
         const count = dp.readCounters().filter((c) => c.verdict === verdict).reduce((n, c) => n + c.count, 0n);
         const before = seen.get(verdict) ?? 0n;
         seen.set(verdict, count);
         return count - before >= BigInt(connects) ? null : `kernel counted ${count - before} ${verdict} verdicts for ${connects} connects`;
       };
-      settings.push(newSetting({ id: `meshgate-${size}-${verdict}`, mechanism: 'meshgate', size, verdict, ns: plain, cgroup: app, target: TARGETS[verdict], verify }));
+      settings.push(newSetting({ id: `meshgate-${tag}-${verdict}`, mechanism: 'meshgate', size, verdict, flows, ns: plain, cgroup: app, target: TARGETS[verdict], verify }));
     }
   }
 
@@ -224,7 +232,7 @@ export async function benchDecision(sb: BenchSandbox, o: DecisionOptions): Promi
     rows: settings.map((s) => {
       const connectNs = summarize(s.connectMedian);
       return {
-        id: s.id, mechanism: s.mechanism, size: s.size, verdict: s.verdict, connectsPerBatch: s.count,
+        id: s.id, mechanism: s.mechanism, size: s.size, verdict: s.verdict, ...(s.flows === undefined ? {} : { flows: s.flows }), connectsPerBatch: s.count,
         connectNs, connectMeanNs: summarize(s.connectMean), socketConnectCloseNs: summarize(s.totalMean),
         vsBaseline: connectNs.median / (s.verdict === 'redirect' ? proxy : direct),
       };

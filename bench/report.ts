@@ -34,7 +34,8 @@ const x = (r: number): string => `${r.toFixed(r < 10 ? 2 : 1)}×`;
 function settingName(r: DecisionRow): string {
   if (r.mechanism === 'baseline') return r.id === 'baseline-proxy' ? 'no hook, to 127.0.0.1:15001 (where redirects end)' : 'no hook, to 203.0.113.10:80 (where passes end)';
   const what = r.mechanism === 'meshgate' ? 'meshgate' : r.mechanism === 'ipset' ? 'ipset hash:net + REDIRECT' : `${r.mechanism} chain`;
-  return `${what}, ${r.size!.toLocaleString('en-US')} ${r.mechanism === 'meshgate' ? 'entries' : 'CIDRs'}: ${r.verdict}`;
+  const flows = r.flows === false ? ', mg_flows off (--flows-max 0)' : '';
+  return `${what}, ${r.size!.toLocaleString('en-US')} ${r.mechanism === 'meshgate' ? 'entries' : 'CIDRs'}${flows}: ${r.verdict}`;
 }
 
 function decisionRows(d: DecisionResult): Row[] {
@@ -45,7 +46,10 @@ function decisionRows(d: DecisionResult): Row[] {
   for (const r of d.rows) {
     let target = '';
     let met = '';
-    if (r.mechanism === 'meshgate' && r.verdict === 'deny') {
+    if (r.flows === false) {
+      const withFlows = med(r.id.replace('-noflows', ''));
+      target = withFlows === undefined ? '' : `mg_flows costs ${((withFlows - r.connectNs.median) / 1000).toFixed(2)} µs per connect (same size, flows on)`;
+    } else if (r.mechanism === 'meshgate' && r.verdict === 'deny') {
       target = '< 2 µs (EPERM)';
       met = verdictMark(r.connectNs.median < 2000);
     } else if (r.mechanism === 'meshgate') {

@@ -21,7 +21,10 @@ struct mg_abi_anchor {
 	enum mg_event_stat event_stat;
 	enum mg_label_limits label_limits;
 	enum mg_agent_mode agent_mode;
+	enum mg_state_flags state_flags;
 	struct mg_event event;
+	/* Kernel UAPI layouts user space reads (bpf_obj_get_info_by_fd), for their offsets. */
+	struct bpf_map_info map_info;
 };
 
 struct mg_abi_anchor mg_abi_anchor;

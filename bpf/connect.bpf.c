@@ -156,7 +156,7 @@ static __always_inline void decide(struct mg_dest *d, struct mg_decision *out)
 	struct mg_cgroup *pod = 0;
 	struct mg_config *cfg;
 	struct mg_state *st;
-	__u32 zero = 0, slot, start;
+	__u32 zero = 0, slot, start, record_flows;
 	int i;
 
 	out->label_id = 0;
@@ -169,6 +169,7 @@ static __always_inline void decide(struct mg_dest *d, struct mg_decision *out)
 	start = st->cgroup_walk_start;
 	out->events_per_sec = st->events_per_sec;
 	out->events_burst = st->events_burst;
+	record_flows = st->flags & MG_STATE_RECORD_FLOWS;
 	cfg = bpf_map_lookup_elem(&mg_config, &slot);
 	if (!cfg || !(cfg->flags & MG_CFG_LOADED))
 		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_NO_POLICY);
@@ -205,7 +206,7 @@ static __always_inline void decide(struct mg_dest *d, struct mg_decision *out)
 	if (pod->kind != MG_CGROUP_POD)
 		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_NOT_ENFORCED);
 	out->label_id = 0;
-	out->flow = 1;
+	out->flow = record_flows;
 	out->generation = cfg->generation;
 
 	/* Rule 1 fallback: proxy_uid counts only while the sidecar's cgroup is unknown. */

@@ -80,6 +80,8 @@ const c = {
   mapFd: lib.func('int bpf_map__fd(bpf_map *map)'),
   mapKeySize: lib.func('uint32_t bpf_map__key_size(bpf_map *map)'),
   mapValueSize: lib.func('uint32_t bpf_map__value_size(bpf_map *map)'),
+  mapSetMaxEntries: lib.func('int bpf_map__set_max_entries(bpf_map *map, uint32_t max_entries)'),
+  mapMaxEntries: lib.func('uint32_t bpf_map__max_entries(bpf_map *map)'),
   programFd: lib.func('int bpf_program__fd(bpf_program *prog)'),
   attachCgroup: lib.func('bpf_link *bpf_program__attach_cgroup(bpf_program *prog, int cgroup_fd)'),
   linkPin: lib.func('int bpf_link__pin(bpf_link *link, const char *path)'),
@@ -161,6 +163,13 @@ export const libbpf = {
   },
   mapValueSize(map: BpfMapPtr): number {
     return c.mapValueSize(map) as number;
+  },
+  /** Before load only: the size the map is created with (a pinned map of another size is not reused). */
+  setMapMaxEntries(map: BpfMapPtr, maxEntries: number, what: string): void {
+    call(`set max_entries of ${what} to ${maxEntries}`, () => c.mapSetMaxEntries(map, maxEntries), isNegative);
+  },
+  mapMaxEntries(map: BpfMapPtr): number {
+    return c.mapMaxEntries(map) as number;
   },
   programFd(prog: BpfProgramPtr): number {
     return call('program fd', () => c.programFd(prog), isNegative);

@@ -39,6 +39,9 @@ function sizeOf(byId, id) {
   }
 }
 
+// Kernel UAPI structs whose offsets user space needs too (from the objects' BTF, never typed by hand).
+const KERNEL_STRUCTS = ['bpf_map_info'];
+
 const structs = {};
 const enums = {};
 const maps = {};
@@ -62,6 +65,7 @@ objects.forEach((path, index) => {
   const { json, byId } = loadBtf(path);
   for (const t of json.types) {
     if (t.kind === 'STRUCT' && t.name.startsWith('mg_') && !t.name.endsWith('_map') && t.name !== 'mg_abi_anchor') addStruct(byId, t);
+    if (t.kind === 'STRUCT' && KERNEL_STRUCTS.includes(t.name)) addStruct(byId, t);
     if ((t.kind === 'ENUM' || t.kind === 'ENUM64') && t.name.startsWith('mg_')) {
       enums[t.name] = Object.fromEntries(t.values.map((v) => [v.name, v.val]));
     }

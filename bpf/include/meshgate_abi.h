@@ -186,6 +186,10 @@ struct mg_config {
 };
 _Static_assert(sizeof(struct mg_config) == 24, "mg_config size");
 
+enum mg_state_flags {
+	MG_STATE_RECORD_FLOWS = 1,  /* decisions of enforced pods are filed in mg_flows */
+};
+
 /* mg_state value (one entry): which slot every decision reads. Switching
  * active_slot is the one write that moves the datapath to a new policy. */
 struct mg_state {
@@ -193,8 +197,10 @@ struct mg_state {
 	__u32 cgroup_walk_start;   /* cgroup level of the attach point */
 	__u32 events_per_sec;      /* per-CPU rate limit of ring buffer events */
 	__u32 events_burst;
+	__u32 flags;               /* enum mg_state_flags */
+	__u32 pad0;
 };
-_Static_assert(sizeof(struct mg_state) == 16, "mg_state size");
+_Static_assert(sizeof(struct mg_state) == 24, "mg_state size");
 
 /* mg_agent_status value (one entry): written by the agent after each reconcile,
  * read by `meshgate status`. Never read by programs. It lives with the pins, so

@@ -30,6 +30,8 @@ export interface ClusterOptions {
   readonly debounceMs: number;
   readonly objectPath?: string;
   readonly dns?: Pick<HostResolverOptions, 'servers' | 'floorMs' | 'ceilingMs' | 'graceMs'>;
+  /** mg_flows' size; 0: flows are not recorded (--flows-max). */
+  readonly flowsMax?: number;
   readonly kubeconfig?: string;
   readonly configMap: { readonly namespace: string; readonly name: string };
   readonly nodeName: string;

@@ -25,6 +25,8 @@ export interface CoreOptions {
   readonly objectPath?: string;
   readonly dns?: Pick<HostResolverOptions, 'servers' | 'floorMs' | 'ceilingMs' | 'graceMs'>;
   readonly mode: 'standalone' | 'cluster';
+  /** mg_flows' size; 0: flows are not recorded (--flows-max). */
+  readonly flowsMax?: number;
   /** Backoff of a failed reconcile's retries (tests shorten it). */
   readonly retryBackoff?: BackoffOptions;
   /** Tests only: the retry timer's clock. */
@@ -86,7 +88,7 @@ export class AgentCore {
   /** Opens (or adopts) the pinned datapath and starts serving /healthz, /readyz and /metrics. */
   async open(cgroupWalkStart: number, reconciler: (reasons: string[]) => Promise<void>): Promise<void> {
     this.reconciler = reconciler;
-    this.datapath = Datapath.open({ pinDir: this.opts.pinDir, objectPath: this.opts.objectPath, cgroupWalkStart, beforeWrite: this.opts.beforeWrite });
+    this.datapath = Datapath.open({ pinDir: this.opts.pinDir, objectPath: this.opts.objectPath, cgroupWalkStart, beforeWrite: this.opts.beforeWrite, flowsMax: this.opts.flowsMax });
     this.lastApplyUnixMs = this.datapath.readAgentStatus()?.lastApplyUnixMs ?? 0;
     this.log.info({ pinDir: this.opts.pinDir, adopted: this.datapath.object.adoptedMaps, generation: String(this.datapath.currentGeneration) }, 'datapath opened');
     this.server = await startServer(this.opts.listen, this, this.metrics);

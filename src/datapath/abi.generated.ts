@@ -2,6 +2,71 @@
 // The layouts come from bpf/include/meshgate_abi.h through the compiler; test/unit/abi.test.ts checks for drift.
 
 export const STRUCTS = {
+  "bpf_map_info": {
+    "size": 88,
+    "fields": {
+      "type": {
+        "offset": 0,
+        "size": 4
+      },
+      "id": {
+        "offset": 4,
+        "size": 4
+      },
+      "key_size": {
+        "offset": 8,
+        "size": 4
+      },
+      "value_size": {
+        "offset": 12,
+        "size": 4
+      },
+      "max_entries": {
+        "offset": 16,
+        "size": 4
+      },
+      "map_flags": {
+        "offset": 20,
+        "size": 4
+      },
+      "name": {
+        "offset": 24,
+        "size": 16
+      },
+      "ifindex": {
+        "offset": 40,
+        "size": 4
+      },
+      "btf_vmlinux_value_type_id": {
+        "offset": 44,
+        "size": 4
+      },
+      "netns_dev": {
+        "offset": 48,
+        "size": 8
+      },
+      "netns_ino": {
+        "offset": 56,
+        "size": 8
+      },
+      "btf_id": {
+        "offset": 64,
+        "size": 4
+      },
+      "btf_key_type_id": {
+        "offset": 68,
+        "size": 4
+      },
+      "btf_value_type_id": {
+        "offset": 72,
+        "size": 4
+      },
+      "map_extra": {
+        "offset": 80,
+        "size": 8
+      }
+    }
+  },
   "mg_agent_status": {
     "size": 40,
     "fields": {
@@ -398,7 +463,7 @@ export const STRUCTS = {
     }
   },
   "mg_state": {
-    "size": 16,
+    "size": 24,
     "fields": {
       "active_slot": {
         "offset": 0,
@@ -414,6 +479,14 @@ export const STRUCTS = {
       },
       "events_burst": {
         "offset": 12,
+        "size": 4
+      },
+      "flags": {
+        "offset": 16,
+        "size": 4
+      },
+      "pad0": {
+        "offset": 20,
         "size": 4
       }
     }
@@ -491,6 +564,9 @@ export const ENUMS = {
     "MG_RULE_NO_MESH_CIDRS": 12,
     "MG_RULE_BLOCKED": 13,
     "MG_RULE_COUNT": 14
+  },
+  "mg_state_flags": {
+    "MG_STATE_RECORD_FLOWS": 1
   },
   "mg_table": {
     "MG_TABLE_MESH": 1,
@@ -660,7 +736,7 @@ export const MAPS = {
     "keyType": "unsigned int",
     "keySize": 4,
     "valueType": "mg_state",
-    "valueSize": 16,
+    "valueSize": 24,
     "maxEntries": 1,
     "flags": 0
   },

@@ -225,17 +225,22 @@ export function decodeConfig(b: Buffer): KernelConfig {
   };
 }
 
+export const STATE_FLAG = ENUMS.mg_state_flags;
+
 export interface KernelState {
   readonly activeSlot: number;
   readonly cgroupWalkStart: number;
   readonly eventsPerSec: number;
   readonly eventsBurst: number;
+  /** Decisions of enforced pods are filed in mg_flows (absent: true). */
+  readonly recordFlows?: boolean;
 }
 const S = {
   activeSlot: offsetOf('mg_state', 'active_slot'),
   cgroupWalkStart: offsetOf('mg_state', 'cgroup_walk_start'),
   eventsPerSec: offsetOf('mg_state', 'events_per_sec'),
   eventsBurst: offsetOf('mg_state', 'events_burst'),
+  flags: offsetOf('mg_state', 'flags'),
 };
 export function encodeState(s: KernelState): Buffer {
   const b = Buffer.alloc(sizeOf('mg_state'));
@@ -243,6 +248,7 @@ export function encodeState(s: KernelState): Buffer {
   b.writeUInt32LE(s.cgroupWalkStart, S.cgroupWalkStart);
   b.writeUInt32LE(s.eventsPerSec, S.eventsPerSec);
   b.writeUInt32LE(s.eventsBurst, S.eventsBurst);
+  b.writeUInt32LE(s.recordFlows === false ? 0 : STATE_FLAG.MG_STATE_RECORD_FLOWS, S.flags);
   return b;
 }
 export function decodeState(b: Buffer): KernelState {
@@ -251,6 +257,7 @@ export function decodeState(b: Buffer): KernelState {
     cgroupWalkStart: b.readUInt32LE(S.cgroupWalkStart),
     eventsPerSec: b.readUInt32LE(S.eventsPerSec),
     eventsBurst: b.readUInt32LE(S.eventsBurst),
+    recordFlows: Boolean(b.readUInt32LE(S.flags) & STATE_FLAG.MG_STATE_RECORD_FLOWS),
   };
 }
 

@@ -27,6 +27,8 @@ export interface DatapathOptions {
   readonly cgroupWalkStart: number;
   readonly eventsPerSec?: number;
   readonly eventsBurst?: number;
+  /** mg_flows' size (set before load; a pinned map of another size is replaced); 0: flows are not recorded. */
+  readonly flowsMax?: number;
   /** Tests only: called before each group of kernel writes, to force a failure partway. */
   readonly beforeWrite?: (step: string) => void;
 }
@@ -85,7 +87,7 @@ export class Datapath {
 
   /** Opens the object with pinned maps (adopting what a previous agent left) and reads the kernel's state. */
   static open(opts: DatapathOptions): Datapath {
-    const dp = new Datapath(LoadedObject.open({ pinDir: opts.pinDir, objectPath: opts.objectPath }), opts);
+    const dp = new Datapath(LoadedObject.open({ pinDir: opts.pinDir, objectPath: opts.objectPath, flowsMax: opts.flowsMax }), opts);
     try {
       dp.readKernelState();
     } catch (err) {
@@ -275,6 +277,9 @@ export class Datapath {
       } else {
         validateDesired(desired, [], 0);
         this.writeLabels(newLabels);
+        // Same policy, other per-node settings (a restart with another --flows-max): same slot, new knobs.
+        const state = encodeState(this.kernelState(this.activeSlot));
+        if (!this.object.maps.mg_state.lookup(encodeU32(0))?.equals(state)) this.object.maps.mg_state.update(encodeU32(0), state);
       }
       const cgroupWrites = this.writeCgroups(wantedCgroups);
       this.collectLabels(desired);
@@ -299,6 +304,7 @@ export class Datapath {
       cgroupWalkStart: this.opts.cgroupWalkStart,
       eventsPerSec: this.opts.eventsPerSec ?? 100,
       eventsBurst: this.opts.eventsBurst ?? 200,
+      recordFlows: this.opts.flowsMax !== 0,
     };
   }
 

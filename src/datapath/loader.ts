@@ -68,6 +68,34 @@ export interface AttachReport {
   readonly updated: readonly string[];
 }
 
+/** mg_flows' default size (bpf/maps.bpf.h MG_FLOWS_MAX); `--flows-max` changes it. */
+export const FLOWS_MAX_DEFAULT = MAPS.mg_flows.maxEntries;
+export const FLOWS_MAX_LIMIT = 1 << 20;
+/** With recording off (--flows-max 0) the map still exists (the programs name it), tiny. */
+const FLOWS_OFF_SIZE = 64;
+
+/** The size mg_flows is created with for a --flows-max value (0: recording off). */
+export function flowsMapSize(flowsMax: number | undefined): number {
+  if (flowsMax === undefined) return FLOWS_MAX_DEFAULT;
+  if (!Number.isInteger(flowsMax) || flowsMax < 0 || flowsMax > FLOWS_MAX_LIMIT) {
+    throw new RangeError(`flows max ${flowsMax} is not an integer in 0..${FLOWS_MAX_LIMIT}`);
+  }
+  return flowsMax === 0 ? FLOWS_OFF_SIZE : flowsMax;
+}
+
+/** max_entries of a pinned map, or null when nothing is pinned there. */
+export function pinnedMaxEntries(pin: string): number | null {
+  if (!existsSync(pin)) return null;
+  const fd = libbpf.objGet(pin);
+  try {
+    const info = Buffer.alloc(STRUCTS.bpf_map_info.size);
+    libbpf.objGetInfo(fd, info, pin);
+    return info.readUInt32LE(STRUCTS.bpf_map_info.fields.max_entries.offset);
+  } finally {
+    libbpf.close(fd);
+  }
+}
+
 /** The loaded object with its (pinned or adopted) maps; programs attach on `attach`. */
 export class LoadedObject {
   readonly layout: PinLayout;
@@ -83,16 +111,27 @@ export class LoadedObject {
     this.adoptedMaps = adoptedMaps;
   }
 
-  static open(opts: { pinDir: string; objectPath?: string }): LoadedObject {
+  /**
+   * Opens and loads the object, reusing the maps pinned under the pin dir. mg_flows is
+   * created with `flowsMax`'s size: a pinned mg_flows of another size is unpinned first (its
+   * recent flows are lost; the programs still attached keep using it until attach() moves
+   * their links here). Every other map is reused as it is.
+   */
+  static open(opts: { pinDir: string; objectPath?: string; flowsMax?: number }): LoadedObject {
     const layout = pinLayout(opts.pinDir);
     requireBpffs(layout.pinDir);
     mkdirSync(layout.mapsDir, { recursive: true });
     const objectPath = opts.objectPath ?? defaultObjectPath();
     const adoptedMaps = existsSync(path.join(layout.mapsDir, 'mg_state'));
+    const flowsSize = flowsMapSize(opts.flowsMax);
+    const flowsPin = path.join(layout.mapsDir, 'mg_flows');
+    const pinnedFlows = pinnedMaxEntries(flowsPin);
+    if (pinnedFlows !== null && pinnedFlows !== flowsSize) unlinkSync(flowsPin);
     const obj = libbpf.openObject(objectPath);
     try {
       const names = Object.keys(MAPS) as MapName[];
       for (const name of names) libbpf.setMapPinPath(libbpf.findMap(obj, name), path.join(layout.mapsDir, name));
+      libbpf.setMapMaxEntries(libbpf.findMap(obj, 'mg_flows'), flowsSize, 'mg_flows');
       libbpf.loadObject(obj, objectPath);
       const maps = Object.fromEntries(
         names.map((name) => {

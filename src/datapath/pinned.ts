@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { libbpf } from '../../native/libbpf.js';
-import { MAPS, type MapName } from './abi.generated.js';
+import { MAPS, STRUCTS, type MapName } from './abi.generated.js';
 import { DatapathError } from './errors.js';
 import { pinLayout, type Maps } from './loader.js';
 import { MapHandle } from './maps.js';
@@ -16,9 +16,10 @@ export function openPinnedMaps(pinDir: string): { maps: Maps; close(): void } {
   const maps = Object.fromEntries((Object.keys(MAPS) as MapName[]).map((name) => {
     const fd = libbpf.objGet(path.join(mapsDir, name));
     fds.push(fd);
-    const info = Buffer.alloc(88); // struct bpf_map_info: key_size at 8, value_size at 12
+    const info = Buffer.alloc(STRUCTS.bpf_map_info.size);
     libbpf.objGetInfo(fd, info, name);
-    return [name, new MapHandle(name, fd, { keySize: info.readUInt32LE(8), valueSize: info.readUInt32LE(12) })];
+    const { key_size: key, value_size: value } = STRUCTS.bpf_map_info.fields;
+    return [name, new MapHandle(name, fd, { keySize: info.readUInt32LE(key.offset), valueSize: info.readUInt32LE(value.offset) })];
   })) as unknown as Maps;
   return { maps, close: () => fds.forEach((fd) => libbpf.close(fd)) };
 }

@@ -6,7 +6,8 @@ import {
   CGROUP_KIND, decodeCgroup, decodeConfig, decodeLabel, decodeState, encodeCgroupKey, encodeU32,
   type KernelCgroup, type KernelConfig, type KernelState,
 } from '../datapath/codec.js';
-import { ABI_HASH, pinLayout, type Maps } from '../datapath/loader.js';
+import path from 'node:path';
+import { ABI_HASH, pinLayout, pinnedMaxEntries, type Maps } from '../datapath/loader.js';
 import { openPinnedMaps } from '../datapath/pinned.js';
 
 /** One line, exit 1: the commands that read pins need root (CAP_BPF and bpffs access). */
@@ -98,6 +99,11 @@ export class Pins {
     if (!raw) return null;
     const cfg = decodeConfig(raw);
     return cfg.flags & 1 ? cfg : null;
+  }
+
+  /** mg_flows' size as the agent created it (--flows-max). */
+  flowsCapacity(): number {
+    return pinnedMaxEntries(path.join(pinLayout(this.pinDir).mapsDir, 'mg_flows')) ?? 0;
   }
 
   labels(refresh = false): Map<number, string> {

@@ -5,11 +5,12 @@ import { Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { preflight } from '../../agent/preflight.js';
 import { StandaloneAgent } from '../../agent/standalone.js';
+import { FLOWS_MAX_DEFAULT, FLOWS_MAX_LIMIT } from '../../datapath/loader.js';
 import { collect, pinDirOption, type CliContext } from './context.js';
 
 interface AgentFlags {
   // both modes
-  pinDir: string; listen: string; debounceMs: string; logLevel: string;
+  pinDir: string; listen: string; debounceMs: string; logLevel: string; flowsMax: string;
   dnsServer: string[]; dnsTtlFloor: string; dnsTtlCeiling: string; dnsGrace: string;
   // standalone
   configFile?: string; allowlistFile: string[]; cgroup?: string; proxyCgroup?: string; namespace: string; podName: string;
@@ -51,6 +52,7 @@ export function register(ctx: CliContext): void {
     .option('--listen <addr>', 'health and metrics address', ':9090')
     .option('--debounce-ms <n>', 'wait this long after a change before reconciling', '10')
     .option('--log-level <level>', 'pino log level', 'info')
+    .option('--flows-max <n>', `recent flows kept in the kernel for flows and preview (0: none; at most ${FLOWS_MAX_LIMIT})`, String(FLOWS_MAX_DEFAULT))
     .option('--dns-server <host:port>', 'resolve allowlisted hostnames with this server (repeatable; default: the node\'s resolver)', collect, [])
     .option('--dns-ttl-floor <seconds>', 'refresh a hostname no sooner than this', '5')
     .option('--dns-ttl-ceiling <seconds>', 'refresh a hostname at least this often', '300')
@@ -81,7 +83,9 @@ export function register(ctx: CliContext): void {
         ctx.exitCode = 1;
         return;
       }
-      const common = { pinDir: o.pinDir, listen: o.listen, debounceMs: Number(o.debounceMs), dns: dnsOptions(o) };
+      const flowsMax = Number(o.flowsMax);
+      if (!/^\d+$/.test(o.flowsMax) || flowsMax > FLOWS_MAX_LIMIT) throw new Error(`--flows-max: ${JSON.stringify(o.flowsMax)} is not an integer in 0..${FLOWS_MAX_LIMIT}`);
+      const common = { pinDir: o.pinDir, listen: o.listen, debounceMs: Number(o.debounceMs), dns: dnsOptions(o), flowsMax };
       if (o.configFile !== undefined || o.cgroup !== undefined) {
         if (!o.configFile || !o.cgroup) throw new Error('standalone mode needs both --config-file and --cgroup');
         await runUntilSignal(new StandaloneAgent({
