@@ -56,7 +56,7 @@ COPY bin/ bin/
 COPY --from=deps /src/node_modules/ node_modules/
 COPY --from=build /src/dist/native/ dist/native/
 COPY --from=build /src/dist/src/ dist/src/
-COPY --from=build /src/build/meshgate.bpf.o /src/build/sockprobe build/
+COPY --from=build /src/build/meshgate.bpf.o /src/build/laststate.bpf.o /src/build/sockprobe build/
 RUN ln -s /opt/meshgate/bin/meshgate.js /usr/local/bin/meshgate \
  && meshgate --help >/dev/null
 ENV NODE_ENV=production

@@ -12,7 +12,7 @@ HELPERS := build/sockprobe build/foreign.bpf.o build/connectloop
 
 all: bpf abi ts $(HELPERS)
 
-bpf: build/meshgate.bpf.o build/abi.bpf.o
+bpf: build/meshgate.bpf.o build/abi.bpf.o build/laststate.bpf.o
 
 build/%.bpf.o: bpf/%.bpf.c $(BPF_HEADERS)
 	@mkdir -p build

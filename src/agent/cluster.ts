@@ -9,8 +9,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import {
-  ALLOWLIST_LABEL, allowlistAction, checkNamespaceObjects, describeObject, mergeNamespaceAllowlists, parseAllowlist, parseGlobalConfig,
-  type AllowlistEntry, type BlockedEgressAction, type ConfigIssue, type GlobalConfig, type NamespaceObject, type ObjectRef, type ParseResult,
+  ALLOWLIST_LABEL, GLOBAL_KEYS, describeObject, parseGlobalConfig, type GlobalConfig, type ObjectRef,
 } from '../config/index.js';
 import type { HostResolverOptions } from '../dns/hostResolver.js';
 import { EventRecorder } from '../kube/events.js';
@@ -22,6 +21,8 @@ import {
 } from '../node/podCgroups.js';
 import type { PodInput } from '../policy/compile.js';
 import { AgentCore } from './core.js';
+import { LastGoodStore, allowlistObjectFromData, type ConfigObjectId, type Resolution } from './lastGood.js';
+import { LastGoodPersistence } from './lastGoodPersistence.js';
 import { decidePod, type PodDecision } from './pods.js';
 
 export interface ClusterOptions {
@@ -43,14 +44,13 @@ export interface ClusterOptions {
   readonly backoffMs?: { readonly initial: number; readonly max: number };
 }
 
-interface Parsed<T> {
-  readonly version: string;
-  readonly result: ParseResult<T>;
-}
-
 const cmRef = (cm: V1ConfigMap): ObjectRef => ({ kind: 'ConfigMap', namespace: cm.metadata?.namespace, name: cm.metadata?.name ?? '' });
 const cmVersion = (cm: V1ConfigMap): string => `${cm.metadata?.uid}@${cm.metadata?.resourceVersion}`;
 const cmKey = (cm: V1ConfigMap): string => `${cm.metadata?.namespace}/${cm.metadata?.name}`;
+const allowlistId = (cm: V1ConfigMap): ConfigObjectId => {
+  const ref = cmRef(cm);
+  return { key: describeObject(ref), kind: 'allowlist', ref, namespace: cm.metadata?.namespace ?? '' };
+};
 
 export function loadKubeConfig(file?: string): KubeConfig {
   const kc = new KubeConfig();
@@ -72,15 +72,11 @@ export class ClusterAgent {
   private allowlistInformer: ResilientInformer<V1ConfigMap> | null = null;
   private podInformer: ResilientInformer<V1Pod> | null = null;
   private dirWatchers = new Map<string, FSWatcher>();
-  /** Parse results by object, reused while its resourceVersion is unchanged: a change re-parses one object. */
-  private parsedGlobal: Parsed<GlobalConfig> | null = null;
-  private parsedAllowlists = new Map<string, Parsed<readonly AllowlistEntry[]>>();
-  private lastGoodGlobal: GlobalConfig | null = null;
-  private lastGoodAllowlists = new Map<string, { namespace: string; entries: readonly AllowlistEntry[]; action: BlockedEgressAction | null }>();
-  private lastGoodNamespaces = new Map<string, { entries: readonly AllowlistEntry[]; action: BlockedEgressAction | null }>();
-  /** Objects in a cross-object conflict of their namespace, with the version whose errors were reported. */
-  private conflicts = new Map<string, string>();
-  private globalSeen = false;
+  /** Every object's hash, parse and last good content; a change re-parses one object. Persisted with the pins. */
+  private readonly store: LastGoodStore;
+  private readonly persistence: LastGoodPersistence;
+  private readonly globalId: ConfigObjectId;
+  private defaultsGlobal: GlobalConfig | null = null;
   /** cgroup ids in mg_cgroups, and when each pod cgroup was first seen (for the pod-start window). */
   private mapped = new Set<bigint>();
   private uidByCgroup = new Map<bigint, string>();
@@ -94,7 +90,26 @@ export class ClusterAgent {
     this.opts = opts;
     this.core = new AgentCore({ ...opts, mode: 'cluster' }, log);
     this.log = this.core.log;
+    const seed: Record<string, string> = {};
+    if (opts.seed.egress !== undefined) seed.egress = String(opts.seed.egress);
+    if (opts.seed.meshCidrs.length) seed.mesh_cidr_ranges = opts.seed.meshCidrs.join(',');
+    this.seed = seed;
+    this.store = new LastGoodStore({
+      // The flags seed only keys the ConfigMap leaves out; a ConfigMap with no meshgate key at all is still refused.
+      global: (raw, ref) => {
+        const data = 'data' in raw ? raw.data : {};
+        const own: readonly string[] = GLOBAL_KEYS;
+        return parseGlobalConfig(Object.keys(data).some((k) => own.includes(k)) ? { ...seed, ...data } : data, ref);
+      },
+      allowlist: (raw, ref) => allowlistObjectFromData('data' in raw ? raw.data : {}, ref),
+    });
+    this.persistence = new LastGoodPersistence(this.log);
+    const { namespace, name } = opts.configMap;
+    const ref: ObjectRef = { kind: 'ConfigMap', namespace, name };
+    this.globalId = { key: describeObject(ref), kind: 'global', ref };
   }
+
+  private readonly seed: Readonly<Record<string, string>>;
 
   /** The attach point: --cgroup-root, else the kubelet's kubepods cgroup. Never the cgroup2 root. */
   private findLayout(): KubepodsLayout {
@@ -115,6 +130,7 @@ export class ClusterAgent {
     this.layout = this.findLayout();
     this.log.info({ cgroupRoot: this.layout.root, driver: this.layout.driver, node: this.opts.nodeName }, 'kubepods cgroup found');
     await this.core.open(cgroupLevel(this.layout.root), () => this.reconcile());
+    this.persistence.restore(this.opts.pinDir, this.store);
     this.watchCgroups();
 
     this.kc = loadKubeConfig(this.opts.kubeconfig);
@@ -174,110 +190,43 @@ export class ClusterAgent {
     this.dirWatchers.delete(dir);
   }
 
-  private parseGlobal(cm: V1ConfigMap | undefined): GlobalConfig | null {
-    const seed: Record<string, string> = {};
-    if (this.opts.seed.egress !== undefined) seed.egress = String(this.opts.seed.egress);
-    if (this.opts.seed.meshCidrs.length) seed.mesh_cidr_ranges = this.opts.seed.meshCidrs.join(',');
-    if (!cm) {
-      const result = parseGlobalConfig(seed, { kind: 'ConfigMap', name: 'flags (--enable-egress, --mesh-cidr)' });
-      return result.ok ? result.value : null;
+  /** The defaults and the --enable-egress / --mesh-cidr flags: the global config when the ConfigMap never existed. */
+  private flagsGlobal(): GlobalConfig | null {
+    if (!this.defaultsGlobal) {
+      const result = parseGlobalConfig(this.seed, { kind: 'ConfigMap', name: 'flags (--enable-egress, --mesh-cidr)' });
+      this.defaultsGlobal = result.ok ? result.value : null;
     }
-    const version = cmVersion(cm);
-    if (this.parsedGlobal?.version !== version) {
-      const result = parseGlobalConfig({ ...seed, ...(cm.data ?? {}) }, cmRef(cm));
-      this.parsedGlobal = { version, result };
-      this.core.report(describeObject(cmRef(cm)), result.ok, result.ok ? [] : result.errors, result.warnings, { configmap: cmKey(cm) });
-    }
-    const { result } = this.parsedGlobal;
-    if (!result.ok) void this.events?.rejected(cm, result.errors);
-    return result.ok ? result.value : null;
+    return this.defaultsGlobal;
   }
 
-  /** Allowlists in force per namespace: each object's last good entries, merged; a namespace whose merge fails keeps its last good set. */
-  private allowlists(): {
-    byNamespace: Map<string, readonly AllowlistEntry[]>; actions: Map<string, BlockedEgressAction>; total: number; invalid: number; unknown: number;
-  } {
-    const present = new Set<string>();
-    const cms = new Map<string, V1ConfigMap>();
-    let invalid = 0;
-    let unknown = 0;
-    for (const cm of this.allowlistInformer!.list()) {
-      const key = cmKey(cm);
-      present.add(key);
-      cms.set(key, cm);
-      const version = cmVersion(cm);
-      let parsed = this.parsedAllowlists.get(key);
-      if (parsed?.version !== version) {
-        const result = parseAllowlist(cm.data ?? {}, cmRef(cm));
-        parsed = { version, result };
-        this.parsedAllowlists.set(key, parsed);
-        this.core.report(describeObject(cmRef(cm)), result.ok, result.ok ? [] : result.errors, result.warnings, { configmap: key });
-      }
-      if (parsed.result.ok) {
-        this.lastGoodAllowlists.set(key, { namespace: cm.metadata!.namespace!, entries: parsed.result.value, action: allowlistAction(cm.data ?? {}) });
-      } else {
-        invalid++;
-        if (!this.lastGoodAllowlists.has(key)) unknown++;
-        void this.events?.rejected(cm, parsed.result.errors);
-      }
+  /** Feeds every config object to the store (parsing only changed ones) and resolves what is in force. */
+  private readConfig(cm: V1ConfigMap | undefined): { resolution: Resolution; total: number } {
+    const byKey = new Map<string, V1ConfigMap>();
+    if (cm) {
+      this.store.observe(this.globalId, { data: cm.data ?? {} }, cmVersion(cm));
+      byKey.set(this.globalId.key, cm);
+    } else {
+      this.store.absent(this.globalId.key);
     }
-    for (const key of [...this.lastGoodAllowlists.keys()]) if (!present.has(key)) this.lastGoodAllowlists.delete(key);
-    for (const key of [...this.parsedAllowlists.keys()]) {
-      if (present.has(key)) continue;
-      this.parsedAllowlists.delete(key);
-      const [ns, ...rest] = key.split('/');
-      this.core.metrics.configValid.remove({ configmap: describeObject({ kind: 'ConfigMap', namespace: ns, name: rest.join('/') }) });
+    for (const item of this.allowlistInformer!.list()) {
+      const id = allowlistId(item);
+      this.store.observe(id, { data: item.data ?? {} }, cmVersion(item));
+      byKey.set(id.key, item);
     }
-
-    const parts = new Map<string, NamespaceObject[]>();
-    for (const [key, { namespace, entries, action }] of this.lastGoodAllowlists) {
-      const slash = key.indexOf('/');
-      (parts.get(namespace) ?? parts.set(namespace, []).get(namespace)!).push({ ref: { kind: 'ConfigMap', namespace, name: key.slice(slash + 1) }, entries, action });
+    for (const key of this.store.keys('allowlist')) {
+      if (byKey.has(key)) continue;
+      this.store.remove(key); // deleted (maybe while the agent was down): nothing of it stays
+      this.core.metrics.configValid.remove({ configmap: key });
     }
-    const byNamespace = new Map<string, readonly AllowlistEntry[]>();
-    const actions = new Map<string, BlockedEgressAction>();
-    const conflicted = new Set<string>();
-    for (const [namespace, list] of [...parts].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      const merged = mergeNamespaceAllowlists(list);
-      const check = checkNamespaceObjects(list);
-      for (const [object, issues] of check.issuesByObject) {
-        const key = `${namespace}/${object.slice(`ConfigMap ${namespace}/`.length)}`;
-        conflicted.add(key);
-        this.reportConflict(key, cms.get(key), object, issues);
-      }
-      let kept = this.lastGoodNamespaces.get(namespace);
-      if (merged.ok && check.issuesByObject.size === 0) {
-        kept = { entries: merged.value, action: check.action };
-        this.lastGoodNamespaces.set(namespace, kept);
-      } else {
-        invalid += Math.max(merged.ok ? 0 : 1, check.issuesByObject.size);
-        if (!merged.ok) for (const e of merged.errors) this.log.error({ namespace, code: e.code, entry: e.entryName }, `allowlists rejected, the namespace keeps its last good entries: ${e.message}`);
-      }
-      if (kept) {
-        byNamespace.set(namespace, kept.entries);
-        if (kept.action) actions.set(namespace, kept.action);
-      }
+    const resolution = this.store.resolve();
+    for (const state of resolution.changed) {
+      const item = byKey.get(state.id.key);
+      if (!item) continue; // a deleted global ConfigMap: said below
+      this.core.report(state.id.key, state.valid, state.errors, state.warnings, { configmap: cmKey(item) });
+      if (!state.valid && state.errors.length) void this.events?.rejected(item, state.errors);
     }
-    // An object whose conflict is over is valid again (unless it is invalid alone).
-    for (const key of [...this.conflicts.keys()]) {
-      if (conflicted.has(key)) continue;
-      this.conflicts.delete(key);
-      const [ns, ...rest] = key.split('/');
-      if (this.parsedAllowlists.get(key)?.result.ok) this.core.metrics.configValid.set({ configmap: describeObject({ kind: 'ConfigMap', namespace: ns, name: rest.join('/') }) }, 1);
-    }
-    for (const ns of [...this.lastGoodNamespaces.keys()]) if (!parts.has(ns)) this.lastGoodNamespaces.delete(ns);
-    return { byNamespace, actions, total: present.size, invalid, unknown };
-  }
-
-  /** A cross-object error, three ways: a log line and the metric (once per version), an Event on the object. */
-  private reportConflict(key: string, cm: V1ConfigMap | undefined, object: string, issues: readonly ConfigIssue[]): void {
-    const version = `${cm ? cmVersion(cm) : ''}|${issues.map((i) => i.message).join('|')}`;
-    if (this.conflicts.get(key) !== version) {
-      this.conflicts.set(key, version);
-      this.core.report(object, false, issues, [], { configmap: key });
-    }
-    this.core.metrics.configValid.set({ configmap: object }, 0);
-    if (cm) void this.events?.rejected(cm, issues);
+    this.persistence.flush(this.store);
+    return { resolution, total: byKey.size };
   }
 
   /** This node's pods, each with its cgroup (when the kubelet has made it) and its sidecar's. */
@@ -346,39 +295,27 @@ export class ClusterAgent {
     }
     const { namespace, name } = this.opts.configMap;
     const cm = this.globalInformer!.get(name, namespace);
-    let objectsInvalid = 0;
-    let unknownState = false;
-    if (cm) {
-      this.globalSeen = true;
-      this.said.clear();
-      const global = this.parseGlobal(cm);
-      if (global) this.lastGoodGlobal = global;
-      else {
-        objectsInvalid++;
-        if (!this.lastGoodGlobal) unknownState = true;
-      }
-    } else if (this.lastGoodGlobal && this.globalSeen) {
+    const { resolution, total } = this.readConfig(cm);
+    let global = resolution.global;
+    if (cm) this.said.clear();
+    else if (global) {
       if (this.once('global-deleted')) this.log.error({ configmap: `${namespace}/${name}` }, 'the global ConfigMap was deleted: keeping the last good global config until it is back');
-      this.core.metrics.configValid.set({ configmap: `ConfigMap ${namespace}/${name}` }, 0);
-    } else if (this.core.kernelHasPolicy()) {
-      if (this.once('global-absent-kept')) this.log.warn({ configmap: `${namespace}/${name}` }, 'the global ConfigMap does not exist: the policy the kernel holds stays in force');
-      unknownState = true;
-    } else {
+      this.core.metrics.configValid.set({ configmap: this.globalId.key }, 0);
+    } else if (!this.core.kernelHasPolicy()) {
       if (this.once('global-absent-defaults')) this.log.warn({ configmap: `${namespace}/${name}` }, 'the global ConfigMap does not exist: using the defaults and the --enable-egress / --mesh-cidr flags');
-      this.lastGoodGlobal = this.parseGlobal(undefined);
+      global = this.flagsGlobal();
+    } else if (this.once('global-absent-kept')) {
+      this.log.warn({ configmap: `${namespace}/${name}` }, 'the global ConfigMap does not exist: the policy the kernel holds stays in force');
     }
-    const allow = this.allowlists();
-    objectsInvalid += allow.invalid;
-    if (allow.unknown) unknownState = true;
     const pods = this.pods();
-    const objectsTotal = (cm ? 1 : 0) + allow.total;
+    const objectsInvalid = resolution.objects.filter((o) => !o.valid && !o.absent).length;
 
-    if ((unknownState || !this.lastGoodGlobal) && this.core.kernelHasPolicy()) {
-      // Restarted while something is invalid: the kernel's policy is the last good one. Keep it; update the pods.
-      this.core.applyPodsOnly({ pods, objectsTotal, objectsInvalid }, this.layout!.root, started);
-    } else if (this.lastGoodGlobal) {
-      this.core.warnOverlaps(this.lastGoodGlobal, allow.byNamespace);
-      this.core.apply({ global: this.lastGoodGlobal, allowlists: allow.byNamespace, namespaceActions: allow.actions, pods, objectsTotal, objectsInvalid }, this.layout!.root, started);
+    if (global) {
+      this.core.warnOverlaps(global, resolution.allowlists);
+      this.core.apply({ global, allowlists: resolution.allowlists, namespaceActions: resolution.actions, pods, objectsTotal: total, objectsInvalid }, this.layout!.root, started);
+    } else if (this.core.kernelHasPolicy()) {
+      // No global config was ever valid here (nor persisted): the kernel's policy is the only one known. Keep it; update the pods.
+      this.core.applyPodsOnly({ pods, objectsTotal: total, objectsInvalid }, this.layout!.root, started);
     } else {
       this.log.error({}, 'no valid global config and no policy in the kernel: nothing applied');
       return;
@@ -411,5 +348,6 @@ export class ClusterAgent {
     this.dirWatchers.clear();
     await Promise.all(this.informers.map((i) => i.stop()));
     await this.core.stop();
+    this.persistence.close();
   }
 }

@@ -192,8 +192,8 @@ export class AgentCore {
 
   /**
    * Updates only the pods, leaving the policy in the kernel as it is. For an
-   * agent that restarted while a config object is invalid: it has no last good
-   * config in memory, and the kernel's is the last good one.
+   * agent that has no global config (none valid, none persisted): the kernel's
+   * policy is the only one known.
    */
   applyPodsOnly(input: Omit<ReconcileInput, 'global' | 'allowlists'>, attachTo: string, started = performance.now()): void {
     const dp = this.datapath!;
@@ -204,7 +204,7 @@ export class AgentCore {
     this.recordStatus({ ...input }, dp.currentGeneration, true);
     this.metrics.podsEnforced.set(cgroups.filter((c: DesiredCgroup) => c.kind === 'pod').length);
     this.metrics.syncDuration.observe((performance.now() - started) / 1000);
-    this.log.warn({ cgroups: cgroups.length, generation: String(dp.currentGeneration) }, 'pods applied; the policy stays as the kernel has it until every config object is valid');
+    this.log.warn({ cgroups: cgroups.length, generation: String(dp.currentGeneration) }, 'pods applied; the policy stays as the kernel has it until the global config is valid');
   }
 
   /** True when the kernel holds a complete policy (applied by this agent or a previous one). */

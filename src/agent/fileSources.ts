@@ -2,9 +2,9 @@
 // Each object is validated alone; an invalid one is rejected whole and its last
 // good content stays (SPEC §1.4). `meshgate validate` reads files with these same
 // functions, so it reports exactly what the agent would.
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import {
-  DEFAULT_LIMITS, type ConfigDocument, allowlistAction, checkNamespaceObjects, describeObject, parseAllowlist, parseGlobalConfig,
+  DEFAULT_LIMITS, MAX_OBJECT_BYTES, type ConfigDocument, allowlistAction, checkNamespaceObjects, describeObject, parseAllowlist, parseGlobalConfig,
   readConfigDocuments, type AllowlistEntry, type BlockedEgressAction, type ConfigIssue, type GlobalConfig, type ObjectRef, type ParseResult,
 } from '../config/index.js';
 
@@ -42,17 +42,51 @@ function fileError(path: string, err: unknown): ParseResult<never> {
   return { ok: false, errors: [{ code: 'MG_CONFIG_FILE_UNREADABLE', severity: 'error', object: `file ${path}`, key: '', message }], warnings: [] };
 }
 
-/** The file's documents, or why there are none to use (a partly broken file is refused whole). */
-function fileDocuments(path: string): ParseResult<ConfigDocument[]> {
-  let text: string;
+/**
+ * A config file's text, refused before it is read when it is not a regular file
+ * (a FIFO or a device would block or never end) or larger than MAX_OBJECT_BYTES.
+ */
+export function readConfigText(path: string): ParseResult<string> {
+  let fd: number;
   try {
-    text = readFileSync(path, 'utf8');
+    fd = openSync(path, 'r');
   } catch (err) {
     return fileError(path, err);
   }
+  try {
+    const stat = fstatSync(fd);
+    if (stat.isDirectory()) return fileError(path, new Error('EISDIR: it is a directory'));
+    if (!stat.isFile()) return fileError(path, new Error('it is not a regular file (a FIFO or a device is never read)'));
+    if (stat.size > MAX_OBJECT_BYTES) {
+      const message = `file ${path}: is ${stat.size} bytes, more than the limit of ${MAX_OBJECT_BYTES} bytes per object (a ConfigMap cannot exceed 1 MiB); not read`;
+      return { ok: false, errors: [{ code: 'MG_CONFIG_TOO_LARGE', severity: 'error', object: `file ${path}`, key: '', message }], warnings: [] };
+    }
+    // Read at most one byte past the limit: the file may grow between the stat and the read.
+    const buffer = Buffer.alloc(Math.min(stat.size, MAX_OBJECT_BYTES) + 1);
+    let length = 0;
+    for (let n = 1; n > 0 && length < buffer.length; length += n) n = readSync(fd, buffer, length, buffer.length - length, null);
+    if (length > MAX_OBJECT_BYTES) {
+      const message = `file ${path}: grew past the limit of ${MAX_OBJECT_BYTES} bytes per object while being read; not read`;
+      return { ok: false, errors: [{ code: 'MG_CONFIG_TOO_LARGE', severity: 'error', object: `file ${path}`, key: '', message }], warnings: [] };
+    }
+    return { ok: true, value: buffer.subarray(0, length).toString('utf8'), warnings: [] };
+  } catch (err) {
+    return fileError(path, err);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The text's documents, or why there are none to use (a partly broken file is refused whole). */
+function textDocuments(text: string, path: string): ParseResult<ConfigDocument[]> {
   const { documents: docs, errors } = readConfigDocuments(text, path);
   if (errors.length) return { ok: false, errors, warnings: [] };
   return { ok: true, value: docs, warnings: [] };
+}
+
+function fileDocuments(path: string): ParseResult<ConfigDocument[]> {
+  const text = readConfigText(path);
+  return text.ok ? textDocuments(text.value, path) : text;
 }
 
 function globalDocument(path: string, docs: readonly ConfigDocument[]): ParseResult<ConfigDocument> {
@@ -71,18 +105,19 @@ const allowlistData = (data: ConfigDocument['data']): ConfigDocument['data'] => 
 const parseAllowlistDocument = ({ data, ref }: ConfigDocument): ParseResult<readonly AllowlistEntry[]> =>
   parseAllowlist(allowlistData(data), ref, DEFAULT_LIMITS);
 
-export function readGlobalFile(path: string): FileReading<GlobalConfig> {
-  const docs = fileDocuments(path);
-  if (!docs.ok) return { path, result: docs };
+/** The global config of a --config-file's text. */
+export function globalFromText(text: string, path: string): ParseResult<GlobalConfig> {
+  const docs = textDocuments(text, path);
+  if (!docs.ok) return docs;
   const doc = globalDocument(path, docs.value);
-  if (!doc.ok) return { path, result: doc };
   // A ConfigMap manifest keeps its own name in every message.
-  return { path, result: parseGlobalDocument(doc.value) };
+  return doc.ok ? parseGlobalDocument(doc.value) : doc;
 }
 
-export function readAllowlistFile(path: string): FileReading<AllowlistFile> {
-  const docs = fileDocuments(path);
-  if (!docs.ok) return { path, result: docs };
+/** The entries (and blocked_egress_action) of an --allowlist-file's text. */
+export function allowlistFromText(text: string, path: string): ParseResult<AllowlistFile> {
+  const docs = textDocuments(text, path);
+  if (!docs.ok) return docs;
   const entries: AllowlistEntry[] = [];
   const errors: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
@@ -102,7 +137,17 @@ export function readAllowlistFile(path: string): FileReading<AllowlistFile> {
   const check = checkNamespaceObjects(parts);
   for (const issues of check.issuesByObject.values()) errors.push(...issues);
   const action = check.action;
-  return { path, result: errors.length ? { ok: false, errors, warnings } : { ok: true, value: { entries, action }, warnings } };
+  return errors.length ? { ok: false, errors, warnings } : { ok: true, value: { entries, action }, warnings };
+}
+
+export function readGlobalFile(path: string): FileReading<GlobalConfig> {
+  const text = readConfigText(path);
+  return { path, result: text.ok ? globalFromText(text.value, path) : text };
+}
+
+export function readAllowlistFile(path: string): FileReading<AllowlistFile> {
+  const text = readConfigText(path);
+  return { path, result: text.ok ? allowlistFromText(text.value, path) : text };
 }
 
 /**

@@ -1,14 +1,14 @@
 // Standalone mode: no cluster. One cgroup is one meshed pod; the policy comes
 // from local files, which are watched and re-applied within milliseconds.
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import {
-  checkNamespaceObjects, mergeNamespaceAllowlists, type AllowlistEntry, type BlockedEgressAction, type GlobalConfig, type ObjectRef,
-} from '../config/index.js';
+import type { ObjectRef } from '../config/index.js';
 import { cgroupId, cgroupLevel } from '../node/cgroup.js';
 import { AgentCore, type CoreOptions } from './core.js';
-import { readAllowlistFile, readGlobalFile, type AllowlistFile, type FileReading } from './fileSources.js';
+import { allowlistFromText, globalFromText, readConfigText } from './fileSources.js';
+import { LastGoodStore, type ConfigObjectId } from './lastGood.js';
+import { LastGoodPersistence } from './lastGoodPersistence.js';
 
 export interface StandaloneOptions extends Omit<CoreOptions, 'mode'> {
   readonly configFile: string;
@@ -24,22 +24,28 @@ export class StandaloneAgent {
   private readonly core: AgentCore;
   private readonly log: Logger;
   private watchers: FSWatcher[] = [];
-  private lastGoodGlobal: GlobalConfig | null = null;
-  private readonly lastGoodAllowlists = new Map<string, AllowlistFile>();
-  private lastGoodMerged: readonly AllowlistEntry[] = [];
-  private lastGoodAction: BlockedEgressAction | null = null;
-  /** Files whose blocked_egress_action disagrees with another file's, as last reported. */
-  private conflictText = '';
-  private readonly readings = new Map<string, { version: Buffer | null; result: FileReading<unknown>['result'] }>();
+  /** Every file's hash, parse and last good content; persisted with the pins, so a restart starts from it. */
+  private readonly store = new LastGoodStore({
+    global: (raw, ref) => globalFromText('text' in raw ? raw.text : '', ref.path ?? ref.name),
+    allowlist: (raw, ref) => allowlistFromText('text' in raw ? raw.text : '', ref.path ?? ref.name),
+  });
+  private readonly persistence: LastGoodPersistence;
 
   constructor(opts: StandaloneOptions, log: Logger) {
     this.opts = opts;
     this.core = new AgentCore({ ...opts, mode: 'standalone' }, log);
     this.log = this.core.log;
+    this.persistence = new LastGoodPersistence(this.log);
+  }
+
+  private fileId(file: string, kind: ConfigObjectId['kind']): ConfigObjectId {
+    const ref: ObjectRef = { kind: 'File', name: file, path: file };
+    return { key: `file ${file}`, kind, ref, namespace: kind === 'allowlist' ? this.opts.namespace : undefined };
   }
 
   async start(): Promise<void> {
     await this.core.open(cgroupLevel(this.opts.cgroup), () => this.reconcile());
+    this.persistence.restore(this.opts.pinDir, this.store);
     for (const file of [this.opts.configFile, ...this.opts.allowlistFiles]) this.watchFile(file);
     await this.core.runNow();
   }
@@ -56,74 +62,39 @@ export class StandaloneAgent {
   }
 
   /**
-   * Reads and validates a file, or reuses the last reading while its bytes
-   * are unchanged (timestamps are too coarse to tell two quick writes apart):
-   * a DNS refresh or another file's edit does not re-parse a 100,000-CIDR
-   * config, nor repeat its warnings.
+   * Reads a file into the store, which re-parses it only when its bytes
+   * changed (timestamps are too coarse to tell two quick writes apart): a DNS
+   * refresh or another file's edit does not re-parse a 100,000-CIDR config.
    */
-  private accept<T>(file: string, read: (file: string) => FileReading<T>): T | null {
-    let version: Buffer | null = null;
-    try {
-      version = readFileSync(file);
-    } catch {
-      // unreadable: read() reports why
-    }
-    const cached = this.readings.get(file);
-    let result = cached && version !== null && cached.version?.equals(version) ? (cached.result as FileReading<T>['result']) : null;
-    if (!result) {
-      result = read(file).result;
-      this.readings.set(file, { version, result });
-      this.core.report(`file ${file}`, result.ok, result.ok ? [] : result.errors, result.warnings, { file });
-    }
-    return result.ok ? result.value : null;
+  private observe(file: string, kind: ConfigObjectId['kind']): void {
+    const id = this.fileId(file, kind);
+    const text = readConfigText(file);
+    if (text.ok) this.store.observe(id, { text: text.value });
+    else this.store.reject(id, text.errors);
   }
 
   /** Reads every file, compiles, applies. A rejected file keeps its last good content. */
   private async reconcile(): Promise<void> {
     const started = performance.now();
-    let invalid = 0;
-    const global = this.accept(this.opts.configFile, readGlobalFile);
-    if (global) this.lastGoodGlobal = global;
-    else invalid++;
-    for (const file of this.opts.allowlistFiles) {
-      const read = this.accept(file, readAllowlistFile);
-      if (read) this.lastGoodAllowlists.set(file, read);
-      else invalid++;
-    }
+    this.observe(this.opts.configFile, 'global');
+    for (const file of this.opts.allowlistFiles) this.observe(file, 'allowlist');
+    const wanted = new Set([this.opts.configFile, ...this.opts.allowlistFiles].map((f) => `file ${f}`));
+    for (const key of this.store.keys()) if (!wanted.has(key)) this.store.remove(key);
+    const r = this.store.resolve();
+    for (const state of r.changed) this.core.report(state.id.key, state.valid, state.errors, state.warnings, { file: state.id.ref.path });
+    this.persistence.flush(this.store);
     const objectsTotal = 1 + this.opts.allowlistFiles.length;
-    if (!this.lastGoodGlobal) {
+    if (!r.global) {
       this.log.error({ configFile: this.opts.configFile }, 'no valid global config yet: enforcement stays as the kernel has it');
-      if (this.core.kernelHasPolicy()) this.core.recordStatus({ objectsTotal, objectsInvalid: invalid }, this.core.datapath!.currentGeneration, false);
+      if (this.core.kernelHasPolicy()) this.core.recordStatus({ objectsTotal, objectsInvalid: r.invalid }, this.core.datapath!.currentGeneration, false);
       return;
     }
-    // Several files for one namespace merge as several ConfigMaps do: a name used twice is an error, and the namespace keeps its last good entries.
-    const parts = [...this.lastGoodAllowlists].map(([file, read]) => ({ ref: { kind: 'File', name: file, path: file } as ObjectRef, ...read }));
-    const merged = mergeNamespaceAllowlists(parts);
-    // Files that disagree on blocked_egress_action are each rejected, reported as any invalid file is.
-    const check = checkNamespaceObjects(parts);
-    const conflictText = [...check.issuesByObject.values()].flat().map((e) => e.message).join('\n');
-    if (conflictText !== this.conflictText) {
-      this.conflictText = conflictText;
-      for (const [object, issues] of check.issuesByObject) this.core.report(object, false, issues, [], { file: object.replace(/^file /, '') });
-      for (const file of this.lastGoodAllowlists.keys()) {
-        const ok = this.readings.get(file)?.result.ok ?? false;
-        if (ok && !check.issuesByObject.has(`file ${file}`)) this.core.metrics.configValid.set({ configmap: `file ${file}` }, 1);
-      }
-    }
-    // A re-read of a file in conflict reports it valid alone: the conflict still holds.
-    for (const object of check.issuesByObject.keys()) this.core.metrics.configValid.set({ configmap: object }, 0);
-    if (merged.ok && check.issuesByObject.size === 0) {
-      this.lastGoodMerged = merged.value;
-      this.lastGoodAction = check.action;
-    } else {
-      invalid += Math.max(merged.ok ? 0 : 1, check.issuesByObject.size);
-      if (!merged.ok) for (const e of merged.errors) this.log.error({ code: e.code, entry: e.entryName }, `allowlist files rejected, the namespace keeps its last good entries: ${e.message}`);
-    }
-    const allowlists = new Map([[this.opts.namespace, this.lastGoodMerged]]);
-    const namespaceActions = new Map(this.lastGoodAction ? [[this.opts.namespace, this.lastGoodAction]] : []);
-    this.core.warnOverlaps(this.lastGoodGlobal, allowlists);
+    const allowlists = new Map([[this.opts.namespace, r.allowlists.get(this.opts.namespace) ?? []]]);
+    const action = r.actions.get(this.opts.namespace);
+    const namespaceActions = new Map(action ? [[this.opts.namespace, action]] : []);
+    this.core.warnOverlaps(r.global, allowlists);
     this.core.apply({
-      global: this.lastGoodGlobal,
+      global: r.global,
       allowlists,
       namespaceActions,
       pods: [{
@@ -134,7 +105,7 @@ export class StandaloneAgent {
         meshed: true,
       }],
       objectsTotal,
-      objectsInvalid: invalid,
+      objectsInvalid: r.invalid,
     }, this.opts.cgroup, started);
   }
 
@@ -142,5 +113,6 @@ export class StandaloneAgent {
   async stop(): Promise<void> {
     for (const w of this.watchers) w.close();
     await this.core.stop();
+    this.persistence.close();
   }
 }

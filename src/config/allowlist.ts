@@ -3,6 +3,7 @@
 import { readAllowlistEntry } from './allowlist-entry.js';
 import { IssueCollector, isPlainMap, parseSafely } from './issues.js';
 import { suggestKey } from './key-suggestion.js';
+import { checkHasMeshgateKey, checkObjectSize } from './object-bounds.js';
 import { isUnset, readChoice } from './scalars.js';
 import {
   type AllowlistEntry, BLOCKED_EGRESS_ACTIONS, type BlockedEgressAction, type ConfigLimits, DEFAULT_LIMITS, type ObjectRef, type ParseResult,
@@ -103,6 +104,7 @@ export function parseAllowlist(data: Readonly<Record<string, unknown>>, ref: Obj
       issues.add('MG_CONFIG_NOT_A_MAP', { ref, key: '' }, { value: data, reason: 'is not a key/value map of data keys' });
       return issues.rejected<readonly AllowlistEntry[]>();
     }
+    if (!checkObjectSize(data, ref, issues) || !checkHasMeshgateKey(data, ALLOWLIST_KEYS, ref, issues)) return issues.rejected<readonly AllowlistEntry[]>();
     for (const key of Object.keys(data).filter((name) => !ALLOWLIST_KEYS.includes(name)).sort()) {
       const suggestion = suggestKey(key, ALLOWLIST_KEYS);
       const hint = suggestion === undefined ? '' : ` (did you mean ${suggestion}?)`;

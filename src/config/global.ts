@@ -3,6 +3,7 @@ import { collectAllowlistEntries, countAllowlistPairs, readYamlList } from './al
 import { normaliseCidrList } from './cidr.js';
 import type { ConfigIssueCode } from './codes.js';
 import { IssueCollector, isPlainMap, parseSafely } from './issues.js';
+import { checkHasMeshgateKey, checkObjectSize } from './object-bounds.js';
 import { suggestKey } from './key-suggestion.js';
 import { type Read, readBoolean, readChoice, readInteger, readListItems } from './scalars.js';
 import {
@@ -175,6 +176,7 @@ export function parseGlobalConfig(data: Readonly<Record<string, unknown>>, ref: 
       issues.add('MG_CONFIG_NOT_A_MAP', { ref, key: '' }, { value: data, reason: 'is not a key/value map of data keys' });
       return issues.rejected<GlobalConfig>();
     }
+    if (!checkObjectSize(data, ref, issues) || !checkHasMeshgateKey(data, GLOBAL_KEYS, ref, issues)) return issues.rejected<GlobalConfig>();
     return issues.result(readGlobalConfig(new GlobalReader(data, ref, limits, issues)));
   });
 }

@@ -75,4 +75,10 @@ export interface ConfigLimits {
   readonly maxExcludedPorts: number;
 }
 
+/**
+ * The largest config object meshgate reads, checked before parsing: a ConfigMap's data
+ * cannot exceed 1 MiB in the API server, and a file is held to the same bound.
+ */
+export const MAX_OBJECT_BYTES = 1024 * 1024;
+
 export const DEFAULT_LIMITS: ConfigLimits = Object.freeze({ maxPolicyEntries: 262144, maxExcludedPorts: 1024 });

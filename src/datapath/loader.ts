@@ -4,6 +4,8 @@
 //   maps/<abi>/<map>   every map, in a directory named after the ABI's hash, so a
 //                      changed layout gets fresh maps beside the old ones
 //   links/<program>    one bpf_link per hook, attached to the cgroup
+//   state/mg_last_good the agent's persisted per-object last good config
+//                      (lastGoodPins.ts), outside the ABI hash: it survives upgrades
 // A restarted agent opens the object with the pinned maps (libbpf reuses them),
 // and moves each pinned link to its freshly loaded program with BPF_LINK_UPDATE:
 // enforcement never has a gap, and nothing is attached twice.
@@ -288,9 +290,10 @@ export function cleanupPins(pinDir: string): CleanupReport {
   const r: CleanupReport = { detached: [], unpinned: [], left: [], errors: [] };
   if (!existsSync(pinDir)) return r;
   const { linksDir, mapsRoot } = pinLayout(pinDir);
+  const stateDir = path.join(pinDir, 'state');
   for (const name of readdirSync(pinDir)) {
     const p = path.join(pinDir, name);
-    if (p !== linksDir && p !== mapsRoot) r.left.push(p);
+    if (p !== linksDir && p !== mapsRoot && p !== stateDir) r.left.push(p);
   }
   if (existsSync(linksDir)) {
     for (const name of readdirSync(linksDir)) {
@@ -339,6 +342,19 @@ export function cleanupPins(pinDir: string): CleanupReport {
       removeDirIfEmpty(dir);
     }
     removeDirIfEmpty(mapsRoot);
+  }
+  // The agent's persisted last good configuration (src/datapath/lastGoodPins.ts).
+  if (existsSync(stateDir)) {
+    for (const name of readdirSync(stateDir)) {
+      const pin = path.join(stateDir, name);
+      if (!OWNED_NAME.test(name)) {
+        r.left.push(pin);
+        continue;
+      }
+      unlinkSync(pin);
+      r.unpinned.push(pin);
+    }
+    removeDirIfEmpty(stateDir);
   }
   removeDirIfEmpty(pinDir);
   return r;

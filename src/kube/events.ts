@@ -1,4 +1,6 @@
-// Kubernetes Events for rejected ConfigMaps: one Warning per (object, resourceVersion).
+// Kubernetes Events for rejected ConfigMaps: one Warning per (object, resourceVersion, errors):
+// a cross-object error (a name another ConfigMap also uses) can reject an unchanged object.
+import { createHash } from 'node:crypto';
 import type { CoreV1Api, CoreV1Event, V1ConfigMap } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ConfigIssue } from '../config/index.js';
@@ -14,10 +16,10 @@ export class EventRecorder {
   /** Posts one Warning event on the ConfigMap naming every error (key, entry, value). Never throws. */
   async rejected(cm: V1ConfigMap, errors: readonly ConfigIssue[]): Promise<void> {
     const meta = cm.metadata ?? {};
-    const key = `${meta.uid}@${meta.resourceVersion}`;
+    let message = `rejected by meshgate on node ${this.nodeName}, the last good configuration stays in force: ${errors.map((e) => e.message).join('; ')}`;
+    const key = `${meta.uid}@${meta.resourceVersion}@${createHash('sha256').update(message).digest('hex').slice(0, 16)}`;
     if (this.posted.has(key) || !meta.namespace || !meta.name) return;
     this.posted.add(key);
-    let message = `rejected by meshgate on node ${this.nodeName}, the last good configuration stays in force: ${errors.map((e) => e.message).join('; ')}`;
     if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE - 20)}… (${errors.length} errors)`;
     const now = new Date();
     const event: CoreV1Event = {

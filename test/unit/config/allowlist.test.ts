@@ -93,8 +93,17 @@ test('YAML text and an already-parsed list give the same entries', () => {
 });
 
 test('an empty, blank, null or missing allowlist allows nothing', () => {
-  for (const data of [{ egress: '' }, { egress: '  \n' }, { egress: '[]' }, { egress: '# only a comment\n' }, { egress: null }, {}]) {
+  for (const data of [{ egress: '' }, { egress: '  \n' }, { egress: '[]' }, { egress: '# only a comment\n' }, { egress: null }]) {
     assert.deepEqual(assertOk(parseAllowlist(data, ALLOWLIST_REF)), [], JSON.stringify(data));
+  }
+});
+
+test('an allowlist ConfigMap without the egress key is refused with its own code, its keys not quoted', () => {
+  for (const data of [{}, { 'root:$6$secret:19000:0:99999:7:::': null, 'daemon:*:19000': null }]) {
+    const result = parseAllowlist(data, ALLOWLIST_REF);
+    assert.equal(result.ok, false);
+    assert.deepEqual(allIssues(result).map((i) => i.code), ['MG_CONFIG_NO_MESHGATE_KEY']);
+    assert.doesNotMatch(allIssues(result)[0]!.message, /secret|daemon/);
   }
 });
 
@@ -192,7 +201,7 @@ test('host x port pairs count against maxPolicyEntries', () => {
 });
 
 test('an allowlist ConfigMap warns about keys other than egress', () => {
-  const result = parseAllowlist({ egres: '- x', note: 'hello' }, ALLOWLIST_REF);
+  const result = parseAllowlist({ egress: '', egres: '- x', note: 'hello' }, ALLOWLIST_REF);
   assert.deepEqual(assertOk(result), []);
   assert.deepEqual(result.warnings.map((issue) => [issue.code, issue.key]), [['MG_CONFIG_UNKNOWN_KEY', 'egres'], ['MG_CONFIG_UNKNOWN_KEY', 'note']]);
   assert.match(result.warnings[0]?.message ?? '', /did you mean egress\?/);

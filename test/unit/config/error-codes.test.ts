@@ -186,8 +186,18 @@ const CASES: readonly CodeCase[] = [
     expected: A({ code: 'MG_ALLOWLIST_BAD_HOST', entryIndex: 0, entryName: 'stripe', path: 'egress[0].hosts[0]', value: 'api_stripe.com' }),
   },
   {
+    behaviour: 'an object with none of meshgate\'s keys is refused, its keys not quoted',
+    issues: global({ 'root:$6$hash:19000': null }),
+    expected: G('', { code: 'MG_CONFIG_NO_MESHGATE_KEY' }),
+  },
+  {
+    behaviour: 'an object over 1 MiB is refused before its values are parsed',
+    issues: global({ egress: 'false', mesh_cidr_ranges: '10.0.0.0/8 '.repeat(100_000) }),
+    expected: G('', { code: 'MG_CONFIG_TOO_LARGE' }),
+  },
+  {
     behaviour: 'an unknown key is only a warning',
-    issues: global({ envoy_log_level: 'debug' }),
+    issues: global({ egress: 'false', envoy_log_level: 'debug' }),
     expected: G('envoy_log_level', { code: 'MG_CONFIG_UNKNOWN_KEY' }),
   },
   {

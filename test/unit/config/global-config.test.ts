@@ -17,7 +17,7 @@ const DEFAULTS: GlobalConfig = {
 };
 
 const VALID: ReadonlyArray<{ behaviour: string; data: Record<string, unknown>; expected: Partial<GlobalConfig> }> = [
-  { behaviour: 'an empty ConfigMap gets every default (egress off, as osm install)', data: {}, expected: {} },
+  { behaviour: 'a ConfigMap with only egress: "false" gets every other default (as osm install)', data: { egress: 'false' }, expected: {} },
   {
     behaviour: 'ConfigMap strings are read, booleans case-insensitively',
     data: { egress: 'TRUE', mesh_cidr_ranges: '10.96.0.0/12,10.244.0.0/16 fd00:10:96::/112', proxy_outbound_port: '15006', proxy_uid: '1337' },
@@ -157,7 +157,7 @@ test('the parsed config is deep-frozen', () => {
 });
 
 test('unknown keys warn and suggest the meshgate key for typos and OSM camelCase names', () => {
-  const result = parseGlobalConfig({ outboundIPRangeExclusionList: '10.0.0.0/8', mesh_cidr_range: '10.0.0.0/8', use_https_ingress: 'false' }, GLOBAL_REF);
+  const result = parseGlobalConfig({ egress: 'false', outboundIPRangeExclusionList: '10.0.0.0/8', mesh_cidr_range: '10.0.0.0/8', use_https_ingress: 'false' }, GLOBAL_REF);
   assertOk(result);
   const byKey = new Map(result.warnings.map((issue) => [issue.key, issue.message]));
   assert.match(byKey.get('outboundIPRangeExclusionList') ?? '', /did you mean outbound_ip_range_exclusion_list\?/);

@@ -345,7 +345,7 @@ describe('what the compiled state holds', () => {
   });
 
   test('empty mesh CIDRs and exclusions give no group: empty means none', () => {
-    const state = new PolicyCompiler().compile(input({ global: globalConfig({}) }));
+    const state = new PolicyCompiler().compile(input({ global: globalConfig({ egress: "false" }) }));
     assert.deepEqual(state.policy.groups, []);
   });
 
