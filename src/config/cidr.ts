@@ -1,6 +1,8 @@
-// CIDR parsing and normalisation. All address arithmetic goes through ipaddr.js; this module
-// only adds the strictness a policy needs (no octal/hex/short IPv4 forms, no zone ids).
+// CIDR parsing and normalisation. The common forms are read numerically (cidr-numeric.ts);
+// everything else goes through ipaddr.js, with the strictness a policy needs (no
+// octal/hex/short IPv4 forms, no zone ids).
 import ipaddr from 'ipaddr.js';
+import { FALLBACK, formatCidr, newCidrBytes, parseCidrBytes, parseIPv4Cidr, type CidrBytes } from './cidr-numeric.js';
 
 export interface Cidr {
   readonly family: 4 | 6;
@@ -86,6 +88,17 @@ function unmapIPv4(bytes: number[], prefix: number): { bytes: number[]; prefix: 
 const MAX_CIDR_LENGTH = 64;
 
 export function parseCidr(input: string): CidrParse {
+  const fast = newCidrBytes();
+  if (parseCidrBytes(input, fast) !== FALLBACK) {
+    const bytes = Array.from(fast.family === 4 ? fast.bytes.subarray(12) : fast.bytes);
+    const text = fast.canonical ? input : formatCidr(fast);
+    return { ok: true, cidr: { family: fast.family, bytes, prefix: fast.prefix, text }, hadHostBits: fast.hadHostBits };
+  }
+  return parseCidrSlowly(input);
+}
+
+/** The ipaddr.js path: every form, and the precise reason for a refusal. */
+export function parseCidrSlowly(input: string): CidrParse {
   const text = input.trim();
   if (text.length > MAX_CIDR_LENGTH) return badCidr(NOT_AN_ADDRESS);
   const slash = text.indexOf('/');
@@ -174,4 +187,128 @@ export function normaliseCidrList(items: readonly unknown[], onIssue: (issue: Ci
 export function cidrFromText(text: string): Cidr | undefined {
   const parsed = parseCidr(text);
   return parsed.ok ? parsed.cidr : undefined;
+}
+
+/**
+ * One stable LSD radix pass over order[start, end): by words[i * stride + word]
+ * (16 bits), or by prefixes[i] when word is -1.
+ */
+function radixPass(order: Uint32Array, start: number, end: number, scratch: Uint32Array, counts: Uint32Array, words: Uint16Array, prefixes: Uint8Array, word: number): void {
+  counts.fill(0);
+  if (word < 0) {
+    for (let k = start; k < end; k++) counts[prefixes[order[k]!]! + 1]!++;
+  } else {
+    for (let k = start; k < end; k++) counts[words[order[k]! * 8 + word]! + 1]!++;
+  }
+  for (let d = 1; d < counts.length; d++) counts[d]! += counts[d - 1]!;
+  if (word < 0) {
+    for (let k = start; k < end; k++) {
+      const i = order[k]!;
+      scratch[counts[prefixes[i]!]!++] = i;
+    }
+  } else {
+    for (let k = start; k < end; k++) {
+      const i = order[k]!;
+      scratch[counts[words[i * 8 + word]!]!++] = i;
+    }
+  }
+  order.set(scratch.subarray(0, end - start), start);
+}
+
+/**
+ * normaliseCidrList for long lists, with no object per item: the same issues in
+ * the same order, and the canonical texts sorted as compareCidrs sorts them
+ * (IPv4 before IPv6, then address, then prefix length). Items are read
+ * numerically (cidr-numeric.ts), sorted with a stable radix sort, and merged
+ * when equal; an item already in canonical form is returned as the very string
+ * given.
+ */
+export function normaliseCidrTexts(items: readonly unknown[], onIssue: (issue: CidrListIssue) => void): string[] {
+  const n = items.length;
+  const words = new Uint16Array(n * 8); // the address as 8 big-endian 16-bit words
+  const prefixes = new Uint8Array(n);
+  const family = new Uint8Array(n); // 0: refused, 4 or 6
+  const texts = new Map<number, string>(); // canonical text by index, when not the item itself
+  const issues: Array<{ index: number; issue: CidrListIssue }> = [];
+  const r: CidrBytes = newCidrBytes();
+  let v4 = 0;
+  for (let i = 0; i < n; i++) {
+    const item = items[i];
+    if (typeof item !== 'string') {
+      issues.push({ index: i, issue: { code: 'MG_CONFIG_BAD_CIDR', index: i, value: item, reason: 'is not a CIDR string' } });
+      continue;
+    }
+    if (parseIPv4Cidr(item, r)) {
+      if (!r.canonical) texts.set(i, `${r.v4 >>> 24}.${(r.v4 >>> 16) & 255}.${(r.v4 >>> 8) & 255}.${r.v4 & 255}/${r.prefix}`);
+      if (r.hadHostBits) issues.push({ index: i, issue: { code: 'MG_WARN_HOST_BITS', index: i, value: item, reason: `has host bits set; normalised to ${texts.get(i)}` } });
+      family[i] = 4;
+      prefixes[i] = r.prefix;
+      v4++;
+      words[i * 8 + 5] = 0xffff; // ::ffff:a.b.c.d, as the mapped form below
+      words[i * 8 + 6] = r.v4 >>> 16;
+      words[i * 8 + 7] = r.v4 & 0xffff;
+      continue;
+    }
+    if (parseCidrBytes(item, r) === FALLBACK) {
+      const parsed = parseCidrSlowly(item);
+      if (!parsed.ok) {
+        issues.push({ index: i, issue: { code: parsed.code, index: i, value: item, reason: parsed.reason } });
+        continue;
+      }
+      const c = parsed.cidr;
+      r.bytes.fill(0);
+      if (c.family === 4) r.bytes.set([0xff, 0xff, ...c.bytes], 10);
+      else r.bytes.set(c.bytes);
+      r.family = c.family;
+      r.prefix = c.prefix;
+      r.hadHostBits = parsed.hadHostBits;
+      texts.set(i, c.text);
+    } else if (!r.canonical) {
+      texts.set(i, formatCidr(r));
+    }
+    if (r.hadHostBits) issues.push({ index: i, issue: { code: 'MG_WARN_HOST_BITS', index: i, value: item, reason: `has host bits set; normalised to ${texts.get(i)}` } });
+    family[i] = r.family;
+    prefixes[i] = r.prefix;
+    if (r.family === 4) v4++;
+    const b = r.bytes;
+    for (let w = 0; w < 8; w++) words[i * 8 + w] = (b[w * 2]! << 8) | b[w * 2 + 1]!;
+  }
+  // IPv4 first, then IPv6, each in list order before the stable passes.
+  const order = new Uint32Array(n);
+  let accepted = 0;
+  for (let i = 0; i < n; i++) if (family[i] === 4) order[accepted++] = i;
+  const v6Start = accepted;
+  for (let i = 0; i < n; i++) if (family[i] === 6) order[accepted++] = i;
+  const scratch = new Uint32Array(n);
+  const counts = new Uint32Array(65537);
+  const sortRange = (start: number, end: number, firstWord: number): void => {
+    if (end - start < 2) return;
+    radixPass(order, start, end, scratch, counts, words, prefixes, -1);
+    for (let w = 7; w >= firstWord; w--) radixPass(order, start, end, scratch, counts, words, prefixes, w);
+  };
+  sortRange(0, v4, 6); // IPv4's words 0..5 are the same ::ffff prefix for all
+  sortRange(v6Start, accepted, 0);
+
+  const out: string[] = [];
+  let previous = -1;
+  for (let k = 0; k < accepted; k++) {
+    const i = order[k]!;
+    if (previous >= 0 && prefixes[i] === prefixes[previous] && words[i * 8 + 7] === words[previous * 8 + 7] && family[i] === family[previous] && sameWords(words, i, previous)) {
+      // Stable order: `previous` is the first item with this value.
+      const text = texts.get(i) ?? (items[i] as string);
+      issues.push({ index: i, issue: { code: 'MG_WARN_DUPLICATE', index: i, value: items[i], reason: `duplicates item [${previous}] (both are ${text}); merged` } });
+      continue;
+    }
+    previous = i;
+    out.push(texts.get(i) ?? (items[i] as string));
+  }
+  // Reported in list order, as normaliseCidrList does (an item's own issue before its duplicate warning).
+  issues.sort((a, b) => a.index - b.index);
+  for (const { issue } of issues) onIssue(issue);
+  return out;
+}
+
+function sameWords(words: Uint16Array, a: number, b: number): boolean {
+  for (let w = 0; w < 8; w++) if (words[a * 8 + w] !== words[b * 8 + w]) return false;
+  return true;
 }

@@ -1,6 +1,6 @@
 // The global ConfigMap (SPEC §1.1), OSM-compatible keys. Rejected as a whole on any error.
 import { collectAllowlistEntries, countAllowlistPairs, readYamlList } from './allowlist.js';
-import { normaliseCidrList } from './cidr.js';
+import { normaliseCidrTexts } from './cidr.js';
 import type { ConfigIssueCode } from './codes.js';
 import { IssueCollector, isPlainMap, parseSafely } from './issues.js';
 import { checkHasMeshgateKey, checkObjectSize } from './object-bounds.js';
@@ -68,10 +68,10 @@ class GlobalReader {
       this.tooMany(key, `holds ${items.length} CIDRs, more than the limit of ${this.limits.maxPolicyEntries} policy entries per object`);
       return { written: items.length, cidrs: [] };
     }
-    const cidrs = normaliseCidrList(items, (issue) => {
+    const cidrs = normaliseCidrTexts(items, (issue) => {
       this.issues.add(issue.code, { ref: this.ref, key, entryIndex: issue.index, noun: 'item' }, { value: issue.value, reason: issue.reason });
     });
-    return { written: items.length, cidrs: cidrs.map((cidr) => cidr.text) };
+    return { written: items.length, cidrs };
   }
 
   ports(key: string): number[] {

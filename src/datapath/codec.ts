@@ -1,5 +1,6 @@
 // Encoders and decoders for every map key and value. Offsets and sizes are read
 // from abi.generated.ts (the object's BTF), never written here as literals.
+import { FALLBACK, newCidrBytes, parseCidrBytes } from '../config/cidr-numeric.js';
 import ipaddr from 'ipaddr.js';
 import { ENUMS, STRUCTS, type StructName } from './abi.generated.js';
 
@@ -74,6 +75,10 @@ export interface Prefix16 {
 
 /** Parses "10.0.0.0/8", "2001:db8::/32" or a bare address into the 16-byte form. Throws on bad input. */
 export function parsePrefix(cidr: string): Prefix16 {
+  const fast = newCidrBytes();
+  const bits = parseCidrBytes(cidr, fast);
+  // The numeric reader clears host bits as maskBytes does; anything it does not read goes through ipaddr.js.
+  if (bits !== FALLBACK) return { bytes: fast.bytes, bits };
   const slash = cidr.indexOf('/');
   const addrText = slash < 0 ? cidr : cidr.slice(0, slash);
   const addr = ipaddr.parse(addrText);

@@ -44,10 +44,42 @@ export interface ApplyResult {
   readonly durationMs: number;
 }
 
+/**
+ * What one group wrote into a slot, in compact typed buffers (no object per
+ * entry): `count` trie keys of TRIE_KEY_SIZE bytes each (slot byte 0), and
+ * each key's label id.
+ */
 interface ShadowGroup {
   readonly source: DesiredGroup | null;
-  /** key bytes (slot byte 0) as latin1 -> label id */
-  readonly keys: Map<string, number>;
+  readonly keys: Buffer;
+  readonly labels: Uint32Array;
+}
+
+const keyAt = (g: ShadowGroup, i: number): string => g.keys.toString('latin1', i * TRIE_KEY_SIZE, (i + 1) * TRIE_KEY_SIZE);
+
+/** A group's keys as latin1 strings -> label id: only for the groups a plan diffs. */
+function keyMap(g: ShadowGroup): Map<string, number> {
+  const map = new Map<string, number>();
+  for (let i = 0; i < g.labels.length; i++) map.set(keyAt(g, i), g.labels[i]!);
+  return map;
+}
+
+/** A shadow group from latin1 keys -> label ids. */
+function shadowFrom(source: DesiredGroup | null, keys: ReadonlyMap<string, number>): ShadowGroup {
+  const buf = Buffer.allocUnsafe(keys.size * TRIE_KEY_SIZE);
+  const labels = new Uint32Array(keys.size);
+  let i = 0;
+  for (const [key, label] of keys) {
+    buf.write(key, i * TRIE_KEY_SIZE, 'latin1');
+    labels[i++] = label;
+  }
+  return { source, keys: buf, labels };
+}
+
+/** Keys and values to write into one slot, pre-encoded. */
+interface TrieWrites {
+  readonly chunks: Array<{ keys: Buffer; labels: Uint32Array }>;
+  count: number;
 }
 
 interface SlotShadow {
@@ -122,13 +154,14 @@ export class Datapath {
         this.slots[slot]!.config = raw;
         if (slot === this.activeSlot) this.generation = cfg.generation;
       }
-      this.slots[slot]!.groups.set(ADOPTED_GROUP, { source: null, keys: new Map() });
     }
+    const adopted = [new Map<string, number>(), new Map<string, number>()];
     for (const [key, value] of maps.mg_policy_trie.entries()) {
       const slot = key[SLOT_OFFSET]! & 1;
       key[SLOT_OFFSET] = 0;
-      this.slots[slot]!.groups.get(ADOPTED_GROUP)!.keys.set(key.toString('latin1'), value.readUInt32LE(0));
+      adopted[slot]!.set(key.toString('latin1'), value.readUInt32LE(0));
     }
+    for (const slot of [0, 1]) this.slots[slot]!.groups.set(ADOPTED_GROUP, shadowFrom(null, adopted[slot]!));
     for (const key of maps.mg_excluded_ports.keys()) {
       const { slot, port } = decodePortKey(key);
       this.slots[slot & 1]!.ports.add(port);
@@ -161,11 +194,19 @@ export class Datapath {
     return id;
   }
 
-  private encodeGroup(group: DesiredGroup, newLabels: Map<string, number>): Map<string, number> {
-    const keys = new Map<string, number>();
-    const buf = Buffer.alloc(TRIE_KEY_SIZE);
-    for (const e of group.entries) {
+  /**
+   * The group's trie keys (slot byte 0) and label ids. A key given twice is
+   * kept once (the first); a key that another group of this plan holds
+   * (`owner`: key -> group id) refuses the whole state.
+   */
+  private encodeGroup(group: DesiredGroup, newLabels: Map<string, number>, owner: Map<string, string>): ShadowGroup {
+    const entries = group.entries;
+    let keys = Buffer.allocUnsafe(entries.length * TRIE_KEY_SIZE);
+    let labels = new Uint32Array(entries.length);
+    let count = 0;
+    for (const e of entries) {
       const namespaceId = e.table === 'allow' && e.namespace ? this.labelId(namespaceLabel(e.namespace), newLabels) : 0;
+      const at = count * TRIE_KEY_SIZE;
       encodeTrieKey({
         slot: 0,
         table: e.table,
@@ -173,11 +214,21 @@ export class Datapath {
         port: e.port ?? 0,
         namespaceId,
         prefix: parsePrefix(e.cidr),
-      }, buf);
-      const key = buf.toString('latin1');
-      if (!keys.has(key)) keys.set(key, this.labelId(e.label, newLabels));
+      }, keys, at);
+      const key = keys.toString('latin1', at, at + TRIE_KEY_SIZE);
+      const other = owner.get(key);
+      if (other === group.id) continue;
+      if (other !== undefined) {
+        throw new DatapathError('MG_DESIRED_STATE_INVALID', `desired state rejected before any kernel write: groups ${other} and ${group.id} hold the same trie key`);
+      }
+      owner.set(key, group.id);
+      labels[count++] = this.labelId(e.label, newLabels);
     }
-    return keys;
+    if (count < entries.length) {
+      keys = keys.subarray(0, count * TRIE_KEY_SIZE);
+      labels = labels.slice(0, count);
+    }
+    return { source: group, keys, labels };
   }
 
   private kernelConfig(desired: DesiredState, generation: bigint): Buffer {
@@ -251,9 +302,9 @@ export class Datapath {
         this.dirty[target] = true;
         this.writeLabels(newLabels);
         this.step('trie-delete');
-        this.writeTrie(target, plan.deletes, null);
+        this.deleteTrie(target, plan.deletes);
         this.step('trie-update');
-        this.writeTrie(target, [...plan.upserts.keys()], plan.upserts);
+        this.writeTrie(target, plan.upserts);
         this.step('ports');
         this.writePorts(target, slot.ports, desired.policy.excludedPorts);
         this.step('namespaces');
@@ -272,7 +323,7 @@ export class Datapath {
         this.activeSlot = target;
         this.generation = generation;
         this.graceNeeded = true;
-        trieUpserts = plan.upserts.size;
+        trieUpserts = plan.upserts.count;
         trieDeletes = plan.deletes.length;
       } else {
         validateDesired(desired, [], 0);
@@ -308,60 +359,88 @@ export class Datapath {
     };
   }
 
-  private planTrie(slot: SlotShadow, desired: DesiredState, changed: readonly DesiredGroup[], newLabels: Map<string, number>) {
+  /**
+   * What to write into `slot` for `desired`: unchanged groups keep their
+   * shadow; a changed group is encoded and diffed against its old shadow (a
+   * new group is written whole, with no per-key bookkeeping).
+   */
+  private planTrie(slot: SlotShadow, desired: DesiredState, changed: readonly DesiredGroup[], newLabels: Map<string, number>): { groups: Map<string, ShadowGroup>; upserts: TrieWrites; deletes: string[] } {
     const groups = new Map<string, ShadowGroup>();
     const upserts = new Map<string, number>();
+    const whole: ShadowGroup[] = [];
     const deleted = new Set<string>();
     const changedIds = new Set(changed.map((g) => g.id));
     const owner = new Map<string, string>();
+    const adopted = slot.groups.get(ADOPTED_GROUP);
+    const adoptedKeys = adopted && adopted.labels.length ? keyMap(adopted) : null;
     for (const g of desired.policy.groups) {
       const old = slot.groups.get(g.id);
       if (!changedIds.has(g.id) && old) {
         groups.set(g.id, old);
         continue;
       }
-      const keys = this.encodeGroup(g, newLabels);
-      for (const [key, label] of keys) {
-        const other = owner.get(key);
-        if (other !== undefined && other !== g.id) {
-          throw new DatapathError('MG_DESIRED_STATE_INVALID', `desired state rejected before any kernel write: groups ${other} and ${g.id} hold the same trie key`);
-        }
-        owner.set(key, g.id);
-        if (old?.keys.get(key) !== label) upserts.set(key, label);
+      const enc = this.encodeGroup(g, newLabels, owner);
+      groups.set(g.id, enc);
+      if (!old && !adoptedKeys) {
+        whole.push(enc);
+        continue;
       }
-      for (const key of old?.keys.keys() ?? []) if (!keys.has(key)) deleted.add(key);
-      groups.set(g.id, { source: g, keys });
+      const oldKeys = old ? keyMap(old) : new Map<string, number>();
+      for (let i = 0; i < enc.labels.length; i++) {
+        const key = keyAt(enc, i);
+        const label = enc.labels[i]!;
+        // An adopted key with the same label is already in the kernel.
+        if (oldKeys.get(key) !== label && !(old === undefined && adoptedKeys?.get(key) === label)) upserts.set(key, label);
+      }
+      for (const key of oldKeys.keys()) if (owner.get(key) !== g.id) deleted.add(key);
     }
     for (const [id, old] of slot.groups) {
-      if (groups.has(id)) continue;
-      for (const key of old.keys.keys()) deleted.add(key);
+      if (groups.has(id) || id === ADOPTED_GROUP) continue;
+      for (let i = 0; i < old.labels.length; i++) deleted.add(keyAt(old, i));
     }
-    // A key that moved from an old group to a new one is an update, not a delete;
-    // an adopted key that some group still wants is already in the kernel.
-    const adopted = slot.groups.get(ADOPTED_GROUP);
+    if (adoptedKeys) for (const key of adoptedKeys.keys()) if (!owner.has(key)) deleted.add(key);
+    // A key that moved from an old group to a new one is an update, not a delete.
     for (const key of upserts.keys()) deleted.delete(key);
-    if (adopted) {
-      for (const [key, label] of upserts) if (adopted.keys.get(key) === label && !anyOldGroupHas(slot, key)) upserts.delete(key);
+    if (deleted.size) for (const key of owner.keys()) deleted.delete(key);
+    const writes: TrieWrites = { chunks: [], count: 0 };
+    if (upserts.size) {
+      const diff = shadowFrom(null, upserts);
+      writes.chunks.push(diff);
+      writes.count += upserts.size;
     }
-    return { groups, upserts, deletes: [...deleted] };
+    for (const g of whole) {
+      writes.chunks.push(g);
+      writes.count += g.labels.length;
+    }
+    return { groups, upserts: writes, deletes: [...deleted] };
   }
 
-  private writeTrie(slot: number, keys: readonly string[], values: Map<string, number> | null): void {
+  private writeTrie(slot: number, writes: TrieWrites): void {
+    if (writes.count === 0) return;
+    const keyBuf = Buffer.allocUnsafe(writes.count * TRIE_KEY_SIZE);
+    const valueBuf = Buffer.alloc(writes.count * TRIE_VALUE_SIZE);
+    let n = 0;
+    for (const chunk of writes.chunks) {
+      chunk.keys.copy(keyBuf, n * TRIE_KEY_SIZE);
+      for (let i = 0; i < chunk.labels.length; i++) {
+        keyBuf[(n + i) * TRIE_KEY_SIZE + SLOT_OFFSET] = slot;
+        encodeTrieValue(chunk.labels[i]!, valueBuf, (n + i) * TRIE_VALUE_SIZE);
+      }
+      n += chunk.labels.length;
+    }
+    this.object.maps.mg_policy_trie.updateBatch(keyBuf, valueBuf, writes.count);
+  }
+
+  private deleteTrie(slot: number, keys: readonly string[]): void {
     if (keys.length === 0) return;
     const trie = this.object.maps.mg_policy_trie;
-    const keyBuf = Buffer.alloc(keys.length * TRIE_KEY_SIZE);
-    const valueBuf = Buffer.alloc(keys.length * TRIE_VALUE_SIZE);
-    keys.forEach((key, i) => {
-      keyBuf.write(key, i * TRIE_KEY_SIZE, 'latin1');
-      keyBuf[i * TRIE_KEY_SIZE + SLOT_OFFSET] = slot;
-      if (values) encodeTrieValue(values.get(key)!, valueBuf, i * TRIE_VALUE_SIZE);
-    });
-    if (values) {
-      trie.updateBatch(keyBuf, valueBuf, keys.length);
-      return;
-    }
+    const keyBuf = Buffer.alloc(TRIE_KEY_SIZE);
     // LPM tries have no batch delete on every kernel: delete one by one.
-    for (let i = 0; i < keys.length; i++) trie.delete(keyBuf.subarray(i * TRIE_KEY_SIZE, (i + 1) * TRIE_KEY_SIZE));
+    for (const key of keys) {
+      keyBuf.write(key, 0, 'latin1');
+      keyBuf[SLOT_OFFSET] = slot;
+      trie.delete(keyBuf);
+    }
   }
 
   private writePorts(slot: number, have: ReadonlySet<number>, want: readonly number[]): void {
@@ -445,9 +524,14 @@ export class Datapath {
     const used = new Set<number>();
     for (const slot of this.slots) {
       for (const g of slot.groups.values()) {
-        for (const [key, id] of g.keys) {
-          used.add(id);
-          used.add(Buffer.from(key.slice(NAMESPACE_OFFSET, NAMESPACE_OFFSET + 4), 'latin1').readUInt32LE(0));
+        let lastLabel = -1;
+        let lastNamespace = -1;
+        for (let i = 0; i < g.labels.length; i++) {
+          const id = g.labels[i]!;
+          const namespaceId = g.keys.readUInt32LE(i * TRIE_KEY_SIZE + NAMESPACE_OFFSET);
+          // Runs of one label are the common case: skip the Set for them.
+          if (id !== lastLabel) used.add((lastLabel = id));
+          if (namespaceId !== lastNamespace) used.add((lastNamespace = namespaceId));
         }
       }
     }
@@ -486,7 +570,7 @@ export class Datapath {
       const k = decodeNamespaceKey(key);
       if (k.slot === slot) namespaces.set(k.namespaceId, decodeNamespace(value).blockedAction);
     }
-    this.slots[slot] = { groups: new Map([[ADOPTED_GROUP, { source: null, keys }]]), ports, namespaces, config: null };
+    this.slots[slot] = { groups: new Map([[ADOPTED_GROUP, shadowFrom(null, keys)]]), ports, namespaces, config: null };
     this.dirty[slot] = false;
   }
 
@@ -519,7 +603,7 @@ export class Datapath {
   entryCounts(): Record<string, number> {
     const slot = this.slots[this.activeSlot]!;
     let trie = 0;
-    for (const g of slot.groups.values()) trie += g.keys.size;
+    for (const g of slot.groups.values()) trie += g.labels.length;
     return {
       mg_policy_trie: trie, mg_excluded_ports: slot.ports.size, mg_namespaces: slot.namespaces.size,
       mg_cgroups: this.cgroups.size, mg_labels: this.labelIds.size,
@@ -537,11 +621,6 @@ function sameSet(a: ReadonlySet<number>, b: readonly number[]): boolean {
 
 function sameMap(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): boolean {
   return a.size === b.size && [...b].every(([k, v]) => a.get(k) === v);
-}
-
-function anyOldGroupHas(slot: SlotShadow, key: string): boolean {
-  for (const [id, g] of slot.groups) if (id !== ADOPTED_GROUP && g.keys.has(key)) return true;
-  return false;
 }
 
 /**
