@@ -136,6 +136,8 @@ export type ExpiredWatchResponse = 'error-event' | 'http-410';
 export interface KubeApiServerOptions {
   /** 0 (default) lets the OS choose; restart() reuses whichever port was bound. */
   readonly port?: number;
+  /** The address to listen on, and the one the kubeconfig names. Default 127.0.0.1. */
+  readonly host?: string;
   /** Extra resource types, added to DEFAULT_RESOURCES. */
   readonly resources?: readonly ResourceType[];
   /** Events kept for watch replay; older ones are forgotten as if compacted. Default 1000. */
@@ -883,7 +885,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => {
+      server.listen(port, options.host ?? '127.0.0.1', () => {
         server.off('error', reject);
         resolve();
       });
@@ -998,7 +1000,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         'clusters:',
         '  - name: meshgate-test',
         '    cluster:',
-        `      server: http://127.0.0.1:${port}`,
+        `      server: http://${options.host ?? '127.0.0.1'}:${port}`,
         '      insecure-skip-tls-verify: true',
         'users:',
         '  - name: meshgate-test',
