@@ -3,10 +3,10 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 ARCH_INCLUDE := /usr/include/$(shell uname -m)-linux-gnu
 BPF_CFLAGS := -g -O2 -target bpf -Wall -Werror -I$(ARCH_INCLUDE) -Ibpf
-BPF_SOURCES := bpf/maps.bpf.c bpf/connect.bpf.c bpf/origdst.bpf.c
+BPF_SOURCES := bpf/maps.bpf.c bpf/connect.bpf.c bpf/origdst.bpf.c bpf/dns.bpf.c
 BPF_UNITS := $(patsubst bpf/%.bpf.c,build/%.bpf.o,$(BPF_SOURCES))
 BPF_HEADERS := $(wildcard bpf/*.h bpf/include/*.h)
-HELPERS := build/sockprobe build/foreign.bpf.o build/connectloop
+HELPERS := build/sockprobe build/foreign.bpf.o build/connectloop build/dnsprobe
 
 .PHONY: all bpf ts abi test test-unit test-kernel bench clean
 
@@ -48,6 +48,10 @@ bench: all
 
 clean:
 	rm -rf build dist
+
+build/dnsprobe: test/helpers/dnsprobe.c
+	@mkdir -p build
+	cc -O2 -Wall -Werror -o $@ $<
 
 build/connectloop: bench/connectloop.c
 	@mkdir -p build

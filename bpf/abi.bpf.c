@@ -19,6 +19,9 @@ struct mg_abi_anchor {
 	enum mg_config_flags config_flags;
 	enum mg_cgroup_flags cgroup_flags;
 	enum mg_event_stat event_stat;
+	enum mg_dns_limits dns_limits;
+	enum mg_dns_host_kind dns_host_kind;
+	enum mg_dns_stat dns_stat;
 	enum mg_label_limits label_limits;
 	enum mg_agent_mode agent_mode;
 	enum mg_state_flags state_flags;

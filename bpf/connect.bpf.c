@@ -14,6 +14,7 @@
 #include <bpf/bpf_endian.h>
 #include "maps.bpf.h"
 #include "addr.bpf.h"
+#include "learned.bpf.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -127,6 +128,11 @@ static __always_inline void decide_destination(struct mg_dest *d, const struct m
 			return set_verdict(out, MG_VERDICT_PASS, MG_RULE_ALLOW_NAMESPACE);
 		if (trie_lookup(d, MG_TABLE_ALLOW, d->proto, d->port, 0, &out->label_id))
 			return set_verdict(out, MG_VERDICT_PASS, MG_RULE_ALLOW_GLOBAL);
+		/* ...or an address learned from the pod's own DNS answer (bpf/dns.bpf.c). */
+		if ((namespace_id &&
+		     learned_allows(d->key.addr, d->proto, d->port, d->key.slot, namespace_id, &out->label_id)) ||
+		    learned_allows(d->key.addr, d->proto, d->port, d->key.slot, 0, &out->label_id))
+			return set_verdict(out, MG_VERDICT_PASS, MG_RULE_ALLOW_LEARNED);
 	}
 
 	/* Special case (OSM): without mesh CIDRs in-mesh and external look alike. */

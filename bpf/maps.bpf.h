@@ -27,6 +27,12 @@
 #define MG_NAMESPACES_MAX 16384        /* both slots together */
 /* Default only: the agent sets mg_flows' size before load (--flows-max). */
 #define MG_FLOWS_MAX 16384
+#define MG_DNS_RESOLVERS_MAX 64
+#define MG_DNS_HOSTS_MAX 65536        /* both slots together */
+#define MG_DNS_PORTS_MAX 131072       /* both slots together */
+#define MG_DNS_NAMES_MAX 8192
+/* mg_learned and mg_learned_ring: the agent may set another size before load (--dns-learned-max). */
+#define MG_LEARNED_MAX MG_DNS_LEARNED_DEFAULT
 
 /* Mesh CIDRs, excluded CIDRs and allowlists of both slots, in one LPM trie. */
 MG_MAP struct {
@@ -163,5 +169,91 @@ MG_MAP struct {
 	__type(key, __u32);
 	__array(values, struct mg_rcu_inner_map);
 } mg_rcu_barrier SEC(".maps");
+
+/* Trusted resolvers (--dns-server): only their answers are read. */
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MG_DNS_RESOLVERS_MAX);
+	__type(key, struct mg_dns_resolver_key);
+	__type(value, __u8);
+} mg_dns_resolvers SEC(".maps");
+
+/* The trusted resolvers' ports (value 1): the one check a non-DNS UDP packet costs. */
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} mg_dns_resolver_ports SEC(".maps");
+
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mg_dns_config);
+} mg_dns_config SEC(".maps");
+
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mg_dns_state);
+} mg_dns_state SEC(".maps");
+
+/* Allowlisted hostnames per namespace and slot (exact and wildcard). */
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MG_DNS_HOSTS_MAX);
+	__type(key, struct mg_dns_host_key);
+	__type(value, struct mg_dns_host);
+} mg_dns_hosts SEC(".maps");
+
+/* A host's entry ports per slot -> the entry's label. */
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MG_DNS_PORTS_MAX);
+	__type(key, struct mg_dns_port_key);
+	__type(value, __u32);
+} mg_dns_ports SEC(".maps");
+
+/* The queries an enforced pod's socket sent to a trusted resolver. */
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct mg_dns_socket);
+} mg_dns_sockets SEC(".maps");
+
+/* Addresses learned from answers, per namespace. Bounded: the ring evicts the oldest. */
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MG_LEARNED_MAX);
+	__type(key, struct mg_learned_key);
+	__type(value, struct mg_learned);
+} mg_learned SEC(".maps");
+
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MG_LEARNED_MAX);
+	__type(key, __u32);
+	__type(value, struct mg_learned_ring_slot);
+} mg_learned_ring SEC(".maps");
+
+/* The question names learned addresses answered (display only). */
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MG_DNS_NAMES_MAX);
+	__type(key, __u64);
+	__type(value, struct mg_dns_name);
+} mg_dns_names SEC(".maps");
+
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MG_DNS_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} mg_dns_stats SEC(".maps");
 
 #endif /* MESHGATE_MAPS_BPF_H */

@@ -13,7 +13,7 @@ if (objects.length === 0) {
 }
 
 const MAP_TYPES = {
-  1: 'hash', 2: 'array', 6: 'percpu_array', 9: 'lru_hash', 11: 'lpm_trie', 12: 'array_of_maps', 27: 'ringbuf',
+  1: 'hash', 2: 'array', 6: 'percpu_array', 9: 'lru_hash', 11: 'lpm_trie', 12: 'array_of_maps', 24: 'sk_storage', 27: 'ringbuf',
 };
 
 function loadBtf(path) {

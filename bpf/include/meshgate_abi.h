@@ -41,7 +41,8 @@ enum mg_rule {
 	MG_RULE_ALLOW_GLOBAL = 11,   /* rule 6: egress_allowlist */
 	MG_RULE_NO_MESH_CIDRS = 12,  /* special case: egress off and no mesh CIDRs */
 	MG_RULE_BLOCKED = 13,        /* rule 7: blocked_egress_action */
-	MG_RULE_COUNT = 14,
+	MG_RULE_ALLOW_LEARNED = 14,  /* rule 6: an address learned from the pod's own DNS answer (mg_learned) */
+	MG_RULE_COUNT = 15,
 };
 
 /* Which hook made the decision (events only). */
@@ -288,5 +289,151 @@ struct mg_event {
 	__u32 pad1;
 };
 _Static_assert(sizeof(struct mg_event) == 64, "mg_event size");
+
+/*
+ * Hostnames learned from the pods' own DNS answers (bpf/dns.bpf.c).
+ *
+ * Names are compared in DNS wire format, lower-cased, without the root label:
+ * "api.example.com" is "\x03api\x07example\x03com". Two FNV-1a 64 hashes are
+ * used: MG_DNS_HASH_FORWARD over the bytes in order (the question of a query,
+ * CNAME chains inside one answer), and MG_DNS_HASH_SUFFIX over the bytes in
+ * reverse order, so one backward pass over a question yields the hash of every
+ * suffix (exact hosts and wildcard suffixes). A hash hit is then confirmed
+ * byte by byte against the name stored in mg_dns_hosts: a crafted collision
+ * teaches nothing.
+ */
+enum mg_dns_limits {
+	MG_DNS_NAME_MAX = 255,        /* wire-format bytes of a name, root excluded */
+	MG_DNS_PENDING = 4,           /* outstanding queries remembered per socket */
+	MG_DNS_LEARNED_HOSTS = 4,     /* hosts one learned address serves at once */
+	MG_DNS_MAX_RECORDS = 32,      /* answer records read per response; more is refused */
+	MG_DNS_MAX_LABELS = 32,       /* labels of a question considered for wildcard suffixes */
+	MG_DNS_PACKET_MAX = 4095,     /* DNS payload bytes read; a longer answer is refused */
+	MG_DNS_LEARNED_DEFAULT = 32768, /* mg_learned entries unless the agent says otherwise */
+};
+
+enum mg_dns_host_kind {
+	MG_DNS_HOST_EXACT = 1,        /* api.example.com */
+	MG_DNS_HOST_WILDCARD = 2,     /* *.example.com: name holds example.com; any deeper name matches */
+};
+
+/* Counters of the DNS reader (per CPU), indexed by this enum. */
+enum mg_dns_stat {
+	MG_DNS_STAT_QUERIES = 0,          /* queries recorded from enforced pods to a trusted resolver */
+	MG_DNS_STAT_ANSWERS_LEARNED = 1,  /* answers that taught at least one address */
+	MG_DNS_STAT_ADDRESSES_LEARNED = 2,/* addresses written (one per address and host) */
+	MG_DNS_STAT_NOT_ALLOWLISTED = 3,  /* good answers whose question is no allowlisted host */
+	MG_DNS_STAT_UNTRUSTED = 4,        /* refused: from a resolver port, not a trusted address */
+	MG_DNS_STAT_UNSOLICITED = 5,      /* refused: no matching query was sent by that socket */
+	MG_DNS_STAT_MALFORMED = 6,        /* refused: truncated, bad names, counts, classes, sizes */
+	MG_DNS_STAT_EVICTED = 7,          /* unexpired learned addresses pushed out by newer ones */
+	MG_DNS_STAT_LEARN_FAILED = 8,     /* map update failed */
+	MG_DNS_STAT_COUNT = 9,
+};
+
+/* mg_dns_resolvers key: a trusted resolver (value: __u8 1). */
+struct mg_dns_resolver_key {
+	__u8 addr[16];             /* network order; IPv4 as ::ffff:a.b.c.d */
+	__u16 port;                /* host order */
+	__u16 pad0;
+};
+_Static_assert(sizeof(struct mg_dns_resolver_key) == 20, "mg_dns_resolver_key size");
+
+/* mg_dns_config value (one entry), written by the agent. */
+struct mg_dns_config {
+	__u64 ttl_floor_ns;        /* a record's TTL is clamped to [floor, ceiling] */
+	__u64 ttl_ceiling_ns;
+	__u64 grace_ns;            /* added to the clamped TTL */
+	__u32 learned_max;         /* capacity of mg_learned (and of the eviction ring); 0: learn nothing */
+	__u32 pad0;
+};
+_Static_assert(sizeof(struct mg_dns_config) == 32, "mg_dns_config size");
+
+/* mg_dns_state value (one entry): the eviction ring's next position. Kernel only. */
+struct mg_dns_state {
+	__u64 next_seq;
+};
+_Static_assert(sizeof(struct mg_dns_state) == 8, "mg_dns_state size");
+
+/* mg_dns_hosts key: an allowlisted hostname of one namespace, per slot. */
+struct mg_dns_host_key {
+	__u64 name_hash;           /* MG_DNS_HASH_SUFFIX of the name (of a wildcard: the part after "*.") */
+	__u32 namespace_id;        /* 0: the global allowlist */
+	__u8 slot;
+	__u8 kind;                 /* enum mg_dns_host_kind */
+	__u16 pad0;
+};
+_Static_assert(sizeof(struct mg_dns_host_key) == 16, "mg_dns_host_key size");
+
+struct mg_dns_host {
+	__u32 host_id;             /* mg_labels id of {kind: host, namespace, host} */
+	__u16 name_len;            /* bytes used in name */
+	__u16 pad0;
+	__u8 name[MG_DNS_NAME_MAX + 1]; /* lower-case wire format, confirms a hash hit */
+};
+_Static_assert(sizeof(struct mg_dns_host) == 264, "mg_dns_host size");
+
+/* mg_dns_ports key: a host's entry ports, per slot (value: __u32 label id of the entry). */
+struct mg_dns_port_key {
+	__u32 host_id;
+	__u16 port;                /* host order */
+	__u8 proto;                /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 slot;
+};
+_Static_assert(sizeof(struct mg_dns_port_key) == 8, "mg_dns_port_key size");
+
+/* One query a socket sent to a trusted resolver and has not had answered. */
+struct mg_dns_query {
+	__u64 name_hash;           /* MG_DNS_HASH_FORWARD of the question */
+	__u16 id;                  /* DNS id, network order as on the wire */
+	__u16 qtype;               /* host order */
+	__u32 used;                /* 1 while outstanding */
+};
+_Static_assert(sizeof(struct mg_dns_query) == 16, "mg_dns_query size");
+
+/* mg_dns_sockets value (socket storage of an enforced pod's DNS socket). */
+struct mg_dns_socket {
+	struct mg_dns_query pending[MG_DNS_PENDING];
+	__u32 namespace_id;        /* the pod's namespace when it asked */
+	__u32 next;                /* round-robin slot for the next query */
+};
+_Static_assert(sizeof(struct mg_dns_socket) == 72, "mg_dns_socket size");
+
+/* mg_learned key: an address learned for a namespace (0: a global host). */
+struct mg_learned_key {
+	__u32 namespace_id;
+	__u32 pad0;
+	__u8 addr[16];             /* network order; IPv4 as ::ffff:a.b.c.d */
+};
+_Static_assert(sizeof(struct mg_learned_key) == 24, "mg_learned_key size");
+
+struct mg_learned_host {
+	__u32 host_id;             /* 0: a free place */
+	__u32 ttl_s;               /* the record's TTL as answered */
+	__u64 learned_ns;          /* bpf_ktime_get_ns() of the answer */
+	__u64 expires_ns;          /* learned_ns + clamp(ttl) + grace */
+	__u64 name_hash;           /* MG_DNS_HASH_FORWARD of the question (mg_dns_names) */
+};
+_Static_assert(sizeof(struct mg_learned_host) == 32, "mg_learned_host size");
+
+struct mg_learned {
+	__u64 seq;                 /* its place in the eviction ring: seq % learned_max */
+	struct mg_learned_host hosts[MG_DNS_LEARNED_HOSTS];
+};
+_Static_assert(sizeof(struct mg_learned) == 136, "mg_learned size");
+
+/* mg_learned_ring value: which key holds a ring place (oldest learned goes first). */
+struct mg_learned_ring_slot {
+	struct mg_learned_key key;
+	__u64 seq_plus1;           /* 0: empty */
+};
+_Static_assert(sizeof(struct mg_learned_ring_slot) == 32, "mg_learned_ring_slot size");
+
+/* mg_dns_names value: the question a learned address answered (for explain and dump). */
+struct mg_dns_name {
+	__u32 len;
+	__u8 name[MG_DNS_NAME_MAX + 1]; /* lower-case wire format */
+};
+_Static_assert(sizeof(struct mg_dns_name) == 260, "mg_dns_name size");
 
 #endif /* MESHGATE_ABI_H */

@@ -12,6 +12,7 @@ import { Datapath, type ApplyResult } from '../datapath/datapath.js';
 import type { DesiredCgroup } from '../datapath/desired.js';
 import { pinLayout } from '../datapath/loader.js';
 import { HostResolver, type HostResolverOptions } from '../dns/hostResolver.js';
+import { DNS_DEFAULTS, trustedResolvers } from '../dns/trustedResolvers.js';
 import { PolicyCompiler, allowlistHosts, type PodInput } from '../policy/compile.js';
 import { AgentMetrics } from './metrics.js';
 import { DEFAULT_RECONCILE_BACKOFF, ReconcileRetry, type BackoffOptions } from './retry.js';
@@ -23,7 +24,10 @@ export interface CoreOptions {
   readonly listen: string;
   readonly debounceMs: number;
   readonly objectPath?: string;
-  readonly dns?: Pick<HostResolverOptions, 'servers' | 'floorMs' | 'ceilingMs' | 'graceMs'>;
+  readonly dns?: Pick<HostResolverOptions, 'servers' | 'floorMs' | 'ceilingMs' | 'graceMs'> & {
+    /** Capacity of the kernel's learned-address map (--dns-learned-max). */
+    readonly learnedMax?: number;
+  };
   readonly mode: 'standalone' | 'cluster';
   /** mg_flows' size; 0: flows are not recorded (--flows-max). */
   readonly flowsMax?: number;
@@ -88,7 +92,15 @@ export class AgentCore {
   /** Opens (or adopts) the pinned datapath and starts serving /healthz, /readyz and /metrics. */
   async open(cgroupWalkStart: number, reconciler: (reasons: string[]) => Promise<void>): Promise<void> {
     this.reconciler = reconciler;
-    this.datapath = Datapath.open({ pinDir: this.opts.pinDir, objectPath: this.opts.objectPath, cgroupWalkStart, beforeWrite: this.opts.beforeWrite, flowsMax: this.opts.flowsMax });
+    this.datapath = Datapath.open({ pinDir: this.opts.pinDir, objectPath: this.opts.objectPath, cgroupWalkStart, beforeWrite: this.opts.beforeWrite, flowsMax: this.opts.flowsMax, learnedMax: this.opts.dns?.learnedMax });
+    const resolvers = trustedResolvers(this.opts.dns?.servers);
+    this.datapath.configureDns({
+      resolvers,
+      ttlFloorMs: this.opts.dns?.floorMs ?? DNS_DEFAULTS.floorMs,
+      ttlCeilingMs: this.opts.dns?.ceilingMs ?? DNS_DEFAULTS.ceilingMs,
+      graceMs: this.opts.dns?.graceMs ?? DNS_DEFAULTS.graceMs,
+    });
+    this.log.info({ resolvers: resolvers.map((r) => `${r.address}:${r.port}`), learnedMax: this.datapath.object.learnedMax }, 'reading pod DNS answers from trusted resolvers');
     this.lastApplyUnixMs = this.datapath.readAgentStatus()?.lastApplyUnixMs ?? 0;
     this.log.info({ pinDir: this.opts.pinDir, adopted: this.datapath.object.adoptedMaps, generation: String(this.datapath.currentGeneration) }, 'datapath opened');
     this.server = await startServer(this.opts.listen, this, this.metrics);

@@ -8,6 +8,7 @@ import {
 import { readVerdictCounters } from '../datapath/counters.js';
 import type { Maps } from '../datapath/loader.js';
 import { CGROUP_KIND_NAMES, parseLabel, type ParsedLabel } from '../explain/pins.js';
+import { dumpLearned, formatLearned, type LearnedDump } from './dumpLearned.js';
 
 /** The sections `dump MAP` accepts, and the pinned maps each one decodes. */
 export const DUMP_SECTIONS: Readonly<Record<string, readonly string[]>> = Object.freeze({
@@ -17,6 +18,7 @@ export const DUMP_SECTIONS: Readonly<Record<string, readonly string[]>> = Object
   allowlists: ['mg_policy_trie', 'mg_labels'],
   pods: ['mg_cgroups', 'mg_labels'],
   counters: ['mg_counters', 'mg_event_stats'],
+  learned: ['mg_learned', 'mg_dns_names', 'mg_dns_stats'],
 });
 
 /** A section name, or a map name standing for the sections that decode it. */
@@ -50,6 +52,10 @@ export interface Dump {
   pods: PodDump[];
   counters: Array<{ verdict: string; rule: string; count: number }>;
   events: { emitted: number; rateLimited: number; ringFull: number };
+  /** hostname addresses by namespace: learned from pods' DNS answers, or resolved by the agent */
+  learned: LearnedDump[];
+  /** the DNS reader's counters (answers_learned, untrusted, unsolicited, malformed, evicted, ...) */
+  dnsReader: Record<string, number>;
 }
 
 const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -156,6 +162,7 @@ export function dumpMaps(maps: Maps): Dump {
       rateLimited: stat(EVENT_STAT.MG_EVENT_STAT_RATE_LIMITED),
       ringFull: stat(EVENT_STAT.MG_EVENT_STAT_RINGBUF_FULL),
     },
+    ...dumpLearned(maps, slot, label),
   };
 }
 
@@ -163,7 +170,7 @@ export function dumpMaps(maps: Maps): Dump {
 export function pickSections(d: Dump, sections: readonly string[]): Partial<Dump> {
   const out: Record<string, unknown> = { generation: d.generation, activeSlot: d.activeSlot };
   const fields: Record<string, Array<keyof Dump>> = {
-    config: ['config'], mesh: ['meshCidrs'], exclusions: ['exclusions'], allowlists: ['allowlists'], pods: ['pods'], counters: ['counters', 'events'],
+    config: ['config'], mesh: ['meshCidrs'], exclusions: ['exclusions'], allowlists: ['allowlists'], pods: ['pods'], counters: ['counters', 'events'], learned: ['learned', 'dnsReader'],
   };
   for (const s of sections) for (const f of fields[s] ?? []) out[f] = d[f];
   return out as Partial<Dump>;
@@ -207,5 +214,6 @@ export function formatDump(d: Dump, only?: string | readonly string[]): string {
     ...d.counters.map((x) => `${x.verdict.padEnd(9)} ${x.rule.padEnd(16)} ${x.count}`),
     `events: ${d.events.emitted} emitted, ${d.events.rateLimited} rate-limited, ${d.events.ringFull} ring full`,
   ]);
+  section('learned', 'hostname addresses (address, host (question), source, timing)', formatLearned(d.learned, d.dnsReader));
   return lines.join('\n').trimEnd();
 }

@@ -34,7 +34,7 @@ const CODE_TABLE = {
   MG_ALLOWLIST_NO_DESTINATION: { severity: 'error', description: 'An allowlist entry has neither hosts nor addresses.' },
   MG_ALLOWLIST_PORTS_MISSING: { severity: 'error', description: 'An allowlist entry has no ports.' },
   MG_ALLOWLIST_BAD_PROTOCOL: { severity: 'error', description: 'A port protocol is missing or not one of HTTP HTTPS GRPC HTTP2 MONGO TCP TLS UDP.' },
-  MG_ALLOWLIST_WILDCARD_HOST: { severity: 'error', description: 'A host contains "*": wildcard hosts cannot be enforced by address and are rejected.' },
+  MG_ALLOWLIST_WILDCARD_HOST: { severity: 'error', description: 'A wildcard host is not "*." followed by a domain below a public suffix (bare "*", "*.com", "*.co.uk", "a.*.b", "*foo.com").' },
   MG_ALLOWLIST_BAD_HOST: { severity: 'error', description: 'A host is not a valid DNS name (or is an IP address that belongs in addresses).' },
   MG_CONFIG_UNKNOWN_KEY: { severity: 'warning', description: 'A data key that meshgate does not read; it is ignored.' },
   MG_ALLOWLIST_UNKNOWN_FIELD: { severity: 'warning', description: 'An allowlist entry or port field that meshgate does not read; it is ignored.' },

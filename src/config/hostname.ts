@@ -1,5 +1,6 @@
-// Allowlist hosts: DNS names the agent resolves (A and AAAA) into addresses. Only names that
-// can be resolved to a finite set of addresses are accepted.
+// Allowlist hosts: DNS names, or wildcards `*.example.com` (Istio ServiceEntry semantics: any
+// name one or more labels below example.com, not example.com itself). The kernel learns a host's
+// addresses from the pods' own DNS answers; the agent also resolves exact names itself.
 import ipaddr from 'ipaddr.js';
 
 export type HostCheck =
@@ -26,19 +27,41 @@ function looksLikeAddress(text: string): string | undefined {
   return undefined;
 }
 
+function badWildcard(reason: string): HostCheck {
+  return { ok: false, code: 'MG_ALLOWLIST_WILDCARD_HOST', reason };
+}
+
+// Second-level labels under which country code TLDs register names (co.uk, com.au, ne.jp...):
+// `*.co.uk` would allow a whole registry. A cheap check, not the Public Suffix List.
+const REGISTRY_SECOND_LEVELS: ReadonlySet<string> = new Set(['ac', 'co', 'com', 'edu', 'gov', 'go', 'ltd', 'ne', 'net', 'or', 'org', 'plc', 'sch']);
+
+/** `*.example.com`: `*` only as the whole first label, over a name below a public suffix. */
+function checkWildcard(text: string): HostCheck {
+  if (text === '*' || text === '*.') return badWildcard('is a bare "*": it would allow every name; write *.example.com for the subdomains of one domain');
+  if (!text.startsWith('*.')) return badWildcard('has "*" that is not the whole first label: write *.example.com (any subdomain of example.com), as in Istio ServiceEntry hosts');
+  const rest = text.slice(2);
+  if (rest.includes('*')) return badWildcard('has "*" beyond the first label: only the whole first label may be "*" (*.example.com)');
+  const base = checkHostname(rest);
+  if (!base.ok) return badWildcard(`is a wildcard whose domain "${rest.slice(0, 70)}" ${base.reason}`);
+  const labels = base.host.split('.');
+  const last = labels[labels.length - 1]!;
+  if (labels.length === 1) return badWildcard(`covers the whole top-level domain "${last}": a wildcard needs a domain below a public suffix (*.example.${last})`);
+  if (labels.length === 2 && last.length === 2 && REGISTRY_SECOND_LEVELS.has(labels[0]!)) {
+    return badWildcard(`covers the public suffix "${base.host}": a wildcard needs a domain registered under it (*.example.${base.host})`);
+  }
+  if (base.host.length + 2 > MAX_NAME_LENGTH) return badWildcard(`is longer than ${MAX_NAME_LENGTH} characters`);
+  return { ok: true, host: `*.${base.host}` };
+}
+
+/** True for `*.example.com` (as checkHostname returns it). */
+export const isWildcardHost = (host: string): boolean => host.startsWith('*.');
+
 /** Returns the name lower-cased and without its trailing dot, or why it is refused. */
 export function checkHostname(value: unknown): HostCheck {
   if (typeof value !== 'string') return bad('is not a hostname string');
   const text = value.trim();
   if (text === '') return bad('is empty');
-  if (text.includes('*')) {
-    return {
-      ok: false,
-      code: 'MG_ALLOWLIST_WILDCARD_HOST',
-      reason:
-        'is a wildcard host: wildcard hosts cannot be enforced by address at connect time, so the entry is rejected rather than widened; list each hostname instead',
-    };
-  }
+  if (text.includes('*')) return checkWildcard(text);
   if (text.length > MAX_NAME_LENGTH + 1) return bad(`is longer than ${MAX_NAME_LENGTH} characters`);
   const address = looksLikeAddress(text);
   if (address !== undefined) return bad(address);

@@ -154,6 +154,175 @@ export const STRUCTS = {
       }
     }
   },
+  "mg_dns_config": {
+    "size": 32,
+    "fields": {
+      "ttl_floor_ns": {
+        "offset": 0,
+        "size": 8
+      },
+      "ttl_ceiling_ns": {
+        "offset": 8,
+        "size": 8
+      },
+      "grace_ns": {
+        "offset": 16,
+        "size": 8
+      },
+      "learned_max": {
+        "offset": 24,
+        "size": 4
+      },
+      "pad0": {
+        "offset": 28,
+        "size": 4
+      }
+    }
+  },
+  "mg_dns_host": {
+    "size": 264,
+    "fields": {
+      "host_id": {
+        "offset": 0,
+        "size": 4
+      },
+      "name_len": {
+        "offset": 4,
+        "size": 2
+      },
+      "pad0": {
+        "offset": 6,
+        "size": 2
+      },
+      "name": {
+        "offset": 8,
+        "size": 256
+      }
+    }
+  },
+  "mg_dns_host_key": {
+    "size": 16,
+    "fields": {
+      "name_hash": {
+        "offset": 0,
+        "size": 8
+      },
+      "namespace_id": {
+        "offset": 8,
+        "size": 4
+      },
+      "slot": {
+        "offset": 12,
+        "size": 1
+      },
+      "kind": {
+        "offset": 13,
+        "size": 1
+      },
+      "pad0": {
+        "offset": 14,
+        "size": 2
+      }
+    }
+  },
+  "mg_dns_name": {
+    "size": 260,
+    "fields": {
+      "len": {
+        "offset": 0,
+        "size": 4
+      },
+      "name": {
+        "offset": 4,
+        "size": 256
+      }
+    }
+  },
+  "mg_dns_port_key": {
+    "size": 8,
+    "fields": {
+      "host_id": {
+        "offset": 0,
+        "size": 4
+      },
+      "port": {
+        "offset": 4,
+        "size": 2
+      },
+      "proto": {
+        "offset": 6,
+        "size": 1
+      },
+      "slot": {
+        "offset": 7,
+        "size": 1
+      }
+    }
+  },
+  "mg_dns_query": {
+    "size": 16,
+    "fields": {
+      "name_hash": {
+        "offset": 0,
+        "size": 8
+      },
+      "id": {
+        "offset": 8,
+        "size": 2
+      },
+      "qtype": {
+        "offset": 10,
+        "size": 2
+      },
+      "used": {
+        "offset": 12,
+        "size": 4
+      }
+    }
+  },
+  "mg_dns_resolver_key": {
+    "size": 20,
+    "fields": {
+      "addr": {
+        "offset": 0,
+        "size": 16
+      },
+      "port": {
+        "offset": 16,
+        "size": 2
+      },
+      "pad0": {
+        "offset": 18,
+        "size": 2
+      }
+    }
+  },
+  "mg_dns_socket": {
+    "size": 72,
+    "fields": {
+      "pending": {
+        "offset": 0,
+        "size": 64
+      },
+      "namespace_id": {
+        "offset": 64,
+        "size": 4
+      },
+      "next": {
+        "offset": 68,
+        "size": 4
+      }
+    }
+  },
+  "mg_dns_state": {
+    "size": 8,
+    "fields": {
+      "next_seq": {
+        "offset": 0,
+        "size": 8
+      }
+    }
+  },
   "mg_event": {
     "size": 64,
     "fields": {
@@ -295,6 +464,74 @@ export const STRUCTS = {
       "text": {
         "offset": 0,
         "size": 512
+      }
+    }
+  },
+  "mg_learned": {
+    "size": 136,
+    "fields": {
+      "seq": {
+        "offset": 0,
+        "size": 8
+      },
+      "hosts": {
+        "offset": 8,
+        "size": 128
+      }
+    }
+  },
+  "mg_learned_host": {
+    "size": 32,
+    "fields": {
+      "host_id": {
+        "offset": 0,
+        "size": 4
+      },
+      "ttl_s": {
+        "offset": 4,
+        "size": 4
+      },
+      "learned_ns": {
+        "offset": 8,
+        "size": 8
+      },
+      "expires_ns": {
+        "offset": 16,
+        "size": 8
+      },
+      "name_hash": {
+        "offset": 24,
+        "size": 8
+      }
+    }
+  },
+  "mg_learned_key": {
+    "size": 24,
+    "fields": {
+      "namespace_id": {
+        "offset": 0,
+        "size": 4
+      },
+      "pad0": {
+        "offset": 4,
+        "size": 4
+      },
+      "addr": {
+        "offset": 8,
+        "size": 16
+      }
+    }
+  },
+  "mg_learned_ring_slot": {
+    "size": 32,
+    "fields": {
+      "key": {
+        "offset": 0,
+        "size": 24
+      },
+      "seq_plus1": {
+        "offset": 24,
+        "size": 8
       }
     }
   },
@@ -533,6 +770,31 @@ export const ENUMS = {
     "MG_CFG_EGRESS": 2,
     "MG_CFG_HAS_MESH_CIDRS": 4
   },
+  "mg_dns_host_kind": {
+    "MG_DNS_HOST_EXACT": 1,
+    "MG_DNS_HOST_WILDCARD": 2
+  },
+  "mg_dns_limits": {
+    "MG_DNS_NAME_MAX": 255,
+    "MG_DNS_PENDING": 4,
+    "MG_DNS_LEARNED_HOSTS": 4,
+    "MG_DNS_MAX_RECORDS": 32,
+    "MG_DNS_MAX_LABELS": 32,
+    "MG_DNS_PACKET_MAX": 4095,
+    "MG_DNS_LEARNED_DEFAULT": 32768
+  },
+  "mg_dns_stat": {
+    "MG_DNS_STAT_QUERIES": 0,
+    "MG_DNS_STAT_ANSWERS_LEARNED": 1,
+    "MG_DNS_STAT_ADDRESSES_LEARNED": 2,
+    "MG_DNS_STAT_NOT_ALLOWLISTED": 3,
+    "MG_DNS_STAT_UNTRUSTED": 4,
+    "MG_DNS_STAT_UNSOLICITED": 5,
+    "MG_DNS_STAT_MALFORMED": 6,
+    "MG_DNS_STAT_EVICTED": 7,
+    "MG_DNS_STAT_LEARN_FAILED": 8,
+    "MG_DNS_STAT_COUNT": 9
+  },
   "mg_event_stat": {
     "MG_EVENT_STAT_EMITTED": 0,
     "MG_EVENT_STAT_RATE_LIMITED": 1,
@@ -563,7 +825,8 @@ export const ENUMS = {
     "MG_RULE_ALLOW_GLOBAL": 11,
     "MG_RULE_NO_MESH_CIDRS": 12,
     "MG_RULE_BLOCKED": 13,
-    "MG_RULE_COUNT": 14
+    "MG_RULE_ALLOW_LEARNED": 14,
+    "MG_RULE_COUNT": 15
   },
   "mg_state_flags": {
     "MG_STATE_RECORD_FLOWS": 1
@@ -620,7 +883,96 @@ export const MAPS = {
     "keySize": 4,
     "valueType": "unsigned long long",
     "valueSize": 8,
-    "maxEntries": 56,
+    "maxEntries": 60,
+    "flags": 0
+  },
+  "mg_dns_config": {
+    "type": "array",
+    "keyType": "unsigned int",
+    "keySize": 4,
+    "valueType": "mg_dns_config",
+    "valueSize": 32,
+    "maxEntries": 1,
+    "flags": 0
+  },
+  "mg_dns_hosts": {
+    "type": "hash",
+    "keyType": "mg_dns_host_key",
+    "keySize": 16,
+    "valueType": "mg_dns_host",
+    "valueSize": 264,
+    "maxEntries": 65536,
+    "flags": 1
+  },
+  "mg_dns_names": {
+    "type": "lru_hash",
+    "keyType": "unsigned long long",
+    "keySize": 8,
+    "valueType": "mg_dns_name",
+    "valueSize": 260,
+    "maxEntries": 8192,
+    "flags": 0
+  },
+  "mg_dns_ports": {
+    "type": "hash",
+    "keyType": "mg_dns_port_key",
+    "keySize": 8,
+    "valueType": "unsigned int",
+    "valueSize": 4,
+    "maxEntries": 131072,
+    "flags": 1
+  },
+  "mg_dns_resolver_ports": {
+    "type": "array",
+    "keyType": "unsigned int",
+    "keySize": 4,
+    "valueType": "unsigned char",
+    "valueSize": 1,
+    "maxEntries": 65536,
+    "flags": 0
+  },
+  "mg_dns_resolvers": {
+    "type": "hash",
+    "keyType": "mg_dns_resolver_key",
+    "keySize": 20,
+    "valueType": "unsigned char",
+    "valueSize": 1,
+    "maxEntries": 64,
+    "flags": 0
+  },
+  "mg_dns_scratch": {
+    "type": "percpu_array",
+    "keyType": "unsigned int",
+    "keySize": 4,
+    "valueType": "dns_scratch",
+    "valueSize": 5616,
+    "maxEntries": 2,
+    "flags": 0
+  },
+  "mg_dns_sockets": {
+    "type": "sk_storage",
+    "keyType": "int",
+    "keySize": 4,
+    "valueType": "mg_dns_socket",
+    "valueSize": 72,
+    "flags": 1
+  },
+  "mg_dns_state": {
+    "type": "array",
+    "keyType": "unsigned int",
+    "keySize": 4,
+    "valueType": "mg_dns_state",
+    "valueSize": 8,
+    "maxEntries": 1,
+    "flags": 0
+  },
+  "mg_dns_stats": {
+    "type": "percpu_array",
+    "keyType": "unsigned int",
+    "keySize": 4,
+    "valueType": "unsigned long long",
+    "valueSize": 8,
+    "maxEntries": 9,
     "flags": 0
   },
   "mg_event_stats": {
@@ -667,6 +1019,24 @@ export const MAPS = {
     "valueSize": 512,
     "maxEntries": 131072,
     "flags": 1
+  },
+  "mg_learned": {
+    "type": "hash",
+    "keyType": "mg_learned_key",
+    "keySize": 24,
+    "valueType": "mg_learned",
+    "valueSize": 136,
+    "maxEntries": 32768,
+    "flags": 0
+  },
+  "mg_learned_ring": {
+    "type": "array",
+    "keyType": "unsigned int",
+    "keySize": 4,
+    "valueType": "mg_learned_ring_slot",
+    "valueSize": 32,
+    "maxEntries": 32768,
+    "flags": 0
   },
   "mg_namespaces": {
     "type": "hash",

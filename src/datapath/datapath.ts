@@ -19,6 +19,8 @@ import { validateDesired, type DesiredCgroup, type DesiredGroup, type DesiredSta
 import { DatapathError } from './errors.js';
 import { LoadedObject, type AttachReport } from './loader.js';
 import { readVerdictCounters, type VerdictCount } from './counters.js';
+import { writeDnsSettings, type DnsLearningSettings } from './dnsLearned.js';
+import { dnsSlotLabels, readDnsSlots, wantedDnsSlot, writeDnsSlot, type DnsSlotShadow } from './dnsTables.js';
 
 export interface DatapathOptions {
   readonly pinDir: string;
@@ -29,6 +31,8 @@ export interface DatapathOptions {
   readonly eventsBurst?: number;
   /** mg_flows' size (set before load; a pinned map of another size is replaced); 0: flows are not recorded. */
   readonly flowsMax?: number;
+  /** Capacity of mg_learned (--dns-learned-max); default MG_DNS_LEARNED_DEFAULT. */
+  readonly learnedMax?: number;
   /** Tests only: called before each group of kernel writes, to force a failure partway. */
   readonly beforeWrite?: (step: string) => void;
 }
@@ -88,13 +92,18 @@ interface SlotShadow {
   /** mg_namespaces of the slot: namespace id -> enum mg_blocked_action */
   namespaces: Map<number, number>;
   config: Buffer | null;
+  /** mg_dns_hosts and mg_dns_ports of this slot, and the desired hosts they were built from. */
+  dns: DnsSlotShadow;
+  dnsHosts: DesiredState['policy']['dnsHosts'] | null;
 }
 
 const ADOPTED_GROUP = '\0adopted';
 const SLOT_OFFSET = 4; // mg_lpm_key.slot follows prefixlen; checked below against the codec
 const NAMESPACE_OFFSET = STRUCTS.mg_lpm_key.fields.namespace_id.offset;
 
-const emptySlot = (): SlotShadow => ({ groups: new Map(), ports: new Set(), namespaces: new Map(), config: null });
+const emptySlot = (): SlotShadow => ({ groups: new Map(), ports: new Set(), namespaces: new Map(), config: null, dns: new Map(), dnsHosts: null });
+const sameDnsHosts = (a: DesiredState['policy']['dnsHosts'] | null, b: DesiredState['policy']['dnsHosts']): boolean =>
+  a === b || (a !== null && JSON.stringify(a ?? []) === JSON.stringify(b ?? []));
 const namespaceLabel = (ns: string): string => JSON.stringify({ kind: 'namespace', namespace: ns });
 
 export class Datapath {
@@ -119,7 +128,7 @@ export class Datapath {
 
   /** Opens the object with pinned maps (adopting what a previous agent left) and reads the kernel's state. */
   static open(opts: DatapathOptions): Datapath {
-    const dp = new Datapath(LoadedObject.open({ pinDir: opts.pinDir, objectPath: opts.objectPath, flowsMax: opts.flowsMax }), opts);
+    const dp = new Datapath(LoadedObject.open({ pinDir: opts.pinDir, objectPath: opts.objectPath, flowsMax: opts.flowsMax, learnedMax: opts.learnedMax }), opts);
     try {
       dp.readKernelState();
     } catch (err) {
@@ -170,6 +179,9 @@ export class Datapath {
       const { slot, namespaceId } = decodeNamespaceKey(key);
       this.slots[slot & 1]!.namespaces.set(namespaceId, decodeNamespace(value).blockedAction);
     }
+    const dns = readDnsSlots(maps);
+    this.slots[0]!.dns = dns[0];
+    this.slots[1]!.dns = dns[1];
     this.cgroups = new Map(maps.mg_cgroups.entries().map(([k, v]) => [k.readBigUInt64LE(0), v.toString('latin1')]));
     this.labelIds = new Map();
     this.nextLabelId = 1;
@@ -285,6 +297,7 @@ export class Datapath {
     const wantedNamespaces = this.kernelNamespaces(desired, newLabels);
     const policyUnchanged = !this.dirty[this.activeSlot] && active.config !== null && groupsSame(active) &&
       sameSet(active.ports, desired.policy.excludedPorts) && sameMap(active.namespaces, wantedNamespaces) &&
+      sameDnsHosts(active.dnsHosts, desired.policy.dnsHosts) &&
       this.kernelConfig(desired, this.generation).equals(active.config);
 
     const target = 1 - this.activeSlot;
@@ -298,6 +311,7 @@ export class Datapath {
         const total = desired.policy.groups.reduce((n, g) => n + g.entries.length, 0);
         validateDesired(desired, changed, total);
         const plan = this.planTrie(slot, desired, changed, newLabels);
+        const dnsWant = this.planDns(desired, target, newLabels);
         this.waitForGracePeriod();
         this.dirty[target] = true;
         this.writeLabels(newLabels);
@@ -309,6 +323,10 @@ export class Datapath {
         this.writePorts(target, slot.ports, desired.policy.excludedPorts);
         this.step('namespaces');
         this.writeNamespaces(target, slot.namespaces, wantedNamespaces);
+        this.step('dns');
+        writeDnsSlot(this.object.maps, slot.dns, dnsWant);
+        slot.dns = dnsWant;
+        slot.dnsHosts = desired.policy.dnsHosts ?? [];
         this.step('config');
         const generation = this.generation + 1n;
         const config = this.kernelConfig(desired, generation);
@@ -413,6 +431,15 @@ export class Datapath {
       writes.count += g.labels.length;
     }
     return { groups, upserts: writes, deletes: [...deleted] };
+  }
+
+  /** The DNS tables the target slot must hold; encodes every name before anything is written. */
+  private planDns(desired: DesiredState, slot: number, newLabels: Map<string, number>): DnsSlotShadow {
+    try {
+      return wantedDnsSlot(desired.policy.dnsHosts ?? [], slot, (ns) => this.labelId(namespaceLabel(ns), newLabels), (text) => this.labelId(text, newLabels));
+    } catch (err) {
+      throw new DatapathError('MG_DESIRED_STATE_INVALID', `desired state rejected before any kernel write: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   private writeTrie(slot: number, writes: TrieWrites): void {
@@ -536,6 +563,7 @@ export class Datapath {
       }
     }
     for (const slot of this.slots) for (const id of slot.namespaces.keys()) used.add(id);
+    for (const slot of this.slots) dnsSlotLabels(slot.dns, used);
     for (const value of this.cgroups.values()) {
       const c = decodeCgroup(Buffer.from(value, 'latin1'));
       used.add(c.labelId).add(c.namespaceId);
@@ -570,7 +598,7 @@ export class Datapath {
       const k = decodeNamespaceKey(key);
       if (k.slot === slot) namespaces.set(k.namespaceId, decodeNamespace(value).blockedAction);
     }
-    this.slots[slot] = { groups: new Map([[ADOPTED_GROUP, shadowFrom(null, keys)]]), ports, namespaces, config: null };
+    this.slots[slot] = { groups: new Map([[ADOPTED_GROUP, shadowFrom(null, keys)]]), ports, namespaces, config: null, dns: readDnsSlots(this.object.maps)[slot]!, dnsHosts: null };
     this.dirty[slot] = false;
   }
 
@@ -580,6 +608,11 @@ export class Datapath {
       throw new DatapathError('MG_APPLY_FAILED', 'refusing to attach before a complete policy has been applied');
     }
     return this.object.attach(cgroupPath);
+  }
+
+  /** The resolvers whose answers the kernel reads, and how long what it learns stays (once per agent start). */
+  configureDns(settings: Omit<DnsLearningSettings, 'learnedMax'>): void {
+    writeDnsSettings(this.object.maps, { ...settings, learnedMax: this.object.learnedMax });
   }
 
   /** Records the agent's last reconcile next to the pins, for `meshgate status`. */

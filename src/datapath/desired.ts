@@ -41,6 +41,17 @@ export interface DesiredPolicy {
   readonly eventVerdicts: readonly VerdictName[];
   readonly groups: readonly DesiredGroup[];
   readonly excludedPorts: readonly number[];
+  /** Allowlisted hostnames the kernel learns addresses for from the pods' own DNS answers. */
+  readonly dnsHosts?: readonly DesiredDnsHost[];
+}
+
+/** One allowlisted host of one namespace ('' is the global allowlist), with its entries' ports. */
+export interface DesiredDnsHost {
+  readonly namespace: string;
+  /** "api.example.com" or "*.example.com" (lower-case) */
+  readonly host: string;
+  /** label: the entry that allows the port (dump, explain, trace) */
+  readonly ports: readonly { readonly proto: Proto; readonly port: number; readonly label: string }[];
 }
 
 export interface NamespaceAction {
@@ -71,6 +82,8 @@ export const DATAPATH_LIMITS = Object.freeze({
   maxExcludedPorts: MAPS.mg_excluded_ports.maxEntries / 2,
   maxCgroups: MAPS.mg_cgroups.maxEntries,
   maxNamespaceActions: MAPS.mg_namespaces.maxEntries / 2,
+  maxDnsHosts: MAPS.mg_dns_hosts.maxEntries / 2,
+  maxDnsHostPorts: MAPS.mg_dns_ports.maxEntries / 2,
 });
 
 function invalid(message: string): never {
@@ -103,6 +116,15 @@ export function validateDesired(state: DesiredState, changedGroups: readonly Des
     if (!a.namespace || seen.has(a.namespace)) invalid(`namespace action for ${JSON.stringify(a.namespace)} is empty or repeated`);
     if (!(a.action in BLOCKED_ACTION_IDS)) invalid(`namespace ${a.namespace}: blocked action ${String(a.action)} is not deny, redirect or audit`);
     seen.add(a.namespace);
+  }
+  const hosts = p.dnsHosts ?? [];
+  if (hosts.length > DATAPATH_LIMITS.maxDnsHosts) invalid(`${hosts.length} allowlisted hostnames exceed the map's ${DATAPATH_LIMITS.maxDnsHosts} per policy`);
+  const hostPorts = hosts.reduce((n, h) => n + h.ports.length, 0);
+  if (hostPorts > DATAPATH_LIMITS.maxDnsHostPorts) invalid(`${hostPorts} hostname ports exceed the map's ${DATAPATH_LIMITS.maxDnsHostPorts} per policy`);
+  for (const h of hosts) {
+    for (const port of h.ports) {
+      if ((port.proto !== 'tcp' && port.proto !== 'udp') || !isPort(port.port)) invalid(`host ${h.host} of namespace "${h.namespace}": port ${String(port.port)}/${String(port.proto)} is not tcp or udp in 1..65535`);
+    }
   }
   for (const group of changedGroups) {
     group.entries.forEach((e, i) => {

@@ -6,7 +6,8 @@ export type DatapathErrorCode =
   | 'MG_ATTACH_ROOT_CGROUP'
   | 'MG_PIN_DIR_NOT_BPFFS'
   | 'MG_PINS_NOT_FOUND'
-  | 'MG_APPLY_FAILED';
+  | 'MG_APPLY_FAILED'
+  | 'MG_LEARNED_MAX_INVALID';
 
 export class DatapathError extends Error {
   readonly code: DatapathErrorCode;

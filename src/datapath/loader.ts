@@ -34,7 +34,14 @@ export const HOOK_PROGRAMS: readonly HookProgram[] = Object.freeze([
   { program: 'mg_sendmsg6', hook: 'cgroup/sendmsg6', attachType: 15 },
   { program: 'mg_sockops', hook: 'sockops', attachType: 3 },
   { program: 'mg_getsockopt', hook: 'cgroup/getsockopt', attachType: 21 },
+  { program: 'mg_dns_egress', hook: 'cgroup_skb/egress', attachType: 1 },
+  { program: 'mg_dns_ingress', hook: 'cgroup_skb/ingress', attachType: 0 },
 ]);
+
+/** Maps sized at load by --dns-learned-max (the ring has one place per learned address). */
+const LEARNED_MAPS: readonly MapName[] = ['mg_learned', 'mg_learned_ring'];
+export const DEFAULT_LEARNED_MAX = MAPS.mg_learned.maxEntries;
+export const LEARNED_MAX_RANGE = Object.freeze({ min: 16, max: 1 << 22 });
 
 /** A short hash of every map and struct layout: equal hashes mean pinned maps can be reused. */
 export const ABI_HASH = createHash('sha256').update(JSON.stringify({ MAPS, STRUCTS })).digest('hex').slice(0, 12);
@@ -104,9 +111,12 @@ export class LoadedObject {
   readonly maps: Maps;
   /** True when the maps were already pinned (a restart or a second process). */
   readonly adoptedMaps: boolean;
+  /** Capacity of mg_learned and its eviction ring. */
+  readonly learnedMax: number;
   private obj: BpfObjectPtr | null;
 
-  private constructor(obj: BpfObjectPtr, layout: PinLayout, maps: Maps, adoptedMaps: boolean) {
+  private constructor(obj: BpfObjectPtr, layout: PinLayout, maps: Maps, adoptedMaps: boolean, learnedMax: number) {
+    this.learnedMax = learnedMax;
     this.obj = obj;
     this.layout = layout;
     this.maps = maps;
@@ -119,7 +129,7 @@ export class LoadedObject {
    * recent flows are lost; the programs still attached keep using it until attach() moves
    * their links here). Every other map is reused as it is.
    */
-  static open(opts: { pinDir: string; objectPath?: string; flowsMax?: number }): LoadedObject {
+  static open(opts: { pinDir: string; objectPath?: string; flowsMax?: number; learnedMax?: number }): LoadedObject {
     const layout = pinLayout(opts.pinDir);
     requireBpffs(layout.pinDir);
     mkdirSync(layout.mapsDir, { recursive: true });
@@ -129,9 +139,20 @@ export class LoadedObject {
     const flowsPin = path.join(layout.mapsDir, 'mg_flows');
     const pinnedFlows = pinnedMaxEntries(flowsPin);
     if (pinnedFlows !== null && pinnedFlows !== flowsSize) unlinkSync(flowsPin);
+    const learnedMax = opts.learnedMax ?? DEFAULT_LEARNED_MAX;
+    if (!Number.isInteger(learnedMax) || learnedMax < LEARNED_MAX_RANGE.min || learnedMax > LEARNED_MAX_RANGE.max) {
+      throw new DatapathError('MG_LEARNED_MAX_INVALID', `learned address capacity ${learnedMax} is not an integer in ${LEARNED_MAX_RANGE.min}..${LEARNED_MAX_RANGE.max}`);
+    }
+    // A new capacity needs new maps: what was learned is learned again from the next answers.
+    for (const name of LEARNED_MAPS) {
+      const pin = path.join(layout.mapsDir, name);
+      const pinned = pinnedMaxEntries(pin);
+      if (pinned !== null && pinned !== learnedMax) unlinkSync(pin);
+    }
     const obj = libbpf.openObject(objectPath);
     try {
       const names = Object.keys(MAPS) as MapName[];
+      for (const name of LEARNED_MAPS) libbpf.setMapMaxEntries(libbpf.findMap(obj, name), learnedMax, name);
       for (const name of names) libbpf.setMapPinPath(libbpf.findMap(obj, name), path.join(layout.mapsDir, name));
       libbpf.setMapMaxEntries(libbpf.findMap(obj, 'mg_flows'), flowsSize, 'mg_flows');
       libbpf.loadObject(obj, objectPath);
@@ -142,7 +163,7 @@ export class LoadedObject {
           return [name, new MapHandle(name, libbpf.mapFd(map), size)];
         }),
       ) as unknown as Maps;
-      return new LoadedObject(obj, layout, maps, adoptedMaps);
+      return new LoadedObject(obj, layout, maps, adoptedMaps, learnedMax);
     } catch (err) {
       libbpf.closeObject(obj);
       throw err;

@@ -63,7 +63,7 @@ export interface HostResolverOptions {
   resolve?: ResolveFamily;
 }
 
-const DEFAULTS = { floorMs: 5_000, ceilingMs: 300_000, graceMs: 600_000, retryMs: 5_000, timeoutMs: 2_000, tries: 2 };
+export const DEFAULTS = Object.freeze({ floorMs: 5_000, ceilingMs: 300_000, graceMs: 600_000, retryMs: 5_000, timeoutMs: 2_000, tries: 2 });
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const noop = (): void => undefined;

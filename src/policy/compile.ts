@@ -4,7 +4,8 @@
 // group object when a group's input is unchanged, so Datapath.apply skips it:
 // a one-entry change costs one group's diff, not a rebuild.
 import type { AllowlistEntry, BlockedEgressAction, GlobalConfig } from '../config/types.js';
-import type { DesiredCgroup, DesiredGroup, DesiredState, DesiredTrieEntry } from '../datapath/desired.js';
+import type { DesiredCgroup, DesiredDnsHost, DesiredGroup, DesiredState, DesiredTrieEntry } from '../datapath/desired.js';
+import { isWildcardHost } from '../config/hostname.js';
 import type { VerdictName } from '../datapath/codec.js';
 
 export interface PodInput {
@@ -55,6 +56,32 @@ function allowEntries(namespace: string, entries: readonly AllowlistEntry[], res
         out.push({ table: 'allow', cidr, proto, port: port.number, namespace, label: entryLabel(namespace, entry.name, host) });
       }
     }
+  }
+  return out;
+}
+
+/**
+ * Every allowlisted host of every namespace ('' = global), with the ports of
+ * the entries that name it: what the kernel learns addresses for from the
+ * pods' own DNS answers. The first entry by name that allows a port labels it.
+ */
+export function dnsHosts(global: GlobalConfig, allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>): DesiredDnsHost[] {
+  const out: DesiredDnsHost[] = [];
+  const namespaces: Array<[string, readonly AllowlistEntry[]]> = [['', global.globalAllowlist], ...[...allowlists].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))];
+  for (const [namespace, entries] of namespaces) {
+    const byHost = new Map<string, Map<string, { proto: 'tcp' | 'udp'; port: number; label: string }>>();
+    for (const entry of [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      for (const host of entry.hosts) {
+        const ports = byHost.get(host) ?? new Map();
+        byHost.set(host, ports);
+        for (const port of entry.ports) {
+          const proto = port.protocol === 'UDP' ? 'udp' : 'tcp';
+          const key = `${proto}/${port.number}`;
+          if (!ports.has(key)) ports.set(key, { proto, port: port.number, label: entryLabel(namespace, entry.name, host) });
+        }
+      }
+    }
+    for (const host of [...byHost.keys()].sort()) out.push({ namespace, host, ports: [...byHost.get(host)!.values()] });
   }
   return out;
 }
@@ -112,6 +139,16 @@ export class PolicyCompiler {
     return group;
   }
 
+  private dnsCache: { fingerprint: string; hosts: readonly DesiredDnsHost[] } | null = null;
+
+  /** The same array while the hosts and their ports are unchanged, so Datapath.apply skips them. */
+  private dnsHostsOf(g: GlobalConfig, allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>): readonly DesiredDnsHost[] {
+    const hosts = dnsHosts(g, allowlists);
+    const fingerprint = JSON.stringify(hosts);
+    if (this.dnsCache?.fingerprint !== fingerprint) this.dnsCache = { fingerprint, hosts: Object.freeze(hosts) };
+    return this.dnsCache.hosts;
+  }
+
   /** The pods' cgroups: the pod cgroup (enforced or not), and its sidecar's when known. Sorted by id. */
   compileCgroups(pods: readonly PodInput[]): readonly DesiredCgroup[] {
     const cgroups: DesiredCgroup[] = [];
@@ -163,16 +200,17 @@ export class PolicyCompiler {
         eventVerdicts: input.eventVerdicts ?? DEFAULT_EVENT_VERDICTS,
         groups: Object.freeze(groups),
         excludedPorts: Object.freeze([...g.excludedPorts].sort((a, b) => a - b)),
+        dnsHosts: this.dnsHostsOf(g, input.allowlists),
       }),
       cgroups,
     });
   }
 }
 
-/** Every hostname the allowlists name: what the resolver must track. */
+/** Every exact hostname the allowlists name: what the agent's own resolver tracks (wildcards are learned only). */
 export function allowlistHosts(global: GlobalConfig, allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>): string[] {
   const hosts = new Set<string>();
   for (const e of global.globalAllowlist) for (const h of e.hosts) hosts.add(h);
   for (const entries of allowlists.values()) for (const e of entries) for (const h of e.hosts) hosts.add(h);
-  return [...hosts].sort();
+  return [...hosts].filter((h) => !isWildcardHost(h)).sort();
 }

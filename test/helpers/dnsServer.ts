@@ -22,6 +22,17 @@ export interface DnsTestRecord {
   readonly aaaa?: readonly DnsTestAnswer[];
   /** NXDOMAIN and SERVFAIL answer with that rcode; DROP never answers (the client times out). */
   readonly fail?: 'NXDOMAIN' | 'SERVFAIL' | 'DROP';
+  /** Answer one address per query, the next one each time (a round-robin pool). */
+  readonly rotate?: boolean;
+  /** Answer a CNAME to this name, followed by that name's records (a chain inside one answer). */
+  readonly cname?: string;
+}
+
+export interface DnsServerOptions {
+  /** default 127.0.0.1 */
+  readonly address?: string;
+  /** default 0: the OS chooses */
+  readonly port?: number;
 }
 
 /** Host name (any case) -> records. A name that is absent answers NXDOMAIN. */
@@ -32,6 +43,8 @@ export interface DnsTestServer {
   setRecords(records: DnsTestRecords): void;
   /** Number of questions received so far, answered or not. */
   queries(): number;
+  /** Sends raw bytes from the server's socket (an answer nobody asked for). */
+  send(packet: Buffer, port: number, address: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -47,9 +60,10 @@ function normalise(records: DnsTestRecords): Map<string, DnsTestRecord> {
   return table;
 }
 
-export async function startDnsServer(records: DnsTestRecords): Promise<DnsTestServer> {
+export async function startDnsServer(records: DnsTestRecords, opts: DnsServerOptions = {}): Promise<DnsTestServer> {
   let table = normalise(records);
   let questionCount = 0;
+  const rotation = new Map<string, number>();
   let stopped = false;
   const socket = createSocket('udp4');
 
@@ -75,8 +89,21 @@ export async function startDnsServer(records: DnsTestRecords): Promise<DnsTestSe
       rcode = RCODE_SERVFAIL;
     } else if (question.type === 'A' || question.type === 'AAAA') {
       const type = question.type;
-      for (const answer of (type === 'A' ? record.a : record.aaaa) ?? []) {
-        answers.push({ type, name: question.name, class: 'IN', ttl: answer.ttl, data: answer.address });
+      let owner = question.name;
+      let current: DnsTestRecord | undefined = record;
+      for (let hops = 0; current?.cname && hops < 8; hops++) {
+        answers.push({ type: 'CNAME', name: owner, class: 'IN', ttl: 60, data: current.cname });
+        owner = current.cname;
+        current = table.get(owner.toLowerCase());
+      }
+      let list = (type === 'A' ? current?.a : current?.aaaa) ?? [];
+      if (current?.rotate && list.length) {
+        const n = rotation.get(owner) ?? 0;
+        rotation.set(owner, n + 1);
+        list = [list[n % list.length]!];
+      }
+      for (const answer of list) {
+        answers.push({ type, name: owner, class: 'IN', ttl: answer.ttl, data: answer.address });
       }
     }
     // An empty NOERROR answer is NODATA, which the client reports as ENODATA.
@@ -101,7 +128,7 @@ export async function startDnsServer(records: DnsTestRecords): Promise<DnsTestSe
 
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', () => {
+    socket.bind(opts.port ?? 0, opts.address ?? '127.0.0.1', () => {
       socket.off('error', reject);
       resolve();
     });
@@ -114,6 +141,7 @@ export async function startDnsServer(records: DnsTestRecords): Promise<DnsTestSe
       table = normalise(next);
     },
     queries: () => questionCount,
+    send: (packet, port, address) => new Promise<void>((resolve, reject) => socket.send(packet, port, address, (err) => (err ? reject(err) : resolve()))),
     stop(): Promise<void> {
       if (stopped) return Promise.resolve();
       stopped = true;

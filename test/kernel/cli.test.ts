@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { encodeU32 } from '../../src/datapath/codec.js';
+import { HOOK_PROGRAMS } from '../../src/datapath/loader.js';
 import { allow, basePolicy, createPod, group, mesh, type PodFixture } from '../helpers/kernelFixture.js';
 import { REPO_ROOT, SOCKPROBE, requireRoot } from '../helpers/sandbox.js';
 
@@ -107,7 +108,7 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
     for (const line of r.stdout.split('\n')) assert.ok(line.length <= 80, `longer than 80 columns: ${line}`);
 
     const j = JSON.parse(cli(['dump', '--json', ...pin]).stdout);
-    assert.deepEqual(Object.keys(j), ['generation', 'activeSlot', 'config', 'meshCidrs', 'exclusions', 'allowlists', 'pods', 'counters', 'events']);
+    assert.deepEqual(Object.keys(j), ['generation', 'activeSlot', 'config', 'meshCidrs', 'exclusions', 'allowlists', 'pods', 'counters', 'events', 'learned', 'dnsReader']);
     assert.deepEqual(j.meshCidrs, ['10.0.0.0/8', 'fd00::/8']);
     const shop = j.allowlists.find((a: { namespace: string }) => a.namespace === 'shop');
     assert.deepEqual(shop.entries.find((e: { name: string }) => e.name === 'stripe').destinations, [
@@ -207,12 +208,12 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
     const ok = cli(['status', ...pin]);
     assert.equal(ok.status, 0, ok.stdout);
     assert.match(ok.stdout, new RegExp(`^attached to  ${pod.sb.cgroup} \\(cgroup \\d+, level 1\\)$`, 'm'));
-    assert.equal((ok.stdout.match(/ attached$/gm) ?? []).length, 6);
+    assert.equal((ok.stdout.match(/ attached$/gm) ?? []).length, HOOK_PROGRAMS.length);
     assert.match(ok.stdout, /^policy +generation \d+ \(slot [01]\)$/m);
     assert.match(ok.stdout, /^config +valid \(2 objects\)$/m);
     assert.match(ok.stdout, /^problems: +none$/m);
     const j = JSON.parse(cli(['status', '--json', ...pin]).stdout);
-    assert.equal(j.hooks.length, 6);
+    assert.equal(j.hooks.length, HOOK_PROGRAMS.length);
     assert.ok(j.hooks.every((h: { attached: boolean; linkId: number }) => h.attached && h.linkId > 0));
 
     const orphan = path.join(pod.sb.pinDir, 'maps', '0123456789ab');
@@ -246,7 +247,7 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
       const r = cli(['cleanup', '--json', ...pin]);
       assert.equal(r.status, 0, r.stdout + r.stderr);
       const out = JSON.parse(r.stdout);
-      assert.equal(out.unpinned.filter((p: string) => p.includes('/links/')).length, 6);
+      assert.equal(out.unpinned.filter((p: string) => p.includes('/links/')).length, HOOK_PROGRAMS.length);
       assert.deepEqual(out.left, [foreignInPinDir]);
       assert.deepEqual(cgroupPrograms(pod.sb.cgroup), ['foreign_connect4']);
       assert.deepEqual(readdirSync(pod.sb.pinDir), ['foreign_prog']);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Datapath } from '../../src/datapath/datapath.js';
 import type { DesiredGroup, DesiredPolicy, DesiredState } from '../../src/datapath/desired.js';
-import { cleanupPins } from '../../src/datapath/loader.js';
+import { HOOK_PROGRAMS, cleanupPins } from '../../src/datapath/loader.js';
 import { cgroupLevel } from '../../src/node/cgroup.js';
 import { allow, basePolicy, classify, createPod, group, mesh, type PodFixture } from '../helpers/kernelFixture.js';
 import { REPO_ROOT, SOCKPROBE, requireRoot } from '../helpers/sandbox.js';
@@ -147,7 +147,7 @@ describe('persistence, adoption and cleanup', { skip: skip ?? false }, () => {
     // The fixture's own Datapath must not attach here: a separate process does it all.
     const child = spawnSync(process.execPath, [path.join(REPO_ROOT, 'dist/test/helpers/applyAndExit.js'), pod.sb.pinDir, pod.sb.cgroup, stateJson(state())], { encoding: 'utf8' });
     assert.equal(child.status, 0, child.stderr);
-    assert.equal(JSON.parse(child.stdout).attached.length, 6);
+    assert.equal(JSON.parse(child.stdout).attached.length, HOOK_PROGRAMS.length);
     assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect', 'enforcement after the loader exited');
     assert.equal(pod.connect('198.51.100.7', 443).verdict, 'deny');
 
@@ -157,9 +157,9 @@ describe('persistence, adoption and cleanup', { skip: skip ?? false }, () => {
       adopter.apply(state());
       const report = adopter.attach(pod.sb.cgroup);
       assert.deepEqual(report.attached, []);
-      assert.equal(report.updated.length, 6);
+      assert.equal(report.updated.length, HOOK_PROGRAMS.length);
       const programs = bpftoolCgroupPrograms(pod.sb.cgroup);
-      assert.equal(programs.length, 6, JSON.stringify(programs));
+      assert.equal(programs.length, HOOK_PROGRAMS.length, JSON.stringify(programs));
       assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect');
     } finally {
       adopter.close();
@@ -178,7 +178,7 @@ describe('persistence, adoption and cleanup', { skip: skip ?? false }, () => {
     try {
       execFileSync('bpftool', ['cgroup', 'attach', pod.sb.cgroup, 'connect4', 'pinned', foreignPin, 'multi']);
       const report = cleanupPins(pod.sb.pinDir);
-      assert.equal(report.detached.length, 6);
+      assert.equal(report.detached.length, HOOK_PROGRAMS.length);
       assert.equal(existsSync(pod.sb.pinDir), false);
       const left = bpftoolCgroupPrograms(pod.sb.cgroup);
       assert.deepEqual(left.map((p) => p.name), ['foreign_connect4']);

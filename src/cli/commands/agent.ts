@@ -7,11 +7,13 @@ import { preflight } from '../../agent/preflight.js';
 import { StandaloneAgent } from '../../agent/standalone.js';
 import { FLOWS_MAX_DEFAULT, FLOWS_MAX_LIMIT } from '../../datapath/loader.js';
 import { collect, pinDirOption, type CliContext } from './context.js';
+import { DEFAULT_LEARNED_MAX, LEARNED_MAX_RANGE } from '../../datapath/loader.js';
+import { parseResolver } from '../../datapath/dnsCodec.js';
 
 interface AgentFlags {
   // both modes
   pinDir: string; listen: string; debounceMs: string; logLevel: string; flowsMax: string;
-  dnsServer: string[]; dnsTtlFloor: string; dnsTtlCeiling: string; dnsGrace: string;
+  dnsServer: string[]; dnsTtlFloor: string; dnsTtlCeiling: string; dnsGrace: string; dnsLearnedMax: string;
   // standalone
   configFile?: string; allowlistFile: string[]; cgroup?: string; proxyCgroup?: string; namespace: string; podName: string;
   // cluster
@@ -30,7 +32,19 @@ function dnsOptions(o: AgentFlags) {
   const ceilingMs = seconds('dns-ttl-ceiling', o.dnsTtlCeiling);
   if (floorMs < 1) throw new Error(`--dns-ttl-floor: ${o.dnsTtlFloor} must be at least 0.001 seconds`);
   if (ceilingMs < floorMs) throw new Error(`--dns-ttl-ceiling: ${o.dnsTtlCeiling} is below --dns-ttl-floor ${o.dnsTtlFloor}`);
-  return { servers: o.dnsServer.length ? o.dnsServer : undefined, floorMs, ceilingMs, graceMs: seconds('dns-grace', o.dnsGrace) };
+  const learnedMax = Number(o.dnsLearnedMax);
+  if (!Number.isInteger(learnedMax) || learnedMax < LEARNED_MAX_RANGE.min || learnedMax > LEARNED_MAX_RANGE.max) {
+    throw new Error(`--dns-learned-max: ${JSON.stringify(o.dnsLearnedMax)} is not an integer in ${LEARNED_MAX_RANGE.min}..${LEARNED_MAX_RANGE.max}`);
+  }
+  const servers = o.dnsServer.length ? o.dnsServer : undefined;
+  for (const s of servers ?? []) {
+    try {
+      parseResolver(s);
+    } catch (err) {
+      throw new Error(`--dns-server: ${JSON.stringify(s)} is not host[:port] with an IP address: ${(err as Error).message}`);
+    }
+  }
+  return { servers, floorMs, ceilingMs, graceMs: seconds('dns-grace', o.dnsGrace), learnedMax };
 }
 
 async function runUntilSignal(agent: { start(): Promise<void>; stop(): Promise<void> }, log: Logger): Promise<void> {
@@ -53,10 +67,11 @@ export function register(ctx: CliContext): void {
     .option('--debounce-ms <n>', 'wait this long after a change before reconciling', '10')
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--flows-max <n>', `recent flows kept in the kernel for flows and preview (0: none; at most ${FLOWS_MAX_LIMIT})`, String(FLOWS_MAX_DEFAULT))
-    .option('--dns-server <host:port>', 'resolve allowlisted hostnames with this server (repeatable; default: the node\'s resolver)', collect, [])
+    .option('--dns-server <host[:port]>', 'trusted resolver: pods\' answers from it are learned, and the agent resolves with it (repeatable; default: /etc/resolv.conf)', collect, [])
     .option('--dns-ttl-floor <seconds>', 'refresh a hostname no sooner than this', '5')
     .option('--dns-ttl-ceiling <seconds>', 'refresh a hostname at least this often', '300')
-    .option('--dns-grace <seconds>', 'keep the last addresses this long when a refresh fails', '600')
+    .option('--dns-grace <seconds>', 'keep addresses this long after their TTL (learned) or a failed refresh', '600')
+    .option('--dns-learned-max <n>', 'addresses learned from pod DNS answers kept at most (oldest go first)', String(DEFAULT_LEARNED_MAX))
     // standalone mode
     .option('--config-file <file>', 'standalone: the global config, an osm-config ConfigMap manifest or a key/value YAML file')
     .option('--allowlist-file <file>', 'standalone: an allowlist file for --namespace (repeatable)', collect, [])

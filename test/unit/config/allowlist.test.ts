@@ -107,15 +107,24 @@ test('an allowlist ConfigMap without the egress key is refused with its own code
   }
 });
 
+test('wildcard hosts: "*" as the whole first label over a registrable domain, lower-cased', () => {
+  const [entry] = entries([{ name: 's', hosts: ['*.Stripe.com', '*.eu.example.co.uk', '*.example.co.uk.'], ports: [PORT_443] }]);
+  assert.deepEqual(entry?.hosts, ['*.eu.example.co.uk', '*.example.co.uk', '*.stripe.com']);
+});
+
 test('accepted hostnames', () => {
   const hosts = ['localhost', 'a.b-c.d', 'xn--bcher-kva.de', `${'a'.repeat(63)}.io`, 'x.io.', '1password.com', 'EXAMPLE.COM'];
   assert.deepEqual(entries([{ name: 's', hosts, ports: [PORT_443] }])[0]?.hosts.length, hosts.length);
 });
 
 const BAD_HOSTS: ReadonlyArray<{ host: unknown; code: string; reason: RegExp }> = [
-  { host: '*.stripe.com', code: 'MG_ALLOWLIST_WILDCARD_HOST', reason: /cannot be enforced by address at connect time.*rejected rather than widened/ },
-  { host: '*', code: 'MG_ALLOWLIST_WILDCARD_HOST', reason: /wildcard/ },
-  { host: 'api.*.com', code: 'MG_ALLOWLIST_WILDCARD_HOST', reason: /wildcard/ },
+  { host: '*', code: 'MG_ALLOWLIST_WILDCARD_HOST', reason: /bare "\*": it would allow every name/ },
+  { host: '*.com', code: 'MG_ALLOWLIST_WILDCARD_HOST', reason: /whole top-level domain "com"/ },
+  { host: '*.co.uk', code: 'MG_ALLOWLIST_WILDCARD_HOST', reason: /public suffix "co.uk"/ },
+  { host: 'api.*.com', code: 'MG_ALLOWLIST_WILDCARD_HOST', reason: /not the whole first label/ },
+  { host: '*api.stripe.com', code: 'MG_ALLOWLIST_WILDCARD_HOST', reason: /not the whole first label/ },
+  { host: '*.*.stripe.com', code: 'MG_ALLOWLIST_WILDCARD_HOST', reason: /beyond the first label/ },
+  { host: '*.api_x.com', code: 'MG_ALLOWLIST_WILDCARD_HOST', reason: /wildcard whose domain "api_x.com" is not a valid DNS name/ },
   { host: '203.0.113.7', code: 'MG_ALLOWLIST_BAD_HOST', reason: /IP address.*put it in addresses/ },
   { host: '2001:db8::1', code: 'MG_ALLOWLIST_BAD_HOST', reason: /IP address.*put it in addresses/ },
   { host: '[2001:db8::1]', code: 'MG_ALLOWLIST_BAD_HOST', reason: /IP address/ },
@@ -179,7 +188,7 @@ test('the message of an unknown protocol reads as in the contract', () => {
 
 test('errors of every entry are collected, and one bad entry rejects the whole ConfigMap', () => {
   const result = parseAllowlist(
-    { egress: [{ name: 'ok', hosts: ['a.io'], ports: [PORT_443] }, { name: 'w', hosts: ['*.a.io'], ports: [PORT_443] }, { hosts: ['b.io'] }, 'text'] },
+    { egress: [{ name: 'ok', hosts: ['a.io'], ports: [PORT_443] }, { name: 'w', hosts: ['*.io'], ports: [PORT_443] }, { hosts: ['b.io'] }, 'text'] },
     ALLOWLIST_REF,
   );
   assert.equal(result.ok, false);
@@ -208,7 +217,7 @@ test('an allowlist ConfigMap warns about keys other than egress', () => {
 });
 
 test('parseAllowlistEntries reads the global egress_allowlist under its own key', () => {
-  const result = parseAllowlistEntries([{ name: 'x', hosts: ['*.a.io'], ports: [PORT_443] }], GLOBAL_REF, 'egress_allowlist');
+  const result = parseAllowlistEntries([{ name: 'x', hosts: ['a.*.io'], ports: [PORT_443] }], GLOBAL_REF, 'egress_allowlist');
   assert.equal(allIssues(result)[0]?.path, 'egress_allowlist[0].hosts[0]');
   assert.match(allIssues(result)[0]?.message ?? '', /^ConfigMap osm-system\/osm-config key egress_allowlist entry \[0\] "x": /);
 });

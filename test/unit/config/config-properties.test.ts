@@ -32,7 +32,7 @@ const cidrList = fc.array(cidrish, { maxLength: 6 }).chain((items) => fc.constan
 
 const port = fc.oneof(fc.integer({ min: -5, max: 70000 }), fc.constantFrom('443', 'https', '', '8000-8100', 1.5));
 const portSpec = fc.record({ number: port, protocol: fc.oneof(fc.constantFrom('TCP', 'udp', 'HTTPS', 'SCTP', ''), fc.anything()) }, { requiredKeys: [] });
-const host = fc.oneof(fc.domain(), fc.constantFrom('*.a.io', '10.0.0.1', 'UPPER.io.', 'bad_host', ''), fc.string());
+const host = fc.oneof(fc.domain(), fc.constantFrom('*.a.io', '*.io', 'a.*.io', '10.0.0.1', 'UPPER.io.', 'bad_host', ''), fc.string());
 const entry = fc.record(
   {
     name: fc.oneof(fc.constantFrom('a', 'b', 'stripe'), fc.string(), fc.anything()),

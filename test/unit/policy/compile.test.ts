@@ -332,7 +332,7 @@ describe('what the compiled state holds', () => {
     const { policy } = new PolicyCompiler().compile(input({ global }));
     assert.deepEqual({ ...policy, groups: undefined }, {
       egress: true, proxyPort: 15006, proxyUid: 1337, blockedAction: 'redirect', namespaceActions: [], unknownPodPolicy: 'deny-external',
-      eventVerdicts: ['deny', 'audit'], groups: undefined, excludedPorts: [],
+      eventVerdicts: ['deny', 'audit'], groups: undefined, excludedPorts: [], dnsHosts: [],
     });
     assert.deepEqual(new PolicyCompiler().compile(input({ eventVerdicts: ['deny', 'redirect'] })).policy.eventVerdicts, ['deny', 'redirect']);
   });
@@ -353,5 +353,26 @@ describe('what the compiled state holds', () => {
     const global = globalConfig({ mesh_cidr_ranges: '10.0.0.0/8', egress_allowlist: [{ name: 'g', hosts: ['z.example.com', 'a.example.com'], ports: [{ number: 443, protocol: 'TLS' }] }] });
     const allowlists = new Map([['shop', allowlist('shop', [{ name: 's', hosts: ['a.example.com', 'm.example.com'], ports: [{ number: 443, protocol: 'TLS' }] }])]]);
     assert.deepEqual(allowlistHosts(global, allowlists), ['a.example.com', 'm.example.com', 'z.example.com']);
+  });
+
+  test('the agent\'s own resolver skips wildcard hosts: they are learned from pods\' answers only', () => {
+    const allowlists = new Map([['shop', allowlist('shop', [{ name: 's', hosts: ['*.cdn.example.com', 'api.example.com'], ports: [{ number: 443, protocol: 'TLS' }] }])]]);
+    assert.deepEqual(allowlistHosts(globalConfig({ mesh_cidr_ranges: '10.0.0.0/8' }), allowlists), ['api.example.com']);
+  });
+
+  test('dnsHosts: every host per namespace with its entries\' ports, the first entry by name labelling a port', () => {
+    const global = globalConfig({ mesh_cidr_ranges: '10.0.0.0/8', egress_allowlist: [{ name: 'g', hosts: ['api.example.com'], ports: [{ number: 53, protocol: 'UDP' }] }] });
+    const allowlists = new Map([['shop', allowlist('shop', [
+      { name: 'b', hosts: ['*.cdn.example.com', 'api.example.com'], ports: [{ number: 443, protocol: 'TLS' }, { number: 80, protocol: 'HTTP' }] },
+      { name: 'a', hosts: ['api.example.com'], ports: [{ number: 443, protocol: 'HTTPS' }] },
+    ])]]);
+    const compiler = new PolicyCompiler();
+    const { policy } = compiler.compile(input({ global, allowlists }));
+    assert.deepEqual(policy.dnsHosts, [
+      { namespace: '', host: 'api.example.com', ports: [{ proto: 'udp', port: 53, label: entryLabel('', 'g', 'api.example.com') }] },
+      { namespace: 'shop', host: '*.cdn.example.com', ports: [{ proto: 'tcp', port: 80, label: entryLabel('shop', 'b', '*.cdn.example.com') }, { proto: 'tcp', port: 443, label: entryLabel('shop', 'b', '*.cdn.example.com') }] },
+      { namespace: 'shop', host: 'api.example.com', ports: [{ proto: 'tcp', port: 443, label: entryLabel('shop', 'a', 'api.example.com') }, { proto: 'tcp', port: 80, label: entryLabel('shop', 'b', 'api.example.com') }] },
+    ]);
+    assert.equal(compiler.compile(input({ global, allowlists })).policy.dnsHosts, policy.dnsHosts, 'unchanged hosts are the same array, so apply skips them');
   });
 });

@@ -1,0 +1,783 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The DNS reader's core, shared by bpf/dns.bpf.c (the cgroup_skb programs)
+ * and test/helpers/dnstest.bpf.c (the same core driven by BPF_PROG_TEST_RUN,
+ * with the socket's outstanding queries in an array map instead of socket
+ * storage, because a test run has no real socket).
+ *
+ * dns_record_query(): an enforced pod's UDP query to a trusted resolver is
+ * remembered (DNS id, question hash, type) on its socket.
+ * dns_read_answer(): a UDP answer from a trusted resolver to such a socket is
+ * parsed with bounded loops; when it answers an outstanding query of that
+ * socket and its question is an allowlisted host (exact or wildcard) of the
+ * socket's namespace or of the global list, every A/AAAA in its answer
+ * section (following CNAME chains in that answer) is learned in mg_learned.
+ * A malformed answer teaches nothing; no answer is ever dropped.
+ *
+ * Every packet read is copied once into a per-CPU scratch buffer; each byte
+ * index is masked with MG_DNS_PACKET_MAX and checked against the payload
+ * length, so no read leaves the buffer or the packet.
+ */
+#ifndef MESHGATE_DNS_BPF_H
+#define MESHGATE_DNS_BPF_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "maps.bpf.h"
+#include "addr.bpf.h"
+
+#define MG_DNS_FNV_OFFSET 0xcbf29ce484222325ULL
+#define MG_DNS_FNV_PRIME 0x100000001b3ULL
+#define MG_DNS_HEADER 12
+#define MG_DNS_TYPE_A 1
+#define MG_DNS_TYPE_CNAME 5
+#define MG_DNS_TYPE_AAAA 28
+#define MG_DNS_CLASS_IN 1
+/* Bytes and pointers walked for one name: 255 name bytes plus a few pointer hops. */
+#define MG_DNS_NAME_STEPS 300
+#define MG_DNS_MAX_JUMPS 16
+#define MG_DNS_MAX_CHAIN 8
+
+struct dns_addr {
+	__u8 addr[16];
+	__u32 ttl;
+	__u32 pad;
+};
+
+/*
+ * The state of every walk lives here, in map memory, not on the stack: the
+ * verifier does not track map contents, so a bpf_loop callback converges after
+ * one pass instead of being re-verified for every value its state takes.
+ */
+struct dns_walk {
+	__u64 hash;         /* MG_DNS_HASH_FORWARD (names) or MG_DNS_HASH_SUFFIX (suffix walk) */
+	__u32 off;          /* next byte */
+	__u32 end;          /* first byte after the name where it was written (0 until known) */
+	__u32 left;         /* bytes left in the current label */
+	__u32 total;        /* wire length so far */
+	__u32 limit;        /* a compression pointer must point before this (strictly backwards) */
+	__u32 jumps;
+	__u32 record_labels;/* the question: note where each label starts */
+	__u32 done;
+	__u32 bad;
+	__s32 next_label;   /* suffix walk: the label whose start comes next, going backwards */
+	__u32 cmp_start;    /* comparison with a host's name */
+	__u32 cmp_len;
+	__u32 cmp_differs;
+	__u32 learned;      /* addresses learned from this answer */
+};
+
+struct dns_scratch {
+	struct dns_walk w;
+	__u8 pkt[MG_DNS_PACKET_MAX + 1];
+	__u32 len;                          /* DNS payload bytes in pkt */
+	__u32 qname_len;                    /* wire bytes of the question name */
+	__u32 nlabels;                      /* labels of the question (at most MG_DNS_MAX_LABELS kept) */
+	__u32 off;                          /* answer walk: next record */
+	__u32 ancount;
+	__u32 bad;
+	__u32 nchain;
+	__u32 naddr;
+	__u64 qhash;                        /* MG_DNS_HASH_FORWARD of the question */
+	__u64 chain[MG_DNS_MAX_CHAIN];      /* forward hashes of the question and its CNAME targets */
+	__u16 label_off[MG_DNS_MAX_LABELS];
+	__u64 suffix_hash[MG_DNS_MAX_LABELS];
+	struct dns_addr addrs[MG_DNS_MAX_RECORDS];
+	struct mg_dns_name name;            /* the question's text for mg_dns_names */
+};
+
+/* Per-CPU scratch, one per direction: a softirq (ingress) may interrupt a sendmsg (egress) on its CPU. */
+#define MG_DNS_SCRATCH_EGRESS 0
+#define MG_DNS_SCRATCH_INGRESS 1
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct dns_scratch);
+} mg_dns_scratch SEC(".maps");
+
+static __always_inline void dns_count(__u32 stat)
+{
+	__u64 *n = bpf_map_lookup_elem(&mg_dns_stats, &stat);
+
+	if (n)
+		*n += 1;
+}
+
+static __always_inline __u8 dns_lower(__u8 c)
+{
+	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+static __always_inline __u8 dns_byte(const struct dns_scratch *s, __u32 off)
+{
+	return s->pkt[off & MG_DNS_PACKET_MAX];
+}
+
+static __always_inline __u16 dns_u16(const struct dns_scratch *s, __u32 off)
+{
+	return ((__u16)dns_byte(s, off) << 8) | dns_byte(s, off + 1);
+}
+
+/* The UDP payload of a packet: where it starts, its peer address and port. */
+struct dns_packet {
+	__u32 payload_off;
+	__u32 payload_len;
+	__u8 addr[16];      /* the source (ingress) or destination (egress) */
+	__u16 port;         /* host order */
+};
+
+/*
+ * Reads the IP and UDP headers (skb->data is the network header in
+ * cgroup_skb). Returns 0 when the packet is not UDP or not over IPv4/IPv6
+ * without extension headers: then it is nothing the reader looks at.
+ */
+static __always_inline int dns_udp_peer(struct __sk_buff *skb, int ingress, struct dns_packet *pk)
+{
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	__u8 hdr[48];
+	__u32 l4, ulen;
+	__u8 *udp;
+
+	/* The cheap exit for everything that is not UDP: two bytes of the linear header. */
+	if (data + 10 <= data_end) {
+		__u8 *ip = data;
+
+		if ((ip[0] >> 4) == 4 ? ip[9] != IPPROTO_UDP : (ip[0] >> 4) == 6 ? ip[6] != IPPROTO_UDP : 1)
+			return 0;
+	}
+	if (bpf_skb_load_bytes(skb, 0, hdr, 28) < 0)
+		return 0;
+	if ((hdr[0] >> 4) == 4) {
+		__u32 ihl = (hdr[0] & 0xf) * 4;
+
+		if (hdr[9] != IPPROTO_UDP || ihl < 20)
+			return 0;
+		/* Reassembled by now; a fragment offset here would be a bug elsewhere. */
+		if (hdr[6] & 0x3f || hdr[7])
+			return 0;
+		addr_set_v4(pk->addr, *(__u32 *)(hdr + (ingress ? 12 : 16)));
+		l4 = ihl;
+		if (ihl != 20 && bpf_skb_load_bytes(skb, ihl, hdr + 20, 8) < 0)
+			return 0;
+		udp = hdr + 20;
+	} else if ((hdr[0] >> 4) == 6) {
+		if (bpf_skb_load_bytes(skb, 0, hdr, 48) < 0)
+			return 0;
+		if (hdr[6] != IPPROTO_UDP)
+			return 0;
+		__builtin_memcpy(pk->addr, hdr + (ingress ? 8 : 24), 16);
+		l4 = 40;
+		udp = hdr + 40;
+	} else {
+		return 0;
+	}
+	pk->port = ((__u16)udp[ingress ? 0 : 2] << 8) | udp[ingress ? 1 : 3];
+	ulen = ((__u32)udp[4] << 8) | udp[5];
+	if (ulen < 8 || l4 + ulen > skb->len)
+		return 0;
+	pk->payload_off = l4 + 8;
+	pk->payload_len = ulen - 8;
+	return 1;
+}
+
+static __always_inline int dns_trusted(const struct dns_packet *pk)
+{
+	struct mg_dns_resolver_key key = {};
+
+	__builtin_memcpy(key.addr, pk->addr, 16);
+	key.port = pk->port;
+	return bpf_map_lookup_elem(&mg_dns_resolvers, &key) != 0;
+}
+
+/* Copies the DNS payload into the scratch buffer. 0: too short, too long or unreadable. */
+static __always_inline struct dns_scratch *dns_load(struct __sk_buff *skb, const struct dns_packet *pk, __u32 which)
+{
+	__u32 len = pk->payload_len;
+	struct dns_scratch *s;
+
+	if (len < MG_DNS_HEADER + 5 || len > MG_DNS_PACKET_MAX)
+		return 0;
+	s = bpf_map_lookup_elem(&mg_dns_scratch, &which);
+	if (!s)
+		return 0;
+	/* len is in [17, 4095]: the verifier needs the bound spelled out. */
+	len &= MG_DNS_PACKET_MAX;
+	if (len < MG_DNS_HEADER + 5)
+		return 0;
+	if (bpf_skb_load_bytes(skb, pk->payload_off, s->pkt, len) < 0)
+		return 0;
+	s->len = len;
+	return s;
+}
+
+/* ---- names -------------------------------------------------------------- */
+
+struct dns_learn_ctx;
+
+/* A bpf_loop context: only pointers that do not change while the loop runs. */
+struct dns_cb {
+	struct dns_scratch *s;
+	const struct mg_dns_host *host;
+	struct dns_learn_ctx *learn;
+};
+
+/* One byte (or one compression pointer) of a name. */
+static long dns_name_step(__u32 i, void *ctx)
+{
+	struct dns_scratch *s = ((struct dns_cb *)ctx)->s;
+	struct dns_walk *w;
+	__u32 off;
+	__u8 c;
+
+	if (!s)
+		return 1;
+	w = &s->w;
+	off = w->off;
+	if (off >= s->len) {
+		w->bad = 1;
+		return 1;
+	}
+	c = dns_byte(s, off);
+	if (w->left) {
+		w->hash = (w->hash ^ dns_lower(c)) * MG_DNS_FNV_PRIME;
+		w->left--;
+		w->off = off + 1;
+		return 0;
+	}
+	if (c == 0) {
+		if (!w->end)
+			w->end = off + 1;
+		w->done = 1;
+		return 1;
+	}
+	if ((c & 0xc0) == 0xc0) {
+		__u32 ptr;
+
+		if (off + 1 >= s->len) {
+			w->bad = 1;
+			return 1;
+		}
+		ptr = ((__u32)(c & 0x3f) << 8) | dns_byte(s, off + 1);
+		if (!w->end)
+			w->end = off + 2;
+		/* Strictly backwards and few: no loop, no forward reference. */
+		if (ptr >= w->limit || ptr < MG_DNS_HEADER || ++w->jumps > MG_DNS_MAX_JUMPS) {
+			w->bad = 1;
+			return 1;
+		}
+		w->limit = ptr;
+		w->off = ptr;
+		return 0;
+	}
+	if (c & 0xc0) {   /* 0x40 and 0x80 label types are obsolete or unknown */
+		w->bad = 1;
+		return 1;
+	}
+	if (w->total + c + 1 > MG_DNS_NAME_MAX) {
+		w->bad = 1;
+		return 1;
+	}
+	if (w->record_labels) {
+		__u32 n = s->nlabels;
+
+		if (n < MG_DNS_MAX_LABELS)
+			s->label_off[n & (MG_DNS_MAX_LABELS - 1)] = off;
+		s->nlabels = n + 1;
+	}
+	w->total += c + 1;
+	w->left = c;
+	w->hash = (w->hash ^ c) * MG_DNS_FNV_PRIME;
+	w->off = off + 1;
+	return 0;
+}
+
+/* Walks the name at off into s->w. Returns 0 when it is malformed; s->w.end is where its record goes on. */
+static __always_inline int dns_walk_name(struct dns_scratch *s, __u32 off, __u32 limit, __u32 record_labels)
+{
+	struct dns_cb cb = { .s = s };
+	struct dns_walk *w = &s->w;
+
+	w->hash = MG_DNS_FNV_OFFSET;
+	w->off = off;
+	w->end = 0;
+	w->left = 0;
+	w->total = 0;
+	w->limit = limit;
+	w->jumps = 0;
+	w->record_labels = record_labels;
+	w->done = 0;
+	w->bad = 0;
+	bpf_loop(MG_DNS_NAME_STEPS, dns_name_step, &cb, 0);
+	return w->done && !w->bad;
+}
+
+/*
+ * The question: at offset 12, written out (no pointers). Sets s->qhash,
+ * s->qname_len, the label offsets, and returns the offset after QTYPE/QCLASS,
+ * or 0 when malformed or not an IN question.
+ */
+static __always_inline __u32 dns_read_question(struct dns_scratch *s, __u16 *qtype)
+{
+	__u32 end;
+
+	s->nlabels = 0;
+	if (!dns_walk_name(s, MG_DNS_HEADER, 0, 1))
+		return 0;
+	if (s->w.total == 0)       /* the root: never an allowlisted host */
+		return 0;
+	end = s->w.end;
+	if (end + 4 > s->len)
+		return 0;
+	*qtype = dns_u16(s, end);
+	if (dns_u16(s, end + 2) != MG_DNS_CLASS_IN)
+		return 0;
+	s->qhash = s->w.hash;
+	s->qname_len = s->w.total;
+	return end + 4;
+}
+
+/* Suffix hashes of the question, from its last byte backwards (MG_DNS_HASH_SUFFIX). */
+static long dns_suffix_step(__u32 i, void *ctx)
+{
+	struct dns_scratch *s = ((struct dns_cb *)ctx)->s;
+	struct dns_walk *w;
+	__u32 pos;
+	__s32 k;
+
+	if (!s || i >= s->qname_len)
+		return 1;
+	w = &s->w;
+	pos = MG_DNS_HEADER + s->qname_len - 1 - i;
+	w->hash = (w->hash ^ dns_lower(dns_byte(s, pos))) * MG_DNS_FNV_PRIME;
+	k = w->next_label;
+	if (k >= 0 && k < MG_DNS_MAX_LABELS && s->label_off[k & (MG_DNS_MAX_LABELS - 1)] == pos) {
+		s->suffix_hash[k & (MG_DNS_MAX_LABELS - 1)] = w->hash;
+		w->next_label = k - 1;
+	}
+	return 0;
+}
+
+static __always_inline void dns_suffix_hashes(struct dns_scratch *s)
+{
+	struct dns_cb cb = { .s = s };
+	__u32 n = s->nlabels;
+
+	s->w.hash = MG_DNS_FNV_OFFSET;
+	/* More labels than kept: the first ones are not wildcard candidates (exact match neither). */
+	s->w.next_label = (n > MG_DNS_MAX_LABELS ? MG_DNS_MAX_LABELS : n) - 1;
+	bpf_loop(MG_DNS_NAME_MAX, dns_suffix_step, &cb, 0);
+}
+
+/* Byte-wise confirmation of a hash hit: the host's name against the question from label k on. */
+static long dns_cmp_step(__u32 i, void *ctx)
+{
+	struct dns_cb *cb = ctx;
+	struct dns_scratch *s = cb->s;
+	const struct mg_dns_host *host = cb->host;
+
+	if (!s || !host || i >= s->w.cmp_len)
+		return 1;
+	if (dns_lower(dns_byte(s, s->w.cmp_start + i)) != host->name[i & MG_DNS_NAME_MAX]) {
+		s->w.cmp_differs = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* The host id of the allowlisted host that the question's suffix from label k is, or 0. */
+static __always_inline __u32 dns_host_at(struct dns_scratch *s, __u32 k, __u8 kind, __u32 namespace_id, __u8 slot)
+{
+	struct mg_dns_host_key key = {};
+	struct dns_cb cb = { .s = s };
+	const struct mg_dns_host *host;
+	__u32 start;
+
+	if (k >= MG_DNS_MAX_LABELS || k >= s->nlabels)
+		return 0;
+	key.name_hash = s->suffix_hash[k & (MG_DNS_MAX_LABELS - 1)];
+	key.namespace_id = namespace_id;
+	key.slot = slot;
+	key.kind = kind;
+	host = bpf_map_lookup_elem(&mg_dns_hosts, &key);
+	if (!host)
+		return 0;
+	start = s->label_off[k & (MG_DNS_MAX_LABELS - 1)];
+	if (host->name_len != MG_DNS_HEADER + s->qname_len - start)
+		return 0;
+	cb.host = host;
+	s->w.cmp_start = start;
+	s->w.cmp_len = host->name_len;
+	s->w.cmp_differs = 0;
+	bpf_loop(MG_DNS_NAME_MAX + 1, dns_cmp_step, &cb, 0);
+	return s->w.cmp_differs ? 0 : host->host_id;
+}
+
+/* Exact first, then the most specific wildcard (Istio: *.example.com matches any deeper name). */
+static __always_inline __u32 dns_match_host(struct dns_scratch *s, __u32 namespace_id, __u8 slot)
+{
+	__u32 id, k, n = s->nlabels;
+
+	/* A question with more labels than kept has no exact match, and only kept suffixes are tried. */
+	if (n <= MG_DNS_MAX_LABELS) {
+		id = dns_host_at(s, 0, MG_DNS_HOST_EXACT, namespace_id, slot);
+		if (id)
+			return id;
+	}
+	for (k = 1; k < MG_DNS_MAX_LABELS; k++) {
+		if (k >= n)
+			break;
+		id = dns_host_at(s, k, MG_DNS_HOST_WILDCARD, namespace_id, slot);
+		if (id)
+			return id;
+	}
+	return 0;
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+/*
+ * Remembers a query on the socket's slots. The caller has checked that the
+ * packet goes to a trusted resolver from an enforced pod.
+ */
+static __always_inline void dns_record_query(struct __sk_buff *skb, const struct dns_packet *pk,
+					     struct mg_dns_socket *sock, __u32 namespace_id)
+{
+	struct dns_scratch *s = dns_load(skb, pk, MG_DNS_SCRATCH_EGRESS);
+	struct mg_dns_query *q;
+	__u16 qtype = 0;
+	__u32 i;
+
+	if (!s)
+		return;
+	/* A query (QR 0, opcode QUERY) with one question. */
+	if ((dns_byte(s, 2) & 0xf8) != 0 || dns_u16(s, 4) != 1)
+		return;
+	if (!dns_read_question(s, &qtype))
+		return;
+	if (qtype != MG_DNS_TYPE_A && qtype != MG_DNS_TYPE_AAAA)
+		return;
+	i = sock->next++ & (MG_DNS_PENDING - 1);
+	q = &sock->pending[i];
+	q->name_hash = s->qhash;
+	q->id = dns_u16(s, 0);
+	q->qtype = qtype;
+	q->used = 1;
+	sock->namespace_id = namespace_id;
+	dns_count(MG_DNS_STAT_QUERIES);
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+static __always_inline int dns_in_chain(const struct dns_scratch *s, __u64 hash)
+{
+	__u32 i;
+
+	for (i = 0; i < MG_DNS_MAX_CHAIN; i++) {
+		if (i >= s->nchain)
+			break;
+		if (s->chain[i] == hash)
+			return 1;
+	}
+	return 0;
+}
+
+/* One answer record. Sets s->bad and stops on anything malformed. */
+static long dns_record_step(__u32 i, void *ctx)
+{
+	struct dns_scratch *s = ((struct dns_cb *)ctx)->s;
+	__u32 off, rdata, rdlen, ttl;
+	__u64 owner;
+	__u16 type;
+	int owned;
+
+	if (!s || i >= s->ancount)
+		return 1;
+	off = s->off;
+	if (!dns_walk_name(s, off, off, 0)) {
+		s->bad = 1;
+		return 1;
+	}
+	owner = s->w.hash;
+	off = s->w.end;
+	if (off + 10 > s->len) {
+		s->bad = 1;
+		return 1;
+	}
+	type = dns_u16(s, off);
+	ttl = ((__u32)dns_u16(s, off + 4) << 16) | dns_u16(s, off + 6);
+	rdlen = dns_u16(s, off + 8);
+	rdata = off + 10;
+	if (dns_u16(s, off + 2) != MG_DNS_CLASS_IN || rdata + rdlen > s->len) {
+		s->bad = 1;
+		return 1;
+	}
+	owned = dns_in_chain(s, owner);
+	if (type == MG_DNS_TYPE_CNAME) {
+		if (!dns_walk_name(s, rdata, rdata, 0) || s->w.end != rdata + rdlen) {
+			s->bad = 1;
+			return 1;
+		}
+		if (owned && s->nchain < MG_DNS_MAX_CHAIN) {
+			s->chain[s->nchain & (MG_DNS_MAX_CHAIN - 1)] = s->w.hash;
+			s->nchain++;
+		}
+	} else if (type == MG_DNS_TYPE_A || type == MG_DNS_TYPE_AAAA) {
+		struct dns_addr *a;
+		__u32 n = s->naddr;
+
+		if (rdlen != (type == MG_DNS_TYPE_A ? 4 : 16)) {
+			s->bad = 1;
+			return 1;
+		}
+		if (owned && n < MG_DNS_MAX_RECORDS) {
+			a = &s->addrs[n & (MG_DNS_MAX_RECORDS - 1)];
+			if (type == MG_DNS_TYPE_A) {
+				__u32 j;
+
+				addr_set_v4(a->addr, 0);
+				for (j = 0; j < 4; j++)
+					a->addr[12 + j] = dns_byte(s, rdata + j);
+			} else {
+				__u32 j;
+
+				for (j = 0; j < 16; j++)
+					a->addr[j] = dns_byte(s, rdata + j);
+			}
+			a->ttl = ttl;
+			s->naddr = n + 1;
+		}
+	}
+	s->off = rdata + rdlen;
+	return 0;
+}
+
+static __always_inline int dns_same_key(const struct mg_learned_key *a, const struct mg_learned_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2];
+}
+
+struct dns_learn_ctx {
+	struct dns_scratch *s;
+	const struct mg_dns_config *cfg;
+	struct mg_dns_state *state;
+	__u64 now;
+	__u32 namespace_id;
+	__u32 host_id;
+};
+
+/* Writes one address for one host; the oldest learned entry goes when the ring comes round. */
+static __always_inline void dns_learn_one(struct dns_learn_ctx *c, const struct dns_addr *a)
+{
+	const struct mg_dns_config *cfg = c->cfg;
+	struct mg_learned_ring_slot *slot;
+	struct mg_learned_key key = {};
+	struct mg_learned val = {};
+	struct mg_learned *old;
+	__u64 ttl_ns, seq, best_exp = ~0ULL;
+	__u32 i, place = 0, ring_idx;
+
+	key.namespace_id = c->namespace_id;
+	__builtin_memcpy(key.addr, a->addr, 16);
+	old = bpf_map_lookup_elem(&mg_learned, &key);
+	if (old)
+		val = *old;
+	/* The same host's place, else a free or expired one, else the one expiring first. */
+	for (i = 0; i < MG_DNS_LEARNED_HOSTS; i++) {
+		__u64 exp = val.hosts[i].host_id ? val.hosts[i].expires_ns : 0;
+
+		if (val.hosts[i].host_id == c->host_id) {
+			place = i;
+			break;
+		}
+		if (exp < best_exp || (exp <= c->now && best_exp > c->now)) {
+			best_exp = exp;
+			place = i;
+		}
+	}
+	ttl_ns = (__u64)a->ttl * 1000000000ULL;
+	if (ttl_ns < cfg->ttl_floor_ns)
+		ttl_ns = cfg->ttl_floor_ns;
+	if (ttl_ns > cfg->ttl_ceiling_ns)
+		ttl_ns = cfg->ttl_ceiling_ns;
+	place &= MG_DNS_LEARNED_HOSTS - 1;
+	val.hosts[place].host_id = c->host_id;
+	val.hosts[place].ttl_s = a->ttl;
+	val.hosts[place].learned_ns = c->now;
+	val.hosts[place].expires_ns = c->now + ttl_ns + cfg->grace_ns;
+	val.hosts[place].name_hash = c->s->qhash;
+
+	/* Take the next ring place; whoever held it (learned longest ago) is evicted. */
+	seq = __sync_fetch_and_add(&c->state->next_seq, 1);
+	ring_idx = seq % cfg->learned_max;
+	slot = bpf_map_lookup_elem(&mg_learned_ring, &ring_idx);
+	if (!slot)
+		return;
+	if (slot->seq_plus1 && !dns_same_key(&slot->key, &key)) {
+		struct mg_learned *victim = bpf_map_lookup_elem(&mg_learned, &slot->key);
+
+		if (victim && victim->seq == slot->seq_plus1 - 1) {
+			int live = 0;
+
+			for (i = 0; i < MG_DNS_LEARNED_HOSTS; i++)
+				live |= victim->hosts[i].host_id && victim->hosts[i].expires_ns > c->now;
+			bpf_map_delete_elem(&mg_learned, &slot->key);
+			if (live)
+				dns_count(MG_DNS_STAT_EVICTED);
+		}
+	}
+	slot->key = key;
+	slot->seq_plus1 = seq + 1;
+	val.seq = seq;
+	if (bpf_map_update_elem(&mg_learned, &key, &val, BPF_ANY) < 0) {
+		dns_count(MG_DNS_STAT_LEARN_FAILED);
+		return;
+	}
+	dns_count(MG_DNS_STAT_ADDRESSES_LEARNED);
+	c->s->w.learned++;
+}
+
+static long dns_learn_step(__u32 i, void *ctx)
+{
+	struct dns_learn_ctx *c = ((struct dns_cb *)ctx)->learn;
+	struct dns_scratch *s;
+
+	if (!c)
+		return 1;
+	s = c->s;
+	/* bpf_loop runs at most MG_DNS_MAX_RECORDS times: the mask alone bounds the index. */
+	if (!s || i >= s->naddr)
+		return 1;
+	dns_learn_one(c, &s->addrs[i & (MG_DNS_MAX_RECORDS - 1)]);
+	return 0;
+}
+
+/* Keeps the question's text for dump and explain ("learned from the DNS answer for ..."). */
+static __always_inline void dns_remember_name(struct dns_scratch *s)
+{
+	__u64 key = s->qhash;
+	__u32 j, len = s->qname_len;
+
+	if (bpf_map_lookup_elem(&mg_dns_names, &key))
+		return;
+	s->name.len = len;
+	for (j = 0; j < MG_DNS_NAME_MAX; j++) {
+		if (j >= len)
+			break;
+		s->name.name[j] = dns_lower(dns_byte(s, MG_DNS_HEADER + j));
+	}
+	bpf_map_update_elem(&mg_dns_names, &key, &s->name, BPF_ANY);
+}
+
+/*
+ * Reads an answer from a trusted resolver to a socket with outstanding
+ * queries. Returns nothing: the packet is always delivered.
+ */
+static __always_inline void dns_read_answer(struct __sk_buff *skb, const struct dns_packet *pk,
+					    struct mg_dns_socket *sock)
+{
+	struct dns_learn_ctx c = {};
+	struct dns_cb cb = {};
+	struct mg_dns_state *state;
+	struct mg_dns_config *cfg;
+	struct dns_scratch *s;
+	struct mg_state *st;
+	__u32 zero = 0, i, end, ns_host, global_host;
+	__u16 qtype = 0, id;
+	__u8 flags, slot;
+	int matched = -1;
+
+	s = dns_load(skb, pk, MG_DNS_SCRATCH_INGRESS);
+	if (!s) {
+		dns_count(MG_DNS_STAT_MALFORMED);
+		return;
+	}
+	flags = dns_byte(s, 2);
+	/* A response (QR 1), opcode QUERY, not truncated (TC answers are retried over TCP), NOERROR. */
+	if ((flags & 0xfa) != 0x80 || (dns_byte(s, 3) & 0x0f) != 0 || dns_u16(s, 4) != 1) {
+		dns_count(MG_DNS_STAT_MALFORMED);
+		return;
+	}
+	s->ancount = dns_u16(s, 6);
+	if (s->ancount == 0 || s->ancount > MG_DNS_MAX_RECORDS) {
+		dns_count(MG_DNS_STAT_MALFORMED);
+		return;
+	}
+	end = dns_read_question(s, &qtype);
+	if (!end || (qtype != MG_DNS_TYPE_A && qtype != MG_DNS_TYPE_AAAA)) {
+		dns_count(MG_DNS_STAT_MALFORMED);
+		return;
+	}
+
+	/* Solicited: this socket asked exactly this (id, name, type). The query is then used up. */
+	id = dns_u16(s, 0);
+	for (i = 0; i < MG_DNS_PENDING; i++) {
+		struct mg_dns_query *q = &sock->pending[i];
+
+		if (q->used && q->id == id && q->qtype == qtype && q->name_hash == s->qhash) {
+			q->used = 0;
+			matched = i;
+			break;
+		}
+	}
+	if (matched < 0) {
+		dns_count(MG_DNS_STAT_UNSOLICITED);
+		return;
+	}
+
+	/* Parse the whole answer section before learning anything from it. */
+	cb.s = s;
+	s->off = end;
+	s->bad = 0;
+	s->naddr = 0;
+	s->nchain = 1;
+	s->chain[0] = s->qhash;
+	bpf_loop(MG_DNS_MAX_RECORDS, dns_record_step, &cb, 0);
+	if (s->bad) {
+		dns_count(MG_DNS_STAT_MALFORMED);
+		return;
+	}
+
+	st = bpf_map_lookup_elem(&mg_state, &zero);
+	cfg = bpf_map_lookup_elem(&mg_dns_config, &zero);
+	state = bpf_map_lookup_elem(&mg_dns_state, &zero);
+	if (!st || !cfg || !state || !cfg->learned_max)
+		return;
+	slot = st->active_slot & 1;
+	dns_suffix_hashes(s);
+	ns_host = sock->namespace_id ? dns_match_host(s, sock->namespace_id, slot) : 0;
+	global_host = dns_match_host(s, 0, slot);
+	if (!ns_host && !global_host) {
+		dns_count(MG_DNS_STAT_NOT_ALLOWLISTED);
+		return;
+	}
+	if (!s->naddr)
+		return;
+
+	c.s = s;
+	c.cfg = cfg;
+	c.state = state;
+	c.now = bpf_ktime_get_ns();
+	cb.learn = &c;
+	s->w.learned = 0;
+	if (ns_host) {
+		c.namespace_id = sock->namespace_id;
+		c.host_id = ns_host;
+		bpf_loop(MG_DNS_MAX_RECORDS, dns_learn_step, &cb, 0);
+	}
+	if (global_host) {
+		c.namespace_id = 0;
+		c.host_id = global_host;
+		bpf_loop(MG_DNS_MAX_RECORDS, dns_learn_step, &cb, 0);
+	}
+	if (s->w.learned) {
+		dns_count(MG_DNS_STAT_ANSWERS_LEARNED);
+		dns_remember_name(s);
+	}
+}
+
+#endif /* MESHGATE_DNS_BPF_H */
