@@ -70,7 +70,8 @@ export function readStatus(pinDir: string, tree = new CgroupTree()): StatusRepor
 
   // Pins that are not meshgate's, or not this version's.
   for (const name of readdirSync(pinDir)) {
-    if (name !== 'maps' && name !== 'links') problems.push(`unknown pin ${path.join(pinDir, name)}: not created by meshgate; cleanup leaves it`);
+    // state/ holds the last good configuration (lastGoodPins.ts), which outlives the agent.
+    if (name !== 'maps' && name !== 'links' && name !== 'state') problems.push(`unknown pin ${path.join(pinDir, name)}: not created by meshgate; cleanup leaves it`);
   }
   if (existsSync(layout.mapsRoot)) {
     for (const abi of readdirSync(layout.mapsRoot)) {

@@ -216,6 +216,16 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
     assert.equal(j.hooks.length, HOOK_PROGRAMS.length);
     assert.ok(j.hooks.every((h: { attached: boolean; linkId: number }) => h.attached && h.linkId > 0));
 
+    // The cluster agent keeps its last good configuration under state/: not a problem.
+    const state = path.join(pod.sb.pinDir, 'state');
+    const madeState = !existsSync(state);
+    if (madeState) mkdirSync(state);
+    try {
+      assert.equal(cli(['status', ...pin]).status, 0, 'state/ is reported as a problem');
+    } finally {
+      if (madeState) rmdirSync(state);
+    }
+
     const orphan = path.join(pod.sb.pinDir, 'maps', '0123456789ab');
     mkdirSync(orphan);
     try {
