@@ -5,13 +5,14 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseGlobalConfig, readConfigDocuments, type GlobalConfig } from '../src/config/index.js';
+import type { AllowlistEntry, GlobalConfig } from '../src/config/index.js';
+import { allowlistFromText, globalFromText } from '../src/agent/fileSources.js';
 import { TRIE_KEY_SIZE, TRIE_VALUE_SIZE, encodeTrieKey, encodeTrieValue, parsePrefix } from '../src/datapath/codec.js';
 import { Datapath, type ApplyResult } from '../src/datapath/datapath.js';
 import type { DesiredState } from '../src/datapath/desired.js';
 import { cgroupId, cgroupLevel } from '../src/node/cgroup.js';
 import { PolicyCompiler, type PodInput } from '../src/policy/compile.js';
-import { iptablesRestoreText, meshCidrs, osmConfigText } from './policyGen.js';
+import { iptablesRestoreText, meshCidrs, policyObjects } from './policyGen.js';
 import { PROXY_PORT, type BenchSandbox } from './sandbox.js';
 import { summarize, type Summary } from './stats.js';
 
@@ -29,7 +30,10 @@ export interface PhaseTimes {
   readonly parseGlobalMs: Summary;
   readonly compileMs: Summary;
   readonly openMs: Summary;
+  /** Datapath.apply until the policy is in force */
   readonly applyMs: Summary;
+  /** the RCU grace period apply() then waits for, off the enforcement path */
+  readonly graceMs: Summary;
   readonly totalMs: Summary;
 }
 
@@ -60,32 +64,43 @@ const time = <T>(fn: () => T): [T, number] => {
 };
 
 function parse(text: string): { global: GlobalConfig; readYamlMs: number; parseGlobalMs: number } {
-  const [docs, readYamlMs] = time(() => readConfigDocuments(text, 'osm-config.yaml'));
-  const doc = docs.documents.find((d) => d.kind === 'global');
-  if (!doc || docs.errors.length) throw new Error(`generated config did not read: ${JSON.stringify(docs.errors[0])}`);
-  const [result, parseGlobalMs] = time(() => parseGlobalConfig(doc.data, doc.ref));
+  // The standalone agent's own path for a --config-file (YAML read and validation together).
+  const [result, ms] = time(() => globalFromText(text, 'osm-config.yaml'));
   if (!result.ok) throw new Error(`generated config rejected: ${result.errors[0]?.message}`);
-  return { global: result.value, readYamlMs, parseGlobalMs };
+  return { global: result.value, readYamlMs: ms, parseGlobalMs: 0 };
 }
 
-interface Sample { readYamlMs: number; parseGlobalMs: number; compileMs: number; openMs: number; applyMs: number; totalMs: number; writes: number }
+/** The allowlist files of the policy, parsed as the agent parses --allowlist-file (once: a change edits the global object only). */
+function parseAllowlists(texts: readonly string[]): { allowlists: Map<string, readonly AllowlistEntry[]>; ms: number } {
+  const [entries, ms] = time(() => texts.flatMap((text, i) => {
+    const r = allowlistFromText(text, `allowlist-${i}.yaml`);
+    if (!r.ok) throw new Error(`generated allowlist rejected: ${r.errors[0]?.message}`);
+    return r.value.entries;
+  }));
+  return { allowlists: new Map(entries.length ? [['bench', entries]] : []), ms };
+}
+
+interface Sample { readYamlMs: number; parseGlobalMs: number; compileMs: number; openMs: number; applyMs: number; graceMs: number; totalMs: number; writes: number }
 
 function phaseTimes(samples: readonly Sample[]): PhaseTimes {
   const s = (k: keyof Sample) => summarize(samples.map((x) => x[k]));
-  return { readYamlMs: s('readYamlMs'), parseGlobalMs: s('parseGlobalMs'), compileMs: s('compileMs'), openMs: s('openMs'), applyMs: s('applyMs'), totalMs: s('totalMs') };
+  return { readYamlMs: s('readYamlMs'), parseGlobalMs: s('parseGlobalMs'), compileMs: s('compileMs'), openMs: s('openMs'), applyMs: s('applyMs'), graceMs: s('graceMs'), totalMs: s('totalMs') };
 }
 
-/** One config text through parse, compile and apply on `dp` (opened by `open` when null). */
-function pipeline(text: string, compiler: PolicyCompiler, pods: PodInput[], dp: Datapath | null, open: () => Datapath): { sample: Sample; dp: Datapath; result: ApplyResult } {
+/** One global config text through parse, compile and apply on `dp` (opened by `open` when null), with the allowlists as parsed. */
+function pipeline(text: string, allow: { allowlists: Map<string, readonly AllowlistEntry[]>; ms: number }, compiler: PolicyCompiler, pods: PodInput[], dp: Datapath | null, open: () => Datapath): { sample: Sample; dp: Datapath; result: ApplyResult } {
   const t0 = performance.now();
   const { global, readYamlMs, parseGlobalMs } = parse(text);
-  const [state, compileMs] = time(() => compiler.compile({ global, allowlists: new Map(), resolved: new Map(), pods }));
+  const [state, compileMs] = time(() => compiler.compile({ global, allowlists: allow.allowlists, resolved: new Map(), pods }));
   let openMs = 0;
   if (!dp) [dp, openMs] = time(open);
   const datapath = dp;
-  const [result, applyMs] = time(() => datapath.apply(state));
-  const totalMs = performance.now() - t0;
-  return { sample: { readYamlMs, parseGlobalMs, compileMs, openMs, applyMs, totalMs, writes: result.trieUpserts + result.trieDeletes }, dp: datapath, result };
+  const [result, applyWallMs] = time(() => datapath.apply(state));
+  // In force at the switch; the RCU grace period apply() waits for afterwards is off the enforcement path.
+  const applyMs = result.inForceMs;
+  const graceMs = applyWallMs - result.inForceMs;
+  const totalMs = performance.now() - t0 + allow.ms - openMs - graceMs;
+  return { sample: { readYamlMs: readYamlMs + allow.ms, parseGlobalMs, compileMs, openMs, applyMs, graceMs, totalMs, writes: result.trieUpserts + result.trieDeletes }, dp: datapath, result };
 }
 
 function batchFloor(sb: BenchSandbox, state: DesiredState, label: string): number {
@@ -136,35 +151,38 @@ function iptablesApply(sb: BenchSandbox, variant: 'iptables-nft' | 'iptables-leg
 export function benchApply(sb: BenchSandbox, o: ApplyOptions): ApplyResultSummary {
   const pod = sb.cgroup('apply');
   const pods: PodInput[] = [{ namespace: 'bench', name: 'pod', podCgroupId: cgroupId(pod), proxyCgroupId: null, meshed: true }];
-  const base = osmConfigText(o.entries);
+  const base = policyObjects(o.entries);
   const cold: Sample[] = [];
   const change: Sample[] = [];
   const firstChange: Sample[] = [];
   const floors: number[] = [];
   let variant = 1;
+  const unchanged = { allowlists: new Map<string, readonly AllowlistEntry[]>(), ms: 0 };
   for (let rep = 0; rep < o.reps; rep++) {
     const pinDir = sb.pinDir(`apply${rep}`);
     const compiler = new PolicyCompiler();
     const open = () => Datapath.open({ pinDir, cgroupWalkStart: cgroupLevel(pod) });
-    const first = pipeline(base, compiler, pods, null, open);
+    const allow = parseAllowlists(base.allowlists);
+    const first = pipeline(base.globalText, allow, compiler, pods, null, open);
     const dp = first.dp;
+    const parsed = { ...unchanged, allowlists: allow.allowlists }; // later changes edit the global object only
     try {
       if (first.result.trieUpserts < o.entries) throw new Error(`cold apply wrote ${first.result.trieUpserts} entries, expected ${o.entries}`);
       cold.push(first.sample);
-      const next = pipeline(osmConfigText(o.entries, variant++), compiler, pods, dp, open);
+      const next = pipeline(policyObjects(o.entries, variant++).globalText, parsed, compiler, pods, dp, open);
       firstChange.push(next.sample);
-      for (let c = 0; c < o.changes; c++) change.push(pipeline(osmConfigText(o.entries, variant++), compiler, pods, dp, open).sample);
+      for (let c = 0; c < o.changes; c++) change.push(pipeline(policyObjects(o.entries, variant++).globalText, parsed, compiler, pods, dp, open).sample);
     } finally {
       dp.close();
     }
-    const state = new PolicyCompiler().compile({ global: parse(base).global, allowlists: new Map(), resolved: new Map(), pods });
+    const state = new PolicyCompiler().compile({ global: parse(base.globalText).global, allowlists: allow.allowlists, resolved: new Map(), pods });
     floors.push(batchFloor(sb, state, `floor${rep}`));
     o.log(`apply rep ${rep + 1}/${o.reps}: cold ${cold.at(-1)!.totalMs.toFixed(0)} ms, first change ${firstChange.at(-1)!.totalMs.toFixed(0)} ms, change ${change.at(-1)?.totalMs.toFixed(0)} ms (${change.at(-1)?.writes} trie writes), batch floor ${floors.at(-1)!.toFixed(0)} ms`);
   }
   const iptables = o.iptables.map((v) => iptablesApply(sb, v, o)).filter((x): x is IptablesApply => x !== null);
   return {
     entries: o.entries,
-    configBytes: Buffer.byteLength(base),
+    configBytes: Buffer.byteLength(base.globalText) + base.allowlists.reduce((n, t) => n + Buffer.byteLength(t), 0),
     cold: phaseTimes(cold),
     firstChange: { ...phaseTimes(firstChange), trieWrites: firstChange[0]?.writes ?? 0 },
     change: { ...phaseTimes(change), trieWrites: summarize(change.map((s) => s.writes)) },

@@ -82,6 +82,38 @@ export function osmConfigText(count: number, variant = 0, allowDenyTarget = fals
   ].join('\n');
 }
 
+/**
+ * Mesh CIDRs one global object holds in the bench's large policies: 50,000
+ * CIDRs are about 800 KB, inside the 1 MiB a ConfigMap (and meshgate, per
+ * object) allows. A larger policy puts the rest in allowlist objects.
+ */
+export const MESH_PER_OBJECT = 50_000;
+/** Addresses per allowlist object (about 430 KB of YAML), and per entry of it. */
+export const ALLOW_PER_OBJECT = 25_000;
+const ALLOW_PER_ENTRY = 1000;
+
+/**
+ * A policy of `total` trie entries as config objects, each under 1 MiB: the
+ * global osm-config (up to MESH_PER_OBJECT mesh CIDRs; `variant` swaps one)
+ * and allowlist lists (bare YAML lists, for files or an allowlist
+ * ConfigMap's `egress` key) allowing the rest of the addresses on tcp/80.
+ */
+export function policyObjects(total: number, variant = 0, allowDenyTarget = false): { globalText: string; allowlists: string[] } {
+  const mesh = Math.min(total, MESH_PER_OBJECT);
+  const rest = total - mesh;
+  const allow = allowCidrs(rest + 1).slice(0, rest); // the last one (203.0.113.0/24) is the global allowlist's own
+  const allowlists: string[] = [];
+  for (let o = 0; o < allow.length; o += ALLOW_PER_OBJECT) {
+    const lines: string[] = [];
+    const part = allow.slice(o, o + ALLOW_PER_OBJECT);
+    for (let e = 0; e < part.length; e += ALLOW_PER_ENTRY) {
+      lines.push(`- name: bulk-${o + e}`, `  addresses: [${part.slice(e, e + ALLOW_PER_ENTRY).join(', ')}]`, `  ports: [{number: ${TARGETS.pass.port}, protocol: TCP}]`);
+    }
+    allowlists.push(`${lines.join('\n')}\n`);
+  }
+  return { globalText: osmConfigText(mesh, variant, allowDenyTarget), allowlists };
+}
+
 /** iptables-restore input: the nat OUTPUT chain an init container writes, one REDIRECT rule per CIDR. */
 export function iptablesRestoreText(cidrs: readonly string[]): string {
   const lines = ['*nat', ':MESH_OUTPUT - [0:0]', '-A OUTPUT -p tcp -j MESH_OUTPUT'];

@@ -198,7 +198,7 @@ export class AgentCore {
     this.metrics.generation.set(Number(result.generation));
     this.metrics.podsEnforced.set(state.cgroups.filter((c) => c.kind === 'pod').length);
     this.metrics.syncDuration.observe((performance.now() - started) / 1000);
-    this.log.info({ generation: String(result.generation), switched: result.switched, trieUpserts: result.trieUpserts, trieDeletes: result.trieDeletes, cgroups: state.cgroups.length, ms: Math.round(result.durationMs * 10) / 10 }, 'policy applied');
+    this.log.info({ generation: String(result.generation), switched: result.switched, trieUpserts: result.trieUpserts, trieDeletes: result.trieDeletes, cgroups: state.cgroups.length, ms: Math.round(result.durationMs * 10) / 10, inForceMs: Math.round(result.inForceMs * 10) / 10 }, 'policy applied');
     return result;
   }
 

@@ -256,3 +256,19 @@ export function formatCidr(r: CidrBytes): string {
   const b = r.bytes;
   return r.family === 4 ? `${b[12]}.${b[13]}.${b[14]}.${b[15]}/${r.prefix}` : `${formatIPv6(b)}/${r.prefix}`;
 }
+
+/**
+ * compareCidrs's order (IPv4 before IPv6, then address, then prefix length)
+ * on canonical texts, read numerically. Texts the numeric reader does not
+ * take are compared as strings, after all the others.
+ */
+export function compareCidrTexts(a: string, b: string): number {
+  const x = newCidrBytes();
+  const y = newCidrBytes();
+  const okX = parseCidrBytes(a, x) !== FALLBACK;
+  const okY = parseCidrBytes(b, y) !== FALLBACK;
+  if (!okX || !okY) return okX === okY ? (a < b ? -1 : a > b ? 1 : 0) : okX ? -1 : 1;
+  if (x.family !== y.family) return x.family - y.family;
+  for (let i = 0; i < 16; i++) if (x.bytes[i] !== y.bytes[i]) return x.bytes[i]! - y.bytes[i]!;
+  return x.prefix - y.prefix;
+}

@@ -15,7 +15,7 @@ import {
   type AgentStatus, type KernelConfig, type KernelState,
 } from './codec.js';
 import { STRUCTS } from './abi.generated.js';
-import { validateDesired, type DesiredCgroup, type DesiredGroup, type DesiredState } from './desired.js';
+import { groupSize, validateDesired, type DesiredCgroup, type DesiredGroup, type DesiredState } from './desired.js';
 import { DatapathError } from './errors.js';
 import { LoadedObject, type AttachReport } from './loader.js';
 import { readVerdictCounters, type VerdictCount } from './counters.js';
@@ -46,6 +46,13 @@ export interface ApplyResult {
   readonly trieDeletes: number;
   readonly cgroupWrites: number;
   readonly durationMs: number;
+  /**
+   * From the start to the moment the kernel enforces the result (the switch and
+   * the cgroup writes). The rest of durationMs is the RCU grace period the slot
+   * just left needs before it is written again, waited for right after the
+   * switch, off the enforcement path.
+   */
+  readonly inForceMs: number;
 }
 
 /**
@@ -212,12 +219,40 @@ export class Datapath {
    * (`owner`: key -> group id) refuses the whole state.
    */
   private encodeGroup(group: DesiredGroup, newLabels: Map<string, number>, owner: Map<string, string>): ShadowGroup {
-    const entries = group.entries;
-    let keys = Buffer.allocUnsafe(entries.length * TRIE_KEY_SIZE);
-    let labels = new Uint32Array(entries.length);
+    const size = groupSize(group);
+    let keys = Buffer.allocUnsafe(size * TRIE_KEY_SIZE);
+    let labels = new Uint32Array(size);
     let count = 0;
-    for (const e of entries) {
-      const namespaceId = e.table === 'allow' && e.namespace ? this.labelId(namespaceLabel(e.namespace), newLabels) : 0;
+    const claim = (at: number): boolean => {
+      const key = keys.toString('latin1', at, at + TRIE_KEY_SIZE);
+      const other = owner.get(key);
+      if (other === group.id) return false;
+      if (other !== undefined) {
+        throw new DatapathError('MG_DESIRED_STATE_INVALID', `desired state rejected before any kernel write: groups ${other} and ${group.id} hold the same trie key`);
+      }
+      owner.set(key, group.id);
+      return true;
+    };
+    if (group.cidrs) {
+      const table = group.table!;
+      for (const cidr of group.cidrs) {
+        const at = count * TRIE_KEY_SIZE;
+        encodeTrieKey({ slot: 0, table, proto: 0, port: 0, namespaceId: 0, prefix: parsePrefix(cidr) }, keys, at);
+        if (claim(at)) labels[count++] = 0;
+      }
+    }
+    // Entries come in runs of one namespace and one label: look each up once per run.
+    let lastNamespace: string | undefined;
+    let lastNamespaceId = 0;
+    let lastLabel: string | undefined;
+    let lastLabelId = 0;
+    for (const e of group.cidrs ? [] : group.entries) {
+      const namespace = e.table === 'allow' ? e.namespace : undefined;
+      if (namespace !== lastNamespace) {
+        lastNamespace = namespace;
+        lastNamespaceId = namespace ? this.labelId(namespaceLabel(namespace), newLabels) : 0;
+      }
+      const namespaceId = lastNamespaceId;
       const at = count * TRIE_KEY_SIZE;
       encodeTrieKey({
         slot: 0,
@@ -227,16 +262,14 @@ export class Datapath {
         namespaceId,
         prefix: parsePrefix(e.cidr),
       }, keys, at);
-      const key = keys.toString('latin1', at, at + TRIE_KEY_SIZE);
-      const other = owner.get(key);
-      if (other === group.id) continue;
-      if (other !== undefined) {
-        throw new DatapathError('MG_DESIRED_STATE_INVALID', `desired state rejected before any kernel write: groups ${other} and ${group.id} hold the same trie key`);
+      if (!claim(at)) continue;
+      if (e.label !== lastLabel) {
+        lastLabel = e.label;
+        lastLabelId = this.labelId(e.label, newLabels);
       }
-      owner.set(key, group.id);
-      labels[count++] = this.labelId(e.label, newLabels);
+      labels[count++] = lastLabelId;
     }
-    if (count < entries.length) {
+    if (count < size) {
       keys = keys.subarray(0, count * TRIE_KEY_SIZE);
       labels = labels.slice(0, count);
     }
@@ -245,7 +278,7 @@ export class Datapath {
 
   private kernelConfig(desired: DesiredState, generation: bigint): Buffer {
     const p = desired.policy;
-    const hasMesh = p.groups.some((g) => g.entries.some((e) => e.table === 'mesh'));
+    const hasMesh = p.groups.some((g) => (g.cidrs ? g.table === 'mesh' && g.cidrs.length > 0 : g.entries.some((e) => e.table === 'mesh')));
     const config: KernelConfig = {
       flags: CONFIG_FLAG.MG_CFG_LOADED | (p.egress ? CONFIG_FLAG.MG_CFG_EGRESS : 0) | (hasMesh ? CONFIG_FLAG.MG_CFG_HAS_MESH_CIDRS : 0),
       proxyPort: p.proxyPort,
@@ -308,7 +341,7 @@ export class Datapath {
         if (this.dirty[target]) this.resyncSlot(target);
         const slot = this.slots[target]!;
         const changed = desired.policy.groups.filter((g) => slot.groups.get(g.id)?.source !== g);
-        const total = desired.policy.groups.reduce((n, g) => n + g.entries.length, 0);
+        const total = desired.policy.groups.reduce((n, g) => n + groupSize(g), 0);
         validateDesired(desired, changed, total);
         const plan = this.planTrie(slot, desired, changed, newLabels);
         const dnsWant = this.planDns(desired, target, newLabels);
@@ -352,6 +385,16 @@ export class Datapath {
       }
       const cgroupWrites = this.writeCgroups(wantedCgroups);
       this.collectLabels(desired);
+      const inForceMs = performance.now() - started;
+      if (!policyUnchanged) {
+        // The next apply writes into the slot just left: wait for its last readers now, while the new policy is
+        // already in force, rather than at the start of the next change. A failure here is retried before that write.
+        try {
+          this.waitForGracePeriod();
+        } catch {
+          this.graceNeeded = true;
+        }
+      }
       return {
         generation: this.generation,
         activeSlot: this.activeSlot,
@@ -360,6 +403,7 @@ export class Datapath {
         trieDeletes,
         cgroupWrites,
         durationMs: performance.now() - started,
+        inForceMs,
       };
     } catch (err) {
       if (err instanceof DatapathError) throw err;
@@ -569,7 +613,7 @@ export class Datapath {
       used.add(c.labelId).add(c.namespaceId);
     }
     for (const g of desired?.policy.groups ?? []) {
-      for (const e of g.entries) if (e.namespace) used.add(this.labelIds.get(namespaceLabel(e.namespace)) ?? 0);
+      if (!g.cidrs) for (const e of g.entries) if (e.namespace) used.add(this.labelIds.get(namespaceLabel(e.namespace)) ?? 0);
     }
     for (const a of desired?.policy.namespaceActions ?? []) used.add(this.labelIds.get(namespaceLabel(a.namespace)) ?? 0);
     if (used.size >= this.labelIds.size) return;

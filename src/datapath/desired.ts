@@ -27,7 +27,17 @@ export interface DesiredTrieEntry {
 export interface DesiredGroup {
   readonly id: string;
   readonly entries: readonly DesiredTrieEntry[];
+  /**
+   * Set for a group of plain CIDRs of one table (mesh or exclude): the
+   * datapath reads `cidrs` and never asks for `entries`, so no object per
+   * entry is made or kept (src/policy/cidrBuckets.ts).
+   */
+  readonly table?: 'mesh' | 'exclude';
+  readonly cidrs?: readonly string[];
 }
+
+/** Entries in a group, without making them. */
+export const groupSize = (g: DesiredGroup): number => (g.cidrs ? g.cidrs.length : g.entries.length);
 
 export interface DesiredPolicy {
   readonly egress: boolean;
@@ -127,6 +137,17 @@ export function validateDesired(state: DesiredState, changedGroups: readonly Des
     }
   }
   for (const group of changedGroups) {
+    if (group.cidrs) {
+      if (group.table !== 'mesh' && group.table !== 'exclude') invalid(`group ${group.id}: a CIDR group's table ${String(group.table)} is not mesh or exclude`);
+      group.cidrs.forEach((cidr, i) => {
+        try {
+          parsePrefix(cidr);
+        } catch (err) {
+          invalid(`group ${group.id} entry [${i}]: ${(err as Error).message}`);
+        }
+      });
+      continue;
+    }
     group.entries.forEach((e, i) => {
       const where = `group ${group.id} entry [${i}]`;
       try {
