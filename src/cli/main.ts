@@ -8,11 +8,12 @@ import * as demo from './commands/demo.js';
 import * as dump from './commands/dump.js';
 import * as explain from './commands/explain.js';
 import * as flows from './commands/flows.js';
+import * as preview from './commands/preview.js';
 import * as status from './commands/status.js';
 import * as trace from './commands/trace.js';
 import * as validate from './commands/validate.js';
 
-const COMMANDS: ReadonlyArray<{ register(ctx: CliContext): void }> = [agent, validate, cleanup, status, dump, explain, trace, flows, demo];
+const COMMANDS: ReadonlyArray<{ register(ctx: CliContext): void }> = [agent, validate, cleanup, status, dump, explain, trace, flows, preview, demo];
 
 function fail(message: string): number {
   process.stderr.write(`meshgate: ${message}\n`);

@@ -26,7 +26,7 @@ const CODE_TABLE = {
   MG_CONFIG_FILE_UNREADABLE: { severity: 'error', description: 'A configuration file cannot be read.' },
   MG_CONFIG_TOO_LARGE: { severity: 'error', description: 'The object is larger than 1 MiB (MAX_OBJECT_BYTES); it is refused before parsing.' },
   MG_CONFIG_NO_MESHGATE_KEY: { severity: 'error', description: 'The object holds none of meshgate\'s keys (an empty or unrelated object); it is refused, not taken as all defaults.' },
-  MG_CONFIG_FILE_SHAPE: { severity: 'error', description: 'A --config-file does not hold exactly one global config.' },
+  MG_CONFIG_FILE_SHAPE: { severity: 'error', description: 'A --config-file (or the files given to preview) does not hold exactly one global config.' },
   MG_ALLOWLIST_BAD_ENTRY: { severity: 'error', description: 'An allowlist entry or one of its ports is not a map.' },
   MG_ALLOWLIST_NAME_MISSING: { severity: 'error', description: 'An allowlist entry has no name, or its name is not a non-empty string.' },
   MG_ALLOWLIST_BAD_NAME: { severity: 'error', description: 'An allowlist entry name is too long or holds whitespace at its ends or control characters.' },

@@ -73,7 +73,7 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
   after(() => pod?.close());
 
   test('every command has --help, also without root', () => {
-    for (const cmd of ['agent', 'validate', 'cleanup', 'status', 'dump', 'explain', 'trace', 'flows', 'demo']) {
+    for (const cmd of ['agent', 'validate', 'cleanup', 'status', 'dump', 'explain', 'trace', 'flows', 'preview', 'demo']) {
       const r = cli([cmd, '--help'], { uid: 65534 });
       assert.equal(r.status, 0, `${cmd} --help: ${r.stderr}`);
       assert.match(r.stdout, new RegExp(`^Usage: meshgate ${cmd}`));

@@ -5,9 +5,7 @@
 // runs, over the live pinned maps) must give the same verdict and rule.
 // Reproduce a failure with MG_EXPLAIN_SEED=<seed printed in the failure>.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import ipaddr from 'ipaddr.js';
 import { EVENT_STAT, RULE_NAMES, VERDICT_NAMES, encodeTrace, encodeU32, protoName, type KernelEvent } from '../../src/datapath/codec.js';
 import type { DesiredCgroup, DesiredPolicy, DesiredTrieEntry } from '../../src/datapath/desired.js';
 import { EventReader } from '../../src/datapath/events.js';
@@ -15,7 +13,8 @@ import { Explainer, parseDestination, type CallerRef, type Explanation } from '.
 import { Pins } from '../../src/explain/pins.js';
 import { cgroupId } from '../../src/node/cgroup.js';
 import { PROXY_PORT, basePolicy, createPod, group, type PodFixture } from '../helpers/kernelFixture.js';
-import { SOCKPROBE, requireRoot } from '../helpers/sandbox.js';
+import { requireRoot } from '../helpers/sandbox.js';
+import { rng, runBatch, socketVerdict, type BatchResult, type Probe, type Rng } from '../helpers/probeBatch.js';
 
 const skip = requireRoot();
 if (skip) console.log(`# SKIP explain agreement tests: ${skip}`);
@@ -24,22 +23,6 @@ const CONFIGS = 8;
 const DESTINATIONS_PER_CONFIG = 75;
 /** Every caller situation is covered; meshed pods (where most rules apply) most often. */
 const CALLERS = ['known', 'uid-fallback', 'unmapped', 'known', 'proxy', 'known', 'unenforced', 'uid-fallback'] as const;
-
-/** mulberry32: a small seeded PRNG, so a failing case can be replayed. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number): number => Math.floor(next() * n);
-  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
-  return { next, int, pick, chance: (p: number): boolean => next() < p };
-}
-type Rng = ReturnType<typeof rng>;
 
 // Destinations: local addresses of the sandbox (see kernelFixture), unroutable ones (ENETUNREACH),
 // loopback and unspecified, multicast and broadcast, on both families.
@@ -122,13 +105,6 @@ const FIXED_PROBES: readonly Probe[] = [
   { op: 'tcp', family: 'mapped', addr: '203.0.113.10', port: 443 },
 ];
 
-interface Probe {
-  readonly op: 'tcp' | 'udp' | 'sendto';
-  readonly family: '4' | '6' | 'mapped';
-  readonly addr: string;
-  readonly port: number;
-}
-
 function randomProbe(r: Rng): Probe {
   const v6 = r.chance(0.35);
   const addr = v6 ? r.pick(V6_DESTS) : r.pick(V4_DESTS);
@@ -136,36 +112,6 @@ function randomProbe(r: Rng): Probe {
   // An unspecified destination connects to loopback: on the proxy port a pass would look like a redirect.
   const port = r.pick(PORTS.filter((p) => !unspecified || p !== PROXY_PORT));
   return { op: r.pick(['tcp', 'tcp', 'udp', 'sendto'] as const), family: v6 ? '6' : r.chance(0.4) ? 'mapped' : '4', addr, port };
-}
-
-/** Address (v4-mapped shown as IPv4) and port of "a.b.c.d:p" / "[v6]:p". */
-function endpoint(text: string): { addr: ipaddr.IPv4 | ipaddr.IPv6; port: number } {
-  const m = /^\[?(.+?)\]?:(\d+)$/.exec(text)!;
-  return { addr: ipaddr.process(m[1]!), port: Number(m[2]) };
-}
-
-interface BatchResult { i: number; ok: boolean; error: string | null; peer: string | null }
-
-/** What the socket saw: EPERM is a deny; a connected peer other than the destination is a redirect. */
-function socketVerdict(p: Probe, r: BatchResult): 'pass' | 'redirect' | 'deny' {
-  if (!r.ok && r.error === 'EPERM') return 'deny';
-  if (p.op === 'sendto' || !r.ok || !r.peer) return 'pass';
-  const peer = endpoint(r.peer);
-  const wanted = endpoint(p.family === '4' ? `${p.addr}:${p.port}` : `[${p.addr}]:${p.port}`);
-  if (peer.port !== wanted.port) return 'redirect';
-  // connect() to the unspecified address reaches loopback (never on the proxy port: see randomProbe).
-  if (wanted.addr.range() === 'unspecified') return peer.addr.range() === 'loopback' ? 'pass' : 'redirect';
-  return peer.addr.toString() === wanted.addr.toString() ? 'pass' : 'redirect';
-}
-
-function runBatch(pod: PodFixture, cgroup: string, uid: number, probes: readonly Probe[]): BatchResult[] {
-  const input = probes.map((p) => `${p.op} ${p.family} ${p.addr} ${p.port}\n`).join('');
-  const args = ['--netns', pod.sb.netnsPath, '--cgroup', cgroup, ...(uid ? ['--uid', String(uid)] : []), 'batch', '--timeout-ms', '1000'];
-  const r = spawnSync(SOCKPROBE, args, { input, encoding: 'utf8', timeout: 60_000 });
-  assert.equal(r.status, 0, `sockprobe batch failed: ${r.stderr}`);
-  const out = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as BatchResult);
-  assert.equal(out.length, probes.length);
-  return out;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,218 @@
+// A policy held in memory, answering the lookups of the decision table (PolicyLookups) as
+// the kernel's maps would: longest-prefix match per (table, protocol, port, namespace).
+// Built from the live maps of the active slot, then, for preview, with the candidate's
+// compiled parts put in place of the live ones. Nothing here writes to the kernel.
+import type { BlockedEgressAction, GlobalConfig } from '../config/index.js';
+import {
+  BLOCKED_ACTION_IDS, CONFIG_FLAG, decodeNamespace, decodeNamespaceKey, decodePortKey, decodeTrieKey, formatPrefix,
+  parsePrefix, protoNumber, type KernelConfig, type TableName,
+} from '../datapath/codec.js';
+import type { DesiredState } from '../datapath/desired.js';
+import type { MapHit, PolicyLookups } from '../explain/decisionTable.js';
+import type { Pins } from '../explain/pins.js';
+import { PolicyCompiler } from '../policy/compile.js';
+import type { Candidate } from './candidate.js';
+
+/** One trie entry, by namespace name ('' is the global allowlist) instead of the kernel's ids. */
+export interface ModelEntry {
+  readonly table: TableName;
+  readonly proto: number;
+  readonly port: number;
+  readonly namespace: string;
+  readonly bytes: Uint8Array;
+  readonly bits: number;
+  /** The entry's label text (mg_labels JSON), or null. */
+  readonly label: string | null;
+}
+
+export interface ModelSource {
+  readonly config: KernelConfig | null;
+  readonly entries: readonly ModelEntry[];
+  readonly excludedPorts: readonly number[];
+  /** blocked_egress_action (enum mg_blocked_action) of namespaces that set their own. */
+  readonly actions: ReadonlyMap<string, number>;
+}
+
+const hex = (bytes: Uint8Array, bits: number): string => {
+  const out = Buffer.alloc(16);
+  for (let i = 0; i < 16; i++) {
+    const keep = Math.max(0, Math.min(8, bits - i * 8));
+    out[i] = (bytes[i] ?? 0) & ((0xff << (8 - keep)) & 0xff);
+  }
+  return out.toString('hex');
+};
+
+/** The live policy of the active slot, decoded from the pins. */
+export function livePolicy(pins: Pins): ModelSource {
+  const slot = (pins.state()?.activeSlot ?? 0) & 1;
+  const config = pins.config(slot);
+  const entries: ModelEntry[] = [];
+  for (const [kb, vb] of pins.maps.mg_policy_trie.entries()) {
+    const k = decodeTrieKey(kb);
+    if (k.slot !== slot) continue;
+    const labelId = vb.readUInt32LE(0);
+    entries.push({
+      table: k.table, proto: k.proto, port: k.port,
+      namespace: k.namespaceId ? pins.namespaceName(k.namespaceId) : '',
+      bytes: k.prefix.bytes, bits: k.prefix.bits,
+      label: labelId ? pins.label(labelId)?.text ?? null : null,
+    });
+  }
+  const excludedPorts = pins.maps.mg_excluded_ports.keys().map(decodePortKey).filter((p) => p.slot === slot).map((p) => p.port);
+  const actions = new Map<string, number>();
+  for (const [k, v] of pins.maps.mg_namespaces.entries()) {
+    const key = decodeNamespaceKey(k);
+    if (key.slot === slot) actions.set(pins.namespaceName(key.namespaceId), decodeNamespace(v).blockedAction);
+  }
+  return { config, entries, excludedPorts, actions };
+}
+
+/** Addresses the live maps hold for each hostname (what the agent resolved): the candidate's hosts use them. */
+export function liveResolved(live: ModelSource): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const e of live.entries) {
+    if (e.table !== 'allow' || !e.label) continue;
+    const host = labelHost(e.label);
+    if (!host) continue;
+    const cidr = formatPrefix(e.bytes, e.bits);
+    const list = out.get(host) ?? out.set(host, []).get(host)!;
+    if (!list.includes(cidr)) list.push(cidr);
+  }
+  return out;
+}
+
+function labelHost(label: string): string | null {
+  try {
+    const v = JSON.parse(label) as { host?: unknown };
+    return typeof v.host === 'string' ? v.host : null;
+  } catch {
+    return null;
+  }
+}
+
+// Stands in for the global config when the candidate has none: only its allowlists are compiled.
+const NO_GLOBAL: GlobalConfig = Object.freeze({
+  egress: false, meshCidrs: [], excludedCidrs: [], excludedPorts: [], proxyOutboundPort: 15001, proxyUid: 1500,
+  blockedEgressAction: 'deny', unknownPodPolicy: 'pass', globalAllowlist: [],
+});
+
+/** The candidate compiled by the agent's own compiler, exactly as the agent would write it. */
+export function compileCandidate(candidate: Candidate, resolved: ReadonlyMap<string, readonly string[]>): DesiredState {
+  const actions = new Map<string, BlockedEgressAction>();
+  for (const [ns, c] of candidate.namespaces) if (c.action) actions.set(ns, c.action);
+  return new PolicyCompiler().compile({
+    global: candidate.global ?? NO_GLOBAL,
+    allowlists: new Map([...candidate.namespaces].map(([ns, c]) => [ns, c.entries])),
+    namespaceActions: actions,
+    resolved,
+    pods: [],
+  });
+}
+
+/**
+ * The policy once the candidate is applied: a candidate global config replaces the live mesh
+ * CIDRs, exclusions, global allowlist and scalars; a candidate namespace replaces that
+ * namespace's allowlist and action as a whole. Everything else stays as it is live.
+ */
+export function overlay(live: ModelSource, candidate: Candidate, compiled: DesiredState): ModelSource {
+  const replaced = new Set(candidate.namespaces.keys());
+  const globalGiven = candidate.global !== null;
+  const keep = (e: ModelEntry): boolean => {
+    if (e.table !== 'allow') return !globalGiven;
+    if (e.namespace === '') return !globalGiven;
+    return !replaced.has(e.namespace);
+  };
+  const entries = live.entries.filter(keep);
+  for (const group of compiled.policy.groups) {
+    for (const e of group.entries) {
+      const namespace = e.namespace ?? '';
+      const fromCandidate = e.table === 'allow' ? (namespace === '' ? globalGiven : replaced.has(namespace)) : globalGiven;
+      if (!fromCandidate) continue;
+      const prefix = parsePrefix(e.cidr);
+      entries.push({
+        table: e.table, proto: e.proto ? protoNumber(e.proto) : 0, port: e.port ?? 0, namespace,
+        bytes: prefix.bytes, bits: prefix.bits, label: e.label ?? null,
+      });
+    }
+  }
+  const actions = new Map(live.actions);
+  for (const [ns, c] of candidate.namespaces) {
+    if (c.action) actions.set(ns, BLOCKED_ACTION_IDS[c.action]);
+    else actions.delete(ns);
+  }
+  let config = live.config;
+  let excludedPorts = live.excludedPorts;
+  if (globalGiven) {
+    const p = compiled.policy;
+    const hasMesh = p.groups.some((g) => g.entries.some((e) => e.table === 'mesh'));
+    config = {
+      flags: CONFIG_FLAG.MG_CFG_LOADED | (p.egress ? CONFIG_FLAG.MG_CFG_EGRESS : 0) | (hasMesh ? CONFIG_FLAG.MG_CFG_HAS_MESH_CIDRS : 0),
+      proxyPort: p.proxyPort,
+      blockedAction: BLOCKED_ACTION_IDS[p.blockedAction],
+      unknownPodPolicy: p.unknownPodPolicy === 'deny-external' ? 1 : 0,
+      proxyUid: p.proxyUid,
+      eventMask: live.config?.eventMask ?? 0,
+      generation: (live.config?.generation ?? 0n) + 1n,
+    };
+    excludedPorts = p.excludedPorts;
+  }
+  return { config, entries, excludedPorts, actions };
+}
+
+/** PolicyLookups over a ModelSource; namespace ids are the live ones (the pods' mg_cgroups entries carry them). */
+export class PolicyModel implements PolicyLookups {
+  readonly config: KernelConfig | null;
+  private readonly tables = new Map<string, { lengths: number[]; byLength: Map<number, Map<string, number>> }>();
+  private readonly excluded: ReadonlySet<number>;
+  private readonly actions: ReadonlyMap<string, number>;
+  private readonly labels: Array<string | null> = [null];
+
+  constructor(source: ModelSource, private readonly namespaceOf: (id: number) => string) {
+    this.config = source.config;
+    this.excluded = new Set(source.excludedPorts);
+    this.actions = source.actions;
+    for (const e of source.entries) {
+      const key = `${e.table}|${e.proto}|${e.port}|${e.namespace}`;
+      const t = this.tables.get(key) ?? this.tables.set(key, { lengths: [], byLength: new Map() }).get(key)!;
+      let byAddr = t.byLength.get(e.bits);
+      if (!byAddr) {
+        byAddr = new Map();
+        t.byLength.set(e.bits, byAddr);
+        t.lengths.push(e.bits);
+        t.lengths.sort((a, b) => b - a);
+      }
+      const addr = hex(e.bytes, e.bits);
+      if (!byAddr.has(addr)) {
+        this.labels.push(e.label);
+        byAddr.set(addr, this.labels.length - 1);
+      }
+    }
+  }
+
+  trie(table: TableName, proto: number, port: number, namespaceId: number, address: Uint8Array): MapHit | null {
+    const t = this.tables.get(`${table}|${proto}|${port}|${namespaceId ? this.namespaceOf(namespaceId) : ''}`);
+    if (!t) return null;
+    for (const bits of t.lengths) {
+      const id = t.byLength.get(bits)!.get(hex(address, bits));
+      if (id !== undefined) return { map: 'mg_policy_trie', table, labelId: id };
+    }
+    return null;
+  }
+
+  excludedPort(port: number): boolean {
+    return this.excluded.has(port);
+  }
+
+  namespaceName(namespaceId: number): string {
+    return this.namespaceOf(namespaceId);
+  }
+
+  namespaceAction(namespaceId: number): number | null {
+    return this.actions.get(this.namespaceOf(namespaceId)) ?? null;
+  }
+
+  /** The label text of a hit's entry (labelId as this model's trie() returned it). */
+  label(labelId: number): string | null {
+    return this.labels[labelId] ?? null;
+  }
+}
