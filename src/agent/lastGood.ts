@@ -329,8 +329,25 @@ export class LastGoodStore {
     let baseline = run([...inForce.values()]);
     note(baseline);
     const accepted: string[] = [];
+    const pending = list.filter((t) => t.current?.result.ok && t.current.hash !== t.lastGood?.hash);
+    const partOf = (t: Tracked): NamespacePart => ({ key: t.id.key, ref: t.id.ref, ...(t.current!.result as { value: AllowlistObject }).value });
+    // Edits that only agree together (both objects of a namespace moving to a new
+    // blocked_egress_action, a name moving from one object to another) are taken
+    // together when, together, they add no error involving any of them.
+    if (pending.length > 1) {
+      const together = new Map(inForce);
+      for (const t of pending) together.set(t.id.key, partOf(t));
+      const issues = run([...together.values()]);
+      const known = new Set(baseline.map((i) => `${i.key}\0${i.issue.message}`));
+      const keys = new Set(pending.map((t) => t.id.key));
+      if (!issues.some((i) => !known.has(`${i.key}\0${i.issue.message}`) && keys.has(i.key))) {
+        for (const t of pending) inForce.set(t.id.key, partOf(t));
+        baseline = issues;
+        accepted.push(...pending.map((t) => t.id.key));
+      }
+    }
     for (const t of list) {
-      if (!t.current?.result.ok || t.current.hash === t.lastGood?.hash) continue;
+      if (!t.current?.result.ok || t.current.hash === t.lastGood?.hash || accepted.includes(t.id.key)) continue;
       const candidate: NamespacePart = { key: t.id.key, ref: t.id.ref, ...(t.current.result.value as AllowlistObject) };
       const trial = new Map(inForce).set(t.id.key, candidate);
       const issues = run([...trial.values()]);

@@ -115,6 +115,11 @@ export function previewFlows(pins: Pins, candidate: Candidate, opts: PreviewOpti
   }
   rows.sort((a, b) => (podText(a) < podText(b) ? -1 : podText(a) > podText(b) ? 1 : a.destination.localeCompare(b.destination) || a.protocol.localeCompare(b.protocol)));
   if (skipped) notes.push(`${skipped} recorded flow(s) belong to pods that are no longer mapped and were not decided`);
+  const learned = rows.filter((row) => row.kernel.rule === 'allow-learned').length;
+  if (learned) {
+    notes.push(`${learned} flow(s) were last passed through addresses learned from the pod's DNS answers (allow-learned); ` +
+      'the decision table does not model learned addresses yet, so their now and after reflect the static allowlists only');
+  }
   return {
     valid: true,
     issues: candidate.issues,

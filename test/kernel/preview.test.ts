@@ -105,7 +105,9 @@ describe('preview agrees with the kernel once the same files are applied', { ski
       await new Promise((resolve) => setTimeout(resolve, 150));
       if (applied() === quiet) break;
     }
-    assert.doesNotMatch(log, /config rejected/, 'the random files are valid');
+    // The random files are valid together (an edit of one file alone may clash for a moment).
+    const status = pod.dp.readAgentStatus();
+    assert.equal(status?.objectsInvalid, 0, `the agent rejected a file: ${log.split('\n').filter((l) => l.includes('config rejected')).slice(-2).join('\n')}`);
   }
 
   before(async () => {

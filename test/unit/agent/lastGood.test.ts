@@ -152,6 +152,19 @@ describe('LastGoodStore', () => {
     for (const id of [A, B]) assert.deepEqual(r.objects.find((o) => o.id.key === id.key)!.errors.map((e) => e.code), ['MG_ALLOWLIST_ACTION_CONFLICT'], id.key);
   });
 
+  test("both allowlists of a namespace moving to a new blocked_egress_action at once are taken together, though each alone would clash", () => {
+    const store = started();
+    store.observe(A, { data: { ...entry('payments', '198.51.100.0/24').data, blocked_egress_action: 'audit' } });
+    store.observe(B, { data: { ...entry('ext2', '203.0.113.9').data, blocked_egress_action: 'audit' } });
+    assert.equal(store.resolve().actions.get('shop'), 'audit');
+    store.observe(A, { data: { ...entry('payments', '198.51.100.0/24').data, blocked_egress_action: 'deny' } });
+    store.observe(B, { data: { ...entry('ext2', '203.0.113.9').data, blocked_egress_action: 'deny' } });
+    const r = store.resolve();
+    assert.equal(r.actions.get('shop'), 'deny');
+    assert.equal(r.invalid, 0);
+    for (const id of [A, B]) assert.deepEqual(r.objects.find((o) => o.id.key === id.key)!.errors, [], id.key);
+  });
+
   test('persisted content that is no longer valid is dropped (and its record deleted)', () => {
     const store = new LastGoodStore(parsers);
     const errors = store.restore({ id: B, hash: hashRaw(BAD), raw: BAD });
