@@ -34,6 +34,8 @@
 #define MG_DNS_TYPE_A 1
 #define MG_DNS_TYPE_CNAME 5
 #define MG_DNS_TYPE_AAAA 28
+#define MG_DNS_TYPE_DNAME 39
+#define MG_DNS_TYPE_RRSIG 46
 #define MG_DNS_CLASS_IN 1
 /* Bytes and pointers walked for one name: 255 name bytes plus a few pointer hops. */
 #define MG_DNS_NAME_STEPS 300
@@ -77,6 +79,7 @@ struct dns_scratch {
 	__u32 nlabels;                      /* labels of the question (at most MG_DNS_MAX_LABELS kept) */
 	__u32 off;                          /* answer walk: next record */
 	__u32 ancount;
+	__u32 nrecords;                     /* answer, authority and additional records */
 	__u32 bad;
 	__u32 nchain;
 	__u32 naddr;
@@ -493,7 +496,7 @@ static long dns_record_step(__u32 i, void *ctx)
 	__u16 type;
 	int owned;
 
-	if (!s || i >= s->ancount)
+	if (!s || i >= s->nrecords)
 		return 1;
 	off = s->off;
 	if (!dns_walk_name(s, off, off, 0)) {
@@ -510,17 +513,30 @@ static long dns_record_step(__u32 i, void *ctx)
 	ttl = ((__u32)dns_u16(s, off + 4) << 16) | dns_u16(s, off + 6);
 	rdlen = dns_u16(s, off + 8);
 	rdata = off + 10;
-	if (dns_u16(s, off + 2) != MG_DNS_CLASS_IN || rdata + rdlen > s->len) {
+	if (rdata + rdlen > s->len) {
+		s->bad = 1;
+		return 1;
+	}
+	/* Authority and additional records (OPT's class is a size) are only checked for their bounds. */
+	if (i >= s->ancount) {
+		s->off = rdata + rdlen;
+		return 0;
+	}
+	if (dns_u16(s, off + 2) != MG_DNS_CLASS_IN) {
 		s->bad = 1;
 		return 1;
 	}
 	owned = dns_in_chain(s, owner);
-	if (type == MG_DNS_TYPE_CNAME) {
+	/*
+	 * An answer to an A/AAAA question holds CNAME, DNAME (with its synthesised
+	 * CNAME), A/AAAA and their signatures; anything else there is refused.
+	 */
+	if (type == MG_DNS_TYPE_CNAME || type == MG_DNS_TYPE_DNAME) {
 		if (!dns_walk_name(s, rdata, rdata, 0) || s->w.end != rdata + rdlen) {
 			s->bad = 1;
 			return 1;
 		}
-		if (owned && s->nchain < MG_DNS_MAX_CHAIN) {
+		if (type == MG_DNS_TYPE_CNAME && owned && s->nchain < MG_DNS_MAX_CHAIN) {
 			s->chain[s->nchain & (MG_DNS_MAX_CHAIN - 1)] = s->w.hash;
 			s->nchain++;
 		}
@@ -549,6 +565,9 @@ static long dns_record_step(__u32 i, void *ctx)
 			a->ttl = ttl;
 			s->naddr = n + 1;
 		}
+	} else if (type != MG_DNS_TYPE_RRSIG) {
+		s->bad = 1;
+		return 1;
 	}
 	s->off = rdata + rdlen;
 	return 0;
@@ -703,7 +722,8 @@ static __always_inline void dns_read_answer(struct __sk_buff *skb, const struct 
 		return;
 	}
 	s->ancount = dns_u16(s, 6);
-	if (s->ancount == 0 || s->ancount > MG_DNS_MAX_RECORDS) {
+	s->nrecords = s->ancount + dns_u16(s, 8) + dns_u16(s, 10);
+	if (s->ancount == 0 || s->nrecords > MG_DNS_MAX_RECORDS) {
 		dns_count(MG_DNS_STAT_MALFORMED);
 		return;
 	}

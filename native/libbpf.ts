@@ -51,6 +51,12 @@ koffi.opaque('bpf_map');
 koffi.opaque('bpf_program');
 koffi.opaque('bpf_link');
 koffi.opaque('ring_buffer');
+// struct bpf_test_run_opts (libbpf 1.x), for BPF_PROG_TEST_RUN.
+const TestRunOpts = koffi.struct('mg_bpf_test_run_opts', {
+  sz: 'size_t', data_in: 'void *', data_out: 'void *', data_size_in: 'uint32_t', data_size_out: 'uint32_t',
+  ctx_in: 'void *', ctx_out: 'void *', ctx_size_in: 'uint32_t', ctx_size_out: 'uint32_t',
+  retval: 'uint32_t', repeat: 'int', duration: 'uint32_t', flags: 'uint32_t', cpu: 'uint32_t', batch_size: 'uint32_t',
+});
 
 const PrintFn = koffi.proto('int mg_libbpf_print_fn(int level, const char *fmt, void *args)');
 export const RingBufferSampleFn = koffi.proto('int mg_ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
@@ -103,6 +109,7 @@ const c = {
   progDetach2: lib.func('int bpf_prog_detach2(int prog_fd, int attachable_fd, int type)'),
   linkGetFdById: lib.func('int bpf_link_get_fd_by_id(uint32_t id)'),
   numPossibleCpus: lib.func('int libbpf_num_possible_cpus()'),
+  progTestRun: lib.func('int bpf_prog_test_run_opts(int prog_fd, _Inout_ mg_bpf_test_run_opts *opts)'),
   probeProgType: lib.func('int libbpf_probe_bpf_prog_type(int prog_type, const void *opts)'),
   probeMapType: lib.func('int libbpf_probe_bpf_map_type(int map_type, const void *opts)'),
   ringBufferNew: lib.func('ring_buffer *ring_buffer__new(int map_fd, mg_ring_buffer_sample_fn *cb, void *ctx, void *opts)'),
@@ -132,6 +139,15 @@ export type BpfMapPtr = { readonly __brand: 'bpf_map' };
 export type BpfProgramPtr = { readonly __brand: 'bpf_program' };
 export type BpfLinkPtr = { readonly __brand: 'bpf_link' };
 export type RingBufferPtr = { readonly __brand: 'ring_buffer' };
+/** A loaded program's file descriptor (bpf_program__fd). */
+export type BpfProgramFd = number & { readonly __brand: 'bpf_program_fd' };
+
+export interface TestRunResult {
+  /** The program's return value. */
+  readonly retval: number;
+  /** Average run time per repetition, in nanoseconds, as the kernel measured it. */
+  readonly durationNs: number;
+}
 
 export const libbpf = {
   openObject(path: string): BpfObjectPtr {
@@ -173,6 +189,18 @@ export const libbpf = {
   },
   programFd(prog: BpfProgramPtr): number {
     return call('program fd', () => c.programFd(prog), isNegative);
+  },
+  /**
+   * BPF_PROG_TEST_RUN: runs a loaded program `repeat` times on `data` (for
+   * cgroup_skb and tc: an Ethernet frame) and returns what the last run gave.
+   */
+  testRun(progFd: BpfProgramFd, data: Buffer, repeat: number, what: string): TestRunResult {
+    const opts = {
+      sz: koffi.sizeof(TestRunOpts), data_in: data, data_out: null, data_size_in: data.length, data_size_out: 0,
+      ctx_in: null, ctx_out: null, ctx_size_in: 0, ctx_size_out: 0, retval: 0, repeat, duration: 0, flags: 0, cpu: 0, batch_size: 0,
+    };
+    call(`test run of ${what}`, () => c.progTestRun(progFd, opts), isNegative);
+    return { retval: opts.retval, durationNs: opts.duration };
   },
   attachCgroup(prog: BpfProgramPtr, cgroupFd: number, what: string): BpfLinkPtr {
     return call<BpfLinkPtr>(`attach ${what}`, () => c.attachCgroup(prog, cgroupFd), isNull);

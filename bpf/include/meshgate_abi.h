@@ -306,7 +306,7 @@ enum mg_dns_limits {
 	MG_DNS_NAME_MAX = 255,        /* wire-format bytes of a name, root excluded */
 	MG_DNS_PENDING = 4,           /* outstanding queries remembered per socket */
 	MG_DNS_LEARNED_HOSTS = 4,     /* hosts one learned address serves at once */
-	MG_DNS_MAX_RECORDS = 32,      /* answer records read per response; more is refused */
+	MG_DNS_MAX_RECORDS = 32,      /* records (all sections) read per response; more is refused */
 	MG_DNS_MAX_LABELS = 32,       /* labels of a question considered for wildcard suffixes */
 	MG_DNS_PACKET_MAX = 4095,     /* DNS payload bytes read; a longer answer is refused */
 	MG_DNS_LEARNED_DEFAULT = 32768, /* mg_learned entries unless the agent says otherwise */

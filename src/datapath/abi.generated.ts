@@ -945,7 +945,7 @@ export const MAPS = {
     "keyType": "unsigned int",
     "keySize": 4,
     "valueType": "dns_scratch",
-    "valueSize": 5616,
+    "valueSize": 5624,
     "maxEntries": 2,
     "flags": 0
   },
