@@ -282,8 +282,18 @@ async function main(): Promise<number> {
   let current = { id: '', pid: 0, log: '' };
   await step('agent container starts and turns ready (readinessProbe through the pod IP)', async () => {
     const started = Date.now();
+    const seen: string[] = [];
+    const poll = setInterval(() => {
+      const n = api.requests().length;
+      if (n > seen.length) for (const r of api.requests().slice(seen.length)) seen.push(`${r.verb} ${r.resource} +${((Date.now() - started) / 1000).toFixed(1)}s`);
+    }, 50);
     current = startAgent();
-    await ready(current.log);
+    try {
+      await ready(current.log);
+    } finally {
+      clearInterval(poll);
+    }
+    console.log(`api requests: ${seen.slice(0, 8).join(', ')}`);
     return `${current.id}, ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${timeline(current.log)})`;
   });
   if (!results.at(-1)!.ok) {

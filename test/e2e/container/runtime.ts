@@ -72,10 +72,12 @@ export class Runc {
     mkdirSync(bundle, { recursive: true });
     writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
     const pidFile = path.join(bundle, 'pid');
+    // The container inherits runc's stdout and stderr: both go to the log file (a pipe here would
+    // keep spawnSync waiting for as long as the container runs).
     const log = openSync(logFile, 'a');
     try {
-      const r = spawnSync('runc', this.args('run', '--detach', '--bundle', bundle, '--pid-file', pidFile, id), { stdio: ['ignore', log, 'pipe'], encoding: 'utf8', timeout: 30_000 });
-      if (r.status !== 0) throw new Error(`runc run ${id} exited ${r.status}: ${r.stderr}`);
+      const r = spawnSync('runc', this.args('run', '--detach', '--bundle', bundle, '--pid-file', pidFile, id), { stdio: ['ignore', log, log], timeout: 30_000 });
+      if (r.status !== 0) throw new Error(`runc run ${id} exited ${r.status}: ${readFileSync(logFile, 'utf8').split('\n').slice(-5).join(' | ')}`);
     } finally {
       closeSync(log);
     }
