@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { encodeU32 } from '../../src/datapath/codec.js';
 import { HOOK_PROGRAMS } from '../../src/datapath/loader.js';
+import type { DesiredPolicy } from '../../src/datapath/desired.js';
 import { allow, basePolicy, createPod, group, mesh, type PodFixture } from '../helpers/kernelFixture.js';
 import { REPO_ROOT, SOCKPROBE, requireRoot } from '../helpers/sandbox.js';
 
@@ -54,20 +55,22 @@ async function traceWhile(pod: PodFixture, args: string[], act: () => void): Pro
 describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
   let pod: PodFixture;
   let pin: string[];
+  const policy = (overrides: Partial<DesiredPolicy> = {}) => basePolicy({
+    groups: [
+      mesh('10.0.0.0/8', 'fd00::/8'),
+      group('allow:shop', [
+        allow('shop', '203.0.113.0/24', 443, 'tcp', entry('shop', 'stripe')),
+        allow('shop', '198.51.100.200/32', 443, 'tcp', entry('shop', 'stripe', 'api.stripe.com')),
+        allow('shop', '2001:db8::10/128', 53, 'udp', entry('shop', 'dns')),
+      ]),
+      group('allow:', [allow('', '192.0.2.1/32', 8080, 'tcp', entry('', 'metrics'))]),
+    ],
+    ...overrides,
+  });
   before(async () => {
     pod = await createPod('cli');
     pin = ['--pin-dir', pod.sb.pinDir];
-    pod.apply(basePolicy({
-      groups: [
-        mesh('10.0.0.0/8', 'fd00::/8'),
-        group('allow:shop', [
-          allow('shop', '203.0.113.0/24', 443, 'tcp', entry('shop', 'stripe')),
-          allow('shop', '198.51.100.200/32', 443, 'tcp', entry('shop', 'stripe', 'api.stripe.com')),
-          allow('shop', '2001:db8::10/128', 53, 'udp', entry('shop', 'dns')),
-        ]),
-        group('allow:', [allow('', '192.0.2.1/32', 8080, 'tcp', entry('', 'metrics'))]),
-      ],
-    }));
+    pod.apply(policy());
     pod.dp.writeAgentStatus({ lastApplyUnixMs: Date.now(), lastReconcileUnixMs: Date.now(), generation: pod.dp.currentGeneration, agentPid: process.pid, mode: 'standalone', objectsTotal: 2, objectsInvalid: 0 });
   });
   after(() => pod?.close());
@@ -193,6 +196,18 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
     const lines = r.stdout.trim().split('\n');
     assert.match(lines[0]!, /^TIME +VERDICT +POD +DESTINATION +RULE$/);
     assert.match(lines[1]!, /^\d\d:\d\d:\d\d\.\d{3} redirect +shop\/web +10\.1\.2\.3:80\/tcp +mesh-cidr$/);
+  });
+
+  test('trace shows audits by default, as would-deny; the call got through', async () => {
+    pod.apply(policy({ namespaceActions: [{ namespace: 'shop', action: 'audit' }] }));
+    try {
+      const r = await traceWhile(pod, ['--count', '1'], () => assert.equal(pod.connect('198.51.100.7', 443).verdict, 'pass'));
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /^tracing deny, audit events/);
+      assert.match(r.stdout.trim().split('\n')[1]!, /^\d\d:\d\d:\d\d\.\d{3} audit +shop\/web +198\.51\.100\.7:443\/tcp +blocked \(would deny\)$/);
+    } finally {
+      pod.apply(policy());
+    }
   });
 
   test('trace reports events dropped by the rate limit', async () => {
