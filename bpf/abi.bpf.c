@@ -25,6 +25,7 @@ struct mg_abi_anchor {
 	enum mg_label_limits label_limits;
 	enum mg_agent_mode agent_mode;
 	enum mg_state_flags state_flags;
+	enum mg_sk_flags sk_flags;
 	struct mg_event event;
 	/* Kernel UAPI layouts user space reads (bpf_obj_get_info_by_fd), for their offsets. */
 	struct bpf_map_info map_info;

@@ -7,6 +7,11 @@
  * the first match decides: pass (return 1), redirect (rewrite the destination
  * to the sidecar, return 1), deny (return 0: the call fails with EPERM) or
  * audit (return 1 untouched: counted and traced as "would deny").
+ * The decision itself is decide.bpf.h, shared with the packet backstop.
+ *
+ * cgroup/setsockopt lives here too: it needs the socket's identity like the
+ * others (bpf_cast_to_kern_ctx), and libbpf 1.1's static linker cannot link
+ * one extern kfunc referenced from two objects.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -14,330 +19,9 @@
 #include <bpf/bpf_endian.h>
 #include "maps.bpf.h"
 #include "addr.bpf.h"
-#include "learned.bpf.h"
 
-#define AF_INET 2
-#define AF_INET6 10
-#define IPPROTO_MPTCP_NUMBER 262
-/* Pod cgroups sit a few levels below the attach point (QoS slice, pod, container). */
-#define MG_MAX_CGROUP_WALK 8
-
-struct mg_dest {
-	struct mg_lpm_key key;    /* key.addr holds the destination; slot is filled in */
-	__u16 port;               /* host order */
-	__u8 proto;               /* IPPROTO_TCP, IPPROTO_UDP or another number */
-	__u8 hook;                /* enum mg_hook */
-};
-
-struct mg_decision {
-	__u8 verdict;
-	__u8 rule;
-	__u16 proxy_port;
-	__u32 label_id;
-	__u64 pod_cgroup_id;
-	/* What record() needs, read once by decide(): events of these verdicts, at this rate. */
-	__u32 event_mask;
-	__u32 events_per_sec;
-	__u32 events_burst;
-	/* An enforced pod decided: record_flow() files it in mg_flows under this generation. */
-	__u32 flow;
-	__u64 generation;
-};
-
-static __always_inline int addr_is_loopback_or_unspecified(const __u8 *addr)
-{
-	const __u32 *w = (const __u32 *)addr;
-
-	if (addr_is_v4(addr))
-		return (w[3] & bpf_htonl(0xff000000)) == bpf_htonl(0x7f000000) || w[3] == 0;
-	return w[0] == 0 && w[1] == 0 && w[2] == 0 && (w[3] == 0 || w[3] == bpf_htonl(1));
-}
-
-static __always_inline int addr_is_multicast_or_broadcast(const __u8 *addr)
-{
-	const __u32 *w = (const __u32 *)addr;
-
-	if (addr_is_v4(addr))
-		return (w[3] & bpf_htonl(0xf0000000)) == bpf_htonl(0xe0000000) || w[3] == 0xffffffff;
-	return addr[0] == 0xff;
-}
-
-static __always_inline int trie_lookup(struct mg_dest *d, __u8 table, __u8 proto, __u16 port,
-				       __u32 namespace_id, __u32 *label_id)
-{
-	struct mg_lpm_value *v;
-
-	d->key.prefixlen = MG_LPM_FULL_PREFIXLEN;
-	d->key.table = table;
-	d->key.proto = proto;
-	d->key.port = port;
-	d->key.namespace_id = namespace_id;
-	v = bpf_map_lookup_elem(&mg_policy_trie, &d->key);
-	if (!v)
-		return 0;
-	*label_id = v->label_id;
-	return 1;
-}
-
-static __always_inline void set_verdict(struct mg_decision *out, __u8 verdict, __u8 rule)
-{
-	out->verdict = verdict;
-	out->rule = rule;
-}
-
-/*
- * Rules 2-7 for a meshed pod (namespace_id > 0, redirects allowed), or for a
- * cgroup nobody mapped under unknown_pod_policy deny-external (namespace_id 0,
- * no redirect: whatever would be redirected passes, and only the global
- * allowlist applies).
- */
-static __always_inline void decide_destination(struct mg_dest *d, const struct mg_config *cfg,
-					       __u32 namespace_id, int enforced_pod,
-					       struct mg_decision *out)
-{
-	__u8 tcp = d->proto == IPPROTO_TCP;
-	__u8 redirect = enforced_pod ? MG_VERDICT_REDIRECT : MG_VERDICT_PASS;
-	struct mg_port_key port_key = {};
-
-	/* Rule 2 */
-	if (addr_is_loopback_or_unspecified(d->key.addr))
-		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_LOOPBACK);
-
-	/* Rule 3 */
-	if (trie_lookup(d, MG_TABLE_EXCLUDE, 0, 0, 0, &out->label_id))
-		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_EXCLUDED_CIDR);
-	port_key.port = d->port;
-	port_key.slot = d->key.slot;
-	if (bpf_map_lookup_elem(&mg_excluded_ports, &port_key))
-		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_EXCLUDED_PORT);
-
-	/* Rule 4: multicast and broadcast are never redirected; they are external. */
-	if (!addr_is_multicast_or_broadcast(d->key.addr) &&
-	    trie_lookup(d, MG_TABLE_MESH, 0, 0, 0, &out->label_id))
-		return set_verdict(out, tcp ? redirect : MG_VERDICT_PASS, MG_RULE_MESH_CIDR);
-	out->label_id = 0;
-
-	/* Rule 5 */
-	if (cfg->flags & MG_CFG_EGRESS)
-		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_EGRESS_ENABLED);
-
-	/* Rule 6: allowlists are keyed by protocol and port, then longest prefix. */
-	if (d->proto == IPPROTO_TCP || d->proto == IPPROTO_UDP) {
-		if (namespace_id &&
-		    trie_lookup(d, MG_TABLE_ALLOW, d->proto, d->port, namespace_id, &out->label_id))
-			return set_verdict(out, MG_VERDICT_PASS, MG_RULE_ALLOW_NAMESPACE);
-		if (trie_lookup(d, MG_TABLE_ALLOW, d->proto, d->port, 0, &out->label_id))
-			return set_verdict(out, MG_VERDICT_PASS, MG_RULE_ALLOW_GLOBAL);
-		/* ...or an address learned from the pod's own DNS answer (bpf/dns.bpf.c). */
-		if ((namespace_id &&
-		     learned_allows(d->key.addr, d->proto, d->port, d->key.slot, namespace_id, &out->label_id)) ||
-		    learned_allows(d->key.addr, d->proto, d->port, d->key.slot, 0, &out->label_id))
-			return set_verdict(out, MG_VERDICT_PASS, MG_RULE_ALLOW_LEARNED);
-	}
-
-	/* Special case (OSM): without mesh CIDRs in-mesh and external look alike. */
-	if (!(cfg->flags & MG_CFG_HAS_MESH_CIDRS))
-		return set_verdict(out, tcp ? redirect : MG_VERDICT_PASS, MG_RULE_NO_MESH_CIDRS);
-
-	if (!enforced_pod)
-		return set_verdict(out, MG_VERDICT_DENY, MG_RULE_UNKNOWN_POD);
-
-	/* Rule 7: the namespace's own blocked_egress_action, else the global one.
-	 * Redirect can only apply to TCP (UDP is denied); audit lets both through. */
-	{
-		struct mg_namespace_key ns_key = { .namespace_id = namespace_id, .slot = d->key.slot };
-		struct mg_namespace *ns = bpf_map_lookup_elem(&mg_namespaces, &ns_key);
-		__u8 action = ns ? ns->blocked_action : cfg->blocked_action;
-
-		if (action == MG_ACTION_AUDIT)
-			return set_verdict(out, MG_VERDICT_AUDIT, MG_RULE_BLOCKED);
-		if (action == MG_ACTION_REDIRECT && tcp)
-			return set_verdict(out, MG_VERDICT_REDIRECT, MG_RULE_BLOCKED);
-	}
-	return set_verdict(out, MG_VERDICT_DENY, MG_RULE_BLOCKED);
-}
-
-static __always_inline void decide(struct mg_dest *d, struct mg_decision *out)
-{
-	struct mg_cgroup *pod = 0;
-	struct mg_config *cfg;
-	struct mg_state *st;
-	__u32 zero = 0, slot, start, record_flows;
-	int i;
-
-	out->label_id = 0;
-	out->pod_cgroup_id = 0;
-	st = bpf_map_lookup_elem(&mg_state, &zero);
-	if (!st)
-		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_NO_POLICY);
-	/* Read the slot once: everything below sees one generation. */
-	slot = st->active_slot & 1;
-	start = st->cgroup_walk_start;
-	out->events_per_sec = st->events_per_sec;
-	out->events_burst = st->events_burst;
-	record_flows = st->flags & MG_STATE_RECORD_FLOWS;
-	cfg = bpf_map_lookup_elem(&mg_config, &slot);
-	if (!cfg || !(cfg->flags & MG_CFG_LOADED))
-		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_NO_POLICY);
-	d->key.slot = slot;
-	out->proxy_port = cfg->proxy_port;
-	out->event_mask = cfg->event_mask;
-
-	/* Find the pod: the shallowest mapped ancestor, and a proxy container cgroup below it. */
-	for (i = 0; i < MG_MAX_CGROUP_WALK; i++) {
-		__u64 id = bpf_get_current_ancestor_cgroup_id(start + i);
-		struct mg_cgroup *cg;
-
-		if (!id)
-			break;
-		cg = bpf_map_lookup_elem(&mg_cgroups, &id);
-		if (!cg)
-			continue;
-		if (cg->kind == MG_CGROUP_PROXY) {
-			out->pod_cgroup_id = id;
-			return set_verdict(out, MG_VERDICT_PASS, MG_RULE_PROXY_CGROUP);
-		}
-		if (!pod) {
-			pod = cg;
-			out->pod_cgroup_id = id;
-			out->label_id = cg->label_id;
-		}
-	}
-
-	if (!pod) {
-		if (cfg->unknown_pod_policy == MG_UNKNOWN_DENY_EXTERNAL)
-			return decide_destination(d, cfg, 0, 0, out);
-		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_UNKNOWN_POD);
-	}
-	if (pod->kind != MG_CGROUP_POD)
-		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_NOT_ENFORCED);
-	out->label_id = 0;
-	out->flow = record_flows;
-	out->generation = cfg->generation;
-
-	/* Rule 1 fallback: proxy_uid counts only while the sidecar's cgroup is unknown. */
-	if (!(pod->flags & MG_POD_PROXY_CGROUP_KNOWN) &&
-	    (__u32)bpf_get_current_uid_gid() == cfg->proxy_uid)
-		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_PROXY_UID);
-
-	decide_destination(d, cfg, pod->namespace_id, 1, out);
-}
-
-static __always_inline int rate_limit_allows(const struct mg_decision *out)
-{
-	struct mg_ratelimit *rl;
-	__u32 zero = 0;
-	__u64 now, elapsed, cap;
-
-	rl = bpf_map_lookup_elem(&mg_ratelimit, &zero);
-	if (!rl)
-		return 0;
-	now = bpf_ktime_get_ns();
-	cap = (__u64)out->events_burst * 1000;
-	elapsed = now - rl->last_ns;
-	rl->last_ns = now;
-	/* tokens_milli grows by rate * 1000 per second; long idle just fills the bucket. */
-	if (elapsed > 10000000000ULL)
-		rl->tokens_milli = cap;
-	else
-		rl->tokens_milli += elapsed * out->events_per_sec / 1000000;
-	if (rl->tokens_milli > cap)
-		rl->tokens_milli = cap;
-	if (rl->tokens_milli < 1000)
-		return 0;
-	rl->tokens_milli -= 1000;
-	return 1;
-}
-
-static __always_inline void count_event_stat(__u32 stat)
-{
-	__u64 *n = bpf_map_lookup_elem(&mg_event_stats, &stat);
-
-	if (n)
-		*n += 1;
-}
-
-/* The flow's last verdict in the mg_flows LRU (enforced pods only). */
-static __always_inline void record_flow(const struct mg_dest *d, const struct mg_decision *out)
-{
-	struct mg_flow_key key = {};
-	struct mg_flow *f, fresh = {};
-	__u64 now;
-
-	if (!out->flow)
-		return;
-	key.pod_cgroup_id = out->pod_cgroup_id;
-	__builtin_memcpy(key.addr, d->key.addr, sizeof(key.addr));
-	key.port = d->port;
-	key.proto = d->proto;
-	now = bpf_ktime_get_ns();
-	f = bpf_map_lookup_elem(&mg_flows, &key);
-	if (f) {
-		/* Fields of a concurrent decision may interleave; each is one decision's. */
-		f->last_seen_ns = now;
-		f->generation = out->generation;
-		f->label_id = out->label_id;
-		f->uid = (__u32)bpf_get_current_uid_gid();
-		f->verdict = out->verdict;
-		f->rule = out->rule;
-		f->hook = d->hook;
-		__sync_fetch_and_add(&f->count, 1);
-		return;
-	}
-	fresh.last_seen_ns = now;
-	fresh.count = 1;
-	fresh.generation = out->generation;
-	fresh.label_id = out->label_id;
-	fresh.uid = (__u32)bpf_get_current_uid_gid();
-	fresh.verdict = out->verdict;
-	fresh.rule = out->rule;
-	fresh.hook = d->hook;
-	bpf_map_update_elem(&mg_flows, &key, &fresh, BPF_NOEXIST);
-}
-
-static __always_inline void record(const struct mg_dest *d, const struct mg_decision *out)
-{
-	__u32 idx = out->verdict * MG_RULE_COUNT + out->rule, zero = 0, mask = out->event_mask;
-	struct mg_trace *tr;
-	struct mg_event *ev;
-	__u64 *n;
-
-	n = bpf_map_lookup_elem(&mg_counters, &idx);
-	if (n)
-		*n += 1;
-	record_flow(d, out);
-
-	tr = bpf_map_lookup_elem(&mg_trace, &zero);
-	if (tr && tr->until_ns > bpf_ktime_get_ns())
-		mask |= tr->event_mask;
-	if (!(mask & (1u << out->verdict)))
-		return;
-	if (!rate_limit_allows(out)) {
-		count_event_stat(MG_EVENT_STAT_RATE_LIMITED);
-		return;
-	}
-	ev = bpf_ringbuf_reserve(&mg_events, sizeof(*ev), 0);
-	if (!ev) {
-		count_event_stat(MG_EVENT_STAT_RINGBUF_FULL);
-		return;
-	}
-	ev->ts_ns = bpf_ktime_get_ns();
-	ev->cgroup_id = bpf_get_current_cgroup_id();
-	ev->pod_cgroup_id = out->pod_cgroup_id;
-	__builtin_memcpy(ev->addr, d->key.addr, sizeof(ev->addr));
-	ev->port = d->port;
-	ev->proto = d->proto;
-	ev->verdict = out->verdict;
-	ev->rule = out->rule;
-	ev->hook = d->hook;
-	ev->pad0 = 0;
-	ev->label_id = out->label_id;
-	ev->pid = bpf_get_current_pid_tgid() >> 32;
-	ev->uid = (__u32)bpf_get_current_uid_gid();
-	ev->pad1 = 0;
-	bpf_ringbuf_submit(ev, 0);
-	count_event_stat(MG_EVENT_STAT_EMITTED);
-}
+#include "decide.bpf.h"
+#include "ipopts.bpf.h"
 
 static __always_inline __u8 socket_proto(struct bpf_sock_addr *ctx)
 {
@@ -349,23 +33,33 @@ static __always_inline __u8 socket_proto(struct bpf_sock_addr *ctx)
 	return proto > 255 ? 255 : proto;
 }
 
-/* Remember where a redirected connection was going, for SO_ORIGINAL_DST. */
+/*
+ * Remember where a redirected connection was going, for SO_ORIGINAL_DST: in the
+ * socket's own storage, so only redirected sockets pay anything. connect()
+ * sends the SYN before it returns; the backstop files this under the client's
+ * address and port then (mg_origdst_by_peer), which getsockopt reads.
+ */
 static __always_inline void remember_original(struct bpf_sock_addr *ctx, const struct mg_dest *d)
 {
-	struct mg_origdst od = {};
-	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct mg_sk_state *st;
 
-	__builtin_memcpy(od.addr, d->key.addr, sizeof(od.addr));
-	od.port = bpf_htons(d->port);
-	bpf_map_update_elem(&mg_redirects, &cookie, &od, BPF_ANY);
+	st = bpf_sk_storage_get(&mg_sk, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return;
+	__builtin_memcpy(st->origdst.addr, d->key.addr, sizeof(st->origdst.addr));
+	st->origdst.port = bpf_htons(d->port);
+	st->netns_cookie = bpf_get_netns_cookie(ctx);
+	st->flags |= MG_SK_ORIGDST_PENDING;
 }
 
 static __always_inline int finish(struct bpf_sock_addr *ctx, struct mg_dest *d, int v6_socket)
 {
 	struct mg_decision out = {};
+	struct mg_who who = {};
 
-	decide(d, &out);
-	record(d, &out);
+	sock_identity(ctx, &who);
+	decide(d, &out, &who);
+	record(d, &out, &who);
 	if (out.verdict == MG_VERDICT_DENY)
 		return 0;
 	if (out.verdict != MG_VERDICT_REDIRECT)
@@ -438,4 +132,72 @@ SEC("cgroup/sendmsg6")
 int mg_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	return handle6(ctx, MG_HOOK_SENDMSG6);
+}
+
+/*
+ * Defence in depth: cgroup/setsockopt refuses source routes to enforced pods.
+ *
+ * A source route makes the packet's IP destination the first hop, not the
+ * address connect() or sendmsg() decided. The backstop drops such packets
+ * anyway; refusing the option up front turns a silent drop into an error the
+ * application sees (EPERM) at the call that asked for it:
+ * IP_OPTIONS with LSRR or SSRR, IPV6_RTHDR and IPV6_2292RTHDR (any type).
+ * Clearing an option (optlen 0) stays allowed, and so does every other option.
+ *
+ * "Enforced" is what the decision says for an external destination: the
+ * identity rules (no policy, unenforced pod, unknown pod under pass, the
+ * sidecar) pass before any destination rule is looked at; anything else is
+ * enforced (decide.bpf.h, the same code connect uses).
+ */
+#define SOL_IP 0
+#define SOL_IPV6 41
+#define IP_OPTIONS 4
+#define IPV6_2292RTHDR 5
+#define IPV6_RTHDR 57
+
+static __always_inline int wants_source_route(struct bpf_sockopt *ctx)
+{
+	struct mg_opt_scan s = {};
+	__u8 *optval = ctx->optval, *end = ctx->optval_end;
+	int i;
+
+	if (ctx->optlen <= 0)
+		return 0;
+	if (ctx->level == SOL_IPV6)
+		return ctx->optname == IPV6_RTHDR || ctx->optname == IPV6_2292RTHDR;
+	if (ctx->level != SOL_IP || ctx->optname != IP_OPTIONS)
+		return 0;
+	for (i = 0; i < MG_IPV4_OPTS_MAX; i++) {
+		if (optval + i + 1 > end || i >= ctx->optlen)
+			break;
+		s.opts[i] = optval[i];
+		s.len = i + 1;
+	}
+	if (s.len == 0)
+		return 0;
+	bpf_loop(MG_IPV4_OPTS_MAX, scan_one_option, &s, 0);
+	return s.source_routed;
+}
+
+SEC("cgroup/setsockopt")
+int mg_setsockopt(struct bpf_sockopt *ctx)
+{
+	struct mg_decision out = {};
+	struct mg_who who = {};
+	struct mg_dest d = {};
+
+	if (!wants_source_route(ctx))
+		return 1;
+	sock_identity(ctx, &who);
+	/* An external destination (the limited broadcast address) tells the identity apart. */
+	addr_set_v4(d.key.addr, 0xffffffff);
+	d.proto = ctx->level == SOL_IP ? IPPROTO_IP : IPPROTO_IPV6;
+	d.hook = MG_HOOK_SETSOCKOPT;
+	decide(&d, &out, &who);
+	if (out.rule < MG_RULE_LOOPBACK)
+		return 1;
+	out.verdict = MG_VERDICT_DENY;
+	out.rule = MG_RULE_SOURCE_ROUTE;
+	record(&d, &out, &who);
+	return 0; /* EPERM */
 }

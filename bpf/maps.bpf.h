@@ -129,15 +129,15 @@ MG_MAP struct {
 	__uint(max_entries, MG_EVENTS_BYTES);
 } mg_events SEC(".maps");
 
-/* Socket cookie of a redirected connect -> its original destination (until sockops sees it established). */
+/* Per-socket verdict memory (BPF socket storage: freed with the socket). */
 MG_MAP struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, MG_REDIRECTS_MAX);
-	__type(key, __u64);
-	__type(value, struct mg_origdst);
-} mg_redirects SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct mg_sk_state);
+} mg_sk SEC(".maps");
 
-/* Client end of an established redirected connection -> its original destination (for SO_ORIGINAL_DST). */
+/* Client end of an established redirected connection -> its original destination (for SO_ORIGINAL_DST), filed by the backstop at the SYN. */
 MG_MAP struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MG_REDIRECTS_MAX);

@@ -5,11 +5,12 @@
  * IP6T_SO_ORIGINAL_DST) on the accepted socket answer as after an iptables
  * REDIRECT, so Envoy needs no change.
  *
- * connect4/6 store the destination by socket cookie (mg_redirects). When the
- * client's connection is established, sockops learns its local address and
- * port, which is the peer address of the socket the proxy accepts, and files
- * the destination under that (mg_origdst_by_peer). The proxy's getsockopt is
- * answered from there.
+ * connect4/6 store the destination in the redirected socket's storage (mg_sk).
+ * When that socket's SYN leaves, the backstop (backstop.bpf.c) reads the
+ * client's address and port from it, which is the peer address of the socket
+ * the proxy accepts, and files the destination under that
+ * (mg_origdst_by_peer). The proxy's getsockopt is answered from there. No
+ * sockops program runs on any connection.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -37,39 +38,6 @@ struct sockaddr_in6_abi {
 	__u32 sin6_addr[4];
 	__u32 sin6_scope_id;
 };
-
-SEC("sockops")
-int mg_sockops(struct bpf_sock_ops *skops)
-{
-	struct mg_peer_key key = {};
-	struct mg_origdst *od;
-	__u32 *w = (__u32 *)key.addr;
-	__u64 cookie;
-
-	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
-		return 1;
-	key.netns_cookie = bpf_get_netns_cookie(skops);
-	if (skops->family == AF_INET) {
-		addr_set_v4(key.addr, skops->local_ip4);
-	} else {
-		w[0] = skops->local_ip6[0];
-		w[1] = skops->local_ip6[1];
-		w[2] = skops->local_ip6[2];
-		w[3] = skops->local_ip6[3];
-	}
-	key.port = bpf_htons((__u16)skops->local_port);
-
-	cookie = bpf_get_socket_cookie(skops);
-	od = bpf_map_lookup_elem(&mg_redirects, &cookie);
-	if (!od) {
-		/* A connection that was not redirected reuses this port: forget any stale answer. */
-		bpf_map_delete_elem(&mg_origdst_by_peer, &key);
-		return 1;
-	}
-	bpf_map_update_elem(&mg_origdst_by_peer, &key, od, BPF_ANY);
-	bpf_map_delete_elem(&mg_redirects, &cookie);
-	return 1;
-}
 
 SEC("cgroup/getsockopt")
 int mg_getsockopt(struct bpf_sockopt *ctx)

@@ -42,7 +42,9 @@ enum mg_rule {
 	MG_RULE_NO_MESH_CIDRS = 12,  /* special case: egress off and no mesh CIDRs */
 	MG_RULE_BLOCKED = 13,        /* rule 7: blocked_egress_action */
 	MG_RULE_ALLOW_LEARNED = 14,  /* rule 6: an address learned from the pod's own DNS answer (mg_learned) */
-	MG_RULE_COUNT = 15,
+	MG_RULE_EGRESS_BACKSTOP = 15,/* a packet the backstop dropped (cgroup_skb/egress): see docs/decisions.md */
+	MG_RULE_SOURCE_ROUTE = 16,   /* a source-route option refused (cgroup/setsockopt) or dropped (backstop) */
+	MG_RULE_COUNT = 17,
 };
 
 /* Which hook made the decision (events only). */
@@ -51,6 +53,14 @@ enum mg_hook {
 	MG_HOOK_CONNECT6 = 1,
 	MG_HOOK_SENDMSG4 = 2,
 	MG_HOOK_SENDMSG6 = 3,
+	MG_HOOK_EGRESS = 4,          /* the packet backstop, cgroup_skb/egress */
+	MG_HOOK_SETSOCKOPT = 5,      /* cgroup/setsockopt: source-route options */
+};
+
+/* mg_sk_state flags. */
+enum mg_sk_flags {
+	MG_SK_ORIGDST_PENDING = 1,   /* redirected: the backstop files origdst under the client end at the SYN */
+	MG_SK_PEER_PASSED = 2,       /* the backstop let peer/peer_port/peer_proto through for this socket */
 };
 
 /* The policy tables sharing mg_policy_trie; part of every trie key. */
@@ -270,6 +280,21 @@ struct mg_peer_key {
 	__u32 pad1;
 };
 _Static_assert(sizeof(struct mg_peer_key) == 32, "mg_peer_key size");
+
+/* mg_sk value (socket storage): what meshgate decided for one socket.
+ * connect4/6 create it for redirected sockets only; the backstop for sockets
+ * whose packets it had to decide itself (ping, raw, unconnected UDP). */
+struct mg_sk_state {
+	__u8 peer[16];             /* network order; IPv4 as ::ffff:a.b.c.d */
+	__u16 peer_port;           /* network order; 0 when the packet had none readable */
+	__u8 peer_proto;           /* IPPROTO_* of that packet */
+	__u8 flags;                /* enum mg_sk_flags */
+	__u32 pad0;
+	__u64 netns_cookie;        /* redirected: the netns of the connect, part of mg_peer_key */
+	struct mg_origdst origdst; /* redirected: where connect() was going */
+	__u64 generation;          /* MG_SK_PEER_PASSED: the policy generation that let it through */
+};
+_Static_assert(sizeof(struct mg_sk_state) == 64, "mg_sk_state size");
 
 /* mg_events record. */
 struct mg_event {

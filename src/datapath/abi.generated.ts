@@ -623,6 +623,27 @@ export const STRUCTS = {
       }
     }
   },
+  "mg_opt_scan": {
+    "size": 76,
+    "fields": {
+      "opts": {
+        "offset": 0,
+        "size": 64
+      },
+      "at": {
+        "offset": 64,
+        "size": 4
+      },
+      "len": {
+        "offset": 68,
+        "size": 4
+      },
+      "source_routed": {
+        "offset": 72,
+        "size": 4
+      }
+    }
+  },
   "mg_origdst": {
     "size": 24,
     "fields": {
@@ -695,6 +716,43 @@ export const STRUCTS = {
       },
       "tokens_milli": {
         "offset": 8,
+        "size": 8
+      }
+    }
+  },
+  "mg_sk_state": {
+    "size": 64,
+    "fields": {
+      "peer": {
+        "offset": 0,
+        "size": 16
+      },
+      "peer_port": {
+        "offset": 16,
+        "size": 2
+      },
+      "peer_proto": {
+        "offset": 18,
+        "size": 1
+      },
+      "flags": {
+        "offset": 19,
+        "size": 1
+      },
+      "pad0": {
+        "offset": 20,
+        "size": 4
+      },
+      "netns_cookie": {
+        "offset": 24,
+        "size": 8
+      },
+      "origdst": {
+        "offset": 32,
+        "size": 24
+      },
+      "generation": {
+        "offset": 56,
         "size": 8
       }
     }
@@ -805,7 +863,9 @@ export const ENUMS = {
     "MG_HOOK_CONNECT4": 0,
     "MG_HOOK_CONNECT6": 1,
     "MG_HOOK_SENDMSG4": 2,
-    "MG_HOOK_SENDMSG6": 3
+    "MG_HOOK_SENDMSG6": 3,
+    "MG_HOOK_EGRESS": 4,
+    "MG_HOOK_SETSOCKOPT": 5
   },
   "mg_label_limits": {
     "MG_LABEL_TEXT_SIZE": 512
@@ -826,7 +886,13 @@ export const ENUMS = {
     "MG_RULE_NO_MESH_CIDRS": 12,
     "MG_RULE_BLOCKED": 13,
     "MG_RULE_ALLOW_LEARNED": 14,
-    "MG_RULE_COUNT": 15
+    "MG_RULE_EGRESS_BACKSTOP": 15,
+    "MG_RULE_SOURCE_ROUTE": 16,
+    "MG_RULE_COUNT": 17
+  },
+  "mg_sk_flags": {
+    "MG_SK_ORIGDST_PENDING": 1,
+    "MG_SK_PEER_PASSED": 2
   },
   "mg_state_flags": {
     "MG_STATE_RECORD_FLOWS": 1
@@ -883,7 +949,7 @@ export const MAPS = {
     "keySize": 4,
     "valueType": "unsigned long long",
     "valueSize": 8,
-    "maxEntries": 60,
+    "maxEntries": 68,
     "flags": 0
   },
   "mg_dns_config": {
@@ -1092,14 +1158,13 @@ export const MAPS = {
     "maxEntries": 1,
     "flags": 0
   },
-  "mg_redirects": {
-    "type": "lru_hash",
-    "keyType": "unsigned long long",
-    "keySize": 8,
-    "valueType": "mg_origdst",
-    "valueSize": 24,
-    "maxEntries": 65536,
-    "flags": 0
+  "mg_sk": {
+    "type": "sk_storage",
+    "keyType": "int",
+    "keySize": 4,
+    "valueType": "mg_sk_state",
+    "valueSize": 64,
+    "flags": 1
   },
   "mg_state": {
     "type": "array",

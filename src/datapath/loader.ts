@@ -32,11 +32,20 @@ export const HOOK_PROGRAMS: readonly HookProgram[] = Object.freeze([
   { program: 'mg_connect6', hook: 'cgroup/connect6', attachType: 11 },
   { program: 'mg_sendmsg4', hook: 'cgroup/sendmsg4', attachType: 14 },
   { program: 'mg_sendmsg6', hook: 'cgroup/sendmsg6', attachType: 15 },
-  { program: 'mg_sockops', hook: 'sockops', attachType: 3 },
   { program: 'mg_getsockopt', hook: 'cgroup/getsockopt', attachType: 21 },
+  { program: 'mg_setsockopt', hook: 'cgroup/setsockopt', attachType: 22 },
+  { program: 'mg_egress', hook: 'cgroup_skb/egress', attachType: 1 },
   { program: 'mg_dns_egress', hook: 'cgroup_skb/egress', attachType: 1 },
   { program: 'mg_dns_ingress', hook: 'cgroup_skb/ingress', attachType: 0 },
 ]);
+
+/**
+ * Links an older meshgate pinned for programs it no longer has. attach()
+ * detaches them once every current hook is attached or updated, so an
+ * upgrade never leaves a gap: mg_sockops recorded the original destination
+ * before the backstop took that over.
+ */
+export const RETIRED_PROGRAMS: readonly string[] = Object.freeze(['mg_sockops']);
 
 /** Maps sized at load by --dns-learned-max (the ring has one place per learned address). */
 const LEARNED_MAPS: readonly MapName[] = ['mg_learned', 'mg_learned_ring'];
@@ -221,11 +230,28 @@ export class LoadedObject {
           attached.push(hp.hook);
         }
       }
+      this.detachRetired(wantedId, cgroupPath);
     } finally {
       libbpf.close(cgroupFd);
     }
     this.removeStaleMapDirs();
     return { attached, updated };
+  }
+
+  /** After every current hook is in place: detach and unpin links of programs meshgate no longer has. */
+  private detachRetired(wantedId: bigint, cgroupPath: string): void {
+    for (const program of RETIRED_PROGRAMS) {
+      const pin = path.join(this.layout.linksDir, program);
+      if (!existsSync(pin)) continue;
+      const link = libbpf.openLink(pin);
+      try {
+        const info = linkInfo(libbpf.linkFd(link), pin);
+        if (info.cgroupId === wantedId) libbpf.detachLink(link, `retired ${program} on ${cgroupPath}`);
+      } finally {
+        libbpf.releaseLink(link);
+      }
+      unlinkSync(pin);
+    }
   }
 
   /** After a layout migration the links use this ABI's maps; the old ones can go. */

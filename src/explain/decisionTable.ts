@@ -1,4 +1,4 @@
-// The decision of bpf/connect.bpf.c, written once in TypeScript as an ordered
+// The decision of bpf/decide.bpf.h (socket hooks and packet backstop), written once in TypeScript as an ordered
 // table: `meshgate explain` walks it over the live maps, and the kernel
 // agreement test (test/kernel/explain.test.ts) checks on random configs and
 // destinations that it gives exactly the verdict the kernel gives. The order

@@ -11,7 +11,7 @@ import { CgroupTree, type CgroupNode } from './cgroupTree.js';
 import { decide, isV4, type MapHit, type PolicyLookups, type WalkStep } from './decisionTable.js';
 import type { Pins } from './pins.js';
 
-/** bpf/connect.bpf.c MG_MAX_CGROUP_WALK: levels looked at from mg_state.cgroup_walk_start down. */
+/** bpf/decide.bpf.h MG_MAX_CGROUP_WALK: levels looked at from mg_state.cgroup_walk_start down. */
 export const MAX_CGROUP_WALK = 8;
 
 /** explain's exit status per verdict; 1 and 2 stay "error" and "usage". */

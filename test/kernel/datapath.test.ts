@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { Datapath } from '../../src/datapath/datapath.js';
 import type { DesiredGroup, DesiredPolicy, DesiredState } from '../../src/datapath/desired.js';
 import { HOOK_PROGRAMS, cleanupPins } from '../../src/datapath/loader.js';
+import { libbpf } from '../../native/libbpf.js';
 import { cgroupLevel } from '../../src/node/cgroup.js';
 import { allow, basePolicy, classify, createPod, group, mesh, type PodFixture } from '../helpers/kernelFixture.js';
 import { REPO_ROOT, SOCKPROBE, requireRoot } from '../helpers/sandbox.js';
@@ -164,6 +165,43 @@ describe('persistence, adoption and cleanup', { skip: skip ?? false }, () => {
     } finally {
       adopter.close();
     }
+  });
+
+  test("an upgrade retires an older version's pinned mg_sockops link once the new hooks are in place", () => {
+    pod.apply(state().policy, [...state().cgroups]);
+    const oldPath = path.join(REPO_ROOT, 'build/oldsockops.bpf.o');
+    const old = libbpf.openObject(oldPath);
+    const pin = path.join(pod.sb.pinDir, 'links', 'mg_sockops');
+    try {
+      libbpf.loadObject(old, oldPath);
+      const cgroupFd = libbpf.openDirectory(pod.sb.cgroup);
+      try {
+        const link = libbpf.attachCgroup(libbpf.findProgram(old, 'mg_sockops'), cgroupFd, 'old mg_sockops');
+        libbpf.pinLink(link, pin);
+        libbpf.releaseLink(link);
+      } finally {
+        libbpf.close(cgroupFd);
+      }
+    } finally {
+      libbpf.closeObject(old);
+    }
+    const before = bpftoolCgroupPrograms(pod.sb.cgroup);
+    assert.ok(before.some((p) => p.name === 'mg_sockops'), JSON.stringify(before));
+
+    const adopter = Datapath.open({ pinDir: pod.sb.pinDir, cgroupWalkStart: cgroupLevel(pod.sb.cgroup) });
+    try {
+      adopter.apply(state());
+      adopter.attach(pod.sb.cgroup);
+    } finally {
+      adopter.close();
+    }
+    assert.equal(existsSync(pin), false);
+    const programs = bpftoolCgroupPrograms(pod.sb.cgroup);
+    assert.deepEqual(programs.filter((p) => p.name === 'mg_sockops'), []);
+    assert.equal(programs.length, HOOK_PROGRAMS.length);
+    const v = pod.connect('10.1.2.3', 80);
+    assert.equal(v.verdict, 'redirect');
+    assert.equal(v.origdst, '10.1.2.3:80', 'the original destination without sockops');
   });
 
   test('a process killed with SIGKILL leaves enforcement in force', () => {
