@@ -24,8 +24,8 @@ const MAP_TYPES = {
   'LPM trie (BPF_MAP_TYPE_LPM_TRIE)': 11, 'ring buffer (BPF_MAP_TYPE_RINGBUF)': 27, 'map-in-map (BPF_MAP_TYPE_ARRAY_OF_MAPS)': 12,
   'LRU hash (BPF_MAP_TYPE_LRU_HASH)': 9, 'socket storage (BPF_MAP_TYPE_SK_STORAGE)': 24,
 };
-/** bpf_link for cgroups and BPF_LINK_UPDATE (5.7), ring buffers (5.8), cgroup sockopt (5.3), bpf_loop (5.17). */
-export const MIN_KERNEL: readonly [number, number] = [5, 17];
+/** bpf_link for cgroups and BPF_LINK_UPDATE (5.7), ring buffers (5.8), bpf_loop (5.17), bpf_cast_to_kern_ctx (6.2). */
+export const MIN_KERNEL: readonly [number, number] = [6, 2];
 
 export function parseKernelRelease(text: string): [number, number] | null {
   const m = /^(\d+)\.(\d+)/.exec(text);
@@ -62,7 +62,7 @@ export function preflight(pinDir: string): PreflightProblem[] {
   const problems: PreflightProblem[] = [];
   const kernel = parseKernelRelease(release());
   if (!kernel || kernel[0] < MIN_KERNEL[0] || (kernel[0] === MIN_KERNEL[0] && kernel[1] < MIN_KERNEL[1])) {
-    problems.push({ check: 'kernel', message: `kernel ${release()} is too old: meshgate needs ${MIN_KERNEL.join('.')} or later (cgroup bpf_link, BPF_LINK_UPDATE, ring buffers, bpf_loop)` });
+    problems.push({ check: 'kernel', message: `kernel ${release()} is too old: meshgate needs ${MIN_KERNEL.join('.')} or later (cgroup bpf_link, BPF_LINK_UPDATE, ring buffers, bpf_loop, bpf_cast_to_kern_ctx)` });
   }
   if (!existsSync('/sys/kernel/btf/vmlinux')) {
     problems.push({ check: 'btf', message: 'the kernel has no BTF (/sys/kernel/btf/vmlinux is missing): build it with CONFIG_DEBUG_INFO_BTF=y' });
