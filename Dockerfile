@@ -3,9 +3,10 @@
 #   docker build -t meshgate:dev .
 #   docker run --rm meshgate:dev --help
 #
-# Three stages: `build` compiles the BPF objects with clang (and bpftool gen object), generates the
+# Four stages: `build` compiles the BPF objects with clang (and bpftool gen object), generates the
 # ABI from their BTF and builds the TypeScript; `deps` installs the production npm dependencies
-# only; `runtime` holds node, libbpf1 and those two outputs, nothing else.
+# only; `rootfs` assembles the runtime's files; `runtime` is those files on an empty image: node,
+# libbpf and the few binaries listed there, and those two outputs, nothing else.
 #
 # BASE_IMAGE is any Debian bookworm image with Node.js 20 at /usr/local/bin/node (the official
 # node:20-bookworm-slim by default). BUILD_IMAGE defaults to it. Both stages install their Debian
@@ -42,24 +43,31 @@ RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error \
  && find node_modules/koffi/build/koffi -mindepth 1 -maxdepth 1 -type d ! -name "$keep" -exec rm -rf {} + \
  && test -d "node_modules/koffi/build/koffi/$keep"
 
-FROM ${BASE_IMAGE} AS runtime
-# libbpf1: the library native/libbpf.ts binds (libbpf.so.1). iproute2: `ip netns`, used by `meshgate demo`.
-# npm and yarn are not needed at run time.
+# The runtime's root filesystem, assembled from the base by scripts/image-rootfs.sh: node (stripped),
+# the shared libraries it, koffi and libbpf load (libbpf1), ip (iproute2: `ip netns` for `meshgate
+# demo`), mount, sh, env and sleep. No package manager, no perl, no npm: about 100 MB less than the
+# base, whose Debian is needed only to build. /usr/share/meshgate/packages.txt lists the Debian
+# packages the files come from.
+FROM ${BASE_IMAGE} AS rootfs
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libbpf1 iproute2 \
- && apt-get clean && rm -rf /var/lib/apt/lists/* \
- && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
-      /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-*
-WORKDIR /opt/meshgate
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libbpf1 iproute2 binutils \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /rootfs/opt/meshgate
 COPY package.json ./
 COPY bin/ bin/
 COPY --from=deps /src/node_modules/ node_modules/
 COPY --from=build /src/dist/native/ dist/native/
 COPY --from=build /src/dist/src/ dist/src/
-COPY --from=build /src/build/meshgate.bpf.o /src/build/laststate.bpf.o /src/build/sockprobe build/
-RUN ln -s /opt/meshgate/bin/meshgate.js /usr/local/bin/meshgate \
- && meshgate --help >/dev/null
-ENV NODE_ENV=production
+COPY --from=build /src/build/meshgate.bpf.o /src/build/sockprobe build/
+COPY scripts/image-rootfs.sh /usr/local/lib/
+RUN sh /usr/local/lib/image-rootfs.sh /rootfs \
+ && ln -s /opt/meshgate/bin/meshgate.js /rootfs/usr/local/bin/meshgate \
+ && chroot /rootfs /usr/local/bin/meshgate --help >/dev/null
+
+FROM scratch AS runtime
+COPY --from=rootfs /rootfs/ /
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin NODE_ENV=production
+WORKDIR /opt/meshgate
 # The agent runs as uid 0 with every capability dropped except the few the DaemonSet adds
 # (deploy/daemonset.yaml). A non-root uid would not work: Kubernetes puts added capabilities
 # into the bounding and permitted sets only, so a non-root process would have none effective
