@@ -124,6 +124,15 @@ export function overlay(live: ModelSource, candidate: Candidate, compiled: Desir
   };
   const entries = live.entries.filter(keep);
   for (const group of compiled.policy.groups) {
+    if (group.cidrs && group.table) {
+      // A plain CIDR group (mesh or exclude): read its texts, as the datapath does.
+      if (!globalGiven) continue;
+      for (const cidr of group.cidrs) {
+        const prefix = parsePrefix(cidr);
+        entries.push({ table: group.table, proto: 0, port: 0, namespace: '', bytes: prefix.bytes, bits: prefix.bits, label: null });
+      }
+      continue;
+    }
     for (const e of group.entries) {
       const namespace = e.namespace ?? '';
       const fromCandidate = e.table === 'allow' ? (namespace === '' ? globalGiven : replaced.has(namespace)) : globalGiven;
@@ -144,7 +153,7 @@ export function overlay(live: ModelSource, candidate: Candidate, compiled: Desir
   let excludedPorts = live.excludedPorts;
   if (globalGiven) {
     const p = compiled.policy;
-    const hasMesh = p.groups.some((g) => g.entries.some((e) => e.table === 'mesh'));
+    const hasMesh = p.groups.some((g) => (g.cidrs ? g.table === 'mesh' && g.cidrs.length > 0 : g.entries.some((e) => e.table === 'mesh')));
     config = {
       flags: CONFIG_FLAG.MG_CFG_LOADED | (p.egress ? CONFIG_FLAG.MG_CFG_EGRESS : 0) | (hasMesh ? CONFIG_FLAG.MG_CFG_HAS_MESH_CIDRS : 0),
       proxyPort: p.proxyPort,
