@@ -3,6 +3,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Datapath } from '../datapath/datapath.js';
 import type { ResolvedHost } from '../dns/hostResolver.js';
+import { readDnsStats } from '../datapath/dnsLearned.js';
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -51,6 +52,35 @@ export class AgentMetrics {
         if (!dp) return;
         this.reset();
         for (const { verdict, rule, count } of dp.readCounters()) this.inc({ verdict, rule }, Number(count));
+      },
+    });
+    // The kernel's DNS reader (bpf/dns.bpf.c): its per-CPU counters, summed at scrape time.
+    const dnsStat = (name: string) => {
+      const dp = datapath();
+      return dp ? Number(readDnsStats(dp.maps.mg_dns_stats)[name] ?? 0n) : null;
+    };
+    const dnsCounter = (name: string, help: string, stat: string) => new Counter({
+      name, help, registers,
+      collect() {
+        const n = dnsStat(stat);
+        if (n === null) return;
+        this.reset();
+        this.inc(n);
+      },
+    });
+    dnsCounter('meshgate_dns_answers_learned_total', 'Pod DNS answers from a trusted resolver that taught the kernel at least one allowlisted address', 'answers_learned');
+    dnsCounter('meshgate_dns_addresses_learned_total', 'Addresses written to mg_learned (one per address and host)', 'addresses_learned');
+    dnsCounter('meshgate_dns_learned_evictions_total', 'Unexpired learned addresses pushed out of the full mg_learned by newer ones (oldest first)', 'evicted');
+    dnsCounter('meshgate_dns_queries_total', 'DNS queries from enforced pods to a trusted resolver, remembered on their socket', 'queries');
+    new Counter({
+      name: 'meshgate_dns_answers_refused_total', help: 'DNS answers the kernel learned nothing from: untrusted source, unsolicited (no matching query on that socket), malformed, or not an allowlisted name',
+      labelNames: ['reason'], registers,
+      collect() {
+        const dp = datapath();
+        if (!dp) return;
+        const stats = readDnsStats(dp.maps.mg_dns_stats);
+        this.reset();
+        for (const reason of ['untrusted', 'unsolicited', 'malformed', 'not_allowlisted']) this.inc({ reason }, Number(stats[reason] ?? 0n));
       },
     });
     new Gauge({

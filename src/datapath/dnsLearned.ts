@@ -4,7 +4,7 @@
 // the kernel; the agent never adds to them.
 import { encodeU32, formatAddress, decodeLabel } from './codec.js';
 import {
-  DNS_STAT, DNS_STAT_NAMES, decodeDnsConfig, decodeDnsName, decodeLearned, encodeDnsConfig, encodeNameKey, encodeResolverKey, decodeResolverPort,
+  DNS_STAT, DNS_STAT_NAMES, decodeDnsConfig, decodeDnsName, decodeLearned, encodeDnsConfig, encodeNameKey, encodeResolverKey, decodeResolverPort, encodeLearnedKey, encodeDnsPortKey,
   type DnsKernelConfig, type LearnedHost,
 } from './dnsCodec.js';
 import type { MapHandle } from './maps.js';
@@ -112,6 +112,41 @@ export function readLearned(maps: LearnedMaps, nowNs: bigint = process.hrtime.bi
     }
   }
   return out.sort((a, b) => a.namespace.localeCompare(b.namespace) || a.address.localeCompare(b.address) || a.host.localeCompare(b.host));
+}
+
+/**
+ * What learned_allows() (bpf/learned.bpf.h) finds for one namespace: the first
+ * unexpired host of the address whose entry allows proto/port at `slot`.
+ */
+export function learnedLookup(
+  maps: Record<'mg_learned' | 'mg_dns_ports' | 'mg_labels' | 'mg_dns_names', MapHandle>, slot: number, namespaceId: number, proto: number, port: number,
+  address: Uint8Array, nowNs: bigint = process.hrtime.bigint(),
+): { map: 'mg_learned'; labelId: number; learned: { namespaceId: number; host: string; name: string | null; ttlS: number; ageMs: number; expiresInMs: number } } | null {
+  const key = encodeLearnedKey(namespaceId, formatAddress(address));
+  const raw = maps.mg_learned.lookup(key);
+  if (!raw) return null;
+  for (const h of decodeLearned(key, raw).hosts) {
+    if (h.expiresNs <= nowNs) continue;
+    const label = maps.mg_dns_ports.lookup(encodeDnsPortKey(h.hostId, port, proto, slot));
+    if (!label) continue;
+    let host = `host #${h.hostId}`;
+    try {
+      const text = maps.mg_labels.lookup(encodeU32(h.hostId));
+      if (text) host = (JSON.parse(decodeLabel(text)) as { host: string }).host;
+    } catch {
+      /* keep the placeholder */
+    }
+    const nameRaw = maps.mg_dns_names.lookup(encodeNameKey(h.nameHash));
+    return {
+      map: 'mg_learned',
+      labelId: label.readUInt32LE(0),
+      learned: {
+        namespaceId, host, name: nameRaw ? decodeDnsName(nameRaw) : null, ttlS: h.ttlS,
+        ageMs: Number((nowNs - h.learnedNs) / 1_000_000n), expiresInMs: Number((h.expiresNs - nowNs) / 1_000_000n),
+      },
+    };
+  }
+  return null;
 }
 
 /** The DNS reader's counters, summed over CPUs, by name (answers_learned, evicted, ...). */

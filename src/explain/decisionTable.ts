@@ -11,9 +11,24 @@ import {
 
 /** A trie or port-map hit: which entry decided (for the message and --json). */
 export interface MapHit {
-  readonly map: 'mg_policy_trie' | 'mg_excluded_ports';
+  readonly map: 'mg_policy_trie' | 'mg_excluded_ports' | 'mg_learned';
   readonly table?: TableName;
   readonly labelId: number;
+  /** mg_learned: the answer the address was learned from. */
+  readonly learned?: LearnedHit;
+}
+
+/** An address learned from a pod's DNS answer, as learned_allows() (bpf/learned.bpf.h) finds it. */
+export interface LearnedHit {
+  /** 0: a global host */
+  readonly namespaceId: number;
+  /** the allowlisted host ("api.example.com", "*.example.com") */
+  readonly host: string;
+  /** the question the pod asked, when still known */
+  readonly name: string | null;
+  readonly ttlS: number;
+  readonly ageMs: number;
+  readonly expiresInMs: number;
 }
 
 /** The live maps as the decision reads them, at one generation slot. */
@@ -25,6 +40,8 @@ export interface PolicyLookups {
   namespaceAction(namespaceId: number): number | null;
   /** Display text of a namespace id (for messages only). */
   namespaceName(namespaceId: number): string;
+  /** mg_learned: an unexpired learned address whose host's entry allows proto/port (absent: nothing learned). */
+  learned?(namespaceId: number, proto: number, port: number, address: Uint8Array): MapHit | null;
 }
 
 /** One mapped cgroup met on the walk from mg_state.cgroup_walk_start down to the caller. */
@@ -189,6 +206,21 @@ export const DECISION_STEPS: readonly DecisionStep[] = Object.freeze([
       return hit ? { verdict: 'pass', hit } : null;
     },
     message: (c) => `passed: an entry of the global egress_allowlist covers ${c.dest}`,
+  },
+  {
+    rule: 'allow-learned', spec: 'rule 6 (DNS)',
+    decide: (c) => {
+      if ((c.proto !== IPPROTO_TCP && c.proto !== IPPROTO_UDP) || !c.lookups.learned) return null;
+      const hit = (c.namespaceId ? c.lookups.learned(c.namespaceId, c.proto, c.port, c.address) : null) ?? c.lookups.learned(0, c.proto, c.port, c.address);
+      return hit ? { verdict: 'pass', hit } : null;
+    },
+    message: (c, _v, hit) => {
+      const l = hit?.learned;
+      if (!l) return `passed: ${c.dest} was learned from a DNS answer`;
+      const name = l.name && l.name !== l.host ? `${l.name} (${l.host})` : l.host;
+      return `passed: learned from the DNS answer for ${name} ${(l.ageMs / 1000).toFixed(1)}s ago (TTL ${l.ttlS}s); ` +
+        `allowed for ${(l.expiresInMs / 1000).toFixed(1)}s more`;
+    },
   },
   {
     rule: 'no-mesh-cidrs', spec: 'special case (OSM)',

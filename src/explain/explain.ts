@@ -7,6 +7,7 @@ import {
   trieLookupKey, decodeNamespace, encodeNamespaceKey, encodePortKey, type TableName, type VerdictName,
 } from '../datapath/codec.js';
 import { listPinnedLinks } from '../datapath/loader.js';
+import { learnedLookup } from '../datapath/dnsLearned.js';
 import { CgroupTree, type CgroupNode } from './cgroupTree.js';
 import { decide, isV4, type MapHit, type PolicyLookups, type WalkStep } from './decisionTable.js';
 import type { Pins } from './pins.js';
@@ -71,6 +72,8 @@ export interface EntryView {
   readonly namespace: string | null;
   readonly name: string | null;
   readonly host: string | null;
+  /** mg_learned: the pod's DNS answer it came from */
+  readonly learned?: { readonly name: string | null; readonly ttlS: number; readonly ageMs: number; readonly expiresInMs: number };
 }
 
 export interface Explanation {
@@ -150,6 +153,7 @@ export class Explainer {
         return raw ? decodeNamespace(raw).blockedAction : null;
       },
       namespaceName: (id) => this.pins.namespaceName(id),
+      learned: (namespaceId, proto, port, address) => learnedLookup(maps, slot, namespaceId, proto, port, address),
     };
   }
 
@@ -185,7 +189,14 @@ export class Explainer {
     if (mapped) notes.push(`a v4-mapped destination is decided as the IPv4 address ${formatAddress(dest.address)}`);
 
     let entry: EntryView | null = null;
-    if (d.hit) {
+    if (d.hit?.learned) {
+      const label = this.pins.label(d.hit.labelId);
+      entry = {
+        map: d.hit.map, table: 'allow', cidr: `${formatAddress(dest.address)}/${isV4(dest.address) ? 32 : 128}`, port: dest.port, protocol: protoName(proto),
+        namespace: d.hit.learned.namespaceId ? this.pins.namespaceName(d.hit.learned.namespaceId) : '', name: label?.name ?? null, host: d.hit.learned.host,
+        learned: { name: d.hit.learned.name, ttlS: d.hit.learned.ttlS, ageMs: d.hit.learned.ageMs, expiresInMs: d.hit.learned.expiresInMs },
+      };
+    } else if (d.hit) {
       const allow = d.hit.table === 'allow';
       const namespaceId = d.rule === 'allow-namespace' ? ctx.namespaceId : 0;
       const label = this.pins.label(d.hit.labelId);
@@ -260,6 +271,7 @@ export function formatEntry(e: EntryView): string {
   if (e.map === 'mg_excluded_ports') return `mg_excluded_ports: port ${e.port}`;
   const where = e.table === 'allow' ? `allowlist ${e.namespace ? e.namespace : '(global)'}${e.name ? `/${e.name}` : ''}` : e.table === 'mesh' ? 'mesh_cidr_ranges' : 'outbound_ip_range_exclusion_list';
   const dest = `${e.cidr ?? '?'}${e.port !== null ? ` ${e.port}/${e.protocol}` : ''}`;
+  if (e.learned) return `${where}: ${dest}, learned from the DNS answer for ${e.learned.name ?? e.host} (${e.host})`;
   return `${where}: ${dest}${e.host ? ` (from ${e.host})` : ''}`;
 }
 

@@ -13,6 +13,7 @@ import { encode } from 'dns-packet';
 import { startDnsServer, type DnsTestRecords, type DnsTestServer } from '../helpers/dnsServer.js';
 import { createPod, type PodFixture } from '../helpers/kernelFixture.js';
 import { REPO_ROOT, requireRoot, until as waitUntil } from '../helpers/sandbox.js';
+import { cgroupId } from '../../src/node/cgroup.js';
 
 const skip = requireRoot();
 if (skip) console.log(`# SKIP DNS learning tests: ${skip}`);
@@ -180,6 +181,21 @@ describe('the kernel learns allowlisted hostnames from the pod\'s own DNS answer
     assert.deepEqual(bare.connects.map((c) => [c.addr, c.ok, c.error]), [[NEVER, false, 'EPERM']], '*.cdn.test does not match cdn.test');
   });
 
+  test('explain names the DNS answer a learned address came from, with its age and expiry, and agrees with the kernel', () => {
+    resolve('x.y.cdn.test');
+    const run = (...args: string[]) => spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'explain', '--cgroup', String(cgroupId(pod!.app)), ...args, '--pin-dir', pod!.sb.pinDir], { encoding: 'utf8', timeout: 30_000 });
+    const text = run(`${WILDCARD_ANSWER}:443`);
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout.replace(/\n +/g, ' '), /passed: learned from the DNS answer for x\.y\.cdn\.test \(\*\.cdn\.test\) \d+\.\ds ago \(TTL 30s\); allowed for \d+\.\ds more/);
+    const json = JSON.parse(run(`${WILDCARD_ANSWER}:443`, '--json').stdout) as { verdict: string; rule: string; entry: { name: string; host: string; learned: { name: string; expiresInMs: number } } };
+    assert.deepEqual([json.verdict, json.rule, json.entry.name, json.entry.host, json.entry.learned.name], ['pass', 'allow-learned', 'cdn', '*.cdn.test', 'x.y.cdn.test']);
+    assert.ok(json.entry.learned.expiresInMs > 0 && json.entry.learned.expiresInMs <= (TTL_CEILING_S + GRACE_S) * 1000);
+    assert.equal(verdict(WILDCARD_ANSWER), 'pass', 'the kernel agrees');
+    const other = JSON.parse(run(`${WILDCARD_ANSWER}:80`, '--json').stdout) as { verdict: string; rule: string };
+    assert.deepEqual([other.verdict, other.rule], ['deny', 'blocked'], 'another port of a learned address');
+    assert.equal(verdict(WILDCARD_ANSWER, 80), 'deny', 'the kernel agrees');
+  });
+
   test('a CNAME chain inside the answer is followed to its addresses', () => {
     const r = resolve('alias.partner.test');
     assert.deepEqual(r.connects.map((c) => [c.addr, c.ok]), [[CNAME_ANSWER, true]]);
@@ -210,6 +226,19 @@ describe('the kernel learns allowlisted hostnames from the pod\'s own DNS answer
     const r = resolve('short.partner.test');
     assert.deepEqual(r.connects.map((c) => [c.addr, c.ok]), [[SHORT_ANSWER, true]]);
     await until(`${SHORT_ANSWER} to be denied after TTL + grace`, () => verdict(SHORT_ANSWER) === 'deny', (TTL_CEILING_S + GRACE_S + 5) * 1000);
+  });
+
+  test('metrics count learned answers and refused ones by reason', async () => {
+    const serving = log.split('\n').find((l) => l.includes('serving /healthz'));
+    const port = (JSON.parse(serving!) as { port: number }).port;
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+    assert.ok(value(/^meshgate_dns_answers_learned_total (\d+)$/m) >= POOL.length * 2, text);
+    assert.ok(value(/^meshgate_dns_answers_refused_total\{reason="untrusted"\} (\d+)$/m) >= 1, 'the forged answer');
+    assert.ok(value(/^meshgate_dns_answers_refused_total\{reason="unsolicited"\} (\d+)$/m) >= 1, 'the unsolicited answer');
+    assert.ok(value(/^meshgate_dns_answers_refused_total\{reason="not_allowlisted"\} (\d+)$/m) >= 1, 'cdn.test');
+    assert.equal(value(/^meshgate_dns_answers_refused_total\{reason="malformed"\} (\d+)$/m), 0);
+    assert.equal(value(/^meshgate_dns_learned_evictions_total (\d+)$/m), 0);
   });
 
   test('dump learned lists the learned addresses by namespace, with host, TTL left and source', () => {
