@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createFakeNode, API_ADDR, FORBIDDEN_ADDR, MESH_ADDR, NODE_NAME, type FakeNode, type FakePod } from '../../helpers/fakeNode.js';
-import { classify } from '../../helpers/kernelFixture.js';
+import { basePolicy, classify } from '../../helpers/kernelFixture.js';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../../helpers/kubeApiServer.js';
 import { REPO_ROOT, until } from '../../helpers/sandbox.js';
 import { cleanupPins } from '../../../src/datapath/loader.js';
@@ -241,6 +241,7 @@ async function main(): Promise<number> {
   };
 
   let containerCount = 0;
+  const agentLogs: string[] = [];
   const hostSide = (netnsPath: string): HostSide => ({
     rootfs,
     netnsPath,
@@ -255,6 +256,7 @@ async function main(): Promise<number> {
     const id = `${TAG}-agent-${++containerCount}`;
     const spec = ociSpec(agent, image, defaultsFor(caps), hostSide(`/run/netns/${podNetns}`));
     const log = path.join(work, `${id}.log`);
+    agentLogs.push(log);
     const pid = runc.run(id, path.join(work, 'bundles', id), spec, log);
     return { id, pid, log };
   };
@@ -488,7 +490,49 @@ async function main(): Promise<number> {
     });
   }
 
-  // --- 6. the demo, from the image -----------------------------------------------------------------
+  // --- 5b. ...and the kernel agrees: past the preflight, loading and attaching fail without it -------
+  // The same container (its seccomp profile for those capabilities included) runs a script that
+  // opens the datapath and attaches it to a cgroup of its own, on a pin dir of its own. With every
+  // capability of the manifest it must succeed (the control); without any one of them it must fail.
+  const needsDir = path.join(REPO_ROOT, 'test/e2e/container');
+  const bpfMount = agent.mounts.find((m) => m.source.kind === 'hostPath' && m.source.path === '/sys/fs/bpf');
+  const kernelNeeds = (without: string[]): { ok: boolean; stage?: string; kind?: string; error?: string } => {
+    const id = `${TAG}-needs-${++containerCount}`;
+    const bundle = path.join(work, 'bundles', id);
+    mkdirSync(bundle, { recursive: true });
+    const cgroup = node.sb.child(`needs-${containerCount}`);
+    const pinName = `needs-${containerCount}`;
+    const inContainer = (hostPath: string) => path.join(cgroupMount.mountPath, path.relative(cg2, hostPath));
+    const capSet = containerCapabilities(agent, [], { withoutCapabilities: without });
+    const host = { ...hostSide(`/run/netns/${pfNetns}`), extraMounts: [...hostSide('').extraMounts, { source: needsDir, destination: '/e2e' }] };
+    const spec = ociSpec(agent, image, defaultsFor(capSet), host, {
+      withoutCapabilities: without,
+      argv: ['/usr/local/bin/node', '/e2e/kernel-needs.mjs', path.join(bpfMount!.mountPath, pinName), inContainer(cgroup), JSON.stringify({ policy: basePolicy(), cgroups: [] })],
+    });
+    writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+    const r = spawnSync('runc', ['--root', runc.root, 'run', '--bundle', bundle, id], { encoding: 'utf8', timeout: 60_000 });
+    runc.delete(id);
+    cleanupPins(path.join(volumePath(bpfMount!), pinName));
+    const last = r.stdout.trim().split('\n').pop() ?? '';
+    if (!last.startsWith('{')) throw new Error(`no report: exit ${r.status}: ${r.stdout.slice(-300)} ${r.stderr.slice(-300)}`);
+    return JSON.parse(last);
+  };
+  if (bpfMount) {
+    await step(`with ${caps.join(', ')}: the datapath loads and attaches (the control)`, () => {
+      const r = kernelNeeds([]);
+      expect(r.ok, `${r.stage}: ${r.error}`);
+      return 'loaded and attached';
+    });
+    for (const cap of agent.capabilitiesAdd) {
+      await step(`without ${capName(cap)}: the kernel refuses the datapath (past the preflight)`, () => {
+        const r = kernelNeeds([cap]);
+        expect(!r.ok, `the datapath loaded and attached without ${capName(cap)}: the manifest's ${capName(cap)} looks superfluous`);
+        return `${r.stage}${r.kind ? ` (${r.kind})` : ''}: ${r.error}`;
+      });
+    }
+  }
+
+
   // Not --privileged: that asks for every capability, and a host whose own bounding set lacks one
   // (this one has no CAP_SYS_RESOURCE) refuses it. The demo creates a netns and a cgroup and loads
   // programs: SYS_ADMIN (which covers BPF and PERFMON, unknown to Docker 20.10) and NET_ADMIN.
@@ -502,6 +546,19 @@ async function main(): Promise<number> {
     expect(r.status === 0, `exit ${r.status}: ${(r.stdout + r.stderr).split('\n').slice(-12).join(' | ')}`);
     for (const word of ['redirect', 'deny', 'pass', 'cleaned up']) expect(r.stdout.toLowerCase().includes(word), `the demo's output does not say ${word}`);
     return `docker ${args.slice(0, -2).join(' ')} … demo: exit 0`;
+  });
+
+  await step('the agents logged no warning or error', () => {
+    const bad: string[] = [];
+    for (const file of agentLogs) {
+      for (const line of readFileSync(file, 'utf8').split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const o = JSON.parse(line) as { level: number; msg: string; err?: unknown };
+        if (o.level >= 40) bad.push(`${path.basename(file, '.log')}: ${o.msg}${o.err ? ` (${JSON.stringify(o.err).slice(0, 200)})` : ''}`);
+      }
+    }
+    expect(bad.length === 0, bad.join(' | '));
+    return `${agentLogs.length} agent runs`;
   });
 
   await step('the agent is still healthy at the end', async () => {

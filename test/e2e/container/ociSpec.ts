@@ -50,6 +50,8 @@ export interface HostSide {
 export interface SpecOptions {
   /** Capabilities to leave out of the manifest's add list (the preflight checks). */
   readonly withoutCapabilities?: readonly string[];
+  /** Runs this instead of the manifest's command (the kernel's own capability checks). */
+  readonly argv?: readonly string[];
 }
 
 const PROPAGATION = { None: 'rprivate', HostToContainer: 'rslave', Bidirectional: 'rshared' } as const;
@@ -114,7 +116,7 @@ export function ociSpec(c: AgentContainer, image: ImageConfig, defaults: Runtime
     process: {
       terminal: false,
       user: { uid: c.runAsUser, gid: c.runAsGroup },
-      args: containerArgv(c, image, host.extraArgs),
+      args: opts.argv ? [...opts.argv] : containerArgv(c, image, host.extraArgs),
       env: containerEnv(c, image, host.fields, host.hostname),
       cwd: image.workingDir || '/',
       // containerd (>= 1.6.18) gives a root container no inheritable and no ambient capabilities.
