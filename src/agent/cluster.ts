@@ -4,7 +4,7 @@
 // atomically. Nothing is written to the kernel before every informer has
 // synced: a half-listed cluster would look like "no pods, no allowlists", and
 // applying that would drop enforcement (the Cilium upgrade bug).
-import { CoreV1Api, KubeConfig, type V1ConfigMap, type V1Pod } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Pod } from '@kubernetes/client-node';
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -12,6 +12,7 @@ import {
   ALLOWLIST_LABEL, GLOBAL_KEYS, describeObject, parseGlobalConfig, type GlobalConfig, type ObjectRef,
 } from '../config/index.js';
 import type { HostResolverOptions } from '../dns/hostResolver.js';
+import { KubeClient, loadKubeConnection } from '../kube/client.js';
 import { EventRecorder } from '../kube/events.js';
 import { ResilientInformer } from '../kube/informer.js';
 import { cgroupId, cgroupLevel, findCgroup2Mount } from '../node/cgroup.js';
@@ -52,20 +53,11 @@ const allowlistId = (cm: V1ConfigMap): ConfigObjectId => {
   return { key: describeObject(ref), kind: 'allowlist', ref, namespace: cm.metadata?.namespace ?? '' };
 };
 
-export function loadKubeConfig(file?: string): KubeConfig {
-  const kc = new KubeConfig();
-  if (file) kc.loadFromFile(file);
-  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-  else kc.loadFromDefault();
-  return kc;
-}
-
 export class ClusterAgent {
   private readonly opts: ClusterOptions;
   private readonly core: AgentCore;
   private readonly log: Logger;
   private layout: KubepodsLayout | null = null;
-  private kc: KubeConfig | null = null;
   private events: EventRecorder | null = null;
   private informers: Array<ResilientInformer<V1ConfigMap> | ResilientInformer<V1Pod>> = [];
   private globalInformer: ResilientInformer<V1ConfigMap> | null = null;
@@ -133,30 +125,24 @@ export class ClusterAgent {
     this.persistence.restore(this.opts.pinDir, this.store);
     this.watchCgroups();
 
-    this.kc = loadKubeConfig(this.opts.kubeconfig);
-    const api = this.kc.makeApiClient(CoreV1Api);
-    this.events = new EventRecorder(api, this.opts.nodeName, this.log);
+    const client = new KubeClient(await loadKubeConnection(this.opts.kubeconfig));
+    this.events = new EventRecorder(client, this.opts.nodeName, this.log);
     const common = {
       log: this.log,
       onChange: (what: string) => this.core.schedule(what),
       backoffMs: this.opts.backoffMs,
     };
     const { namespace, name } = this.opts.configMap;
-    this.globalInformer = new ResilientInformer<V1ConfigMap>(this.kc, {
-      ...common, name: 'global-configmap', path: `/api/v1/namespaces/${namespace}/configmaps`, fieldSelector: `metadata.name=${name}`,
-      list: () => api.listNamespacedConfigMap({ namespace, fieldSelector: `metadata.name=${name}` }),
+    this.globalInformer = new ResilientInformer<V1ConfigMap>(client, {
+      ...common, name: 'global-configmap', path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`, fieldSelector: `metadata.name=${name}`,
       onRestart: () => this.core.metrics.informerRestarts.inc({ informer: 'global-configmap' }),
     });
-    const labelSelector = `${ALLOWLIST_LABEL}=true`;
-    this.allowlistInformer = new ResilientInformer<V1ConfigMap>(this.kc, {
-      ...common, name: 'allowlist-configmaps', path: '/api/v1/configmaps', labelSelector,
-      list: () => api.listConfigMapForAllNamespaces({ labelSelector }),
+    this.allowlistInformer = new ResilientInformer<V1ConfigMap>(client, {
+      ...common, name: 'allowlist-configmaps', path: '/api/v1/configmaps', labelSelector: `${ALLOWLIST_LABEL}=true`,
       onRestart: () => this.core.metrics.informerRestarts.inc({ informer: 'allowlist-configmaps' }),
     });
-    const fieldSelector = `spec.nodeName=${this.opts.nodeName}`;
-    this.podInformer = new ResilientInformer<V1Pod>(this.kc, {
-      ...common, name: 'pods', path: '/api/v1/pods', fieldSelector,
-      list: () => api.listPodForAllNamespaces({ fieldSelector }),
+    this.podInformer = new ResilientInformer<V1Pod>(client, {
+      ...common, name: 'pods', path: '/api/v1/pods', fieldSelector: `spec.nodeName=${this.opts.nodeName}`,
       onRestart: () => this.core.metrics.informerRestarts.inc({ informer: 'pods' }),
     });
     this.informers = [this.globalInformer, this.allowlistInformer, this.podInformer];

@@ -70,6 +70,7 @@ export class AgentCore {
   private appliedOnce = false;
   private stopped = false;
   private overlapText = '';
+  private overlapInput: { global: GlobalConfig; byNamespace: ReadonlyMap<string, readonly AllowlistEntry[]> } | null = null;
   /** When a policy was last applied, by this agent or (read once at open) the one before it. */
   private lastApplyUnixMs = 0;
   private readonly retry: ReconcileRetry;
@@ -164,6 +165,11 @@ export class AgentCore {
 
   /** Allowlist entries inside mesh CIDRs (mesh wins): said once per change, not on every pod event. */
   warnOverlaps(global: GlobalConfig, byNamespace: ReadonlyMap<string, readonly AllowlistEntry[]>): void {
+    // The same parsed objects as last time (a pod event, a DNS refresh): nothing to say again, nothing to compute.
+    const same = this.overlapInput?.global === global && this.overlapInput.byNamespace.size === byNamespace.size &&
+      [...byNamespace].every(([ns, entries]) => this.overlapInput!.byNamespace.get(ns) === entries);
+    if (same) return;
+    this.overlapInput = { global, byNamespace: new Map(byNamespace) };
     const input = new Map([...byNamespace].map(([ns, entries]) => [ns, { ref: { kind: 'ConfigMap' as const, namespace: ns, name: `allowlists of ${ns}` }, entries }]));
     const warnings = overlapWarnings(global, input);
     const text = warnings.map((w) => w.message).join('\n');

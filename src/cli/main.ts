@@ -2,18 +2,23 @@
 // (explain adds its verdict codes). Each command lives in ./commands/<name>.ts.
 import { Command, CommanderError } from 'commander';
 import type { CliContext } from './commands/context.js';
-import * as agent from './commands/agent.js';
-import * as cleanup from './commands/cleanup.js';
-import * as demo from './commands/demo.js';
-import * as dump from './commands/dump.js';
-import * as explain from './commands/explain.js';
-import * as flows from './commands/flows.js';
-import * as preview from './commands/preview.js';
-import * as status from './commands/status.js';
-import * as trace from './commands/trace.js';
-import * as validate from './commands/validate.js';
 
-const COMMANDS: ReadonlyArray<{ register(ctx: CliContext): void }> = [agent, validate, cleanup, status, dump, explain, trace, flows, preview, demo];
+type CommandModule = { register(ctx: CliContext): void };
+
+// Each command's module is imported only when it is the one run (or for help): the agent, a
+// long-running process with a memory budget, does not carry the other commands' code.
+const COMMANDS: ReadonlyArray<readonly [string, () => Promise<CommandModule>]> = [
+  ['agent', () => import('./commands/agent.js')],
+  ['validate', () => import('./commands/validate.js')],
+  ['cleanup', () => import('./commands/cleanup.js')],
+  ['status', () => import('./commands/status.js')],
+  ['dump', () => import('./commands/dump.js')],
+  ['explain', () => import('./commands/explain.js')],
+  ['trace', () => import('./commands/trace.js')],
+  ['flows', () => import('./commands/flows.js')],
+  ['preview', () => import('./commands/preview.js')],
+  ['demo', () => import('./commands/demo.js')],
+];
 
 function fail(message: string): number {
   process.stderr.write(`meshgate: ${message}\n`);
@@ -26,7 +31,9 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   const ctx: CliContext = { program, exitCode: 0 };
-  for (const command of COMMANDS) command.register(ctx);
+  const named = argv.find((arg) => !arg.startsWith('-'));
+  const only = COMMANDS.some(([name]) => name === named) ? named : undefined;
+  for (const [name, load] of COMMANDS) if (only === undefined || name === only) (await load()).register(ctx);
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {

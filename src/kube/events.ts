@@ -1,9 +1,10 @@
 // Kubernetes Events for rejected ConfigMaps: one Warning per (object, resourceVersion, errors):
 // a cross-object error (a name another ConfigMap also uses) can reject an unchanged object.
 import { createHash } from 'node:crypto';
-import type { CoreV1Api, CoreV1Event, V1ConfigMap } from '@kubernetes/client-node';
+import type { CoreV1Event, V1ConfigMap } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ConfigIssue } from '../config/index.js';
+import type { KubeClient } from './client.js';
 
 export const EVENT_REASON_INVALID = 'MeshgateConfigRejected';
 const MAX_MESSAGE = 1000;
@@ -11,7 +12,7 @@ const MAX_MESSAGE = 1000;
 export class EventRecorder {
   private readonly posted = new Set<string>();
 
-  constructor(private readonly api: CoreV1Api, private readonly nodeName: string, private readonly log: Logger) {}
+  constructor(private readonly client: KubeClient, private readonly nodeName: string, private readonly log: Logger) {}
 
   /** Posts one Warning event on the ConfigMap naming every error (key, entry, value). Never throws. */
   async rejected(cm: V1ConfigMap, errors: readonly ConfigIssue[]): Promise<void> {
@@ -36,7 +37,7 @@ export class EventRecorder {
       count: 1,
     };
     try {
-      await this.api.createNamespacedEvent({ namespace: meta.namespace, body: event });
+      await this.client.request('POST', `/api/v1/namespaces/${encodeURIComponent(meta.namespace)}/events`, event);
       this.log.info({ configmap: `${meta.namespace}/${meta.name}`, reason: EVENT_REASON_INVALID }, 'event posted');
     } catch (err) {
       this.posted.delete(key);
