@@ -8,6 +8,7 @@ import {
   parsePrefix, protoNumber, type KernelConfig, type TableName,
 } from '../datapath/codec.js';
 import type { DesiredState } from '../datapath/desired.js';
+import { decodeDnsPortKey, decodeLearned } from '../datapath/dnsCodec.js';
 import type { MapHit, PolicyLookups } from '../explain/decisionTable.js';
 import type { Pins } from '../explain/pins.js';
 import { PolicyCompiler } from '../policy/compile.js';
@@ -25,12 +26,39 @@ export interface ModelEntry {
   readonly label: string | null;
 }
 
+/** An address a namespace ('' : a global host) learned from a pod's DNS answer, for one allowlisted host. */
+export interface ModelLearned {
+  /** The allowlisted host's namespace and name (its mg_labels host label). */
+  readonly hostNamespace: string;
+  readonly host: string;
+  readonly ttlS: number;
+  readonly learnedNs: bigint;
+  readonly expiresNs: bigint;
+}
+
 export interface ModelSource {
   readonly config: KernelConfig | null;
   readonly entries: readonly ModelEntry[];
   readonly excludedPorts: readonly number[];
   /** blocked_egress_action (enum mg_blocked_action) of namespaces that set their own. */
   readonly actions: ReadonlyMap<string, number>;
+  /** mg_learned, live: "namespace|address hex" -> the hosts it was learned for (absent: none). */
+  readonly learned?: ReadonlyMap<string, readonly ModelLearned[]>;
+  /** mg_dns_ports of the slot: "namespace|host|proto|port" -> the entry's label (absent: none). */
+  readonly dnsPorts?: ReadonlyMap<string, string | null>;
+}
+
+const dnsPortKey = (namespace: string, host: string, proto: number, port: number): string => `${namespace}|${host}|${proto}|${port}`;
+const learnedKey = (namespace: string, address: Uint8Array): string => `${namespace}|${hex(address, 128)}`;
+
+function hostOfLabel(text: string | undefined): { namespace: string; host: string } | null {
+  if (!text) return null;
+  try {
+    const v = JSON.parse(text) as { kind?: unknown; namespace?: unknown; host?: unknown };
+    return v.kind === 'host' && typeof v.host === 'string' ? { namespace: typeof v.namespace === 'string' ? v.namespace : '', host: v.host } : null;
+  } catch {
+    return null;
+  }
 }
 
 const hex = (bytes: Uint8Array, bits: number): string => {
@@ -64,7 +92,26 @@ export function livePolicy(pins: Pins): ModelSource {
     const key = decodeNamespaceKey(k);
     if (key.slot === slot) actions.set(pins.namespaceName(key.namespaceId), decodeNamespace(v).blockedAction);
   }
-  return { config, entries, excludedPorts, actions };
+  // Rule 6's learned addresses: by host (namespace and name), since a candidate's hosts have no ids yet.
+  const labels = pins.labels(true);
+  const dnsPorts = new Map<string, string | null>();
+  for (const [k, v] of pins.maps.mg_dns_ports.entries()) {
+    const key = decodeDnsPortKey(k);
+    const host = hostOfLabel(labels.get(key.hostId));
+    if (key.slot !== slot || !host) continue;
+    dnsPorts.set(dnsPortKey(host.namespace, host.host, key.proto, key.port), labels.get(v.readUInt32LE(0)) ?? null);
+  }
+  const learned = new Map<string, ModelLearned[]>();
+  for (const [k, v] of pins.maps.mg_learned.entries()) {
+    const l = decodeLearned(k, v);
+    const hosts: ModelLearned[] = [];
+    for (const h of l.hosts) {
+      const host = hostOfLabel(labels.get(h.hostId));
+      if (host) hosts.push({ hostNamespace: host.namespace, host: host.host, ttlS: h.ttlS, learnedNs: h.learnedNs, expiresNs: h.expiresNs });
+    }
+    if (hosts.length) learned.set(learnedKey(l.namespaceId ? pins.namespaceName(l.namespaceId) : '', l.address), hosts);
+  }
+  return { config, entries, excludedPorts, actions, learned, dnsPorts };
 }
 
 /** Addresses the live maps hold for each hostname (what the agent resolved): the candidate's hosts use them. */
@@ -149,6 +196,15 @@ export function overlay(live: ModelSource, candidate: Candidate, compiled: Desir
     if (c.action) actions.set(ns, BLOCKED_ACTION_IDS[c.action]);
     else actions.delete(ns);
   }
+  // A host's ports come with its allowlist: replaced with it. What pods learned stays (the kernel keeps it).
+  const dnsPorts = new Map([...(live.dnsPorts ?? [])].filter(([key]) => {
+    const namespace = key.slice(0, key.indexOf('|'));
+    return namespace === '' ? !globalGiven : !replaced.has(namespace);
+  }));
+  for (const h of compiled.policy.dnsHosts ?? []) {
+    if (!(h.namespace === '' ? globalGiven : replaced.has(h.namespace))) continue;
+    for (const p of h.ports) dnsPorts.set(dnsPortKey(h.namespace, h.host, protoNumber(p.proto), p.port), p.label);
+  }
   let config = live.config;
   let excludedPorts = live.excludedPorts;
   if (globalGiven) {
@@ -165,7 +221,7 @@ export function overlay(live: ModelSource, candidate: Candidate, compiled: Desir
     };
     excludedPorts = p.excludedPorts;
   }
-  return { config, entries, excludedPorts, actions };
+  return { config, entries, excludedPorts, actions, learned: live.learned, dnsPorts };
 }
 
 /** PolicyLookups over a ModelSource; namespace ids are the live ones (the pods' mg_cgroups entries carry them). */
@@ -175,8 +231,11 @@ export class PolicyModel implements PolicyLookups {
   private readonly excluded: ReadonlySet<number>;
   private readonly actions: ReadonlyMap<string, number>;
   private readonly labels: Array<string | null> = [null];
+  private readonly source: ModelSource;
 
-  constructor(source: ModelSource, private readonly namespaceOf: (id: number) => string) {
+  /** `nowNs`: the monotonic time learned addresses expire against (bpf_ktime_get_ns). */
+  constructor(source: ModelSource, private readonly namespaceOf: (id: number) => string, private readonly nowNs: bigint = process.hrtime.bigint()) {
+    this.source = source;
     this.config = source.config;
     this.excluded = new Set(source.excludedPorts);
     this.actions = source.actions;
@@ -210,6 +269,26 @@ export class PolicyModel implements PolicyLookups {
 
   excludedPort(port: number): boolean {
     return this.excluded.has(port);
+  }
+
+  /** learned_allows(): an unexpired address the namespace learned for a host whose entry allows proto/port. */
+  learned(namespaceId: number, proto: number, port: number, address: Uint8Array): MapHit | null {
+    const namespace = namespaceId ? this.namespaceOf(namespaceId) : '';
+    for (const h of this.source.learned?.get(learnedKey(namespace, address)) ?? []) {
+      if (h.expiresNs <= this.nowNs) continue;
+      const label = this.source.dnsPorts?.get(dnsPortKey(h.hostNamespace, h.host, proto, port));
+      if (label === undefined) continue;
+      this.labels.push(label);
+      return {
+        map: 'mg_learned',
+        labelId: this.labels.length - 1,
+        learned: {
+          namespaceId, host: h.host, name: null, ttlS: h.ttlS,
+          ageMs: Number((this.nowNs - h.learnedNs) / 1_000_000n), expiresInMs: Number((h.expiresNs - this.nowNs) / 1_000_000n),
+        },
+      };
+    }
+    return null;
   }
 
   namespaceName(namespaceId: number): string {

@@ -60,7 +60,7 @@ export interface PreviewOptions {
 
 function view(d: Decision, label: (id: number) => string | null): VerdictView {
   let entry: string | null = null;
-  if (d.hit && d.hit.map === 'mg_policy_trie' && d.hit.table === 'allow') {
+  if (d.hit && ((d.hit.map === 'mg_policy_trie' && d.hit.table === 'allow') || d.hit.map === 'mg_learned')) {
     const text = label(d.hit.labelId);
     const l = text ? parseLabel(text) : null;
     if (l?.kind === 'entry') entry = `${l.namespace || '(global)'}/${l.name}${l.host ? ` (${l.host})` : ''}`;
@@ -82,17 +82,19 @@ export function previewFlows(pins: Pins, candidate: Candidate, opts: PreviewOpti
   const resolved = liveResolved(live);
   const after = overlay(live, candidate, compileCandidate(candidate, resolved));
   const nsName = (id: number) => pins.namespaceName(id);
-  const nowModel = new PolicyModel(live, nsName);
-  const afterModel = new PolicyModel(after, nsName);
+  const nowNs = (opts.now ?? (() => process.hrtime.bigint()))();
+  const nowModel = new PolicyModel(live, nsName, nowNs);
+  const afterModel = new PolicyModel(after, nsName, nowNs);
   const state = pins.state();
   const walkStart = state?.cgroupWalkStart ?? 0;
   const notes: string[] = [];
   const missing = unresolvedHosts(candidate, resolved);
-  if (missing.length) notes.push(`hosts the live maps hold no address for are left out of "after" (the agent resolves them once applied): ${missing.join(', ')}`);
+  if (missing.length) {
+    notes.push(`the agent has resolved no address for these hosts yet: in "after" they allow only what pods already learned from DNS answers for them (once applied, the agent resolves them): ${missing.join(', ')}`);
+  }
   if (!(state?.recordFlows ?? true)) notes.push('the agent runs with --flows-max 0: no flows are recorded');
 
   const flows: KernelFlow[] = readKernelFlows(pins);
-  const nowNs = (opts.now ?? (() => process.hrtime.bigint()))();
   const wall = Date.now();
   const rows: PreviewRow[] = [];
   let skipped = 0;
@@ -115,11 +117,6 @@ export function previewFlows(pins: Pins, candidate: Candidate, opts: PreviewOpti
   }
   rows.sort((a, b) => (podText(a) < podText(b) ? -1 : podText(a) > podText(b) ? 1 : a.destination.localeCompare(b.destination) || a.protocol.localeCompare(b.protocol)));
   if (skipped) notes.push(`${skipped} recorded flow(s) belong to pods that are no longer mapped and were not decided`);
-  const learned = rows.filter((row) => row.kernel.rule === 'allow-learned').length;
-  if (learned) {
-    notes.push(`${learned} flow(s) were last passed through addresses learned from the pod's DNS answers (allow-learned); ` +
-      'the decision table does not model learned addresses yet, so their now and after reflect the static allowlists only');
-  }
   return {
     valid: true,
     issues: candidate.issues,

@@ -196,6 +196,30 @@ describe('the kernel learns allowlisted hostnames from the pod\'s own DNS answer
     assert.equal(verdict(WILDCARD_ANSWER, 80), 'deny', 'the kernel agrees');
   });
 
+  test('preview decides learned addresses as the kernel did: kept with their host, gone without it', () => {
+    resolve('x.y.cdn.test');
+    assert.equal(verdict(WILDCARD_ANSWER), 'pass');
+    const candidate = (name: string, text: string) => {
+      writeFileSync(path.join(dir!, name), text);
+      return path.join(dir!, name);
+    };
+    const preview = (file: string) => {
+      const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'preview', '--pin-dir', pod!.sb.pinDir, '--namespace', 'shop', '--all', '--json', file], { encoding: 'utf8', timeout: 30_000 });
+      const report = JSON.parse(r.stdout) as { rows: Array<{ address: string; port: number; protocol: string; kernel: { verdict: string; rule: string }; now: { verdict: string; rule: string; entry: string | null }; after: { verdict: string; rule: string } }> };
+      const row = report.rows.find((x) => x.address === WILDCARD_ANSWER && x.port === 443 && x.protocol === 'tcp');
+      assert.ok(row, r.stdout);
+      return { status: r.status, row };
+    };
+    const same = preview(candidate('same.yaml', ALLOWLIST));
+    assert.equal(same.status, 0);
+    assert.deepEqual([same.row.kernel.verdict, same.row.kernel.rule], ['pass', 'allow-learned']);
+    assert.deepEqual([same.row.now.verdict, same.row.now.rule, same.row.now.entry], ['pass', 'allow-learned', 'shop/cdn (*.cdn.test)'], 'now is what the kernel did');
+    assert.deepEqual([same.row.after.verdict, same.row.after.rule], ['pass', 'allow-learned']);
+    const without = preview(candidate('without-cdn.yaml', ALLOWLIST.slice(0, ALLOWLIST.indexOf('- name: cdn'))));
+    assert.equal(without.status, 1);
+    assert.deepEqual([without.row.after.verdict, without.row.after.rule], ['deny', 'blocked'], 'without its host, the learned address allows nothing');
+  });
+
   test('a CNAME chain inside the answer is followed to its addresses', () => {
     const r = resolve('alias.partner.test');
     assert.deepEqual(r.connects.map((c) => [c.addr, c.ok]), [[CNAME_ANSWER, true]]);

@@ -86,6 +86,40 @@ const verdictOf = (source: ModelSource, addr: string, port: number, namespaceId 
   return `${d.verdict}/${d.rule}`;
 };
 
+describe('the in-memory policy: addresses learned from DNS answers (rule 6, allow-learned)', () => {
+  const NOW = 100_000_000_000n;
+  const addr = v4('198.51.100.9');
+  const learnedLive: ModelSource = {
+    ...LIVE,
+    learned: new Map([[`shop|${Buffer.from(addr).toString('hex')}`, [
+      { hostNamespace: 'shop', host: 'api.example.com', ttlS: 60, learnedNs: NOW - 5_000_000_000n, expiresNs: NOW + 55_000_000_000n },
+    ]]]),
+    dnsPorts: new Map([['shop|api.example.com|6|443', JSON.stringify({ kind: 'entry', namespace: 'shop', name: 'api', host: 'api.example.com' })]]),
+  };
+  const decideAt = (source: ModelSource, port: number, now = NOW) => {
+    const m = new PolicyModel(source, (id) => NS[id] ?? `#${id}`, now);
+    const d = decide({ config: m.config, walk: walk(5), uid: 0, address: addr, port, proto: 6, lookups: m });
+    return `${d.verdict}/${d.rule}`;
+  };
+
+  test('a learned address passes on its entry\'s port until it expires', () => {
+    assert.equal(decideAt(learnedLive, 443), 'pass/allow-learned');
+    assert.equal(decideAt(learnedLive, 80), 'deny/blocked');
+    assert.equal(decideAt(learnedLive, 443, NOW + 56_000_000_000n), 'deny/blocked', 'expired');
+  });
+
+  test('a candidate that keeps the host keeps what was learned; one that drops it, or moves it to another port, does not', () => {
+    const keep = readCandidate([file(manifest('shop', 'a', { egress: entryYaml('api', '', 443, 'TLS', 'api.example.com') }))], 'default');
+    assert.equal(decideAt(overlay(learnedLive, keep, compileCandidate(keep, new Map())), 443), 'pass/allow-learned');
+    const drop = readCandidate([file(manifest('shop', 'a', { egress: entryYaml('other', '192.0.2.9') }))], 'default');
+    assert.equal(decideAt(overlay(learnedLive, drop, compileCandidate(drop, new Map())), 443), 'deny/blocked');
+    const moved = readCandidate([file(manifest('shop', 'a', { egress: entryYaml('api', '', 8443, 'TLS', 'api.example.com') }))], 'default');
+    assert.equal(decideAt(overlay(learnedLive, moved, compileCandidate(moved, new Map())), 443), 'deny/blocked');
+    const globalOnly = readCandidate([file(JSON.stringify({ egress: false, mesh_cidr_ranges: ['10.0.0.0/8'] }))], 'default');
+    assert.equal(decideAt(overlay(learnedLive, globalOnly, compileCandidate(globalOnly, new Map())), 443), 'pass/allow-learned', "shop's hosts stay");
+  });
+});
+
 describe('the in-memory policy', () => {
   test('decides like the live maps: longest prefix per namespace, port and protocol', () => {
     assert.equal(verdictOf(LIVE, '10.1.2.3', 80), 'redirect/mesh-cidr');
