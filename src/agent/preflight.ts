@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import path from 'node:path';
-import { libbpf } from '../../native/libbpf.js';
+import { missingKernelFeatures } from '../datapath/kernelFeatures.js';
 import { findCgroup2MountIn } from '../node/cgroup.js';
 
 export interface PreflightProblem {
@@ -14,16 +14,6 @@ export interface PreflightProblem {
 
 // Linux capability numbers (include/uapi/linux/capability.h).
 const CAP = { NET_ADMIN: 12, SYS_ADMIN: 21, PERFMON: 38, BPF: 39 } as const;
-// enum bpf_prog_type / bpf_map_type values (include/uapi/linux/bpf.h).
-const PROG_TYPES = {
-  'cgroup/connect and cgroup/sendmsg (BPF_PROG_TYPE_CGROUP_SOCK_ADDR)': 18,
-  'cgroup/getsockopt and cgroup/setsockopt (BPF_PROG_TYPE_CGROUP_SOCKOPT)': 25,
-  'cgroup_skb/egress, the packet backstop (BPF_PROG_TYPE_CGROUP_SKB)': 8,
-};
-const MAP_TYPES = {
-  'LPM trie (BPF_MAP_TYPE_LPM_TRIE)': 11, 'ring buffer (BPF_MAP_TYPE_RINGBUF)': 27, 'map-in-map (BPF_MAP_TYPE_ARRAY_OF_MAPS)': 12,
-  'LRU hash (BPF_MAP_TYPE_LRU_HASH)': 9, 'socket storage (BPF_MAP_TYPE_SK_STORAGE)': 24,
-};
 /** bpf_link for cgroups and BPF_LINK_UPDATE (5.7), ring buffers (5.8), bpf_loop (5.17), bpf_cast_to_kern_ctx (6.2). */
 export const MIN_KERNEL: readonly [number, number] = [6, 2];
 
@@ -87,19 +77,6 @@ export function preflight(pinDir: string): PreflightProblem[] {
     }
   }
   if (problems.some((p) => p.check === 'capabilities')) return problems; // the probes below would fail for the same reason
-  for (const [what, type] of Object.entries(PROG_TYPES)) {
-    try {
-      if (!libbpf.probeProgType(type, what)) problems.push({ check: 'kernel features', message: `the kernel cannot load ${what} programs` });
-    } catch (err) {
-      problems.push({ check: 'kernel features', message: `probing ${what} failed: ${(err as Error).message.split('\n')[0]}` });
-    }
-  }
-  for (const [what, type] of Object.entries(MAP_TYPES)) {
-    try {
-      if (!libbpf.probeMapType(type, what)) problems.push({ check: 'kernel features', message: `the kernel cannot create ${what} maps` });
-    } catch (err) {
-      problems.push({ check: 'kernel features', message: `probing ${what} failed: ${(err as Error).message.split('\n')[0]}` });
-    }
-  }
+  for (const message of missingKernelFeatures()) problems.push({ check: 'kernel features', message });
   return problems;
 }

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { cleanupPins } from '../datapath/loader.js';
 import { openPinnedMaps } from '../datapath/pinned.js';
 import { findCgroup2Mount } from '../node/cgroup.js';
-import { dumpMaps, formatDump } from './dump.js';
+import { dumpMaps, formatDump } from '../report/dump.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const SOCKPROBE = path.join(ROOT, 'build/sockprobe');

@@ -15,6 +15,7 @@ import {
   type AgentStatus, type KernelConfig, type KernelState,
 } from './codec.js';
 import { STRUCTS } from './abi.generated.js';
+import { cgroupLabel, namespaceLabel } from './labels.js';
 import { groupSize, validateDesired, type DesiredCgroup, type DesiredGroup, type DesiredState } from './desired.js';
 import { DatapathError } from './errors.js';
 import { LoadedObject, type AttachReport } from './loader.js';
@@ -111,7 +112,6 @@ const NAMESPACE_OFFSET = STRUCTS.mg_lpm_key.fields.namespace_id.offset;
 const emptySlot = (): SlotShadow => ({ groups: new Map(), ports: new Set(), namespaces: new Map(), config: null, dns: new Map(), dnsHosts: null });
 const sameDnsHosts = (a: DesiredState['policy']['dnsHosts'] | null, b: DesiredState['policy']['dnsHosts']): boolean =>
   a === b || (a !== null && JSON.stringify(a ?? []) === JSON.stringify(b ?? []));
-const namespaceLabel = (ns: string): string => JSON.stringify({ kind: 'namespace', namespace: ns });
 
 export class Datapath {
   readonly object: LoadedObject;
@@ -700,14 +700,5 @@ function sameMap(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>)
   return a.size === b.size && [...b].every(([k, v]) => a.get(k) === v);
 }
 
-/**
- * Display text of a mapped cgroup, for dump, explain and trace: `pod` is the
- * agent's label ("shop/web", "shop/web sidecar"), `name` the pod's own name.
- */
-export function cgroupLabel(c: DesiredCgroup): string {
-  const podPart = c.label.split(' ')[0]!;
-  const name = podPart.startsWith(`${c.namespace}/`) ? podPart.slice(c.namespace.length + 1) : podPart;
-  return JSON.stringify({ kind: c.kind, pod: c.label, namespace: c.namespace, name });
-}
 
 

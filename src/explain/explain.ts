@@ -8,9 +8,9 @@ import {
 } from '../datapath/codec.js';
 import { listPinnedLinks } from '../datapath/loader.js';
 import { learnedLookup } from '../datapath/dnsLearned.js';
-import { CgroupTree, type CgroupNode } from './cgroupTree.js';
+import { CgroupTree, type CgroupNode } from '../node/cgroupTree.js';
 import { decide, isV4, type MapHit, type PolicyLookups, type WalkStep } from './decisionTable.js';
-import type { Pins } from './pins.js';
+import type { Pins } from '../datapath/pinned.js';
 
 /** bpf/decide.bpf.h MG_MAX_CGROUP_WALK: levels looked at from mg_state.cgroup_walk_start down. */
 export const MAX_CGROUP_WALK = 8;

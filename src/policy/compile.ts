@@ -8,6 +8,7 @@ import { BUCKET_SIZE, CidrLists } from './cidrBuckets.js';
 import type { DesiredCgroup, DesiredDnsHost, DesiredGroup, DesiredState, DesiredTrieEntry } from '../datapath/desired.js';
 import { isWildcardHost } from '../config/hostname.js';
 import type { VerdictName } from '../datapath/codec.js';
+import { entryLabel } from '../datapath/labels.js';
 
 export interface PodInput {
   readonly namespace: string;
@@ -33,11 +34,6 @@ export interface CompileInput {
 
 /** Verdicts that emit ring buffer events unless asked otherwise: denies and audits ("would deny"). */
 export const DEFAULT_EVENT_VERDICTS: readonly VerdictName[] = Object.freeze(['deny', 'audit']);
-
-/** Display text of an allowlist entry, stored in mg_labels for dump/explain/trace. */
-export function entryLabel(namespace: string, name: string, host?: string): string {
-  return JSON.stringify(host ? { kind: 'entry', namespace, name, host } : { kind: 'entry', namespace, name });
-}
 
 const cidrOf = (address: string): string => (address.includes('/') ? address : `${address}/${address.includes(':') ? 128 : 32}`);
 

@@ -10,7 +10,7 @@ import {
 import type { DesiredState } from '../datapath/desired.js';
 import { decodeDnsPortKey, decodeLearned } from '../datapath/dnsCodec.js';
 import type { MapHit, PolicyLookups } from '../explain/decisionTable.js';
-import type { Pins } from '../explain/pins.js';
+import type { Pins } from '../datapath/pinned.js';
 import { PolicyCompiler } from '../policy/compile.js';
 import type { Candidate } from './candidate.js';
 

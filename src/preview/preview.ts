@@ -4,8 +4,9 @@
 // the candidate compiled in ("after"), both held in memory. Nothing is written to the kernel.
 import { CGROUP_KIND, VERDICT_NAMES, type KernelFlow, type VerdictName } from '../datapath/codec.js';
 import { decide, type Decision } from '../explain/decisionTable.js';
-import { describeFlow, podText, readKernelFlows } from '../explain/flows.js';
-import { parseLabel, type Pins } from '../explain/pins.js';
+import { entryLabelText, parseLabel } from '../datapath/labels.js';
+import type { Pins } from '../datapath/pinned.js';
+import { describeFlow, podText, readKernelFlows } from '../report/flows.js';
 import { readCandidate, type Candidate, type CandidateIssue } from './candidate.js';
 import { PolicyModel, compileCandidate, livePolicy, liveResolved, overlay } from './policyModel.js';
 
@@ -62,8 +63,7 @@ function view(d: Decision, label: (id: number) => string | null): VerdictView {
   let entry: string | null = null;
   if (d.hit && ((d.hit.map === 'mg_policy_trie' && d.hit.table === 'allow') || d.hit.map === 'mg_learned')) {
     const text = label(d.hit.labelId);
-    const l = text ? parseLabel(text) : null;
-    if (l?.kind === 'entry') entry = `${l.namespace || '(global)'}/${l.name}${l.host ? ` (${l.host})` : ''}`;
+    entry = entryLabelText(text ? parseLabel(text) : null);
   }
   return { verdict: d.verdict, rule: d.rule, entry, message: d.message };
 }

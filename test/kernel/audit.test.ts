@@ -9,7 +9,7 @@ import { RULE_NAMES, VERDICT_NAMES, encodeTrace, encodeU32, formatAddress, type 
 import { readVerdictCounters } from '../../src/datapath/counters.js';
 import { EventReader } from '../../src/datapath/events.js';
 import { Explainer, parseDestination } from '../../src/explain/explain.js';
-import { Pins } from '../../src/explain/pins.js';
+import { Pins } from '../../src/datapath/pinned.js';
 import { PolicyCompiler } from '../../src/policy/compile.js';
 import { cgroupId } from '../../src/node/cgroup.js';
 import { createPod, type PodFixture } from '../helpers/kernelFixture.js';

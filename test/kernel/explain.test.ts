@@ -10,7 +10,7 @@ import { EVENT_STAT, RULE_NAMES, VERDICT_NAMES, encodeTrace, encodeU32, protoNam
 import type { DesiredCgroup, DesiredPolicy, DesiredTrieEntry } from '../../src/datapath/desired.js';
 import { EventReader } from '../../src/datapath/events.js';
 import { Explainer, parseDestination, type CallerRef, type Explanation } from '../../src/explain/explain.js';
-import { Pins } from '../../src/explain/pins.js';
+import { Pins } from '../../src/datapath/pinned.js';
 import { cgroupId } from '../../src/node/cgroup.js';
 import { PROXY_PORT, basePolicy, createPod, group, type PodFixture } from '../helpers/kernelFixture.js';
 import { requireRoot } from '../helpers/sandbox.js';

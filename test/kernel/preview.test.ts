@@ -12,8 +12,8 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { readFlows, type FlowView } from '../../src/explain/flows.js';
-import { Pins } from '../../src/explain/pins.js';
+import { readFlows, type FlowView } from '../../src/report/flows.js';
+import { Pins } from '../../src/datapath/pinned.js';
 import { readCandidate } from '../../src/preview/candidate.js';
 import { previewFlows, type PreviewRow } from '../../src/preview/preview.js';
 import { PROXY_PORT, createPod, type PodFixture } from '../helpers/kernelFixture.js';

@@ -4,7 +4,7 @@
 // Anything else found there is left in place and listed; programs that other
 // tools attached to the same cgroup are never touched.
 import { cleanupPins } from '../../datapath/loader.js';
-import { requireRoot } from '../../explain/pins.js';
+import { requireRoot } from '../requireRoot.js';
 import { pinDirOption, type CliContext } from './context.js';
 
 export function register(ctx: CliContext): void {

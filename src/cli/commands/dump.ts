@@ -1,7 +1,8 @@
 // `meshgate dump [--json] [MAP]`.
 import { Command } from 'commander';
-import { Pins, requireRoot } from '../../explain/pins.js';
-import { DUMP_SECTIONS, dumpMaps, formatDump, pickSections, sectionsFor } from '../dump.js';
+import { Pins } from '../../datapath/pinned.js';
+import { requireRoot } from '../requireRoot.js';
+import { DUMP_SECTIONS, dumpMaps, formatDump, pickSections, sectionsFor } from '../../report/dump.js';
 import { pinDirOption, type CliContext } from './context.js';
 
 export function register(ctx: CliContext): void {

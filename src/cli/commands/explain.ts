@@ -1,7 +1,8 @@
 // `meshgate explain (NAMESPACE/POD | --cgroup ID) DEST:PORT [--udp]`.
 import { Command } from 'commander';
 import { Explainer, VERDICT_EXIT_CODES, formatExplanation, parseDestination, type CallerRef } from '../../explain/explain.js';
-import { Pins, requireRoot } from '../../explain/pins.js';
+import { Pins } from '../../datapath/pinned.js';
+import { requireRoot } from '../requireRoot.js';
 import { pinDirOption, type CliContext } from './context.js';
 
 interface ExplainFlags { pinDir: string; cgroup?: string; udp?: boolean; uid?: string; json?: boolean }

@@ -1,8 +1,9 @@
 // `meshgate flows [--pod NAMESPACE/NAME] [--verdict V] [--json]`: the recent flows the kernel decided.
 import { Command } from 'commander';
 import { VERDICT_NAMES } from '../../datapath/codec.js';
-import { formatFlows, readFlows } from '../../explain/flows.js';
-import { Pins, requireRoot } from '../../explain/pins.js';
+import { formatFlows, readFlows } from '../../report/flows.js';
+import { Pins } from '../../datapath/pinned.js';
+import { requireRoot } from '../requireRoot.js';
 import { pinDirOption, type CliContext } from './context.js';
 
 interface FlowsFlags { pinDir: string; verdict?: string[]; pod?: string; json?: boolean }

@@ -2,7 +2,8 @@
 // the candidate files would change. Exit codes: 0 no change, 1 changes, 2 invalid input (or
 // usage), 3 error (no pins, not root).
 import { Command } from 'commander';
-import { Pins, requireRoot } from '../../explain/pins.js';
+import { Pins } from '../../datapath/pinned.js';
+import { requireRoot } from '../requireRoot.js';
 import { readCandidate } from '../../preview/candidate.js';
 import { formatPreview, invalidReport, previewFlows, type PreviewReport } from '../../preview/preview.js';
 import { pinDirOption, type CliContext } from './context.js';

@@ -1,6 +1,6 @@
 // `meshgate status`.
-import { requireRoot } from '../../explain/pins.js';
-import { formatStatus, readStatus } from '../../explain/statusReport.js';
+import { requireRoot } from '../requireRoot.js';
+import { formatStatus, readStatus } from '../../report/status.js';
 import { pinDirOption, type CliContext } from './context.js';
 
 /** status exits 3 when it found something wrong (listed under "problems"). */

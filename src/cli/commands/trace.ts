@@ -1,8 +1,9 @@
 // `meshgate trace [--verdict deny|redirect|pass] [--pod NS/NAME] [--json]`.
 import { Command } from 'commander';
 import { VERDICT_NAMES, type VerdictName } from '../../datapath/codec.js';
-import { Pins, requireRoot } from '../../explain/pins.js';
-import { TraceStream, formatTraceDrops, formatTraceEvent, type TraceDrops, type TraceEvent } from '../../explain/traceStream.js';
+import { Pins } from '../../datapath/pinned.js';
+import { requireRoot } from '../requireRoot.js';
+import { TraceStream, formatTraceDrops, formatTraceEvent, type TraceDrops, type TraceEvent } from '../../report/trace.js';
 import { pinDirOption, type CliContext } from './context.js';
 
 interface TraceFlags { pinDir: string; verdict?: string[]; pod?: string; json?: boolean; count?: string; duration?: string; backlog?: boolean }

@@ -9,7 +9,8 @@ import {
   parseAllowlist, parseGlobalConfig, type AllowlistEntry, type GlobalConfig, type ObjectRef,
 } from '../../../src/config/index.js';
 import { validateDesired, type DesiredGroup, type DesiredState, type DesiredTrieEntry } from '../../../src/datapath/desired.js';
-import { PolicyCompiler, allowlistHosts, entryLabel, type CompileInput, type PodInput } from '../../../src/policy/compile.js';
+import { entryLabel } from '../../../src/datapath/labels.js';
+import { PolicyCompiler, allowlistHosts, type CompileInput, type PodInput } from '../../../src/policy/compile.js';
 
 const GLOBAL_REF: ObjectRef = { kind: 'ConfigMap', namespace: 'osm-system', name: 'osm-config' };
 const refOf = (namespace: string): ObjectRef => ({ kind: 'ConfigMap', namespace, name: 'egress' });

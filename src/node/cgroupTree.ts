@@ -3,7 +3,7 @@
 // a bounded walk of the cgroup2 mount turns them back into paths and levels.
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { findCgroup2Mount } from '../node/cgroup.js';
+import { findCgroup2Mount } from './cgroup.js';
 
 const MAX_DEPTH = 32;
 const MAX_DIRS = 200_000;

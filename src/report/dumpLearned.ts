@@ -4,7 +4,7 @@
 import { decodeTrieKey, formatPrefix } from '../datapath/codec.js';
 import { readDnsStats, readLearned } from '../datapath/dnsLearned.js';
 import type { Maps } from '../datapath/loader.js';
-import type { ParsedLabel } from '../explain/pins.js';
+import type { ParsedLabel } from '../datapath/labels.js';
 
 export interface LearnedDump {
   /** '' for a global host */

@@ -10,7 +10,8 @@ import {
   type KernelEvent, type VerdictName,
 } from '../datapath/codec.js';
 import { EventReader } from '../datapath/events.js';
-import type { Pins } from './pins.js';
+import { entryLabelText } from '../datapath/labels.js';
+import type { Pins } from '../datapath/pinned.js';
 
 export const TRACE_LEASE_NS = 10_000_000_000n;
 const REFRESH_MS = 3000;
@@ -132,8 +133,7 @@ export class TraceStream {
     const pod = this.podName(e.podCgroupId);
     if (this.opts.pod && (pod === null || pod.split(' ')[0] !== this.opts.pod)) return;
     const address = formatAddress(e.address);
-    const label = e.labelId ? this.pins.label(e.labelId) : null;
-    const entry = label && label.kind === 'entry' ? `${label.namespace || '(global)'}/${label.name}${label.host ? ` (${label.host})` : ''}` : null;
+    const entry = entryLabelText(e.labelId ? this.pins.label(e.labelId) : null);
     const wall = this.wallAtStart + Number((e.tsNs - this.startNs) / 1_000_000n);
     this.opts.onEvent({
       type: 'event',

@@ -4,8 +4,9 @@ import {
   CGROUP_KIND, HOOK, RULE_NAMES, VERDICT_NAMES, decodeFlow, formatAddress, protoName,
   type KernelFlow, type VerdictName,
 } from '../datapath/codec.js';
-import { formatDestination } from './decisionTable.js';
-import type { Pins } from './pins.js';
+import { entryLabelText } from '../datapath/labels.js';
+import type { Pins } from '../datapath/pinned.js';
+import { formatDestination } from '../explain/decisionTable.js';
 
 const HOOK_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(HOOK).map(([k, v]) => [v, k.replace('MG_HOOK_', '').toLowerCase()]));
 
@@ -54,8 +55,7 @@ export function readKernelFlows(pins: Pins): KernelFlow[] {
 
 /** An allowlist entry's label as trace shows it. */
 export function entryText(pins: Pins, labelId: number): string | null {
-  const label = labelId ? pins.label(labelId) : null;
-  return label && label.kind === 'entry' ? `${label.namespace || '(global)'}/${label.name}${label.host ? ` (${label.host})` : ''}` : null;
+  return entryLabelText(labelId ? pins.label(labelId) : null);
 }
 
 /** The pod a flow belongs to, by its mapped pod cgroup. */

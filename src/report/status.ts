@@ -2,12 +2,11 @@
 // agent's last reconcile, and what is wrong, read without loading anything.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { libbpf } from '../../native/libbpf.js';
 import { MAPS } from '../datapath/abi.generated.js';
 import { EVENT_STAT, decodeAgentStatus, encodeU32 } from '../datapath/codec.js';
 import { ABI_HASH, HOOK_PROGRAMS, listPinnedLinks, pinLayout } from '../datapath/loader.js';
-import { CgroupTree } from './cgroupTree.js';
-import { Pins, pinsProblem } from './pins.js';
+import { Pins, attachedPrograms, pinsProblem } from '../datapath/pinned.js';
+import { CgroupTree } from '../node/cgroupTree.js';
 
 export interface HookStatus {
   readonly hook: string;
@@ -44,20 +43,6 @@ function processRunning(pid: number): boolean {
     return /meshgate|node/.test(cmdline);
   } catch {
     return false;
-  }
-}
-
-/** Programs attached to the cgroup for one attach type, or null when the cgroup cannot be queried. */
-function attachedPrograms(cgroupPath: string, attachType: number): number[] | null {
-  try {
-    const fd = libbpf.openDirectory(cgroupPath);
-    try {
-      return libbpf.progQuery(fd, attachType, cgroupPath);
-    } finally {
-      libbpf.close(fd);
-    }
-  } catch {
-    return null;
   }
 }
 

@@ -7,7 +7,8 @@ import {
 } from '../datapath/codec.js';
 import { readVerdictCounters } from '../datapath/counters.js';
 import type { Maps } from '../datapath/loader.js';
-import { CGROUP_KIND_NAMES, parseLabel, type ParsedLabel } from '../explain/pins.js';
+import { parseLabel, type ParsedLabel } from '../datapath/labels.js';
+import { CGROUP_KIND_NAMES } from '../datapath/pinned.js';
 import { dumpLearned, formatLearned, type LearnedDump } from './dumpLearned.js';
 
 /** The sections `dump MAP` accepts, and the pinned maps each one decodes. */
