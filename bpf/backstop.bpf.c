@@ -9,10 +9,11 @@
  * and leaves only if its real destination (the IP header's) deserves it:
  *
  * - A TCP packet to its socket's own peer, or a UDP packet of a connected UDP
- *   socket to its peer, passes with no lookup at all: connect() decided that
- *   peer (or, for an accepted socket, the peer came to us: inbound stays with
- *   the mesh). The SYN of a redirected socket files its original destination
- *   for SO_ORIGINAL_DST here (one socket-storage lookup per SYN).
+ *   socket to its peer, passes with no lookup at all (ordinary(): a few direct
+ *   packet reads): connect() decided that peer (or, for an accepted socket,
+ *   the peer came to us: inbound stays with the mesh). The SYN of a redirected
+ *   socket files its original destination for SO_ORIGINAL_DST (one
+ *   socket-storage lookup per SYN).
  * - A packet to the peer the backstop already passed for this socket, under
  *   the policy generation still in force, passes with one socket-storage
  *   lookup (mg_sk) and two array reads.
@@ -272,6 +273,47 @@ static __always_inline void remember_passed(struct bpf_sock *sk, const struct mg
 	st->flags |= MG_SK_PEER_PASSED;
 }
 
+/*
+ * The common case without parsing (direct packet reads, no helper): a TCP
+ * segment that is not an opening SYN, or a UDP datagram of a connected socket,
+ * with a plain IP header (no IPv4 options, no IPv6 extension header), going
+ * to its socket's peer. Anything else takes the full path below.
+ */
+static __always_inline int ordinary(struct __sk_buff *skb, const struct bpf_sock *sk)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	__u8 proto = sk->protocol;
+	__u8 *l4;
+
+	if (!((sk->type == SOCK_STREAM && proto == IPPROTO_TCP) || (sk->type == SOCK_DGRAM && proto == IPPROTO_UDP)))
+		return 0;
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct mg_iphdr4 *ip = data;
+
+		l4 = data + sizeof(*ip);
+		if (l4 + 14 > (__u8 *)end || ip->ver_ihl != 0x45 || ip->protocol != proto ||
+		    (ip->frag_off & bpf_htons(0x3fff)) || ip->daddr != sk->dst_ip4 || ip->daddr == 0)
+			return 0;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct mg_iphdr6 *ip6 = data;
+		__u32 *a;
+
+		l4 = data + sizeof(*ip6);
+		if (l4 + 14 > (__u8 *)end || ip6->nexthdr != proto)
+			return 0;
+		a = (__u32 *)ip6->daddr;
+		if (a[0] != sk->dst_ip6[0] || a[1] != sk->dst_ip6[1] || a[2] != sk->dst_ip6[2] ||
+		    a[3] != sk->dst_ip6[3])
+			return 0;
+	} else {
+		return 0;
+	}
+	if (*(__u16 *)(l4 + 2) != sk->dst_port)
+		return 0;
+	/* An opening SYN may have an original destination to file: the full path does that. */
+	return proto == IPPROTO_UDP || (l4[13] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN;
+}
+
 SEC("cgroup_skb/egress")
 int mg_egress(struct __sk_buff *skb)
 {
@@ -285,6 +327,8 @@ int mg_egress(struct __sk_buff *skb)
 		return 1;
 	sk = bpf_sk_fullsock(sk);
 	if (!sk)
+		return 1;
+	if (ordinary(skb, sk))
 		return 1;
 	if (skb->protocol == bpf_htons(ETH_P_IP))
 		parse_v4(skb, &p);

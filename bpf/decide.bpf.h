@@ -170,46 +170,87 @@ static __always_inline void decide_destination(struct mg_dest *d, const struct m
 struct mg_who {
 	struct __sk_buff *skb;
 	struct cgroup___mg *cgrp;  /* the socket's cgroup (socket hooks) */
-	int level;                 /* its level */
 	__u32 uid;                 /* the socket's owner (sk_uid) */
 };
 
-static __always_inline __u64 ancestor_cgroup_id(const struct mg_who *who, int level)
-{
-	struct cgroup___mg *cg = who->cgrp, *anc = 0;
-
-	if (who->skb)
-		return bpf_skb_ancestor_cgroup_id(who->skb, level);
-	if (!cg || level > who->level || level < 0)
-		return 0;
-	bpf_core_read(&anc, sizeof(anc), &cg->ancestors[level]);
-	return anc ? BPF_CORE_READ(anc, kn, id) : 0;
-}
-
 static __always_inline __u64 own_cgroup_id(const struct mg_who *who)
 {
-	struct cgroup___mg *cg = who->cgrp;
-
 	if (who->skb)
 		return bpf_skb_cgroup_id(who->skb);
-	return cg ? BPF_CORE_READ(cg, kn, id) : 0;
+	return who->cgrp ? who->cgrp->kn->id : 0;
 }
 
-/* The identity of a socket hook's socket, from the hook's kernel context (its first field is the sock). */
+/* The identity of a socket hook's socket, from the hook's kernel context. */
 static __always_inline void sock_identity(void *ctx, struct mg_who *who)
 {
-	struct sock___mg **kctx = bpf_cast_to_kern_ctx(ctx);
-	struct sock___mg *sk = 0;
-	struct cgroup___mg *cg;
+	struct bpf_sock_addr_kern___mg *kctx = bpf_cast_to_kern_ctx(ctx);
+	struct sock___mg *sk = kctx->sk;
 
-	bpf_core_read(&sk, sizeof(sk), kctx);
 	if (!sk)
 		return;
-	cg = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
-	who->cgrp = cg;
-	if (cg)
-		who->level = BPF_CORE_READ(cg, level);
-	who->uid = BPF_CORE_READ(sk, sk_uid.val);
+	who->cgrp = sk->sk_cgrp_data.cgroup;
+	who->uid = sk->sk_uid.val;
+}
+
+/*
+ * One mapped cgroup met on the walk: a proxy ends it (rule 1); otherwise the
+ * shallowest pod wins. Returns 1 for a proxy.
+ */
+static __always_inline int met_cgroup(__u64 id, struct mg_cgroup **pod, struct mg_decision *out, int topdown)
+{
+	struct mg_cgroup *cg = bpf_map_lookup_elem(&mg_cgroups, &id);
+
+	if (!cg)
+		return 0;
+	if (cg->kind == MG_CGROUP_PROXY) {
+		out->pod_cgroup_id = id;
+		return 1;
+	}
+	if (!*pod || !topdown) {
+		*pod = cg;
+		out->pod_cgroup_id = id;
+		out->label_id = cg->label_id;
+	}
+	return 0;
+}
+
+/*
+ * Finds the pod: the shallowest mapped cgroup from the attach point's level
+ * (start) down MG_MAX_CGROUP_WALK levels, and any proxy container cgroup on
+ * that path. Returns 1 when a proxy is met. The backstop walks down with the
+ * skb helper; the socket hooks walk up from the socket's cgroup with plain
+ * loads, so the last pod met going up is the shallowest.
+ */
+static __always_inline int find_pod(const struct mg_who *who, __u32 start, struct mg_cgroup **pod,
+				    struct mg_decision *out)
+{
+	struct cgroup___mg *c = who->cgrp;
+	int i;
+
+	if (who->skb) {
+		for (i = 0; i < MG_MAX_CGROUP_WALK; i++) {
+			__u64 id = bpf_skb_ancestor_cgroup_id(who->skb, start + i);
+
+			if (!id)
+				break;
+			if (met_cgroup(id, pod, out, 1))
+				return 1;
+		}
+		return 0;
+	}
+	for (i = 0; i < 2 * MG_MAX_CGROUP_WALK; i++) {
+		int level;
+
+		if (!c)
+			break;
+		level = c->level;
+		if (level < (int)start)
+			break;
+		if (level < (int)start + MG_MAX_CGROUP_WALK && met_cgroup(c->kn->id, pod, out, 0))
+			return 1;
+		c = c->self.parent ? c->self.parent->cgroup : 0;
+	}
+	return 0;
 }
 
 static __always_inline void decide(struct mg_dest *d, struct mg_decision *out, const struct mg_who *who)
@@ -218,7 +259,6 @@ static __always_inline void decide(struct mg_dest *d, struct mg_decision *out, c
 	struct mg_config *cfg;
 	struct mg_state *st;
 	__u32 zero = 0, slot, start, record_flows;
-	int i;
 
 	out->label_id = 0;
 	out->pod_cgroup_id = 0;
@@ -239,25 +279,8 @@ static __always_inline void decide(struct mg_dest *d, struct mg_decision *out, c
 	out->event_mask = cfg->event_mask;
 
 	/* Find the pod: the shallowest mapped ancestor, and a proxy container cgroup below it. */
-	for (i = 0; i < MG_MAX_CGROUP_WALK; i++) {
-		__u64 id = ancestor_cgroup_id(who, start + i);
-		struct mg_cgroup *cg;
-
-		if (!id)
-			break;
-		cg = bpf_map_lookup_elem(&mg_cgroups, &id);
-		if (!cg)
-			continue;
-		if (cg->kind == MG_CGROUP_PROXY) {
-			out->pod_cgroup_id = id;
-			return set_verdict(out, MG_VERDICT_PASS, MG_RULE_PROXY_CGROUP);
-		}
-		if (!pod) {
-			pod = cg;
-			out->pod_cgroup_id = id;
-			out->label_id = cg->label_id;
-		}
-	}
+	if (find_pod(who, start, &pod, out))
+		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_PROXY_CGROUP);
 
 	if (!pod) {
 		if (cfg->unknown_pod_policy == MG_UNKNOWN_DENY_EXTERNAL)

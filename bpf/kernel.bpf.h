@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The few kernel structures the socket hooks read (with CO-RE, so offsets come
- * from the running kernel's BTF): a socket's cgroup, its ancestors and uid.
- * Only the fields used are declared; libbpf matches them by name.
+ * from the running kernel's BTF): a socket's cgroup, its parents and uid.
+ * Only the fields used are declared; libbpf matches them by name. They are
+ * read through the trusted pointer bpf_cast_to_kern_ctx() returns, as plain
+ * loads (the verifier makes them fault-safe), with no helper call.
  */
 #ifndef MESHGATE_KERNEL_BPF_H
 #define MESHGATE_KERNEL_BPF_H
@@ -15,10 +17,17 @@ struct kernfs_node___mg {
 	__u64 id;
 } __attribute__((preserve_access_index));
 
+struct cgroup___mg;
+
+struct cgroup_subsys_state___mg {
+	struct cgroup___mg *cgroup;
+	struct cgroup_subsys_state___mg *parent;
+} __attribute__((preserve_access_index));
+
 struct cgroup___mg {
+	struct cgroup_subsys_state___mg self;
 	struct kernfs_node___mg *kn;
 	int level;
-	struct cgroup___mg *ancestors[];
 } __attribute__((preserve_access_index));
 
 struct sock_cgroup_data___mg {
@@ -34,7 +43,12 @@ struct sock___mg {
 	kuid_t___mg sk_uid;
 } __attribute__((preserve_access_index));
 
-/* Any program's context as the kernel holds it (6.2+); for socket hooks, struct sock comes first. */
+/* The socket hooks' kernel contexts (bpf_sock_addr_kern, bpf_sockopt_kern) both start with the sock. */
+struct bpf_sock_addr_kern___mg {
+	struct sock___mg *sk;
+} __attribute__((preserve_access_index));
+
+/* Any program's context as the kernel holds it (6.2+). */
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
 #endif /* MESHGATE_KERNEL_BPF_H */
