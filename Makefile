@@ -6,7 +6,7 @@ BPF_CFLAGS := -g -O2 -target bpf -Wall -Werror -I$(ARCH_INCLUDE) -Ibpf
 BPF_SOURCES := bpf/maps.bpf.c bpf/connect.bpf.c bpf/origdst.bpf.c bpf/dns.bpf.c bpf/backstop.bpf.c
 BPF_UNITS := $(patsubst bpf/%.bpf.c,build/%.bpf.o,$(BPF_SOURCES))
 BPF_HEADERS := $(wildcard bpf/*.h bpf/include/*.h)
-HELPERS := build/sockprobe build/sidedoor build/foreign.bpf.o build/oldsockops.bpf.o build/connectloop build/dnsprobe build/dnstest.bpf.o
+HELPERS := build/sockprobe build/streamer build/sidedoor build/foreign.bpf.o build/oldsockops.bpf.o build/connectloop build/dnsprobe build/dnstest.bpf.o
 
 .PHONY: all bpf ts abi test test-unit test-kernel bench clean
 
@@ -60,6 +60,10 @@ build/connectloop: bench/connectloop.c
 build/dnstest.bpf.o: test/helpers/dnstest.bpf.c $(BPF_HEADERS)
 	@mkdir -p build
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+build/streamer: bench/streamer.c
+	@mkdir -p build
+	cc -O2 -Wall -Werror -o $@ $<
 
 build/sidedoor: test/helpers/sidedoor.c
 	@mkdir -p build

@@ -5,6 +5,7 @@ import type { DecisionResult, DecisionRow } from './decision.js';
 import type { MemoryRow } from './memory.js';
 import type { PropagationResult } from './propagation.js';
 import type { Summary } from './stats.js';
+import type { ThroughputResult } from './throughput.js';
 
 export interface BenchResults {
   readonly decision?: DecisionResult;
@@ -12,6 +13,7 @@ export interface BenchResults {
   readonly propagation?: readonly PropagationResult[];
   readonly propagationSkipped?: readonly string[];
   readonly memory?: readonly MemoryRow[];
+  readonly throughput?: ThroughputResult;
 }
 
 interface Row {
@@ -167,12 +169,46 @@ function memoryRows(rows: readonly MemoryRow[], limitMiB: number | null): Row[] 
   return out;
 }
 
+/** The two streams with and without meshgate; SPEC §7: the packet programs cost at most 2% of either. */
+function throughputRows(t: ThroughputResult): Row[] {
+  const rows: Row[] = [];
+  const what = { tcp: `bulk TCP stream, ${(t.tcpBytes / 2 ** 30).toFixed(t.tcpBytes >= 2 ** 30 ? 0 : 2)} GiB`, udp: `UDP stream, ${t.udpPackets.toLocaleString('en-US')} datagrams of ${t.udpSize} B` };
+  for (const kind of ['tcp', 'udp'] as const) {
+    const base = t.rows.find((r) => r.stream === kind && r.setting === 'baseline');
+    const mesh = t.rows.find((r) => r.stream === kind && r.setting === 'meshgate');
+    if (!base || !mesh) continue;
+    const fmt = (v: number) => v.toFixed(kind === 'tcp' ? 2 : 0);
+    for (const r of [base, mesh]) {
+      const ratio = r.rate.median / base.rate.median;
+      const isMesh = r.setting === 'meshgate';
+      rows.push({
+        area: 'throughput',
+        setting: `${what[kind]}, pod → outside netns over a veth: ${isMesh ? 'meshgate (backstop + DNS reader)' : 'no hook'}`,
+        value: `${fmt(r.rate.median)} ${r.unit}`,
+        spread: `${fmt(r.rate.min)}–${fmt(r.rate.max)}`,
+        ratio: isMesh ? `${ratio.toFixed(3)}×` : '1.00×',
+        target: isMesh ? '≤ 2% throughput loss' : '',
+        met: isMesh ? verdictMark(ratio >= 0.98) : '',
+      });
+    }
+  }
+  for (const c of t.packetCosts ?? []) {
+    rows.push({
+      area: 'BPF (bpf_stats)',
+      setting: `${c.stream} stream: ${c.program}, ${c.runsPerUnit.toFixed(2)} runs per ${c.stream === 'tcp' ? '64 KiB written (GSO: one run per super-packet)' : 'datagram'}`,
+      value: `${c.nsPerRun.toFixed(0)} ns per run`, spread: '', ratio: '', target: '', met: '',
+    });
+  }
+  return rows;
+}
+
 export function markdownTable(r: BenchResults, memoryLimitMiB: number | null = null): string {
   const rows = [
     ...(r.decision ? decisionRows(r.decision) : []),
     ...(r.apply ? applyRows(r.apply) : []),
     ...(r.propagation || r.propagationSkipped ? propagationRows(r.propagation ?? [], r.propagationSkipped ?? []) : []),
     ...(r.memory ? memoryRows(r.memory, memoryLimitMiB) : []),
+    ...(r.throughput ? throughputRows(r.throughput) : []),
   ];
   const header = ['', 'setting', 'median', 'spread (p10–p90 of batches, or min–max)', 'vs baseline', 'SPEC §7 target', ''];
   const esc = (s: string) => s.replace(/\|/g, '\\|');

@@ -6,7 +6,7 @@
 //   --rounds N          decision-cost rounds (default 8; --quick 2)
 //   --reps N            apply repetitions (default 3; --quick 1)
 //   --edits N           propagation edits (default 100; --quick 20)
-//   --only LIST         comma-separated: decision,apply,propagation,memory
+//   --only LIST         comma-separated: decision,apply,propagation,memory,throughput
 //   --no-bpf-stats      skip the per-program costs read from the kernel (they set the global
 //                       sysctl kernel.bpf_stats_enabled for a few seconds, then restore it;
 //                       the "sockops runs per passed connect" row comes from them)
@@ -21,11 +21,12 @@ import { parseArgs } from 'node:util';
 import { benchApply } from './apply.js';
 import { benchDecision, iptablesVariant } from './decision.js';
 import { benchMemory } from './memory.js';
+import { STREAMER, benchThroughput } from './throughput.js';
 import { benchPropagation, clusterSource, standaloneSource, type PropagationResult } from './propagation.js';
 import { markdownTable, type BenchResults } from './report.js';
 import { BenchSandbox, CONNECTLOOP, REPO_ROOT, sweepLeftovers } from './sandbox.js';
 
-const SECTIONS = ['decision', 'apply', 'propagation', 'memory'] as const;
+const SECTIONS = ['decision', 'apply', 'propagation', 'memory', 'throughput'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function options() {
@@ -68,12 +69,12 @@ function options() {
   };
 }
 
-/** Builds bench/connectloop.c when the binary is missing or older than the source. */
-function buildConnectLoop(): void {
-  const src = path.join(REPO_ROOT, 'bench/connectloop.c');
-  if (existsSync(CONNECTLOOP) && statSync(CONNECTLOOP).mtimeMs >= statSync(src).mtimeMs) return;
-  mkdirSync(path.dirname(CONNECTLOOP), { recursive: true });
-  execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', CONNECTLOOP, src], { stdio: 'inherit' });
+/** Builds a bench C tool (bench/NAME.c) when the binary is missing or older than the source. */
+function buildTool(binary: string, name: string): void {
+  const src = path.join(REPO_ROOT, `bench/${name}.c`);
+  if (existsSync(binary) && statSync(binary).mtimeMs >= statSync(src).mtimeMs) return;
+  mkdirSync(path.dirname(binary), { recursive: true });
+  execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', binary, src], { stdio: 'inherit' });
 }
 
 /** deploy/daemonset.yaml's memory limit for the agent container, in MiB (null when it cannot be read). */
@@ -118,7 +119,8 @@ async function main(): Promise<number> {
     process.stderr.write(removed.length ? `removed:\n${removed.join('\n')}\n` : 'nothing left behind\n');
     return 0;
   }
-  buildConnectLoop();
+  buildTool(CONNECTLOOP, 'connectloop');
+  buildTool(STREAMER, 'streamer');
   const log = (line: string) => process.stderr.write(`# ${line}\n`);
   const sb = new BenchSandbox();
   const stop = (signal: NodeJS.Signals) => {
@@ -164,6 +166,18 @@ async function main(): Promise<number> {
     }
     if (o.only.includes('memory')) {
       results.memory = await benchMemory(sb, [10, 100_000], full ? 3000 : 1000, log);
+    }
+    if (o.only.includes('throughput')) {
+      results.throughput = await benchThroughput(sb, {
+        rounds: full ? 5 : 2,
+        tcpBytes: full ? 1 << 30 : 256 << 20,
+        udpPackets: full ? 1_000_000 : 200_000,
+        udpSize: 64,
+        senderCpu: o.pin ? 1 : null,
+        sinkCpu: o.pin ? 0 : null,
+        bpfStats: o.bpfStats,
+        log,
+      });
     }
   } finally {
     sb.cleanup();
