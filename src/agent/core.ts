@@ -14,10 +14,14 @@ import { pinLayout } from '../datapath/loader.js';
 import { HostResolver, type HostResolverOptions } from '../dns/hostResolver.js';
 import { DNS_DEFAULTS, trustedResolvers } from '../dns/trustedResolvers.js';
 import { PolicyCompiler, allowlistHosts, type PodInput } from '../policy/compile.js';
+import { collectGarbage } from './heap.js';
 import { AgentMetrics } from './metrics.js';
 import { DEFAULT_RECONCILE_BACKOFF, ReconcileRetry, type BackoffOptions } from './retry.js';
 import { startServer } from './server.js';
 import type { Clock } from '../dns/clock.js';
+
+/** Trie writes from which an apply is followed by a full garbage collection. */
+const LARGE_APPLY = 10_000;
 
 export interface CoreOptions {
   readonly pinDir: string;
@@ -199,6 +203,8 @@ export class AgentCore {
     });
     const result = dp.apply(state);
     this.attach(attachTo);
+    // The first apply and large ones leave the parse's garbage behind: return it now (src/agent/heap.ts).
+    if (!this.appliedOnce || result.trieUpserts + result.trieDeletes >= LARGE_APPLY) collectGarbage();
     this.appliedOnce = true;
     this.recordStatus(input, result.generation, true);
     this.metrics.generation.set(Number(result.generation));

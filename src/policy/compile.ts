@@ -4,6 +4,7 @@
 // group object when a group's input is unchanged, so Datapath.apply skips it:
 // a one-entry change costs one group's diff, not a rebuild.
 import type { AllowlistEntry, BlockedEgressAction, GlobalConfig } from '../config/types.js';
+import { createHash } from 'node:crypto';
 import { BUCKET_SIZE, CidrLists } from './cidrBuckets.js';
 import type { DesiredCgroup, DesiredDnsHost, DesiredGroup, DesiredState, DesiredTrieEntry } from '../datapath/desired.js';
 import { isWildcardHost } from '../config/hostname.js';
@@ -42,6 +43,9 @@ function allowEntries(namespace: string, entries: readonly AllowlistEntry[], res
   const seen = new Set<string>();
   const sorted = [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of sorted) {
+    // One label string per (entry, host), shared by all its trie entries: 50,000 addresses of one entry are one label.
+    const labels = new Map<string | undefined, string>();
+    const labelOf = (host: string | undefined): string => labels.get(host) ?? labels.set(host, entryLabel(namespace, entry.name, host)).get(host)!;
     const sources: Array<[string, string | undefined]> = entry.addresses.map((a) => [a, undefined]);
     for (const host of entry.hosts) for (const a of resolved.get(host) ?? []) sources.push([cidrOf(a), host]);
     for (const [cidr, host] of sources) {
@@ -50,7 +54,7 @@ function allowEntries(namespace: string, entries: readonly AllowlistEntry[], res
         const key = `${cidr}|${proto}|${port.number}`;
         if (seen.has(key)) continue; // the first entry (by name) that allows it is the one shown
         seen.add(key);
-        out.push({ table: 'allow', cidr, proto, port: port.number, namespace, label: entryLabel(namespace, entry.name, host) });
+        out.push({ table: 'allow', cidr, proto, port: port.number, namespace, label: labelOf(host) });
       }
     }
   }
@@ -95,8 +99,11 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
+/** A digest of a group's entries: what the memo compares (kept instead of the entries' text). */
 const entryFingerprint = (entries: readonly DesiredTrieEntry[]): string =>
-  entries.map((e) => `${e.cidr}|${e.proto ?? ''}|${e.port ?? ''}|${e.namespace ?? ''}|${e.label ?? ''}`).join('\n');
+  digest(entries.map((e) => `${e.cidr}|${e.proto ?? ''}|${e.port ?? ''}|${e.namespace ?? ''}|${e.label ?? ''}`).join('\n'));
+
+const digest = (text: string): string => createHash('sha256').update(text).digest('base64');
 
 export class PolicyCompiler {
   /** Mesh CIDRs and exclusions: bucketed, updated incrementally, no entry objects. */
@@ -183,7 +190,7 @@ export class PolicyCompiler {
       // The very same entries (an unchanged object's parse) skip the content fingerprint, which costs
       // about 10 ms for 50,000 addresses.
       const seen = this.allowInputs.get(id);
-      const fingerprint = seen && seen.entries === entries && seen.resolvedKey === resolvedKey ? seen.fingerprint : JSON.stringify([entries, resolvedKey]);
+      const fingerprint = seen && seen.entries === entries && seen.resolvedKey === resolvedKey ? seen.fingerprint : digest(JSON.stringify([entries, resolvedKey]));
       this.allowInputs.set(id, { entries, resolvedKey, fingerprint });
       add(id, fingerprint, () => allowEntries(namespace, entries, input.resolved));
     }

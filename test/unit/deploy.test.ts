@@ -259,6 +259,28 @@ test('the agent tolerates every taint, runs with requests and a memory limit', (
   assert.ok(obj(resources['limits'], 'limits')['memory'], 'memory limit');
 });
 
+/** "256Mi", "200M", "1Gi" -> bytes (the quantities a memory request or limit uses). */
+function quantityBytes(q: unknown): number {
+  const m = /^([0-9]+)(Ki|Mi|Gi|K|M|G)?$/.exec(String(q));
+  assert.ok(m, `${String(q)} is not a memory quantity this test reads`);
+  const unit = { Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, K: 1e3, M: 1e6, G: 1e9 }[m[2] as 'Ki'] ?? 1;
+  return Number(m[1]) * unit;
+}
+
+test('the memory limit keeps 25% above the cluster agent\'s peak at 100,000 entries, as bench/results/reference.json recorded it', () => {
+  const reference = JSON.parse(readFileSync(join(ROOT, 'bench/results/reference.json'), 'utf8')) as { results?: { memory?: Array<{ mode?: string; entries: number; hwmMiB: number; rssMiB: number }> } };
+  const row = reference.results?.memory?.find((m) => m.mode === 'cluster' && m.entries === 100_000);
+  assert.ok(row, 'bench/results/reference.json has no cluster-mode memory row at 100,000 entries: run `node dist/bench/run.js` and commit its JSON as the reference');
+  const resources = obj(agent['resources'], 'resources');
+  const limit = quantityBytes(obj(resources['limits'], 'limits')['memory']);
+  const request = quantityBytes(obj(resources['requests'], 'requests')['memory']);
+  const peak = row.hwmMiB * 1024 ** 2;
+  assert.ok(peak <= limit * 0.75, `peak ${row.hwmMiB.toFixed(1)} MiB is above the limit ${(limit / 1024 ** 2).toFixed(0)} MiB minus 25%`);
+  // The request covers the measured steady state, so the scheduler reserves what the agent really uses.
+  assert.ok(request >= row.rssMiB * 1024 ** 2, `request ${(request / 1024 ** 2).toFixed(0)} MiB is below the measured RSS ${row.rssMiB.toFixed(1)} MiB`);
+  assert.ok(request <= limit, 'the request is within the limit');
+});
+
 test('the image is tagged with the package version, and every pod in deploy/ uses the same one', () => {
   const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
   assert.equal(agent['image'], `meshgate:${version}`);
