@@ -10,6 +10,7 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { get as httpGet } from 'node:http';
 import { promisify } from 'node:util';
 import { createFakeNode, API_ADDR, FORBIDDEN_ADDR, MESH_ADDR, NODE_NAME, type FakeNode, type FakePod } from '../../helpers/fakeNode.js';
 import { basePolicy, classify } from '../../helpers/kernelFixture.js';
@@ -242,6 +243,7 @@ async function main(): Promise<number> {
 
   let containerCount = 0;
   const agentLogs: string[] = [];
+  agentLogsForReport = agentLogs;
   const hostSide = (netnsPath: string): HostSide => ({
     rootfs,
     netnsPath,
@@ -265,10 +267,19 @@ async function main(): Promise<number> {
     await until(`${id} to exit`, () => runc.status(id) === 'stopped' || runc.status(id) === null, 30_000);
     runc.delete(id);
   };
-  const http = async (p: string, port = listenPort): Promise<{ status: number; body: string }> => {
-    const r = await fetch(`http://${POD_IP}:${port}${p}`, { signal: AbortSignal.timeout(3000) });
-    return { status: r.status, body: await r.text() };
-  };
+  // A fresh connection per request, as the kubelet's probes make: a pooled keep-alive socket that
+  // the agent's server closed meanwhile would fail the request (UND_ERR_SOCKET) for the client's sake.
+  const http = (p: string, port = listenPort): Promise<{ status: number; body: string }> => new Promise((resolve, reject) => {
+    const req = httpGet({ host: POD_IP, port, path: p, agent: false, timeout: 3000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out after 3 s')));
+    req.on('error', (err: NodeJS.ErrnoException) => reject(new Error(`GET ${POD_IP}:${port}${p}: ${err.code ?? err.message}`)));
+  });
   const ready = async (log: string, ms = 90_000): Promise<void> => {
     const probe = agent.readinessProbe ?? { path: '/readyz', port: listenPort };
     await until('the readiness probe', async () => {
@@ -568,8 +579,15 @@ async function main(): Promise<number> {
   return finish();
 }
 
+let agentLogsForReport: string[] = [];
 function finish(): number {
   const failed = results.filter((r) => !r.ok);
+  if (failed.length) {
+    for (const file of agentLogsForReport.filter((f) => existsSync(f))) {
+      console.log(`\n--- ${path.basename(file)} (last 25 lines)`);
+      console.log(readFileSync(file, 'utf8').trimEnd().split('\n').slice(-25).join('\n'));
+    }
+  }
   console.log(`\n${results.length - failed.length}/${results.length} checks passed in ${elapsed()}`);
   for (const f of failed) console.log(`FAILED: ${f.name}: ${f.detail}`);
   return failed.length ? 1 : 0;
