@@ -17,7 +17,8 @@
  *   hdrincl 4|6 ROUTE DST PORT [HOP]
  *                              a UDP packet built by hand (IPPROTO_RAW), IP
  *                              destination DST, sent to ROUTE; HOP adds an IPv4
- *                              LSRR option or an IPv6 segment routing header
+ *                              LSRR option or an IPv6 segment routing header;
+ *                              "frag" instead of HOP makes an IPv4 non-first fragment
  *   udp 4|6 ADDR PORT [VIA]    a datagram; VIA selects the extra:
  *       lsrr-sockopt:HOP       setsockopt(IP_OPTIONS) loose source route via HOP
  *       lsrr-cmsg:HOP          the same route as IP_RETOPTS ancillary data
@@ -329,8 +330,15 @@ static int hdrincl(int family, const char *route, const char *dst, int port, con
 		report(0, errno, "socket", 0);
 		return 0;
 	}
+	int frag = hop && !strcmp(hop, "frag");
+
+	if (frag)
+		hop = NULL;
 	if (family == AF_INET) {
 		int ihl = 20 + (hop ? 8 : 0);
+
+		if (frag)
+			pkt[7] = 1; /* fragment offset 8 bytes: a non-first fragment, no UDP header to read */
 
 		pkt[0] = (unsigned char)(0x40 | (ihl / 4));
 		pkt[8] = 64;

@@ -5,11 +5,12 @@
 // denied host left the pod, next to a control that did leave (so a sniffer that
 // sees nothing cannot pass a test).
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { allow, basePolicy, classify, group, mesh } from '../helpers/kernelFixture.js';
 import { FAR, SIDEDOOR, createFarSidePod, requireSideDoorTools, type FarSidePod } from '../helpers/farSide.js';
-import { SOCKPROBE, listen, probe, requireRoot } from '../helpers/sandbox.js';
+import { REPO_ROOT, SOCKPROBE, listen, probe, requireRoot } from '../helpers/sandbox.js';
 
 const skip = requireRoot() ?? requireSideDoorTools();
 if (skip) console.log(`# SKIP side-door kernel tests: ${skip}`);
@@ -191,6 +192,48 @@ describe('no side doors', { skip: skip ?? false }, () => {
     assert.equal(seen[FAR.denied4], 0, 'no join SYN reached the announced denied address');
     assert.ok(counter('deny', 'blocked') + counter('deny', 'egress-backstop') > before, 'the join was attempted and denied (not passed as unknown-pod)');
     assert.equal(counter('pass', 'unknown-pod'), 0n);
+  });
+
+  test('a non-first fragment is decided on its IP destination alone: no allowlist (it needs a port), the mesh passes', async () => {
+    const cap = await pod.capture([FAR.allowed4, MESH4]);
+    const fragment = pod.attempt(['hdrincl', '4', FAR.allowed4, FAR.allowed4, '53', 'frag']);
+    assert.deepEqual([fragment.ok, fragment.errno], [false, EPERM]);
+    assert.equal(pod.attempt(['hdrincl', '4', MESH4, MESH4, '53', 'frag']).ok, true);
+    const seen = await cap.stop();
+    assert.equal(seen[FAR.allowed4], 0);
+    assert.ok(seen[MESH4]! > 0);
+  });
+
+  test('blocked_egress_action audit: the backstop lets a ping through and counts it as audit', async () => {
+    pod.apply(basePolicy({ ...policy(), blockedAction: 'audit' }));
+    try {
+      const before = counter('audit', 'blocked');
+      const cap = await pod.capture([FAR.denied4]);
+      assert.equal(pod.attempt(['ping', '4', FAR.denied4]).ok, true);
+      const seen = await cap.stop();
+      assert.ok(seen[FAR.denied4]! > 0, 'audit lets it through');
+      assert.equal(counter('audit', 'blocked') - before, 1n);
+      // Source routes are not an allowlist question: still refused under audit.
+      assert.equal(pod.attempt(['udp', '4', FAR.allowed4, '53', `lsrr-sockopt:${FAR.denied4}`]).errno, EPERM);
+    } finally {
+      pod.apply(policy());
+    }
+  });
+
+  test('status lists the backstop and setsockopt hooks, and dump counts the new rules', () => {
+    pod.attempt(['ping', '4', FAR.denied4]);
+    pod.attempt(['udp', '4', FAR.allowed4, '53', `lsrr-sockopt:${FAR.denied4}`]);
+    const cli = (args: string[]) => {
+      const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), ...args, '--pin-dir', pod.sb.pinDir, '--json'], { encoding: 'utf8', timeout: 30_000 });
+      return JSON.parse(r.stdout) as Record<string, unknown>;
+    };
+    const hooks = (cli(['status']).hooks as Array<{ hook: string; program: string; attached: boolean }>).filter((h) => h.attached).map((h) => h.program);
+    assert.ok(hooks.includes('mg_egress') && hooks.includes('mg_setsockopt'), JSON.stringify(hooks));
+    assert.ok(!hooks.includes('mg_sockops'));
+    const counters = (cli(['dump', 'counters']).counters as Array<{ verdict: string; rule: string; count: number }>);
+    for (const rule of ['egress-backstop', 'source-route']) {
+      assert.ok(counters.some((c) => c.verdict === 'deny' && c.rule === rule && c.count > 0), `${rule} in ${JSON.stringify(counters)}`);
+    }
   });
 
   test('an accepted connection answers an outside client that the pod could not call', async () => {
