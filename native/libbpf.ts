@@ -5,6 +5,7 @@
 // failed (the verifier log, when a load fails).
 import { constants as osConstants } from 'node:os';
 import koffi from 'koffi';
+import { MeshgateError } from '../src/errors.js';
 
 const ERRNO_NAMES: ReadonlyMap<number, string> = new Map(
   Object.entries(osConstants.errno).map(([name, value]) => [value, name]),
@@ -14,8 +15,7 @@ export function errnoName(errno: number): string {
   return ERRNO_NAMES.get(errno) ?? `E${errno}`;
 }
 
-export class BpfError extends Error {
-  readonly code = 'MG_BPF_CALL_FAILED';
+export class BpfError extends MeshgateError {
   readonly op: string;
   readonly errno: number;
   readonly errnoName: string;
@@ -23,7 +23,7 @@ export class BpfError extends Error {
 
   constructor(op: string, errno: number, libbpfLog: string, options?: { cause?: unknown }) {
     const detail = libbpfLog.trim().split('\n').slice(-3).join(' | ');
-    super(`${op} failed: ${errnoName(errno)} (${errno})${detail ? `: ${detail}` : ''}`, options);
+    super('MG_BPF_CALL_FAILED', `${op} failed: ${errnoName(errno)} (${errno})${detail ? `: ${detail}` : ''}`, options);
     this.name = 'BpfError';
     this.op = op;
     this.errno = errno;

@@ -25,6 +25,7 @@ import { AgentCore } from './core.js';
 import { LastGoodStore, allowlistObjectFromData, type ConfigObjectId, type Resolution } from './lastGood.js';
 import { LastGoodPersistence } from './lastGoodPersistence.js';
 import { decidePod, type PodDecision } from './pods.js';
+import { MeshgateError } from '../errors.js';
 
 export interface ClusterOptions {
   readonly pinDir: string;
@@ -108,12 +109,12 @@ export class ClusterAgent {
     const mount = findCgroup2Mount();
     if (this.opts.cgroupRoot) {
       const root = path.resolve(this.opts.cgroupRoot);
-      if (root === path.resolve(mount)) throw new Error(`--cgroup-root ${root} is the node's root cgroup: meshgate never attaches there (the node's own daemons would be enforced)`);
+      if (root === path.resolve(mount)) throw new MeshgateError('MG_ATTACH_ROOT_CGROUP', `--cgroup-root ${root} is the node's root cgroup: meshgate never attaches there (the node's own daemons would be enforced)`);
       const driver = this.opts.cgroupDriver === 'auto' ? driverOf(root) : this.opts.cgroupDriver;
       return { root, driver };
     }
     const found = findKubepods(mount, this.opts.cgroupDriver);
-    if (!found) throw new Error(`no kubepods cgroup found under ${mount} (looked for kubepods.slice, *-kubepods.slice and kubepods, 3 levels deep): pass --cgroup-root`);
+    if (!found) throw new MeshgateError('MG_KUBEPODS_NOT_FOUND', `no kubepods cgroup found under ${mount} (looked for kubepods.slice, *-kubepods.slice and kubepods, 3 levels deep): pass --cgroup-root`);
     return found;
   }
 

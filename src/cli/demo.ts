@@ -10,6 +10,7 @@ import { cleanupPins } from '../datapath/loader.js';
 import { openPinnedMaps } from '../datapath/pinned.js';
 import { findCgroup2Mount } from '../node/cgroup.js';
 import { dumpMaps, formatDump } from '../report/dump.js';
+import { MeshgateError } from '../errors.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const SOCKPROBE = path.join(ROOT, 'build/sockprobe');
@@ -70,7 +71,7 @@ export async function runDemo(): Promise<number> {
     agent.stdout!.on('data', (d: Buffer) => (agentLog += d.toString()));
     agent.stderr!.on('data', (d: Buffer) => (agentLog += d.toString()));
     for (let i = 0; i < 100 && !agentLog.includes('"hooks attached"'); i++) await sleep(50);
-    if (!agentLog.includes('"hooks attached"')) throw new Error(`the agent did not start:\n${agentLog}`);
+    if (!agentLog.includes('"hooks attached"')) throw new MeshgateError('MG_DEMO_FAILED', `the agent did not start:\n${agentLog}`);
     say('agent started (standalone mode), hooks attached to the sandbox cgroup\n');
 
     const connect = (addr: string, port: number, what: string): string => {

@@ -3,13 +3,14 @@
 import { FALLBACK, newCidrBytes, parseCidrBytes } from '../config/cidr-numeric.js';
 import ipaddr from 'ipaddr.js';
 import { ENUMS, STRUCTS, type StructName } from './abi.generated.js';
+import { MeshgateError } from '../errors.js';
 
 type Fields<S extends StructName> = keyof (typeof STRUCTS)[S]['fields'];
 
 function offsetOf<S extends StructName>(struct: S, field: Fields<S>): number {
   const fields = STRUCTS[struct].fields as Record<string, { offset: number; size: number }>;
   const f = fields[field as string];
-  if (!f) throw new Error(`ABI has no field ${struct}.${String(field)}`);
+  if (!f) throw new MeshgateError('MG_ABI_MISMATCH', `ABI has no field ${struct}.${String(field)}`);
   return f.offset;
 }
 
@@ -85,7 +86,7 @@ export function parsePrefix(cidr: string): Prefix16 {
   const max = addr.kind() === 'ipv4' ? 32 : 128;
   const len = slash < 0 ? max : Number(cidr.slice(slash + 1));
   if (!Number.isInteger(len) || len < 0 || len > max || (slash >= 0 && !/^\d+$/.test(cidr.slice(slash + 1)))) {
-    throw new RangeError(`prefix length of ${cidr} is out of range 0..${max}`);
+    throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `prefix length of ${cidr} is out of range 0..${max}`);
   }
   if (addr.kind() === 'ipv4') {
     const bytes = new Uint8Array(16);
@@ -152,7 +153,7 @@ export function encodeTrieKey(k: TrieKey, out: Buffer = Buffer.alloc(TRIE_KEY_SI
 
 export function decodeTrieKey(buf: Buffer, at = 0): TrieKey {
   const table = TABLE_NAMES.get(buf.readUInt8(at + K.table));
-  if (!table) throw new Error(`mg_policy_trie key has unknown table ${buf.readUInt8(at + K.table)}`);
+  if (!table) throw new MeshgateError('MG_MAP_ENTRY_UNDECODABLE', `mg_policy_trie key has unknown table ${buf.readUInt8(at + K.table)}`);
   return {
     slot: buf.readUInt8(at + K.slot),
     table,
@@ -426,7 +427,7 @@ export function encodeU32(n: number): Buffer {
 export function encodeLabel(text: string): Buffer {
   const b = Buffer.alloc(LABEL_TEXT_SIZE);
   const n = Buffer.byteLength(text, 'utf8');
-  if (n >= LABEL_TEXT_SIZE) throw new RangeError(`label is ${n} bytes, the map holds ${LABEL_TEXT_SIZE - 1}: ${text.slice(0, 60)}…`);
+  if (n >= LABEL_TEXT_SIZE) throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `label is ${n} bytes, the map holds ${LABEL_TEXT_SIZE - 1}: ${text.slice(0, 60)}…`);
   b.write(text, 'utf8');
   return b;
 }

@@ -17,7 +17,7 @@ import {
 import { STRUCTS } from './abi.generated.js';
 import { cgroupLabel, namespaceLabel } from './labels.js';
 import { groupSize, validateDesired, type DesiredCgroup, type DesiredGroup, type DesiredState } from './desired.js';
-import { DatapathError } from './errors.js';
+import { MeshgateError } from '../errors.js';
 import { LoadedObject, type AttachReport } from './loader.js';
 import { readVerdictCounters, type VerdictCount } from './counters.js';
 import { writeDnsSettings, type DnsLearningSettings } from './dnsLearned.js';
@@ -130,7 +130,7 @@ export class Datapath {
     this.object = object;
     this.opts = opts;
     const probe = encodeTrieKey({ slot: 1, table: 'mesh', proto: 0, port: 0, namespaceId: 0, prefix: parsePrefix('::/0') });
-    if (probe[SLOT_OFFSET] !== 1) throw new Error('mg_lpm_key.slot moved: update SLOT_OFFSET');
+    if (probe[SLOT_OFFSET] !== 1) throw new MeshgateError('MG_ABI_MISMATCH', 'mg_lpm_key.slot moved: update SLOT_OFFSET');
   }
 
   /** Opens the object with pinned maps (adopting what a previous agent left) and reads the kernel's state. */
@@ -228,7 +228,7 @@ export class Datapath {
       const other = owner.get(key);
       if (other === group.id) return false;
       if (other !== undefined) {
-        throw new DatapathError('MG_DESIRED_STATE_INVALID', `desired state rejected before any kernel write: groups ${other} and ${group.id} hold the same trie key`);
+        throw new MeshgateError('MG_DESIRED_STATE_INVALID', `desired state rejected before any kernel write: groups ${other} and ${group.id} hold the same trie key`);
       }
       owner.set(key, group.id);
       return true;
@@ -406,8 +406,8 @@ export class Datapath {
         inForceMs,
       };
     } catch (err) {
-      if (err instanceof DatapathError) throw err;
-      throw new DatapathError('MG_APPLY_FAILED', `apply of generation ${this.generation + 1n} failed; generation ${this.generation} stays in force: ${(err as Error).message}`, { cause: err });
+      if (err instanceof MeshgateError && err.code !== 'MG_BPF_CALL_FAILED') throw err; // already says what failed
+      throw new MeshgateError('MG_APPLY_FAILED', `apply of generation ${this.generation + 1n} failed; generation ${this.generation} stays in force: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -482,7 +482,7 @@ export class Datapath {
     try {
       return wantedDnsSlot(desired.policy.dnsHosts ?? [], slot, (ns) => this.labelId(namespaceLabel(ns), newLabels), (text) => this.labelId(text, newLabels));
     } catch (err) {
-      throw new DatapathError('MG_DESIRED_STATE_INVALID', `desired state rejected before any kernel write: ${(err as Error).message}`, { cause: err });
+      throw new MeshgateError('MG_DESIRED_STATE_INVALID', `desired state rejected before any kernel write: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -576,7 +576,7 @@ export class Datapath {
    * rebuild yet (its config is invalid at startup) while pods come and go.
    */
   applyCgroups(cgroups: readonly DesiredCgroup[]): number {
-    if (!this.hasPolicy()) throw new DatapathError('MG_APPLY_FAILED', 'no policy in the kernel: a complete desired state is needed first');
+    if (!this.hasPolicy()) throw new MeshgateError('MG_APPLY_FAILED', 'no policy in the kernel: a complete desired state is needed first');
     const newLabels = new Map<string, number>();
     const wanted = this.kernelCgroups(cgroups, newLabels);
     this.writeLabels(newLabels);
@@ -649,7 +649,7 @@ export class Datapath {
   /** Attaches (or re-points pinned links) once the maps hold a complete policy. */
   attach(cgroupPath: string): AttachReport {
     if (this.slots[this.activeSlot]!.config === null) {
-      throw new DatapathError('MG_APPLY_FAILED', 'refusing to attach before a complete policy has been applied');
+      throw new MeshgateError('MG_APPLY_FAILED', 'refusing to attach before a complete policy has been applied');
     }
     return this.object.attach(cgroupPath);
   }

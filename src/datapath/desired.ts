@@ -1,7 +1,7 @@
 // The datapath's input: one complete policy plus the cgroups it applies to.
 // Produced by src/policy (pure), consumed by Datapath.apply().
 import { MAPS } from './abi.generated.js';
-import { DatapathError } from './errors.js';
+import { MeshgateError } from '../errors.js';
 import { BLOCKED_ACTION_IDS, parsePrefix, type BlockedActionName, type Proto, type TableName, type VerdictName } from './codec.js';
 
 export interface DesiredTrieEntry {
@@ -97,7 +97,7 @@ export const DATAPATH_LIMITS = Object.freeze({
 });
 
 function invalid(message: string): never {
-  throw new DatapathError('MG_DESIRED_STATE_INVALID', `desired state rejected before any kernel write: ${message}`);
+  throw new MeshgateError('MG_DESIRED_STATE_INVALID', `desired state rejected before any kernel write: ${message}`);
 }
 
 const isPort = (n: unknown): boolean => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;

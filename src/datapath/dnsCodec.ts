@@ -2,10 +2,11 @@
 // name hashes it uses. Offsets and sizes come from abi.generated.ts.
 import { ENUMS, STRUCTS, type StructName } from './abi.generated.js';
 import { parsePrefix } from './codec.js';
+import { MeshgateError } from '../errors.js';
 
 const field = (struct: StructName, name: string): number => {
   const f = (STRUCTS[struct].fields as Record<string, { offset: number }>)[name];
-  if (!f) throw new Error(`ABI has no field ${struct}.${name}`);
+  if (!f) throw new MeshgateError('MG_ABI_MISMATCH', `ABI has no field ${struct}.${name}`);
   return f.offset;
 };
 const size = (struct: StructName): number => STRUCTS[struct].size;
@@ -30,11 +31,11 @@ export function wireName(name: string): Buffer {
   const parts: Buffer[] = [];
   for (const label of labels) {
     const bytes = Buffer.from(label, 'ascii');
-    if (bytes.length === 0 || bytes.length > 63) throw new RangeError(`label "${label}" of ${name} is not 1..63 bytes`);
+    if (bytes.length === 0 || bytes.length > 63) throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `label "${label}" of ${name} is not 1..63 bytes`);
     parts.push(Buffer.from([bytes.length]), bytes);
   }
   const wire = Buffer.concat(parts);
-  if (wire.length > DNS_LIMITS.MG_DNS_NAME_MAX) throw new RangeError(`${name} is longer than ${DNS_LIMITS.MG_DNS_NAME_MAX} bytes in wire format`);
+  if (wire.length > DNS_LIMITS.MG_DNS_NAME_MAX) throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `${name} is longer than ${DNS_LIMITS.MG_DNS_NAME_MAX} bytes in wire format`);
   return wire;
 }
 
@@ -117,9 +118,9 @@ export function parseResolver(text: string): { address: string; port: number } {
   const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? (text.split(':').length === 2 ? /^([^:]+):(\d+)$/.exec(text) : null);
   const address = m ? m[1]! : text;
   const port = m?.[2] !== undefined ? Number(m[2]) : 53;
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`DNS server ${text}: port is not in 1..65535`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new MeshgateError('MG_DNS_RESOLVER_OPTIONS', `DNS server ${text}: port is not in 1..65535`);
   parsePrefix(address); // throws on a bad address
-  if (address.includes('/')) throw new RangeError(`DNS server ${text}: an address, not a CIDR`);
+  if (address.includes('/')) throw new MeshgateError('MG_DNS_RESOLVER_OPTIONS', `DNS server ${text}: an address, not a CIDR`);
   return { address, port };
 }
 

@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statfsSync, unli
 import path from 'node:path';
 import { libbpf, type BpfObjectPtr, type BpfProgramPtr } from '../../native/libbpf.js';
 import { MAPS, STRUCTS, type MapName } from './abi.generated.js';
-import { DatapathError } from './errors.js';
+import { MeshgateError } from '../errors.js';
 import { MapHandle } from './maps.js';
 import { cgroupId, cgroupLevel } from '../node/cgroup.js';
 
@@ -75,7 +75,7 @@ function requireBpffs(dir: string): void {
   let probe = dir;
   while (!existsSync(probe)) probe = path.dirname(probe);
   if (Number(statfsSync(probe).type) !== BPF_FS_MAGIC) {
-    throw new DatapathError('MG_PIN_DIR_NOT_BPFFS', `pin directory ${dir} is not on a bpffs mount (mount -t bpf bpf /sys/fs/bpf)`);
+    throw new MeshgateError('MG_PIN_DIR_NOT_BPFFS', `pin directory ${dir} is not on a bpffs mount (mount -t bpf bpf /sys/fs/bpf)`);
   }
 }
 
@@ -96,7 +96,7 @@ const FLOWS_OFF_SIZE = 64;
 export function flowsMapSize(flowsMax: number | undefined): number {
   if (flowsMax === undefined) return FLOWS_MAX_DEFAULT;
   if (!Number.isInteger(flowsMax) || flowsMax < 0 || flowsMax > FLOWS_MAX_LIMIT) {
-    throw new RangeError(`flows max ${flowsMax} is not an integer in 0..${FLOWS_MAX_LIMIT}`);
+    throw new MeshgateError('MG_FLOWS_MAX_INVALID', `flows max ${flowsMax} is not an integer in 0..${FLOWS_MAX_LIMIT}`);
   }
   return flowsMax === 0 ? FLOWS_OFF_SIZE : flowsMax;
 }
@@ -150,7 +150,7 @@ export class LoadedObject {
     if (pinnedFlows !== null && pinnedFlows !== flowsSize) unlinkSync(flowsPin);
     const learnedMax = opts.learnedMax ?? DEFAULT_LEARNED_MAX;
     if (!Number.isInteger(learnedMax) || learnedMax < LEARNED_MAX_RANGE.min || learnedMax > LEARNED_MAX_RANGE.max) {
-      throw new DatapathError('MG_LEARNED_MAX_INVALID', `learned address capacity ${learnedMax} is not an integer in ${LEARNED_MAX_RANGE.min}..${LEARNED_MAX_RANGE.max}`);
+      throw new MeshgateError('MG_LEARNED_MAX_INVALID', `learned address capacity ${learnedMax} is not an integer in ${LEARNED_MAX_RANGE.min}..${LEARNED_MAX_RANGE.max}`);
     }
     // A new capacity needs new maps: what was learned is learned again from the next answers.
     for (const name of LEARNED_MAPS) {
@@ -180,7 +180,7 @@ export class LoadedObject {
   }
 
   private program(name: string): BpfProgramPtr {
-    if (!this.obj) throw new Error('BPF object is closed');
+    if (!this.obj) throw new MeshgateError('MG_OBJECT_CLOSED', 'BPF object is closed');
     return libbpf.findProgram(this.obj, name);
   }
 
@@ -191,7 +191,7 @@ export class LoadedObject {
    */
   attach(cgroupPath: string): AttachReport {
     if (cgroupLevel(cgroupPath) === 0) {
-      throw new DatapathError('MG_ATTACH_ROOT_CGROUP', `refusing to attach to the root cgroup ${cgroupPath}: the node's own daemons would be enforced`);
+      throw new MeshgateError('MG_ATTACH_ROOT_CGROUP', `refusing to attach to the root cgroup ${cgroupPath}: the node's own daemons would be enforced`);
     }
     mkdirSync(this.layout.linksDir, { recursive: true });
     const wantedId = cgroupId(cgroupPath);
@@ -207,7 +207,7 @@ export class LoadedObject {
           try {
             const info = linkInfo(libbpf.linkFd(link), pin);
             if (info.cgroupId !== wantedId) {
-              throw new DatapathError(
+              throw new MeshgateError(
                 'MG_ATTACH_CGROUP_MISMATCH',
                 `pinned link ${pin} is attached to cgroup id ${info.cgroupId}, not ${cgroupPath} (id ${wantedId}): run \`meshgate cleanup --pin-dir ${this.layout.pinDir}\` first`,
               );

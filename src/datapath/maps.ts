@@ -2,7 +2,7 @@
 // key or value size differs from what the ABI (and so every encoder) expects.
 import { libbpf } from '../../native/libbpf.js';
 import { MAPS, type MapName } from './abi.generated.js';
-import { DatapathError } from './errors.js';
+import { MeshgateError } from '../errors.js';
 
 const PERCPU_TYPES: ReadonlySet<string> = new Set(['percpu_array', 'percpu_hash']);
 
@@ -18,7 +18,7 @@ export class MapHandle {
   constructor(name: MapName, fd: number, actual: { keySize: number; valueSize: number }) {
     const expected = MAPS[name];
     if (actual.keySize !== expected.keySize || actual.valueSize !== expected.valueSize) {
-      throw new DatapathError(
+      throw new MeshgateError(
         'MG_MAP_LAYOUT_MISMATCH',
         `map ${name} has key/value sizes ${actual.keySize}/${actual.valueSize} in the kernel but the encoders expect ` +
           `${expected.keySize}/${expected.valueSize}: refusing to write to it (run \`meshgate cleanup\` or upgrade)`,
@@ -33,7 +33,7 @@ export class MapHandle {
   }
 
   private checkKey(key: Buffer): void {
-    if (key.length !== this.keySize) throw new RangeError(`${this.name}: key is ${key.length} bytes, map wants ${this.keySize}`);
+    if (key.length !== this.keySize) throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `${this.name}: key is ${key.length} bytes, map wants ${this.keySize}`);
   }
 
   lookup(key: Buffer): Buffer | null {
@@ -44,7 +44,7 @@ export class MapHandle {
 
   update(key: Buffer, value: Buffer, flags = 0): void {
     this.checkKey(key);
-    if (value.length !== this.valueSize) throw new RangeError(`${this.name}: value is ${value.length} bytes, map wants ${this.valueSize}`);
+    if (value.length !== this.valueSize) throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `${this.name}: value is ${value.length} bytes, map wants ${this.valueSize}`);
     libbpf.mapUpdate(this.fd, key, value, flags, this.name);
   }
 
@@ -78,14 +78,14 @@ export class MapHandle {
   updateBatch(keys: Buffer, values: Buffer, count: number): void {
     if (count === 0) return;
     if (keys.length !== count * this.keySize || values.length !== count * this.valueSize) {
-      throw new RangeError(`${this.name}: batch of ${count} has ${keys.length}/${values.length} bytes`);
+      throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `${this.name}: batch of ${count} has ${keys.length}/${values.length} bytes`);
     }
     libbpf.mapUpdateBatch(this.fd, keys, values, count, this.name);
   }
 
   deleteBatch(keys: Buffer, count: number): void {
     if (count === 0) return;
-    if (keys.length !== count * this.keySize) throw new RangeError(`${this.name}: batch of ${count} has ${keys.length} key bytes`);
+    if (keys.length !== count * this.keySize) throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `${this.name}: batch of ${count} has ${keys.length} key bytes`);
     libbpf.mapDeleteBatch(this.fd, keys, count, this.name);
   }
 

@@ -10,7 +10,7 @@ import {
   CGROUP_KIND, decodeCgroup, decodeConfig, decodeLabel, decodeState, encodeCgroupKey, encodeU32,
   type KernelCgroup, type KernelConfig, type KernelState,
 } from './codec.js';
-import { DatapathError } from './errors.js';
+import { MeshgateError } from '../errors.js';
 import { parseLabel, type ParsedLabel } from './labels.js';
 import { ABI_HASH, pinLayout, pinnedMaxEntries, type Maps } from './loader.js';
 import { MapHandle } from './maps.js';
@@ -19,7 +19,7 @@ import { MapHandle } from './maps.js';
 export function openPinnedMaps(pinDir: string): { maps: Maps; close(): void } {
   const { mapsDir } = pinLayout(pinDir);
   if (!existsSync(path.join(mapsDir, 'mg_state'))) {
-    throw new DatapathError('MG_PINS_NOT_FOUND', `no meshgate maps pinned under ${mapsDir}: is the agent running? (pin dir ${pinDir})`);
+    throw new MeshgateError('MG_PINS_NOT_FOUND', `no meshgate maps pinned under ${mapsDir}: is the agent running? (pin dir ${pinDir})`);
   }
   const fds: number[] = [];
   const maps = Object.fromEntries((Object.keys(MAPS) as MapName[]).map((name) => {
@@ -91,7 +91,7 @@ export class Pins {
   /** Opens the current ABI's pinned maps, read-only use; throws one clear line when they are missing. */
   static open(pinDir: string): Pins {
     const problem = pinsProblem(pinDir);
-    if (problem) throw new Error(problem);
+    if (problem) throw new MeshgateError('MG_PINS_NOT_FOUND', problem);
     const pinned = openPinnedMaps(pinDir);
     return new Pins(pinDir, pinned.maps, pinned.close);
   }
@@ -160,9 +160,9 @@ export class Pins {
     const pods = all.filter((c) => c.kind !== CGROUP_KIND.MG_CGROUP_PROXY);
     const match = pods.filter((c) => c.pod === ref);
     if (match.length === 1) return match[0]!;
-    if (match.length > 1) throw new Error(`pod ${ref} is mapped ${match.length} times (cgroups ${match.map((m) => m.cgroupId).join(', ')}): use --cgroup ID`);
+    if (match.length > 1) throw new MeshgateError('MG_POD_AMBIGUOUS', `pod ${ref} is mapped ${match.length} times (cgroups ${match.map((m) => m.cgroupId).join(', ')}): use --cgroup ID`);
     const known = pods.slice(0, 5).map((p) => p.pod).join(', ');
-    throw new Error(`no such pod: ${ref} is not in mg_cgroups under ${this.pinDir}` +
+    throw new MeshgateError('MG_POD_NOT_FOUND', `no such pod: ${ref} is not in mg_cgroups under ${this.pinDir}` +
       (pods.length ? ` (known: ${known}${pods.length > 5 ? `, … ${pods.length} in all` : ''})` : ' (no pods are mapped)'));
   }
 

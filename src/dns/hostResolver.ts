@@ -16,7 +16,7 @@ import { createSystemResolve, type ResolveFamily, type TtlAnswer } from './syste
 
 export { type Clock, systemClock } from './clock.js';
 export { normalizeHost } from './hostname.js';
-export { HostResolverOptionsError, ERR_DNS_RESOLVER_OPTIONS } from './errors.js';
+export { HostResolverOptionsError } from './errors.js';
 
 /** stale = last refresh failed but within grace, old addresses kept; failed = no addresses (grace over or never resolved). */
 export type HostState = 'pending' | 'fresh' | 'stale' | 'failed';

@@ -8,6 +8,7 @@ import {
   BLOCKED_ACTION, CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, IPPROTO_TCP, IPPROTO_UDP, RULE_NAMES, blockedActionName, formatAddress, protoName,
   type KernelCgroup, type KernelConfig, type TableName, type VerdictName,
 } from '../datapath/codec.js';
+import { MeshgateError } from '../errors.js';
 
 /** A trie or port-map hit: which entry decided (for the message and --json). */
 export interface MapHit {
@@ -250,7 +251,7 @@ export const DECISION_STEPS: readonly DecisionStep[] = Object.freeze([
 ] satisfies DecisionStep[]);
 
 for (const s of DECISION_STEPS) {
-  if (!RULE_NAMES.includes(s.rule)) throw new Error(`decision table names rule ${s.rule}, which the BPF ABI does not have`);
+  if (!RULE_NAMES.includes(s.rule)) throw new MeshgateError('MG_ABI_MISMATCH', `decision table names rule ${s.rule}, which the BPF ABI does not have`);
 }
 
 /** The pod-level part of decide(): proxy cgroup anywhere on the walk wins, else the shallowest mapped cgroup is the pod. */
@@ -301,5 +302,5 @@ export function decide(input: DecisionInput): Decision {
       context: ctx,
     };
   }
-  throw new Error('decision table fell through: the last step always decides');
+  throw new MeshgateError('MG_INTERNAL', 'decision table fell through: the last step always decides');
 }

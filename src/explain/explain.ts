@@ -11,6 +11,7 @@ import { learnedLookup } from '../datapath/dnsLearned.js';
 import { CgroupTree, type CgroupNode } from '../node/cgroupTree.js';
 import { decide, isV4, type MapHit, type PolicyLookups, type WalkStep } from './decisionTable.js';
 import type { Pins } from '../datapath/pinned.js';
+import { MeshgateError } from '../errors.js';
 
 /** bpf/decide.bpf.h MG_MAX_CGROUP_WALK: levels looked at from mg_state.cgroup_walk_start down. */
 export const MAX_CGROUP_WALK = 8;
@@ -28,19 +29,19 @@ export interface Destination {
 export function parseDestination(text: string): Destination {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
   if (!m) {
-    throw new Error(text.split(':').length > 2
+    throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', text.split(':').length > 2
       ? `destination ${JSON.stringify(text)}: write an IPv6 destination as [ADDRESS]:PORT, e.g. [2001:db8::1]:443`
       : `destination ${JSON.stringify(text)} is not ADDRESS:PORT, e.g. 198.51.100.7:443`);
   }
   const port = Number(m[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`destination ${JSON.stringify(text)}: port ${m[2]} is not in 1..65535`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', `destination ${JSON.stringify(text)}: port ${m[2]} is not in 1..65535`);
   let addr: ipaddr.IPv4 | ipaddr.IPv6;
   try {
     addr = ipaddr.parse(m[1]!);
   } catch {
-    throw new Error(`destination ${JSON.stringify(text)}: ${JSON.stringify(m[1])} is not an IP address (explain takes addresses, not hostnames)`);
+    throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', `destination ${JSON.stringify(text)}: ${JSON.stringify(m[1])} is not an IP address (explain takes addresses, not hostnames)`);
   }
-  if (m[0].startsWith('[') !== (addr.kind() === 'ipv6')) throw new Error(`destination ${JSON.stringify(text)}: brackets are for IPv6 addresses only`);
+  if (m[0].startsWith('[') !== (addr.kind() === 'ipv6')) throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', `destination ${JSON.stringify(text)}: brackets are for IPv6 addresses only`);
   const bytes = new Uint8Array(16);
   if (addr.kind() === 'ipv4') {
     bytes[10] = 0xff;
@@ -120,14 +121,14 @@ export class Explainer {
     const id = 'pod' in ref ? this.pins.findPod(ref.pod).cgroupId : ref.cgroupId;
     const node = this.tree.find(id);
     if (!node) {
-      if (!('pod' in ref)) throw new Error(`no cgroup with id ${id} under ${this.tree.mount}`);
+      if (!('pod' in ref)) throw new MeshgateError('MG_CGROUP_NOT_FOUND', `no cgroup with id ${id} under ${this.tree.mount}`);
       // The pod is mapped but its directory is gone (or elsewhere): decide as if it were the caller's pod.
       notes.push(`the directory of cgroup ${id} was not found under ${this.tree.mount}; decided as if it were the caller's pod cgroup`);
       return { cgroupId: id, path: null, walk: [{ level: walkStart, cgroupId: id, entry: this.pins.cgroup(id) }], notes };
     }
     const attach = this.attachCgroup();
     if (attach && !CgroupTree.isUnder(node, attach)) {
-      throw new Error(`cgroup ${id} (${node.path}) is not below the attach cgroup ${attach.path}: meshgate's hooks never see its connects`);
+      throw new MeshgateError('MG_CGROUP_OUTSIDE_ATTACH', `cgroup ${id} (${node.path}) is not below the attach cgroup ${attach.path}: meshgate's hooks never see its connects`);
     }
     if (!attach) notes.push('no pinned link is attached: the kernel decides nothing right now; this is what it would decide');
     const walk: WalkStep[] = [];

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse as parseYaml } from 'yaml';
+import { MeshgateError } from '../errors.js';
 
 /** Where the API server is and how to authenticate to it. */
 export interface KubeConnection {
@@ -22,10 +23,9 @@ export interface KubeConnection {
 }
 
 /** A failed request: the HTTP status (undefined for a network error), and the server's Status message. */
-export class KubeApiError extends Error {
-  readonly code = 'MG_KUBE_REQUEST_FAILED';
+export class KubeApiError extends MeshgateError {
   constructor(message: string, readonly statusCode: number | undefined, options?: { cause?: unknown }) {
-    super(message, options);
+    super('MG_KUBE_REQUEST_FAILED', message, options);
     this.name = 'KubeApiError';
   }
 }
@@ -38,7 +38,7 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== 
 
 function named(list: unknown, name: string | undefined, what: string, field: string): Obj {
   const found = Array.isArray(list) ? list.find((x) => isObj(x) && x['name'] === name) : undefined;
-  if (!isObj(found) || !isObj(found[field])) throw new Error(`kubeconfig: no ${what} named ${JSON.stringify(name)}`);
+  if (!isObj(found) || !isObj(found[field])) throw new MeshgateError('MG_KUBECONFIG_INVALID', `kubeconfig: no ${what} named ${JSON.stringify(name)}`);
   return found[field] as Obj;
 }
 
@@ -55,7 +55,7 @@ function inClusterConnection(): KubeConnection {
 /** A kubeconfig's current context: server, TLS and credentials. Exec and auth-provider users go through client-node. */
 async function fileConnection(file: string): Promise<KubeConnection> {
   const config: unknown = parseYaml(readFileSync(file, 'utf8'));
-  if (!isObj(config)) throw new Error(`kubeconfig ${file} is not a map`);
+  if (!isObj(config)) throw new MeshgateError('MG_KUBECONFIG_INVALID', `kubeconfig ${file} is not a map`);
   const contextName = str(config['current-context']);
   const context = named(config['contexts'], contextName, 'context', 'context');
   const cluster = named(config['clusters'], str(context['cluster']), 'cluster', 'cluster');
@@ -97,7 +97,7 @@ async function clientNodeConnection(file: string): Promise<KubeConnection> {
   const kc = new KubeConfig();
   kc.loadFromFile(file);
   const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error(`kubeconfig ${file}: no current cluster`);
+  if (!cluster) throw new MeshgateError('MG_KUBECONFIG_INVALID', `kubeconfig ${file}: no current cluster`);
   const first = await kc.applyToFetchOptions({});
   return {
     server: new URL(cluster.server),

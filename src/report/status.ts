@@ -7,6 +7,7 @@ import { EVENT_STAT, decodeAgentStatus, encodeU32 } from '../datapath/codec.js';
 import { ABI_HASH, HOOK_PROGRAMS, listPinnedLinks, pinLayout } from '../datapath/loader.js';
 import { Pins, attachedPrograms, pinsProblem } from '../datapath/pinned.js';
 import { CgroupTree } from '../node/cgroupTree.js';
+import { MeshgateError } from '../errors.js';
 
 export interface HookStatus {
   readonly hook: string;
@@ -51,7 +52,7 @@ const iso = (ms: number): string | null => (ms > 0 ? new Date(ms).toISOString() 
 export function readStatus(pinDir: string, tree = new CgroupTree()): StatusReport {
   const layout = pinLayout(pinDir);
   const problems: string[] = [];
-  if (!existsSync(pinDir)) throw new Error(pinsProblem(pinDir)!);
+  if (!existsSync(pinDir)) throw new MeshgateError('MG_PINS_NOT_FOUND', pinsProblem(pinDir)!);
 
   // Pins that are not meshgate's, or not this version's.
   for (const name of readdirSync(pinDir)) {

@@ -9,6 +9,7 @@ import { FLOWS_MAX_DEFAULT, FLOWS_MAX_LIMIT } from '../../datapath/loader.js';
 import { collect, pinDirOption, type CliContext } from './context.js';
 import { DEFAULT_LEARNED_MAX, LEARNED_MAX_RANGE } from '../../datapath/loader.js';
 import { parseResolver } from '../../datapath/dnsCodec.js';
+import { MeshgateError } from '../../errors.js';
 
 interface AgentFlags {
   // both modes
@@ -25,23 +26,23 @@ interface AgentFlags {
 function dnsOptions(o: AgentFlags) {
   const seconds = (flag: string, v: string): number => {
     const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new Error(`--${flag}: ${JSON.stringify(v)} is not a number of seconds`);
+    if (!Number.isFinite(n) || n < 0) throw new MeshgateError('MG_CLI_BAD_FLAG', `--${flag}: ${JSON.stringify(v)} is not a number of seconds`);
     return n * 1000;
   };
   const floorMs = seconds('dns-ttl-floor', o.dnsTtlFloor);
   const ceilingMs = seconds('dns-ttl-ceiling', o.dnsTtlCeiling);
-  if (floorMs < 1) throw new Error(`--dns-ttl-floor: ${o.dnsTtlFloor} must be at least 0.001 seconds`);
-  if (ceilingMs < floorMs) throw new Error(`--dns-ttl-ceiling: ${o.dnsTtlCeiling} is below --dns-ttl-floor ${o.dnsTtlFloor}`);
+  if (floorMs < 1) throw new MeshgateError('MG_CLI_BAD_FLAG', `--dns-ttl-floor: ${o.dnsTtlFloor} must be at least 0.001 seconds`);
+  if (ceilingMs < floorMs) throw new MeshgateError('MG_CLI_BAD_FLAG', `--dns-ttl-ceiling: ${o.dnsTtlCeiling} is below --dns-ttl-floor ${o.dnsTtlFloor}`);
   const learnedMax = Number(o.dnsLearnedMax);
   if (!Number.isInteger(learnedMax) || learnedMax < LEARNED_MAX_RANGE.min || learnedMax > LEARNED_MAX_RANGE.max) {
-    throw new Error(`--dns-learned-max: ${JSON.stringify(o.dnsLearnedMax)} is not an integer in ${LEARNED_MAX_RANGE.min}..${LEARNED_MAX_RANGE.max}`);
+    throw new MeshgateError('MG_CLI_BAD_FLAG', `--dns-learned-max: ${JSON.stringify(o.dnsLearnedMax)} is not an integer in ${LEARNED_MAX_RANGE.min}..${LEARNED_MAX_RANGE.max}`);
   }
   const servers = o.dnsServer.length ? o.dnsServer : undefined;
   for (const s of servers ?? []) {
     try {
       parseResolver(s);
     } catch (err) {
-      throw new Error(`--dns-server: ${JSON.stringify(s)} is not host[:port] with an IP address: ${(err as Error).message}`);
+      throw new MeshgateError('MG_CLI_BAD_FLAG', `--dns-server: ${JSON.stringify(s)} is not host[:port] with an IP address: ${(err as Error).message}`, { cause: err });
     }
   }
   return { servers, floorMs, ceilingMs, graceMs: seconds('dns-grace', o.dnsGrace), learnedMax };
@@ -99,19 +100,19 @@ export function register(ctx: CliContext): void {
         return;
       }
       const flowsMax = Number(o.flowsMax);
-      if (!/^\d+$/.test(o.flowsMax) || flowsMax > FLOWS_MAX_LIMIT) throw new Error(`--flows-max: ${JSON.stringify(o.flowsMax)} is not an integer in 0..${FLOWS_MAX_LIMIT}`);
+      if (!/^\d+$/.test(o.flowsMax) || flowsMax > FLOWS_MAX_LIMIT) throw new MeshgateError('MG_CLI_BAD_FLAG', `--flows-max: ${JSON.stringify(o.flowsMax)} is not an integer in 0..${FLOWS_MAX_LIMIT}`);
       const common = { pinDir: o.pinDir, listen: o.listen, debounceMs: Number(o.debounceMs), dns: dnsOptions(o), flowsMax };
       if (o.configFile !== undefined || o.cgroup !== undefined) {
-        if (!o.configFile || !o.cgroup) throw new Error('standalone mode needs both --config-file and --cgroup');
+        if (!o.configFile || !o.cgroup) throw new MeshgateError('MG_CLI_BAD_FLAG', 'standalone mode needs both --config-file and --cgroup');
         await runUntilSignal(new StandaloneAgent({
           ...common, configFile: o.configFile, allowlistFiles: o.allowlistFile, cgroup: o.cgroup, proxyCgroup: o.proxyCgroup,
           namespace: o.namespace, podName: o.podName,
         }, log), log);
         return;
       }
-      if (!o.nodeName) throw new Error('cluster mode needs --node-name or $NODE_NAME (the DaemonSet sets it from spec.nodeName)');
+      if (!o.nodeName) throw new MeshgateError('MG_CLI_BAD_FLAG', 'cluster mode needs --node-name or $NODE_NAME (the DaemonSet sets it from spec.nodeName)');
       const slash = o.configMap.indexOf('/');
-      if (slash <= 0 || slash === o.configMap.length - 1) throw new Error(`--config-map: ${JSON.stringify(o.configMap)} is not NAMESPACE/NAME`);
+      if (slash <= 0 || slash === o.configMap.length - 1) throw new MeshgateError('MG_CLI_BAD_FLAG', `--config-map: ${JSON.stringify(o.configMap)} is not NAMESPACE/NAME`);
       // Loaded only in cluster mode: the Kubernetes client alone costs about 90 MB of RSS.
       const { ClusterAgent } = await import('../../agent/cluster.js');
       await runUntilSignal(new ClusterAgent({

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import {
-  ERR_DNS_RESOLVER_OPTIONS,
   HostResolver,
   type HostResolverOptions,
   type LoggerLike,
@@ -452,7 +451,7 @@ describe('HostResolver', () => {
       { servers: ['not an address'] },
     ];
     for (const options of cases) {
-      assert.throws(() => new HostResolver(options), { code: ERR_DNS_RESOLVER_OPTIONS }, JSON.stringify(options));
+      assert.throws(() => new HostResolver(options), { code: 'MG_DNS_RESOLVER_OPTIONS' }, JSON.stringify(options));
     }
   });
 
