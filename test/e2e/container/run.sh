@@ -69,10 +69,11 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------------------------------------
 say "prerequisites"
+# By command, not by package: a host with Docker's own packages (docker-ce, containerd.io, as on
+# GitHub's runners) has docker, runc and ctr already, and docker.io would conflict with them.
 missing=()
-for pkg in docker.io debootstrap; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-done
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]}"
   apt-get update -qq
