@@ -76,6 +76,26 @@ function keyMap(g: ShadowGroup): Map<string, number> {
   return map;
 }
 
+/** Label ids a shadow group refers to (entries' labels and namespaces), computed once per (immutable) group. */
+const labelIdsByGroup = new WeakMap<ShadowGroup, readonly number[]>();
+function groupLabelIds(g: ShadowGroup): readonly number[] {
+  let ids = labelIdsByGroup.get(g);
+  if (ids) return ids;
+  const used = new Set<number>();
+  let lastLabel = -1;
+  let lastNamespace = -1;
+  for (let i = 0; i < g.labels.length; i++) {
+    const id = g.labels[i]!;
+    const namespaceId = g.keys.readUInt32LE(i * TRIE_KEY_SIZE + NAMESPACE_OFFSET);
+    // Runs of one label are the common case: skip the Set for them.
+    if (id !== lastLabel) used.add((lastLabel = id));
+    if (namespaceId !== lastNamespace) used.add((lastNamespace = namespaceId));
+  }
+  ids = [...used];
+  labelIdsByGroup.set(g, ids);
+  return ids;
+}
+
 /** A shadow group from latin1 keys -> label ids. */
 function shadowFrom(source: DesiredGroup | null, keys: ReadonlyMap<string, number>): ShadowGroup {
   const buf = Buffer.allocUnsafe(keys.size * TRIE_KEY_SIZE);
@@ -593,28 +613,18 @@ export class Datapath {
   /** Deletes labels that neither slot nor any cgroup refers to any more. */
   private collectLabels(desired: DesiredState | null): void {
     const used = new Set<number>();
-    for (const slot of this.slots) {
-      for (const g of slot.groups.values()) {
-        let lastLabel = -1;
-        let lastNamespace = -1;
-        for (let i = 0; i < g.labels.length; i++) {
-          const id = g.labels[i]!;
-          const namespaceId = g.keys.readUInt32LE(i * TRIE_KEY_SIZE + NAMESPACE_OFFSET);
-          // Runs of one label are the common case: skip the Set for them.
-          if (id !== lastLabel) used.add((lastLabel = id));
-          if (namespaceId !== lastNamespace) used.add((lastNamespace = namespaceId));
-        }
-      }
-    }
+    for (const slot of this.slots) for (const g of slot.groups.values()) for (const id of groupLabelIds(g)) used.add(id);
     for (const slot of this.slots) for (const id of slot.namespaces.keys()) used.add(id);
     for (const slot of this.slots) dnsSlotLabels(slot.dns, used);
     for (const value of this.cgroups.values()) {
       const c = decodeCgroup(Buffer.from(value, 'latin1'));
       used.add(c.labelId).add(c.namespaceId);
     }
+    const namespaces = new Set<string>(); // 50,000 allowlist entries name a handful of namespaces
     for (const g of desired?.policy.groups ?? []) {
-      if (!g.cidrs) for (const e of g.entries) if (e.namespace) used.add(this.labelIds.get(namespaceLabel(e.namespace)) ?? 0);
+      if (!g.cidrs) for (const e of g.entries) if (e.namespace) namespaces.add(e.namespace);
     }
+    for (const ns of namespaces) used.add(this.labelIds.get(namespaceLabel(ns)) ?? 0);
     for (const a of desired?.policy.namespaceActions ?? []) used.add(this.labelIds.get(namespaceLabel(a.namespace)) ?? 0);
     if (used.size >= this.labelIds.size) return;
     for (const [text, id] of [...this.labelIds]) {
