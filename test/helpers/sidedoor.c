@@ -13,6 +13,8 @@
  *                              ms (or until SIGTERM); prints {"ready":true}, then
  *                              {"frames":N,"counts":{"ADDR":n,...}}
  *   ping 4|6 ADDR              ICMP echo from a ping socket (SOCK_DGRAM)
+ *   ping-again 4|6 ADDR        ping, then (after a line on stdin) once more on the
+ *                              same socket: one result line each
  *   rawping 4|6 ADDR           ICMP echo from a raw socket (SOCK_RAW)
  *   hdrincl 4|6 ROUTE DST PORT [HOP]
  *                              a UDP packet built by hand (IPPROTO_RAW), IP
@@ -238,19 +240,14 @@ static int sniff(int argc, char **argv)
 
 /* ---------------------------------------------------------------- ICMP */
 
-static int ping(int family, const char *addr, int raw)
+/* One echo request on fd, and its answer within 500 ms; prints the result line. */
+static void echo_once(int fd, int family, const char *addr, int raw)
 {
-	int proto = family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
-	int fd = socket(family, (raw ? SOCK_RAW : SOCK_DGRAM) | SOCK_CLOEXEC, proto);
 	struct sockaddr_storage ss;
 	socklen_t sl = sockaddr_of(family, addr, 0, &ss);
 	unsigned char pkt[64] = { 0 }, reply[256];
 	struct pollfd p;
 
-	if (fd < 0) {
-		report(0, errno, "socket", 0);
-		return 0;
-	}
 	/* type 8 (echo request) for ICMP, 128 for ICMPv6; the kernel fills id and checksum of ping sockets. */
 	pkt[0] = family == AF_INET ? ICMP_ECHO : ICMP6_ECHO_REQUEST;
 	memcpy(pkt + 8, "meshgate", 8);
@@ -267,7 +264,7 @@ static int ping(int family, const char *addr, int raw)
 	}
 	if (sendto(fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&ss, sl) < 0) {
 		report(0, errno, "sendto", 0);
-		return 0;
+		return;
 	}
 	p.fd = fd;
 	p.events = POLLIN;
@@ -275,6 +272,22 @@ static int ping(int family, const char *addr, int raw)
 		report(1, 0, "reply", 1);
 	else
 		report(0, ETIMEDOUT, "reply", 1);
+}
+
+/* ping, rawping; with `again`, a second echo on the same socket after a line on stdin. */
+static int ping(int family, const char *addr, int raw, int again)
+{
+	int proto = family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+	int fd = socket(family, (raw ? SOCK_RAW : SOCK_DGRAM) | SOCK_CLOEXEC, proto);
+	char line[16];
+
+	if (fd < 0) {
+		report(0, errno, "socket", 0);
+		return 0;
+	}
+	echo_once(fd, family, addr, raw);
+	if (again && fgets(line, sizeof(line), stdin))
+		echo_once(fd, family, addr, raw);
 	return 0;
 }
 
@@ -564,9 +577,11 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[0], "sniff"))
 		return sniff(argc - 1, argv + 1);
 	if (!strcmp(argv[0], "ping") && argc == 3)
-		return ping(family_of(argv[1]), argv[2], 0);
+		return ping(family_of(argv[1]), argv[2], 0, 0);
+	if (!strcmp(argv[0], "ping-again") && argc == 3)
+		return ping(family_of(argv[1]), argv[2], 0, 1);
 	if (!strcmp(argv[0], "rawping") && argc == 3)
-		return ping(family_of(argv[1]), argv[2], 1);
+		return ping(family_of(argv[1]), argv[2], 1, 0);
 	if (!strcmp(argv[0], "hdrincl") && (argc == 5 || argc == 6))
 		return hdrincl(family_of(argv[1]), argv[2], argv[3], atoi(argv[4]), argc == 6 ? argv[5] : NULL);
 	if (!strcmp(argv[0], "udp") && (argc == 4 || argc == 5))

@@ -5,12 +5,12 @@
 // denied host left the pod, next to a control that did leave (so a sniffer that
 // sees nothing cannot pass a test).
 import assert from 'node:assert/strict';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { allow, basePolicy, classify, group, mesh } from '../helpers/kernelFixture.js';
 import { FAR, SIDEDOOR, createFarSidePod, requireSideDoorTools, type FarSidePod } from '../helpers/farSide.js';
-import { REPO_ROOT, SOCKPROBE, listen, probe, requireRoot } from '../helpers/sandbox.js';
+import { REPO_ROOT, SOCKPROBE, listen, probe, requireRoot, until } from '../helpers/sandbox.js';
 
 const skip = requireRoot() ?? requireSideDoorTools();
 if (skip) console.log(`# SKIP side-door kernel tests: ${skip}`);
@@ -106,6 +106,29 @@ describe('no side doors', { skip: skip ?? false }, () => {
     assert.equal(seen[FAR.allowed4], 0, 'an allowlist names TCP/UDP ports: it does not admit ping');
     assert.ok(seen[MESH4]! > 0);
     assert.equal(counter('deny', 'egress-backstop') - before, 3n);
+  });
+
+  test('a socket the backstop let through is decided again under a new policy', async () => {
+    const child = spawn(SIDEDOOR, ['--cgroup', pod.app, '--netns', pod.sb.netnsPath, 'ping-again', '4', MESH4], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines: string[] = [];
+    let buf = '';
+    const next = () => until('a result line', () => lines.length > 0, 5000).then(() => JSON.parse(lines.shift()!) as { ok: boolean; errno: number });
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        lines.push(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+      }
+    });
+    try {
+      assert.equal((await next()).ok, true, 'the mesh address answers, and the socket remembers that peer');
+      pod.apply(basePolicy({ ...policy(), groups: [mesh('10.99.0.0/16'), ...policy().groups.filter((g) => g.id !== 'mesh')] }));
+      child.stdin.write('again\n');
+      assert.deepEqual(await next(), { ok: false, errno: EPERM, stage: 'sendto', sent: 0 }, 'no longer in the mesh: dropped');
+    } finally {
+      child.kill('SIGKILL');
+      pod.apply(policy());
+    }
   });
 
   test('the sidecar and an unenforced pod may ping anywhere (and the sniffer sees it)', async () => {
