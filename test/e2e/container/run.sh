@@ -52,6 +52,8 @@ finish() {
   if [ -n "$DOCKERD_PID" ]; then
     kill -TERM "$DOCKERD_PID" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.1; done
+    # Its log is kept only when the run failed.
+    if [ "$rc" -eq 0 ]; then rm -f "/var/log/$TAG-dockerd.log"; else echo "dockerd's log: /var/log/$TAG-dockerd.log" >&2; fi
   fi
   # Anything left with this run's names (main.ts's carry its own pid: mgtest-ctr-<pid>).
   local left
