@@ -6,7 +6,7 @@ BPF_CFLAGS := -g -O2 -target bpf -Wall -Werror -I$(ARCH_INCLUDE) -Ibpf
 BPF_SOURCES := bpf/maps.bpf.c bpf/connect.bpf.c bpf/origdst.bpf.c bpf/dns.bpf.c bpf/backstop.bpf.c
 BPF_UNITS := $(patsubst bpf/%.bpf.c,build/%.bpf.o,$(BPF_SOURCES))
 BPF_HEADERS := $(wildcard bpf/*.h bpf/include/*.h)
-HELPERS := build/sockprobe build/streamer build/sidedoor build/foreign.bpf.o build/oldsockops.bpf.o build/connectloop build/dnsprobe build/dnstest.bpf.o
+HELPERS := build/sockprobe build/streamer build/sidedoor build/foreign.bpf.o build/oldsockops.bpf.o build/connectloop build/dnsprobe build/dnstest.bpf.o build/streamrate
 
 .PHONY: all bpf ts abi test test-unit test-kernel bench clean
 
@@ -50,6 +50,10 @@ clean:
 	rm -rf build dist
 
 build/dnsprobe: test/helpers/dnsprobe.c
+	@mkdir -p build
+	cc -O2 -Wall -Werror -o $@ $<
+
+build/streamrate: bench/streamrate.c
 	@mkdir -p build
 	cc -O2 -Wall -Werror -o $@ $<
 

@@ -2,6 +2,7 @@
 // target (met / missed) where it has one.
 import type { ApplyResultSummary } from './apply.js';
 import type { DecisionResult, DecisionRow } from './decision.js';
+import type { DnsReaderResult } from './dnsReader.js';
 import type { MemoryRow } from './memory.js';
 import type { PropagationResult } from './propagation.js';
 import type { Summary } from './stats.js';
@@ -14,6 +15,7 @@ export interface BenchResults {
   readonly propagationSkipped?: readonly string[];
   readonly memory?: readonly MemoryRow[];
   readonly throughput?: ThroughputResult;
+  readonly dnsReader?: DnsReaderResult;
 }
 
 interface Row {
@@ -202,6 +204,32 @@ function throughputRows(t: ThroughputResult): Row[] {
   return rows;
 }
 
+function dnsReaderRows(d: DnsReaderResult): Row[] {
+  const rows: Row[] = d.packets.map((p) => ({
+    area: 'dns reader',
+    setting: `${p.what}, per packet (BPF_PROG_TEST_RUN mean)`,
+    value: `${us(p.ns.median)} µs`,
+    spread: spreadUs(p.ns),
+    ratio: '',
+    target: p.id === 'answer' || p.id === 'answer-cname' ? '≤ 2 µs per answer' : '',
+    met: p.id === 'answer' || p.id === 'answer-cname' ? verdictMark(p.ns.median <= 2000) : '',
+  }));
+  for (const s of d.streams) {
+    const unit = s.mode === 'tcp' ? 'MB/s' : 'datagrams/s';
+    const fmt = (v: number) => (s.mode === 'tcp' ? v.toFixed(0) : Math.round(v).toLocaleString('en-US'));
+    rows.push({
+      area: 'dns reader',
+      setting: `${s.mode === 'tcp' ? 'one bulk TCP stream' : 'small (64 B) UDP datagrams'} into a socket of the cgroup, with mg_dns_ingress (without: ${fmt(s.without.median)} ${unit})`,
+      value: `${fmt(s.with.median)} ${unit}`,
+      spread: `${fmt(s.with.min)}–${fmt(s.with.max)}`,
+      ratio: `${s.lossPct >= 0 ? '-' : '+'}${Math.abs(s.lossPct).toFixed(1)}%`,
+      target: '≤ 2% loss',
+      met: verdictMark(s.lossPct <= 2),
+    });
+  }
+  return rows;
+}
+
 export function markdownTable(r: BenchResults, memoryLimitMiB: number | null = null): string {
   const rows = [
     ...(r.decision ? decisionRows(r.decision) : []),
@@ -209,6 +237,7 @@ export function markdownTable(r: BenchResults, memoryLimitMiB: number | null = n
     ...(r.propagation || r.propagationSkipped ? propagationRows(r.propagation ?? [], r.propagationSkipped ?? []) : []),
     ...(r.memory ? memoryRows(r.memory, memoryLimitMiB) : []),
     ...(r.throughput ? throughputRows(r.throughput) : []),
+    ...(r.dnsReader ? dnsReaderRows(r.dnsReader) : []),
   ];
   const header = ['', 'setting', 'median', 'spread (p10–p90 of batches, or min–max)', 'vs baseline', 'SPEC §7 target', ''];
   const esc = (s: string) => s.replace(/\|/g, '\\|');

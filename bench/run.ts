@@ -6,7 +6,7 @@
 //   --rounds N          decision-cost rounds (default 8; --quick 2)
 //   --reps N            apply repetitions (default 3; --quick 1)
 //   --edits N           propagation edits (default 100; --quick 20)
-//   --only LIST         comma-separated: decision,apply,propagation,memory,throughput
+//   --only LIST         comma-separated: decision,apply,propagation,memory,throughput,dns
 //   --no-bpf-stats      skip the per-program costs read from the kernel (they set the global
 //                       sysctl kernel.bpf_stats_enabled for a few seconds, then restore it;
 //                       the "sockops runs per passed connect" row comes from them)
@@ -22,11 +22,12 @@ import { benchApply } from './apply.js';
 import { benchDecision, iptablesVariant } from './decision.js';
 import { benchMemory } from './memory.js';
 import { STREAMER, benchThroughput } from './throughput.js';
+import { benchDnsReader } from './dnsReader.js';
 import { benchPropagation, clusterSource, standaloneSource, type PropagationResult } from './propagation.js';
 import { markdownTable, type BenchResults } from './report.js';
 import { BenchSandbox, CONNECTLOOP, REPO_ROOT, sweepLeftovers } from './sandbox.js';
 
-const SECTIONS = ['decision', 'apply', 'propagation', 'memory', 'throughput'] as const;
+const SECTIONS = ['decision', 'apply', 'propagation', 'memory', 'throughput', 'dns'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function options() {
@@ -177,6 +178,12 @@ async function main(): Promise<number> {
         sinkCpu: o.pin ? 0 : null,
         bpfStats: o.bpfStats,
         log,
+      });
+    }
+    if (o.only.includes('dns')) {
+      results.dnsReader = benchDnsReader(sb, {
+        batches: full ? 9 : 3, repeat: full ? 200_000 : 50_000, rounds: full ? 5 : 2, streamMs: full ? 2000 : 1000,
+        cpuRecv: o.pin ? 0 : null, cpuSend: o.pin ? 1 : null, log,
       });
     }
   } finally {

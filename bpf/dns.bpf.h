@@ -41,6 +41,8 @@
 #define MG_DNS_NAME_STEPS 300
 #define MG_DNS_MAX_JUMPS 16
 #define MG_DNS_MAX_CHAIN 8
+/* Names already walked from their first byte (the question, CNAME targets): a pointer to one is not walked again. */
+#define MG_DNS_NAME_CACHE 4
 
 struct dns_addr {
 	__u8 addr[16];
@@ -85,6 +87,9 @@ struct dns_scratch {
 	__u32 naddr;
 	__u64 qhash;                        /* MG_DNS_HASH_FORWARD of the question */
 	__u64 chain[MG_DNS_MAX_CHAIN];      /* forward hashes of the question and its CNAME targets */
+	__u32 ncache;
+	__u32 cache_off[MG_DNS_NAME_CACHE];
+	__u64 cache_hash[MG_DNS_NAME_CACHE];
 	__u16 label_off[MG_DNS_MAX_LABELS];
 	__u64 suffix_hash[MG_DNS_MAX_LABELS];
 	struct dns_addr addrs[MG_DNS_MAX_RECORDS];
@@ -487,6 +492,46 @@ static __always_inline int dns_in_chain(const struct dns_scratch *s, __u64 hash)
 	return 0;
 }
 
+/*
+ * A name that is only a compression pointer to a name walked before (an owner
+ * pointing at the question, or at a CNAME target): its hash without walking it
+ * again. The same checks as a walk: strictly backwards, inside the packet.
+ */
+static __always_inline int dns_cached_name(struct dns_scratch *s, __u32 off, __u64 *hash)
+{
+	__u32 i, ptr;
+	__u8 c;
+
+	if (off + 1 >= s->len)
+		return 0;
+	c = dns_byte(s, off);
+	if ((c & 0xc0) != 0xc0)
+		return 0;
+	ptr = ((__u32)(c & 0x3f) << 8) | dns_byte(s, off + 1);
+	if (ptr >= off || ptr < MG_DNS_HEADER)
+		return 0;
+	for (i = 0; i < MG_DNS_NAME_CACHE; i++) {
+		if (i >= s->ncache)
+			break;
+		if (s->cache_off[i] == ptr) {
+			*hash = s->cache_hash[i];
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static __always_inline void dns_cache_name(struct dns_scratch *s, __u32 off, __u64 hash)
+{
+	__u32 n = s->ncache;
+
+	if (n >= MG_DNS_NAME_CACHE)
+		return;
+	s->cache_off[n & (MG_DNS_NAME_CACHE - 1)] = off;
+	s->cache_hash[n & (MG_DNS_NAME_CACHE - 1)] = hash;
+	s->ncache = n + 1;
+}
+
 /* One answer record. Sets s->bad and stops on anything malformed. */
 static long dns_record_step(__u32 i, void *ctx)
 {
@@ -499,12 +544,16 @@ static long dns_record_step(__u32 i, void *ctx)
 	if (!s || i >= s->nrecords)
 		return 1;
 	off = s->off;
-	if (!dns_walk_name(s, off, off, 0)) {
-		s->bad = 1;
-		return 1;
+	if (dns_cached_name(s, off, &owner)) {
+		off += 2;
+	} else {
+		if (!dns_walk_name(s, off, off, 0)) {
+			s->bad = 1;
+			return 1;
+		}
+		owner = s->w.hash;
+		off = s->w.end;
 	}
-	owner = s->w.hash;
-	off = s->w.end;
 	if (off + 10 > s->len) {
 		s->bad = 1;
 		return 1;
@@ -536,6 +585,7 @@ static long dns_record_step(__u32 i, void *ctx)
 			s->bad = 1;
 			return 1;
 		}
+		dns_cache_name(s, rdata, s->w.hash);
 		if (type == MG_DNS_TYPE_CNAME && owned && s->nchain < MG_DNS_MAX_CHAIN) {
 			s->chain[s->nchain & (MG_DNS_MAX_CHAIN - 1)] = s->w.hash;
 			s->nchain++;
@@ -756,6 +806,8 @@ static __always_inline void dns_read_answer(struct __sk_buff *skb, const struct 
 	s->naddr = 0;
 	s->nchain = 1;
 	s->chain[0] = s->qhash;
+	s->ncache = 0;
+	dns_cache_name(s, MG_DNS_HEADER, s->qhash);
 	bpf_loop(MG_DNS_MAX_RECORDS, dns_record_step, &cb, 0);
 	if (s->bad) {
 		dns_count(MG_DNS_STAT_MALFORMED);

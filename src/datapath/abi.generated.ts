@@ -1011,7 +1011,7 @@ export const MAPS = {
     "keyType": "unsigned int",
     "keySize": 4,
     "valueType": "dns_scratch",
-    "valueSize": 5624,
+    "valueSize": 5680,
     "maxEntries": 2,
     "flags": 0
   },
