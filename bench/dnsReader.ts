@@ -5,9 +5,9 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { encode } from 'dns-packet';
-import { libbpf, type BpfProgramFd } from '../native/libbpf.js';
 import { encodeU32 } from '../src/datapath/codec.js';
-import { DnsHarness, RESOLVER, tcpFrame, udpFrame } from '../test/helpers/dnsHarness.js';
+import { UnpinnedObject } from '../src/datapath/unpinnedObject.js';
+import { DnsHarness, INGRESS, RESOLVER, tcpFrame, udpFrame } from '../test/helpers/dnsHarness.js';
 import { summarize, type Summary } from './stats.js';
 import { REPO_ROOT, type BenchSandbox } from './sandbox.js';
 
@@ -44,21 +44,18 @@ export interface DnsReaderOptions {
   readonly log: (line: string) => void;
 }
 
-function timeRuns(prog: BpfProgramFd, frame: Buffer, o: DnsReaderOptions, what: string): Summary {
+function timeRuns(obj: UnpinnedObject, program: string, frame: Buffer, o: DnsReaderOptions): Summary {
   const samples: number[] = [];
-  libbpf.testRun(prog, frame, 1000, what); // warm
-  for (let b = 0; b < o.batches; b++) samples.push(libbpf.testRun(prog, frame, o.repeat, what).durationNs);
+  obj.testRun(program, frame, 1000); // warm
+  for (let b = 0; b < o.batches; b++) samples.push(obj.testRun(program, frame, o.repeat).durationNs);
   return summarize(samples);
 }
 
-/** The production object, unpinned, with port 53 marked as a resolver's: its programs and a way to attach the ingress one. */
-function productionObject() {
-  const file = path.join(REPO_ROOT, 'build/meshgate.bpf.o');
-  const obj = libbpf.openObject(file);
-  libbpf.loadObject(obj, file);
-  libbpf.mapUpdate(libbpf.mapFd(libbpf.findMap(obj, 'mg_dns_resolver_ports')), encodeU32(53), Buffer.from([1]), 0, 'mg_dns_resolver_ports');
-  const prog = libbpf.findProgram(obj, 'mg_dns_ingress');
-  return { obj, prog, fd: libbpf.programFd(prog) as BpfProgramFd };
+/** The production object, unpinned, with port 53 marked as a resolver's. */
+function productionObject(): UnpinnedObject {
+  const obj = UnpinnedObject.load(path.join(REPO_ROOT, 'build/meshgate.bpf.o'));
+  obj.map('mg_dns_resolver_ports').update(encodeU32(53), Buffer.from([1]));
+  return obj;
 }
 
 function stream(sb: BenchSandbox, netns: string, cgroup: string, mode: 'tcp' | 'udp', o: DnsReaderOptions): number {
@@ -75,8 +72,8 @@ export function benchDnsReader(sb: BenchSandbox, o: DnsReaderOptions): DnsReader
   const prod = productionObject();
   try {
     o.log('DNS reader: per-packet cost (BPF_PROG_TEST_RUN)');
-    packets.push({ id: 'tcp', what: 'mg_dns_ingress, a TCP segment (protocol check only)', ns: timeRuns(prod.fd, tcpFrame('203.0.113.10', '10.0.0.5'), o, 'mg_dns_ingress tcp') });
-    packets.push({ id: 'udp', what: 'mg_dns_ingress, a UDP datagram not from a resolver port (one port check)', ns: timeRuns(prod.fd, udpFrame('203.0.113.10', 8125, '10.0.0.5', 40000, Buffer.alloc(64)), o, 'mg_dns_ingress udp') });
+    packets.push({ id: 'tcp', what: 'mg_dns_ingress, a TCP segment (protocol check only)', ns: timeRuns(prod, 'mg_dns_ingress', tcpFrame('203.0.113.10', '10.0.0.5'), o) });
+    packets.push({ id: 'udp', what: 'mg_dns_ingress, a UDP datagram not from a resolver port (one port check)', ns: timeRuns(prod, 'mg_dns_ingress', udpFrame('203.0.113.10', 8125, '10.0.0.5', 40000, Buffer.alloc(64)), o) });
 
     const h = new DnsHarness({ hosts: [
       { namespace: 'shop', host: 'api.example.com', ports: [{ proto: 'tcp', port: 443, label: 'api' }] },
@@ -92,15 +89,15 @@ export function benchDnsReader(sb: BenchSandbox, o: DnsReaderOptions): DnsReader
       };
       const a = (name: string, data: string) => ({ type: 'A', name, ttl: 60, class: 'IN', data });
       let frame = answer('api.example.com', [a('api.example.com', '203.0.113.1'), a('api.example.com', '203.0.113.2')]);
-      packets.push({ id: 'answer', what: 'a DNS answer learned: api.example.com, 2 A records', ns: timeRuns(h.ingress, frame, o, 'dns answer') });
+      packets.push({ id: 'answer', what: 'a DNS answer learned: api.example.com, 2 A records', ns: timeRuns(h.obj, INGRESS, frame, o) });
       frame = answer('a.b.cdn.example.net', [
         { type: 'CNAME', name: 'a.b.cdn.example.net', ttl: 60, class: 'IN', data: 'edge.provider.test' },
         { type: 'CNAME', name: 'edge.provider.test', ttl: 60, class: 'IN', data: 'e7.provider.test' },
         ...[1, 2, 3, 4].map((k) => a('e7.provider.test', `198.51.100.${k}`)),
       ]);
-      packets.push({ id: 'answer-cname', what: 'a DNS answer learned: wildcard *.cdn.example.net, 2 CNAMEs, 4 A records', ns: timeRuns(h.ingress, frame, o, 'dns answer cname') });
+      packets.push({ id: 'answer-cname', what: 'a DNS answer learned: wildcard *.cdn.example.net, 2 CNAMEs, 4 A records', ns: timeRuns(h.obj, INGRESS, frame, o) });
       frame = answer('www.example.org', [a('www.example.org', '203.0.113.9')]);
-      packets.push({ id: 'answer-unlisted', what: 'a DNS answer for a name no allowlist has (parsed, nothing learned)', ns: timeRuns(h.ingress, frame, o, 'dns answer unlisted') });
+      packets.push({ id: 'answer-unlisted', what: 'a DNS answer for a name no allowlist has (parsed, nothing learned)', ns: timeRuns(h.obj, INGRESS, frame, o) });
     } finally {
       h.close();
     }
@@ -114,14 +111,11 @@ export function benchDnsReader(sb: BenchSandbox, o: DnsReaderOptions): DnsReader
       const withProg: number[] = [];
       for (let r = 0; r < o.rounds; r++) {
         without.push(stream(sb, ns.path, cg, mode, o));
-        const cgFd = libbpf.openDirectory(cg);
-        const link = libbpf.attachCgroup(prod.prog, cgFd, `mg_dns_ingress to ${cg}`);
+        const detach = prod.attachToCgroup('mg_dns_ingress', cg);
         try {
           withProg.push(stream(sb, ns.path, cg, mode, o));
         } finally {
-          libbpf.detachLink(link, 'mg_dns_ingress');
-          libbpf.releaseLink(link);
-          libbpf.close(cgFd);
+          detach();
         }
       }
       const w = summarize(without);
@@ -130,6 +124,6 @@ export function benchDnsReader(sb: BenchSandbox, o: DnsReaderOptions): DnsReader
     }
     return { packets, streams };
   } finally {
-    libbpf.closeObject(prod.obj);
+    prod.close();
   }
 }

@@ -3,13 +3,13 @@
 // an answer through the ingress one, as IPv4/UDP frames; what was learned is
 // read back from the object's own mg_learned. Used by the fuzz test and the bench.
 import path from 'node:path';
-import { libbpf, type BpfObjectPtr, type BpfProgramFd } from '../../native/libbpf.js';
+import { UnpinnedObject } from '../../src/datapath/unpinnedObject.js';
 import { encodeState, encodeU32 } from '../../src/datapath/codec.js';
 import { encodeDnsConfig, encodeResolverKey } from '../../src/datapath/dnsCodec.js';
 import { readDnsStats, readLearned, type LearnedView } from '../../src/datapath/dnsLearned.js';
 import { wantedDnsSlot, writeDnsSlot } from '../../src/datapath/dnsTables.js';
 import type { DesiredDnsHost } from '../../src/datapath/desired.js';
-import { MapHandle } from '../../src/datapath/maps.js';
+import type { MapHandle } from '../../src/datapath/maps.js';
 import type { MapName } from '../../src/datapath/abi.generated.js';
 import { REPO_ROOT } from './sandbox.js';
 
@@ -62,31 +62,19 @@ export function tcpFrame(src: string, dst: string): Buffer {
   return f;
 }
 
+export const EGRESS = 'mg_test_dns_egress';
+export const INGRESS = 'mg_test_dns_ingress';
+
 export class DnsHarness {
-  private obj: BpfObjectPtr | null;
+  readonly obj: UnpinnedObject;
   private readonly maps: Record<string, MapHandle>;
-  private readonly socketFd: number;
-  private readonly rearmFd: number;
-  readonly egress: BpfProgramFd;
-  readonly ingress: BpfProgramFd;
 
   constructor(opts: HarnessOptions) {
-    const file = path.join(REPO_ROOT, 'build/dnstest.bpf.o');
-    const obj = libbpf.openObject(file);
+    const learnedMax = opts.learnedMax ?? 1024;
+    const obj = UnpinnedObject.load(path.join(REPO_ROOT, 'build/dnstest.bpf.o'), { mg_learned: learnedMax, mg_learned_ring: learnedMax });
     this.obj = obj;
     try {
-      const learnedMax = opts.learnedMax ?? 1024;
-      for (const name of ['mg_learned', 'mg_learned_ring']) libbpf.setMapMaxEntries(libbpf.findMap(obj, name), learnedMax, name);
-      libbpf.loadObject(obj, file);
-      const handle = (name: MapName) => {
-        const m = libbpf.findMap(obj, name);
-        return new MapHandle(name, libbpf.mapFd(m), { keySize: libbpf.mapKeySize(m), valueSize: libbpf.mapValueSize(m) });
-      };
-      this.maps = Object.fromEntries((['mg_state', 'mg_dns_config', 'mg_dns_resolvers', 'mg_dns_hosts', 'mg_dns_ports', 'mg_learned', 'mg_labels', 'mg_dns_names', 'mg_dns_stats'] as MapName[]).map((n) => [n, handle(n)]));
-      this.socketFd = libbpf.mapFd(libbpf.findMap(obj, 'mg_test_socket'));
-      this.rearmFd = libbpf.mapFd(libbpf.findMap(obj, 'mg_test_rearm'));
-      this.egress = libbpf.programFd(libbpf.findProgram(obj, 'mg_test_dns_egress')) as BpfProgramFd;
-      this.ingress = libbpf.programFd(libbpf.findProgram(obj, 'mg_test_dns_ingress')) as BpfProgramFd;
+      this.maps = Object.fromEntries((['mg_state', 'mg_dns_config', 'mg_dns_resolvers', 'mg_dns_hosts', 'mg_dns_ports', 'mg_learned', 'mg_labels', 'mg_dns_names', 'mg_dns_stats'] as MapName[]).map((n) => [n, obj.map(n)]));
       this.maps['mg_state']!.update(encodeU32(0), encodeState({ activeSlot: 0, cgroupWalkStart: 1, eventsPerSec: 0, eventsBurst: 0 }));
       this.maps['mg_dns_config']!.update(encodeU32(0), encodeDnsConfig({
         ttlFloorNs: BigInt((opts.ttlFloorS ?? 5) * 1e9), ttlCeilingNs: BigInt((opts.ttlCeilingS ?? 300) * 1e9), graceNs: BigInt((opts.graceS ?? 0) * 1e9), learnedMax,
@@ -105,8 +93,7 @@ export class DnsHarness {
       }
       this.resetSocket();
     } catch (err) {
-      libbpf.closeObject(obj);
-      this.obj = null;
+      obj.close();
       throw err;
     }
   }
@@ -115,27 +102,27 @@ export class DnsHarness {
   resetSocket(): void {
     const v = Buffer.alloc(72);
     v.writeUInt32LE(NAMESPACE_ID, 64);
-    libbpf.mapUpdate(this.socketFd, encodeU32(0), v, 0, 'mg_test_socket');
+    this.obj.rawUpdate('mg_test_socket', encodeU32(0), v);
   }
 
   /** Keeps socket [0] as it is now, and restores it before every answer (benchmarks). */
   rearm(on: boolean): void {
     if (on) {
       const v = Buffer.alloc(72);
-      libbpf.mapLookup(this.socketFd, encodeU32(0), v, 'mg_test_socket');
-      libbpf.mapUpdate(this.socketFd, encodeU32(1), v, 0, 'mg_test_socket');
+      this.obj.rawLookup('mg_test_socket', encodeU32(0), v);
+      this.obj.rawUpdate('mg_test_socket', encodeU32(1), v);
     }
-    libbpf.mapUpdate(this.rearmFd, encodeU32(0), encodeU32(on ? 1 : 0), 0, 'mg_test_rearm');
+    this.obj.rawUpdate('mg_test_rearm', encodeU32(0), encodeU32(on ? 1 : 0));
   }
 
   /** The pod sends a query (DNS payload) to the resolver. */
   sendQuery(payload: Buffer, to = RESOLVER): void {
-    libbpf.testRun(this.egress, udpFrame(POD, POD_PORT, to, 53, payload), 1, 'mg_test_dns_egress');
+    this.obj.testRun(EGRESS, udpFrame(POD, POD_PORT, to, 53, payload));
   }
 
   /** An answer (DNS payload) arrives from `from`:53. Returns the program's return value (1: delivered). */
   receive(payload: Buffer, from = RESOLVER, sport = 53): number {
-    return libbpf.testRun(this.ingress, udpFrame(from, sport, POD, POD_PORT, payload), 1, 'mg_test_dns_ingress').retval;
+    return this.obj.testRun(INGRESS, udpFrame(from, sport, POD, POD_PORT, payload)).retval;
   }
 
   learned(): LearnedView[] {
@@ -151,7 +138,6 @@ export class DnsHarness {
   }
 
   close(): void {
-    if (this.obj) libbpf.closeObject(this.obj);
-    this.obj = null;
+    this.obj.close();
   }
 }
