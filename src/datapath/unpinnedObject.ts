@@ -5,6 +5,7 @@
 import { libbpf, type BpfLinkPtr, type BpfObjectPtr, type BpfProgramFd, type TestRunResult } from '../../native/libbpf.js';
 import type { MapName } from './abi.generated.js';
 import { MapHandle } from './maps.js';
+import { MeshgateError } from '../errors.js';
 
 export type { TestRunResult } from '../../native/libbpf.js';
 
@@ -31,7 +32,7 @@ export class UnpinnedObject {
   }
 
   private get object(): BpfObjectPtr {
-    if (!this.obj) throw new Error(`BPF object ${this.path} is closed`);
+    if (!this.obj) throw new MeshgateError('MG_OBJECT_CLOSED', `BPF object ${this.path} is closed`);
     return this.obj;
   }
 
