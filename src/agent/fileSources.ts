@@ -7,6 +7,7 @@ import {
   DEFAULT_LIMITS, MAX_OBJECT_BYTES, type ConfigDocument, allowlistAction, checkNamespaceObjects, describeObject, parseAllowlist, parseGlobalConfig,
   readConfigDocuments, type AllowlistEntry, type BlockedEgressAction, type ConfigIssue, type GlobalConfig, type ObjectRef, type ParseResult,
 } from '../config/index.js';
+import { capIssues, makeIssue } from '../config/issues.js';
 
 export interface FileReading<T> {
   readonly path: string;
@@ -37,9 +38,14 @@ export interface FileObjects {
   readonly objects: readonly FileObject[];
 }
 
+const fileRef = (path: string): ObjectRef => ({ kind: 'File', name: path, path });
+
 function fileError(path: string, err: unknown): ParseResult<never> {
-  const message = `file ${path}: cannot be read: ${(err as Error).message}`;
-  return { ok: false, errors: [{ code: 'MG_CONFIG_FILE_UNREADABLE', severity: 'error', object: `file ${path}`, key: '', message }], warnings: [] };
+  return { ok: false, errors: [makeIssue('MG_CONFIG_FILE_UNREADABLE', { ref: fileRef(path), key: '' }, { reason: `cannot be read: ${(err as Error).message}` })], warnings: [] };
+}
+
+function tooLarge(path: string, reason: string): ParseResult<never> {
+  return { ok: false, errors: [makeIssue('MG_CONFIG_TOO_LARGE', { ref: fileRef(path), key: '' }, { reason })], warnings: [] };
 }
 
 /**
@@ -58,17 +64,13 @@ export function readConfigText(path: string): ParseResult<string> {
     if (stat.isDirectory()) return fileError(path, new Error('EISDIR: it is a directory'));
     if (!stat.isFile()) return fileError(path, new Error('it is not a regular file (a FIFO or a device is never read)'));
     if (stat.size > MAX_OBJECT_BYTES) {
-      const message = `file ${path}: is ${stat.size} bytes, more than the limit of ${MAX_OBJECT_BYTES} bytes per object (a ConfigMap cannot exceed 1 MiB); not read`;
-      return { ok: false, errors: [{ code: 'MG_CONFIG_TOO_LARGE', severity: 'error', object: `file ${path}`, key: '', message }], warnings: [] };
+      return tooLarge(path, `is ${stat.size} bytes, more than the limit of ${MAX_OBJECT_BYTES} bytes per object (a ConfigMap cannot exceed 1 MiB); not read`);
     }
     // Read at most one byte past the limit: the file may grow between the stat and the read.
     const buffer = Buffer.alloc(Math.min(stat.size, MAX_OBJECT_BYTES) + 1);
     let length = 0;
     for (let n = 1; n > 0 && length < buffer.length; length += n) n = readSync(fd, buffer, length, buffer.length - length, null);
-    if (length > MAX_OBJECT_BYTES) {
-      const message = `file ${path}: grew past the limit of ${MAX_OBJECT_BYTES} bytes per object while being read; not read`;
-      return { ok: false, errors: [{ code: 'MG_CONFIG_TOO_LARGE', severity: 'error', object: `file ${path}`, key: '', message }], warnings: [] };
-    }
+    if (length > MAX_OBJECT_BYTES) return tooLarge(path, `grew past the limit of ${MAX_OBJECT_BYTES} bytes per object while being read; not read`);
     return { ok: true, value: buffer.subarray(0, length).toString('utf8'), warnings: [] };
   } catch (err) {
     return fileError(path, err);
@@ -80,7 +82,7 @@ export function readConfigText(path: string): ParseResult<string> {
 /** The text's documents, or why there are none to use (a partly broken file is refused whole). */
 function textDocuments(text: string, path: string): ParseResult<ConfigDocument[]> {
   const { documents: docs, errors } = readConfigDocuments(text, path);
-  if (errors.length) return { ok: false, errors, warnings: [] };
+  if (errors.length) return { ok: false, errors: capIssues(errors, fileRef(path)), warnings: [] };
   return { ok: true, value: docs, warnings: [] };
 }
 
@@ -92,8 +94,8 @@ function fileDocuments(path: string): ParseResult<ConfigDocument[]> {
 function globalDocument(path: string, docs: readonly ConfigDocument[]): ParseResult<ConfigDocument> {
   const wanted = docs.filter((d) => d.kind === 'global');
   if (wanted.length !== 1) {
-    const message = `file ${path}: holds ${wanted.length} global configs (egress, mesh_cidr_ranges, ...); exactly one is needed`;
-    return { ok: false, errors: [{ code: 'MG_CONFIG_FILE_SHAPE', severity: 'error', object: `file ${path}`, key: '', message }], warnings: [] };
+    const reason = `holds ${wanted.length} global configs (egress, mesh_cidr_ranges, ...); exactly one is needed`;
+    return { ok: false, errors: [makeIssue('MG_CONFIG_FILE_SHAPE', { ref: fileRef(path), key: '' }, { reason })], warnings: [] };
   }
   return { ok: true, value: wanted[0]!, warnings: [] };
 }
@@ -137,7 +139,9 @@ export function allowlistFromText(text: string, path: string): ParseResult<Allow
   const check = checkNamespaceObjects(parts);
   for (const issues of check.issuesByObject.values()) errors.push(...issues);
   const action = check.action;
-  return errors.length ? { ok: false, errors, warnings } : { ok: true, value: { entries, action }, warnings };
+  // Each document's issues are capped; the documents of a file together are one object's too.
+  const capped = capIssues(warnings, fileRef(path));
+  return errors.length ? { ok: false, errors: capIssues(errors, fileRef(path)), warnings: capped } : { ok: true, value: { entries, action }, warnings: capped };
 }
 
 export function readGlobalFile(path: string): FileReading<GlobalConfig> {

@@ -26,6 +26,7 @@ const CODE_TABLE = {
   MG_CONFIG_FILE_UNREADABLE: { severity: 'error', description: 'A configuration file cannot be read.' },
   MG_CONFIG_TOO_LARGE: { severity: 'error', description: 'The object is larger than 1 MiB (MAX_OBJECT_BYTES); it is refused before parsing.' },
   MG_CONFIG_NO_MESHGATE_KEY: { severity: 'error', description: 'The object holds none of meshgate\'s keys (an empty or unrelated object); it is refused, not taken as all defaults.' },
+  MG_CONFIG_MORE_ERRORS: { severity: 'error', description: 'The object has more errors than are reported (the first 100); this one counts the rest.' },
   MG_CONFIG_FILE_SHAPE: { severity: 'error', description: 'A --config-file (or the files given to preview) does not hold exactly one global config.' },
   MG_ALLOWLIST_BAD_ENTRY: { severity: 'error', description: 'An allowlist entry or one of its ports is not a map.' },
   MG_ALLOWLIST_NAME_MISSING: { severity: 'error', description: 'An allowlist entry has no name, or its name is not a non-empty string.' },
@@ -40,6 +41,7 @@ const CODE_TABLE = {
   MG_ALLOWLIST_UNKNOWN_FIELD: { severity: 'warning', description: 'An allowlist entry or port field that meshgate does not read; it is ignored.' },
   MG_WARN_HOST_BITS: { severity: 'warning', description: 'A CIDR had host bits set and was normalised to its network address.' },
   MG_WARN_DUPLICATE: { severity: 'warning', description: 'A list item duplicates an earlier one after normalisation; the two are merged.' },
+  MG_WARN_MORE_WARNINGS: { severity: 'warning', description: 'The object has more warnings than are reported (the first 100); this one counts the rest.' },
   MG_WARN_ALLOW_IN_MESH: { severity: 'warning', description: 'An allowlisted address overlaps a mesh CIDR; the mesh rule decides there.' },
 } as const satisfies Record<string, CodeInfo>;
 

@@ -29,15 +29,38 @@ export interface Problem {
 // Values are user input of any size: a 1 MB CIDR string must not become a 1 MB Event.
 const MESSAGE_VALUE_MAX = 120;
 const FIELD_VALUE_MAX = 1024;
+// Keys are user input too (an unknown key may be a line of an unrelated file): a short prefix only.
+const KEY_MAX = 40;
+/** Issues kept per severity and object; the rest are counted in one closing issue ("and M more"). */
+export const MAX_ISSUES_PER_OBJECT = 100;
 
 function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}…(+${text.length - max} chars)`;
 }
 
+// C0 and C1 controls, DEL, format characters (bidi overrides, zero-width) and line separators.
+const UNSAFE_CHARS = /[\p{Cc}\p{Cf}\u2028\u2029]/gu;
+
+/**
+ * Text with every control or format character shown as an escape (\x1b, \u202e), so that no
+ * message, log line or Event carries a terminal escape, a NUL or a bidi override.
+ */
+export function escapeControl(text: string): string {
+  return text.replace(UNSAFE_CHARS, (c) => {
+    const code = c.codePointAt(0)!;
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** A data key as messages show it: escaped, and a short prefix of a long one. */
+export function showKey(key: string): string {
+  return escapeControl(truncate(key, KEY_MAX));
+}
+
 export function describeObject(ref: ObjectRef): string {
   // Callers are typed, but the never-throw promise covers untyped JavaScript callers too.
   if (typeof ref !== 'object' || ref === null) return 'an unnamed object';
-  if (ref.kind === 'File') return `file ${ref.path ?? ref.name}`;
+  if (ref.kind === 'File') return `file ${escapeControl(ref.path ?? ref.name)}`;
   const name = ref.namespace ? `${ref.namespace}/${ref.name}` : ref.name;
   return ref.path === undefined ? `ConfigMap ${name}` : `ConfigMap ${name} (file ${ref.path})`;
 }
@@ -81,43 +104,92 @@ type MutableIssue = { -readonly [K in keyof ConfigIssue]: ConfigIssue[K] };
 
 export function makeIssue(code: ConfigIssueCode, site: IssueSite, problem: Problem): ConfigIssue {
   const object = describeObject(site.ref);
-  const key = site.key === '' ? '' : ` key ${site.key}`;
+  const shownKey = showKey(site.key);
+  const key = site.key === '' ? '' : ` key ${shownKey}`;
   const what = [problem.locator, problem.subject, problem.value === undefined ? undefined : showValue(problem.value)]
     .filter((part) => part !== undefined)
     .join(' ');
-  const message = `${object}${key}${entryLabel(site)}: ${what === '' ? '' : `${what} `}${problem.reason}`;
-  const issue: MutableIssue = { code, severity: severityOf(code), object, key: site.key, message };
+  // Reasons may quote input too (a prefix length, a YAML parser's excerpt): the whole sentence is escaped.
+  const message = escapeControl(`${object}${key}${entryLabel(site)}: ${what === '' ? '' : `${what} `}${problem.reason}`);
+  const issue: MutableIssue = { code, severity: severityOf(code), object, key: shownKey, message };
   if (site.entryIndex !== undefined) issue.entryIndex = site.entryIndex;
-  if (site.entryName !== undefined) issue.entryName = site.entryName;
+  if (site.entryName !== undefined) issue.entryName = escapeControl(truncate(site.entryName, FIELD_VALUE_MAX));
   const path = issuePath(site, problem.subject);
-  if (path !== undefined) issue.path = path;
+  if (path !== undefined) issue.path = escapeControl(truncate(path, FIELD_VALUE_MAX));
   const value = problem.value === undefined ? undefined : valueField(problem.value);
-  if (value !== undefined) issue.value = value;
+  if (value !== undefined) issue.value = escapeControl(value);
   return Object.freeze(issue);
 }
 
-/** Collects the issues of one parse call; the result is ok only when no error was added. */
+/** The closing issue of a capped list: how many more there were. */
+function moreIssues(severity: 'error' | 'warning', ref: ObjectRef, more: number): ConfigIssue {
+  const code = severity === 'error' ? 'MG_CONFIG_MORE_ERRORS' : 'MG_WARN_MORE_WARNINGS';
+  return makeIssue(code, { ref, key: '' }, { reason: `and ${more} more ${severity}s, not shown (only the first ${MAX_ISSUES_PER_OBJECT} are)` });
+}
+
+/**
+ * At most MAX_ISSUES_PER_OBJECT issues of each severity, then one that counts the rest. For lists
+ * gathered from several parses (the documents of one file); IssueCollector caps its own.
+ */
+export function capIssues(issues: readonly ConfigIssue[], ref: ObjectRef): readonly ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const more = { error: 0, warning: 0 };
+  const kept = { error: 0, warning: 0 };
+  for (const issue of issues) {
+    if (issue.code === 'MG_CONFIG_MORE_ERRORS' || issue.code === 'MG_WARN_MORE_WARNINGS') {
+      more[issue.severity] += Number(/and (\d+) more/.exec(issue.message)?.[1] ?? 0);
+    } else if (kept[issue.severity] < MAX_ISSUES_PER_OBJECT) {
+      kept[issue.severity]++;
+      out.push(issue);
+    } else {
+      more[issue.severity]++;
+    }
+  }
+  if (more.error) out.push(moreIssues('error', ref, more.error));
+  if (more.warning) out.push(moreIssues('warning', ref, more.warning));
+  return out.length === issues.length ? issues : out;
+}
+
+/**
+ * Collects the issues of one parse call; the result is ok only when no error was added. Past
+ * MAX_ISSUES_PER_OBJECT of a severity, issues are only counted (no message is even built), so
+ * 200,000 bad items cost neither memory nor 200,000 log lines.
+ */
 export class IssueCollector {
   readonly errors: ConfigIssue[] = [];
   readonly warnings: ConfigIssue[] = [];
+  private moreErrors = 0;
+  private moreWarnings = 0;
+  private lastRef: ObjectRef | undefined;
 
   add(code: ConfigIssueCode, site: IssueSite, problem: Problem): void {
-    const issue = makeIssue(code, site, problem);
-    (issue.severity === 'error' ? this.errors : this.warnings).push(issue);
+    this.lastRef = site.ref;
+    const list = severityOf(code) === 'error' ? this.errors : this.warnings;
+    if (list.length >= MAX_ISSUES_PER_OBJECT) {
+      if (list === this.errors) this.moreErrors++;
+      else this.moreWarnings++;
+      return;
+    }
+    list.push(makeIssue(code, site, problem));
   }
 
   get errorCount(): number {
-    return this.errors.length;
+    return this.errors.length + this.moreErrors;
+  }
+
+  private closed(list: readonly ConfigIssue[], severity: 'error' | 'warning'): readonly ConfigIssue[] {
+    const more = severity === 'error' ? this.moreErrors : this.moreWarnings;
+    return Object.freeze(more && this.lastRef ? [...list, moreIssues(severity, this.lastRef, more)] : [...list]);
   }
 
   /** For a parse that stopped at an error it just added. */
   rejected<T>(): ParseResult<T> {
-    return Object.freeze({ ok: false, errors: Object.freeze([...this.errors]), warnings: Object.freeze([...this.warnings]) });
+    return Object.freeze({ ok: false, errors: this.closed(this.errors, 'error'), warnings: this.closed(this.warnings, 'warning') });
   }
 
   result<T>(value: T): ParseResult<T> {
-    const warnings = Object.freeze([...this.warnings]);
-    if (this.errors.length > 0) return Object.freeze({ ok: false, errors: Object.freeze([...this.errors]), warnings });
+    const warnings = this.closed(this.warnings, 'warning');
+    if (this.errorCount > 0) return Object.freeze({ ok: false, errors: this.closed(this.errors, 'error'), warnings });
     return Object.freeze({ ok: true, value: deepFreeze(value), warnings });
   }
 }

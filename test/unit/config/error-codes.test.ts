@@ -196,6 +196,16 @@ const CASES: readonly CodeCase[] = [
     expected: G('', { code: 'MG_CONFIG_TOO_LARGE' }),
   },
   {
+    behaviour: 'past 100 errors an object reports how many more, not each',
+    issues: global({ egress: 'false', mesh_cidr_ranges: Array.from({ length: 250 }, (_, i) => `10.0.${i}.999`).join(',') }),
+    expected: G('', { code: 'MG_CONFIG_MORE_ERRORS' }),
+  },
+  {
+    behaviour: 'past 100 warnings an object reports how many more, not each',
+    issues: global({ egress: 'false', ...Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`unknown_${i}`, 'x'])) }),
+    expected: G('', { code: 'MG_WARN_MORE_WARNINGS' }),
+  },
+  {
     behaviour: 'an unknown key is only a warning',
     issues: global({ egress: 'false', envoy_log_level: 'debug' }),
     expected: G('envoy_log_level', { code: 'MG_CONFIG_UNKNOWN_KEY' }),
