@@ -1,7 +1,7 @@
 // `meshgate agent` checks what it needs before touching anything, and fails
 // fast with one precise line per missing requirement.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statfsSync } from 'node:fs';
 import { release } from 'node:os';
 import path from 'node:path';
 import { missingKernelFeatures } from '../datapath/kernelFeatures.js';
@@ -40,15 +40,57 @@ export function capabilityProblems(caps: bigint): PreflightProblem[] {
   return problems;
 }
 
-function isBpffs(dir: string, mounts: string): boolean {
-  return mounts.split('\n').some((l) => {
-    const f = l.split(' ');
-    return f[2] === 'bpf' && (dir === f[1] || dir.startsWith(`${f[1]}/`));
-  });
+export const BPFFS_MOUNT = '/sys/fs/bpf';
+
+/** What preflight may learn about the filesystem, injectable for tests. */
+export interface MountProbe {
+  /** True when the directory, or its nearest existing ancestor, is on bpffs. */
+  onBpffs(dir: string): boolean;
+  isMountPoint(dir: string): boolean;
+  /** True when the directory does not exist or holds nothing. */
+  isEmpty(dir: string): boolean;
 }
 
-/** Runs every check; mounts bpffs at /sys/fs/bpf when the pin dir is meant to live there and it is not mounted. */
-export function preflight(pinDir: string): PreflightProblem[] {
+export type BpffsPlan = { readonly action: 'ok' } | { readonly action: 'mount' } | { readonly action: 'refuse'; readonly message: string };
+
+/**
+ * Whether the pin dir is usable as it is, or bpffs must be mounted at /sys/fs/bpf first. Paths are
+ * compared by segment (/sys/fs/bpf-x is not under /sys/fs/bpf), and nothing is ever mounted over a
+ * mount point or a directory that holds anything: that would hide every other tool's pins.
+ */
+export function planBpffs(pinDir: string, probe: MountProbe): BpffsPlan {
+  const dir = path.resolve(pinDir);
+  if (probe.onBpffs(dir)) return { action: 'ok' };
+  const under = dir === BPFFS_MOUNT || dir.startsWith(`${BPFFS_MOUNT}/`);
+  if (!under) return { action: 'refuse', message: `pin dir ${pinDir} is not on a bpf filesystem: mount bpffs there (mount -t bpf bpf DIR) or use a dir under ${BPFFS_MOUNT}` };
+  if (probe.isMountPoint(BPFFS_MOUNT)) return { action: 'refuse', message: `${BPFFS_MOUNT} is a mount point of another filesystem, not bpffs: meshgate never mounts over it; mount the host's bpffs there` };
+  if (!probe.isEmpty(BPFFS_MOUNT)) return { action: 'refuse', message: `${BPFFS_MOUNT} is not bpffs and not empty: meshgate never mounts over it; mount the host's bpffs there` };
+  return { action: 'mount' };
+}
+
+const BPF_FS_MAGIC = 0xcafe4a11;
+
+export const systemMountProbe: MountProbe = {
+  onBpffs(dir) {
+    let probe = dir;
+    while (!existsSync(probe)) probe = path.dirname(probe);
+    return Number(statfsSync(probe).type) === BPF_FS_MAGIC;
+  },
+  isMountPoint(dir) {
+    // /proc/self/mountinfo field 5 is the mount point, with spaces and the like octal-escaped.
+    return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === dir);
+  },
+  isEmpty(dir) {
+    try {
+      return readdirSync(dir).length === 0;
+    } catch {
+      return !existsSync(dir);
+    }
+  },
+};
+
+/** Runs every check; mounts bpffs at /sys/fs/bpf when the pin dir is meant to live there and nothing is there (planBpffs). */
+export function preflight(pinDir: string, mountProbe: MountProbe = systemMountProbe): PreflightProblem[] {
   const problems: PreflightProblem[] = [];
   const kernel = parseKernelRelease(release());
   if (!kernel || kernel[0] < MIN_KERNEL[0] || (kernel[0] === MIN_KERNEL[0] && kernel[1] < MIN_KERNEL[1])) {
@@ -63,17 +105,14 @@ export function preflight(pinDir: string): PreflightProblem[] {
   const caps = effectiveCaps(readFileSync('/proc/self/status', 'utf8'));
   problems.push(...capabilityProblems(caps));
 
-  const absPin = path.resolve(pinDir);
-  if (!isBpffs(absPin, readFileSync('/proc/self/mounts', 'utf8'))) {
-    if (absPin.startsWith('/sys/fs/bpf')) {
-      try {
-        mkdirSync('/sys/fs/bpf', { recursive: true });
-        execFileSync('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf'], { stdio: 'pipe' });
-      } catch (err) {
-        problems.push({ check: 'bpffs', message: `bpffs is not mounted at /sys/fs/bpf and mounting it failed (${(err as Error).message.split('\n')[0]}): mount it on the node, or mount the host's /sys/fs/bpf into the container` });
-      }
-    } else {
-      problems.push({ check: 'bpffs', message: `pin dir ${pinDir} is not on a bpf filesystem: mount bpffs there (mount -t bpf bpf DIR) or use a dir under /sys/fs/bpf` });
+  const plan = planBpffs(pinDir, mountProbe);
+  if (plan.action === 'refuse') problems.push({ check: 'bpffs', message: plan.message });
+  else if (plan.action === 'mount') {
+    try {
+      mkdirSync(BPFFS_MOUNT, { recursive: true });
+      execFileSync('mount', ['-t', 'bpf', 'bpf', BPFFS_MOUNT], { stdio: 'pipe' });
+    } catch (err) {
+      problems.push({ check: 'bpffs', message: `bpffs is not mounted at ${BPFFS_MOUNT} and mounting it failed (${(err as Error).message.split('\n')[0]}): mount it on the node, or mount the host's /sys/fs/bpf into the container` });
     }
   }
   if (problems.some((p) => p.check === 'capabilities')) return problems; // the probes below would fail for the same reason

@@ -16,6 +16,7 @@ import { libbpf, type BpfObjectPtr, type BpfProgramPtr } from '../../native/libb
 import { MAPS, STRUCTS, type MapName } from './abi.generated.js';
 import { MeshgateError } from '../errors.js';
 import { MapHandle } from './maps.js';
+import { inspectPin, namedAs } from './pinnedObject.js';
 import { cgroupId, cgroupLevel } from '../node/cgroup.js';
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/meshgate';
@@ -324,39 +325,53 @@ const OWNED_NAME = /^mg_[a-z0-9_]+$/;
 const ABI_DIR = /^[0-9a-f]{12}$/;
 
 function removeDirIfEmpty(dir: string): void {
-  if (existsSync(dir) && readdirSync(dir).length === 0) rmdirSync(dir);
+  try {
+    if (existsSync(dir) && readdirSync(dir).length === 0) rmdirSync(dir);
+  } catch {
+    /* busy (a mount point) or changed meanwhile: it stays */
+  }
 }
 
 /**
  * Detaches and unpins exactly what meshgate pinned under pinDir: links/mg_*
  * (BPF_LINK_DETACH, so the program leaves the cgroup even if another process
- * holds the link) and maps/<abi hash>/mg_*. Anything else there is left in
- * place and listed; programs it did not pin are never touched.
+ * holds the link), maps/<abi hash>/mg_* and state/mg_*. A pin is removed only
+ * when the kernel says it is an object of the expected type (a link, a map)
+ * whose name is the pin's; anything else there is left in place and listed.
+ * A pin dir that is not on bpffs is refused whole: its files are not pins.
  */
 export function cleanupPins(pinDir: string): CleanupReport {
   const r: CleanupReport = { detached: [], unpinned: [], left: [], errors: [] };
   if (!existsSync(pinDir)) return r;
+  if (Number(statfsSync(pinDir).type) !== BPF_FS_MAGIC) {
+    throw new DatapathError('MG_PIN_DIR_NOT_BPFFS', `pin directory ${pinDir} is not on a bpffs mount: refusing to remove anything there (its files are not meshgate's pins)`);
+  }
   const { linksDir, mapsRoot } = pinLayout(pinDir);
   const stateDir = path.join(pinDir, 'state');
   for (const name of readdirSync(pinDir)) {
     const p = path.join(pinDir, name);
     if (p !== linksDir && p !== mapsRoot && p !== stateDir) r.left.push(p);
   }
+  /** The pin when its name, and the kernel object's type and name, are meshgate's; else it is listed as left. */
+  const owned = (dir: string, name: string, type: 'map' | 'link'): string | null => {
+    const pin = path.join(dir, name);
+    if (!OWNED_NAME.test(name)) {
+      r.left.push(pin);
+      return null;
+    }
+    const obj = inspectPin(pin);
+    if (!obj || obj.type !== type || !namedAs(obj, name)) {
+      r.left.push(pin);
+      r.errors.push(`${pin} is ${obj ? `a BPF ${obj.type}${obj.name ? ` named ${obj.name}` : ''}` : 'not a BPF object'}, not meshgate's ${type} ${name}: left in place`);
+      return null;
+    }
+    return pin;
+  };
   if (existsSync(linksDir)) {
     for (const name of readdirSync(linksDir)) {
-      const pin = path.join(linksDir, name);
-      if (!OWNED_NAME.test(name)) {
-        r.left.push(pin);
-        continue;
-      }
-      let link;
-      try {
-        link = libbpf.openLink(pin);
-      } catch (err) {
-        r.left.push(pin);
-        r.errors.push(`${pin} is not a BPF link, left in place: ${(err as Error).message}`);
-        continue;
-      }
+      const pin = owned(linksDir, name, 'link');
+      if (!pin) continue;
+      const link = libbpf.openLink(pin);
       try {
         libbpf.detachLink(link, pin);
         r.detached.push(name);
@@ -370,39 +385,25 @@ export function cleanupPins(pinDir: string): CleanupReport {
     }
     removeDirIfEmpty(linksDir);
   }
+  // maps/<abi hash>/ holds the datapath's maps; state/ the agent's persisted last good configuration.
+  const mapDirs: string[] = [];
   if (existsSync(mapsRoot)) {
     for (const abi of readdirSync(mapsRoot)) {
-      const dir = path.join(mapsRoot, abi);
-      if (!ABI_DIR.test(abi)) {
-        r.left.push(dir);
-        continue;
-      }
-      for (const name of readdirSync(dir)) {
-        const pin = path.join(dir, name);
-        if (!OWNED_NAME.test(name)) {
-          r.left.push(pin);
-          continue;
-        }
-        unlinkSync(pin);
-        r.unpinned.push(pin);
-      }
-      removeDirIfEmpty(dir);
+      if (ABI_DIR.test(abi)) mapDirs.push(path.join(mapsRoot, abi));
+      else r.left.push(path.join(mapsRoot, abi));
     }
-    removeDirIfEmpty(mapsRoot);
   }
-  // The agent's persisted last good configuration (src/datapath/lastGoodPins.ts).
-  if (existsSync(stateDir)) {
-    for (const name of readdirSync(stateDir)) {
-      const pin = path.join(stateDir, name);
-      if (!OWNED_NAME.test(name)) {
-        r.left.push(pin);
-        continue;
-      }
+  if (existsSync(stateDir)) mapDirs.push(stateDir);
+  for (const dir of mapDirs) {
+    for (const name of readdirSync(dir)) {
+      const pin = owned(dir, name, 'map');
+      if (!pin) continue;
       unlinkSync(pin);
       r.unpinned.push(pin);
     }
-    removeDirIfEmpty(stateDir);
+    removeDirIfEmpty(dir);
   }
+  removeDirIfEmpty(mapsRoot);
   removeDirIfEmpty(pinDir);
   return r;
 }

@@ -26,22 +26,27 @@ export interface Destination {
 }
 
 /** "198.51.100.7:443", "[2001:db8::1]:443", "[::ffff:10.0.0.1]:80"; throws one line on anything else. */
+/** Command-line input as messages echo it: quoted, control characters escaped, at most 64 characters. */
+export function quoteInput(text: string, max = 64): string {
+  return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text).replace(/[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) + (text.length > max ? ` (${text.length} characters)` : '');
+}
+
 export function parseDestination(text: string): Destination {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
   if (!m) {
     throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', text.split(':').length > 2
-      ? `destination ${JSON.stringify(text)}: write an IPv6 destination as [ADDRESS]:PORT, e.g. [2001:db8::1]:443`
-      : `destination ${JSON.stringify(text)} is not ADDRESS:PORT, e.g. 198.51.100.7:443`);
+      ? `destination ${quoteInput(text)}: write an IPv6 destination as [ADDRESS]:PORT, e.g. [2001:db8::1]:443`
+      : `destination ${quoteInput(text)} is not ADDRESS:PORT, e.g. 198.51.100.7:443`);
   }
   const port = Number(m[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', `destination ${JSON.stringify(text)}: port ${m[2]} is not in 1..65535`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', `destination ${quoteInput(text)}: port ${quoteInput(m[2]!, 12)} is not in 1..65535`);
   let addr: ipaddr.IPv4 | ipaddr.IPv6;
   try {
     addr = ipaddr.parse(m[1]!);
   } catch {
-    throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', `destination ${JSON.stringify(text)}: ${JSON.stringify(m[1])} is not an IP address (explain takes addresses, not hostnames)`);
+    throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', `destination ${quoteInput(text)}: ${quoteInput(m[1]!)} is not an IP address (explain takes addresses, not hostnames)`);
   }
-  if (m[0].startsWith('[') !== (addr.kind() === 'ipv6')) throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', `destination ${JSON.stringify(text)}: brackets are for IPv6 addresses only`);
+  if (m[0].startsWith('[') !== (addr.kind() === 'ipv6')) throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', `destination ${quoteInput(text)}: brackets are for IPv6 addresses only`);
   const bytes = new Uint8Array(16);
   if (addr.kind() === 'ipv4') {
     bytes[10] = 0xff;

@@ -10,6 +10,7 @@ import { HOOK_PROGRAMS } from '../../src/datapath/loader.js';
 import type { DesiredPolicy } from '../../src/datapath/desired.js';
 import { allow, basePolicy, createPod, group, mesh, type PodFixture } from '../helpers/kernelFixture.js';
 import { REPO_ROOT, SOCKPROBE, requireRoot } from '../helpers/sandbox.js';
+import { NOBODY, nodeAsNobody } from '../helpers/asNobody.js';
 
 const skip = requireRoot();
 if (skip) console.log(`# SKIP CLI tests: ${skip}`);
@@ -18,7 +19,8 @@ const CLI = path.join(REPO_ROOT, 'bin/meshgate.js');
 const entry = (namespace: string, name: string, host?: string) => JSON.stringify(host ? { kind: 'entry', namespace, name, host } : { kind: 'entry', namespace, name });
 
 function cli(args: string[], opts: { uid?: number } = {}) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000, uid: opts.uid, gid: opts.uid });
+  // As nobody from any checkout location, also one nobody cannot read (test/helpers/asNobody.ts).
+  const r = opts.uid === NOBODY ? nodeAsNobody([CLI, ...args]) : spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000, uid: opts.uid, gid: opts.uid });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -1,6 +1,6 @@
 // `meshgate explain (NAMESPACE/POD | --cgroup ID) DEST:PORT [--udp]`.
 import { Command } from 'commander';
-import { Explainer, VERDICT_EXIT_CODES, formatExplanation, parseDestination, type CallerRef } from '../../explain/explain.js';
+import { Explainer, VERDICT_EXIT_CODES, formatExplanation, parseDestination, quoteInput, type CallerRef } from '../../explain/explain.js';
 import { Pins } from '../../datapath/pinned.js';
 import { requireRoot } from '../requireRoot.js';
 import { pinDirOption, type CliContext } from './context.js';
@@ -29,18 +29,21 @@ export function register(ctx: CliContext): void {
       let destText: string;
       if (o.cgroup !== undefined) {
         if (positional.length !== 1) usage(this, 'with --cgroup give exactly one DEST:PORT');
-        if (!/^\d+$/.test(o.cgroup)) usage(this, `--cgroup ${JSON.stringify(o.cgroup)} is not a cgroup id (a number)`);
+        if (!/^\d+$/.test(o.cgroup)) usage(this, `--cgroup ${quoteInput(o.cgroup)} is not a cgroup id (a number)`);
         ref = { cgroupId: BigInt(o.cgroup) };
         destText = positional[0]!;
       } else {
         if (positional.length !== 2) usage(this, 'give NAMESPACE/POD DEST:PORT, or --cgroup ID DEST:PORT');
-        if (!/^[^/\s]+\/[^/\s]+$/.test(positional[0]!)) usage(this, `${JSON.stringify(positional[0])} is not NAMESPACE/POD`);
+        // Kubernetes names (DNS labels and subdomains): anything else cannot name a pod, and is never echoed whole.
+        if (positional[0]!.length > 317 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(positional[0]!)) {
+          usage(this, `${quoteInput(positional[0]!)} is not NAMESPACE/POD`);
+        }
         ref = { pod: positional[0]! };
         destText = positional[1]!;
       }
       let uid: number | null = null;
       if (o.uid !== undefined) {
-        if (!/^\d+$/.test(o.uid) || Number(o.uid) > 0xffffffff) usage(this, `--uid ${JSON.stringify(o.uid)} is not a uid`);
+        if (!/^\d+$/.test(o.uid) || Number(o.uid) > 0xffffffff) usage(this, `--uid ${quoteInput(o.uid)} is not a uid`);
         uid = Number(o.uid);
       }
       let dest;

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 
+import { nodeAsNobody } from '../../helpers/asNobody.js';
 import { readAllowlistFile, readGlobalFile, type FileReading } from '../../../src/agent/fileSources.js';
 import type { ConfigIssue } from '../../../src/config/index.js';
 
@@ -247,7 +248,7 @@ describe('files the agent cannot use', () => {
     // root reads any file: as root, run the validator as nobody (the directory stays traversable).
     const asRoot = process.getuid?.() === 0;
     if (asRoot) chmodSync(path.dirname(p), 0o711);
-    const r = spawnSync(process.execPath, [BIN, 'validate', p], { encoding: 'utf8', timeout: 30_000, ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
+    const r = asRoot ? nodeAsNobody([BIN, 'validate', p]) : spawnSync(process.execPath, [BIN, 'validate', p], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stdout, /^error MG_CONFIG_FILE_UNREADABLE: file .*: cannot be read: EACCES/m);
   });
