@@ -2,7 +2,7 @@
 // Each object is validated alone; an invalid one is rejected whole and its last
 // good content stays (SPEC §1.4). `meshgate validate` reads files with these same
 // functions, so it reports exactly what the agent would.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import {
   DEFAULT_LIMITS, MAX_OBJECT_BYTES, type ConfigDocument, allowlistAction, checkNamespaceObjects, describeObject, parseAllowlist, parseGlobalConfig,
   readConfigDocuments, type AllowlistEntry, type BlockedEgressAction, type ConfigIssue, type GlobalConfig, type ObjectRef, type ParseResult,
@@ -55,7 +55,8 @@ function tooLarge(path: string, reason: string): ParseResult<never> {
 export function readConfigText(path: string): ParseResult<string> {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer.
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (err) {
     return fileError(path, err);
   }

@@ -39,7 +39,7 @@ export function parseDestination(text: string): Destination {
       : `destination ${quoteInput(text)} is not ADDRESS:PORT, e.g. 198.51.100.7:443`);
   }
   const port = Number(m[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', `destination ${quoteInput(text)}: port ${quoteInput(m[2]!, 12)} is not in 1..65535`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', `destination ${quoteInput(text)}: port ${m[2]!.length > 12 ? `${m[2]!.slice(0, 12)}…` : m[2]} is not in 1..65535`);
   let addr: ipaddr.IPv4 | ipaddr.IPv6;
   try {
     addr = ipaddr.parse(m[1]!);

@@ -171,11 +171,16 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
       [['shop/web', '1.2.3.4:70000'], /port 70000 is not in 1\.\.65535/],
       [['shop-web', '1.2.3.4:80'], /is not NAMESPACE\/POD/],
       [['--cgroup', 'abc', '1.2.3.4:80'], /is not a cgroup id/],
+      [['shop/web', `${'a'.repeat(100_000)}:443`], /"a{64}…" \(100000 characters\) is not an IP address/],
+      [['shop/web', `1.2.3.4:${'9'.repeat(100_000)}`], /port 9{12}… is not in/],
+      [["shop/web\u001b[2J\u0007", "1.2.3.4:80"], /"shop\/web\\u001b\[2J\\u0007" is not NAMESPACE\/POD/],
     ] as const) {
       const r = cli(['explain', ...args, ...pin]);
-      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.status, 2, `${args.join(' ').slice(0, 200)}: ${r.stderr.slice(0, 500)}`);
       assert.match(r.stderr, message);
-      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr.slice(0, 500));
+      assert.ok(r.stderr.length < 400, `echoed input is bounded: ${r.stderr.length} characters`);
+      assert.doesNotMatch(r.stderr, /[\u0000-\u0008\u000b-\u001f\u007f]/, 'no raw control character');
     }
   });
 
