@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { pinLayout } from '../../src/datapath/loader.js';
+import { HOOK_PROGRAMS, pinLayout } from '../../src/datapath/loader.js';
 import { basePolicy, createPod, type PodFixture } from '../helpers/kernelFixture.js';
 import { REPO_ROOT, requireRoot } from '../helpers/sandbox.js';
 
@@ -54,7 +54,7 @@ describe('the CLI never touches what is not its own', { skip: skip ?? false }, (
       assert.equal(r.status, 1, 'objects named like meshgate\'s that are not are errors');
       const out = JSON.parse(r.stdout) as { unpinned: string[]; left: string[]; errors: string[] };
       assert.deepEqual(out.left.sort(), [...planted].sort());
-      assert.equal(out.unpinned.filter((p) => p.includes('/links/')).length, 6, 'the real links go');
+      assert.equal(out.unpinned.filter((p) => p.includes('/links/')).length, HOOK_PROGRAMS.length, 'the real links go');
       assert.ok(out.unpinned.includes(path.join(mapsDir, 'mg_state')) && out.unpinned.includes(path.join(mapsDir, 'mg_cgroups')), 'the real maps go');
       assert.ok(out.errors.some((e) => e.includes('mg_notalink is a BPF map named mg_cgroups, not meshgate\'s link')), out.errors.join('\n'));
       assert.ok(out.errors.some((e) => e.includes('mg_fake is a BPF map named mg_state, not meshgate\'s map mg_fake')), out.errors.join('\n'));
