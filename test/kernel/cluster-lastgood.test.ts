@@ -108,8 +108,13 @@ describe('cluster agent: per-object last good survives restarts', { skip: skip ?
   });
 
   test('after a restart, an allowlist that never was valid freezes nothing: a global edit applies', async () => {
-    api.create('configmaps', allowlistConfigMap('billing', 'c', BAD));
+    // Invalid, with a terminal escape in its value: the Event carries it escaped.
+    api.create('configmaps', allowlistConfigMap('billing', 'c', '- name: broken\n  addresses: ["10.0.0.1/\\e[2J"]\n  ports: [{number: 443, protocol: TLS}]\n'));
     await until('billing/c rejected', async () => (await valid('billing/c')) === '0');
+    await until('an Event on billing/c', () => api.list('events', 'billing').length > 0);
+    const event = api.list('events', 'billing')[0] as unknown as EventObject;
+    assert.doesNotMatch(event.message, /[\u0000-\u001f\u007f]/, 'no raw control character in the Event');
+    assert.match(event.message, /\\x1b\[2J/);
     await restart();
     assert.equal(billing.connect(FORBIDDEN_ADDR, 443).verdict, 'deny');
     api.update('configmaps', osmConfig({ ...GLOBAL, egress: 'true' }));
