@@ -10,6 +10,7 @@ import { after, describe, test } from 'node:test';
 import pino from 'pino';
 import { readFileObjects, readGlobalFile } from '../../../src/agent/fileSources.js';
 import { MAX_OBJECT_BYTES, parseAllowlist, parseGlobalConfig, type ConfigIssue } from '../../../src/config/index.js';
+import { KubeClient, loadKubeConnection } from '../../../src/kube/client.js';
 import { EventRecorder } from '../../../src/kube/events.js';
 import { startKubeTestEnv } from '../kube/support.js';
 
@@ -51,7 +52,8 @@ describe('control characters are escaped everywhere', () => {
     try {
       const result = parseGlobalConfig({ egress: 'false', mesh_cidr_ranges: '10.0.0.0/\u001b[2J\u0000' }, REF);
       assert.equal(result.ok, false);
-      const recorder = new EventRecorder(env.coreApi, 'node-a', pino({ level: 'silent' }));
+      const client = new KubeClient(await loadKubeConnection(await env.server.writeKubeconfig(dir)));
+      const recorder = new EventRecorder(client, 'node-a', pino({ level: 'silent' }));
       const cm = { metadata: { namespace: 'shop', name: 'egress', uid: 'u1', resourceVersion: '1' } };
       await recorder.rejected(cm, result.ok ? [] : result.errors);
       const events = env.server.list('events', 'shop') as unknown as Array<{ message: string }>;
