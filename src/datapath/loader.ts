@@ -344,7 +344,7 @@ export function cleanupPins(pinDir: string): CleanupReport {
   const r: CleanupReport = { detached: [], unpinned: [], left: [], errors: [] };
   if (!existsSync(pinDir)) return r;
   if (Number(statfsSync(pinDir).type) !== BPF_FS_MAGIC) {
-    throw new DatapathError('MG_PIN_DIR_NOT_BPFFS', `pin directory ${pinDir} is not on a bpffs mount: refusing to remove anything there (its files are not meshgate's pins)`);
+    throw new MeshgateError('MG_PIN_DIR_NOT_BPFFS', `pin directory ${pinDir} is not on a bpffs mount: refusing to remove anything there (its files are not meshgate's pins)`);
   }
   const { linksDir, mapsRoot } = pinLayout(pinDir);
   const stateDir = path.join(pinDir, 'state');
