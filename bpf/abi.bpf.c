@@ -27,8 +27,14 @@ struct mg_abi_anchor {
 	enum mg_state_flags state_flags;
 	enum mg_sk_flags sk_flags;
 	struct mg_event event;
+	enum mg_walk_limits walk_limits;
 	/* Kernel UAPI layouts user space reads (bpf_obj_get_info_by_fd), for their offsets. */
 	struct bpf_map_info map_info;
+	struct bpf_link_info link_info;
+	/* Kernel UAPI numbers user space passes (attach, probe), for their values. */
+	enum bpf_attach_type attach_type;
+	enum bpf_prog_type prog_type;
+	enum bpf_map_type map_type;
 };
 
 struct mg_abi_anchor mg_abi_anchor;

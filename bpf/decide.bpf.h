@@ -20,8 +20,6 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_MPTCP_NUMBER 262
-/* Pod cgroups sit a few levels below the attach point (QoS slice, pod, container). */
-#define MG_MAX_CGROUP_WALK 8
 
 struct mg_dest {
 	struct mg_lpm_key key;    /* key.addr holds the destination; slot is filled in */

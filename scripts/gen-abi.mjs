@@ -4,6 +4,8 @@
 //   node scripts/gen-abi.mjs build/meshgate.bpf.o build/abi.bpf.o > src/datapath/abi.generated.ts
 // The first object gives the maps (type, key/value types, sizes, max_entries);
 // every object gives struct layouts and enums. A struct seen twice must agree.
+// Kernel UAPI facts come the same way: bpf/abi.bpf.c names the UAPI enums and
+// structs user space needs, so they are in its BTF (KERNEL_ENUMS, STRUCTS).
 import { execFileSync } from 'node:child_process';
 
 const objects = process.argv.slice(2);
@@ -11,10 +13,6 @@ if (objects.length === 0) {
   process.stderr.write('usage: gen-abi.mjs MESHGATE_OBJECT [MORE_OBJECTS...]\n');
   process.exit(2);
 }
-
-const MAP_TYPES = {
-  1: 'hash', 2: 'array', 6: 'percpu_array', 9: 'lru_hash', 11: 'lpm_trie', 12: 'array_of_maps', 24: 'sk_storage', 27: 'ringbuf',
-};
 
 function loadBtf(path) {
   const json = JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', path], { encoding: 'utf8' }));
@@ -39,11 +37,18 @@ function sizeOf(byId, id) {
   }
 }
 
-// Kernel UAPI structs whose offsets user space needs too (from the objects' BTF, never typed by hand).
-const KERNEL_STRUCTS = ['bpf_map_info'];
+// Kernel UAPI structs whose offsets user space needs too (from the objects' BTF, never typed by hand):
+// every top-level field, or the listed paths (a union's variant as `variant.field`).
+const KERNEL_STRUCTS = {
+  bpf_map_info: null,
+  bpf_link_info: ['type', 'id', 'prog_id', 'cgroup.cgroup_id', 'cgroup.attach_type'],
+};
+// Kernel UAPI enums user space passes to the kernel (attach, program and map types).
+const KERNEL_ENUM_NAMES = ['bpf_attach_type', 'bpf_map_type', 'bpf_prog_type'];
 
 const structs = {};
 const enums = {};
+const kernelEnums = {};
 const maps = {};
 
 function addStruct(byId, t) {
@@ -61,16 +66,56 @@ function addStruct(byId, t) {
   structs[t.name] = layout;
 }
 
-objects.forEach((path, index) => {
-  const { json, byId } = loadBtf(path);
+/** Named members of a struct or union, with anonymous members' members inlined, at byte offsets from `base`. */
+function membersOf(byId, t, base = 0) {
+  return t.members.flatMap((m) => {
+    if (m.bits_offset % 8 !== 0) throw new Error(`${t.name}.${m.name} is a bitfield: not allowed in the ABI`);
+    const offset = base + m.bits_offset / 8;
+    const inner = resolve(byId, m.type_id);
+    if ((!m.name || m.name === '(anon)') && inner && (inner.kind === 'UNION' || inner.kind === 'STRUCT')) return membersOf(byId, inner, offset);
+    return [{ name: m.name, offset, typeId: m.type_id }];
+  });
+}
+
+function addKernelStruct(byId, t, paths) {
+  const top = membersOf(byId, t);
+  const find = (path) => {
+    const [head, ...rest] = path.split('.');
+    let m = top.find((x) => x.name === head);
+    for (const part of rest) {
+      const inner = m && resolve(byId, m.typeId);
+      m = inner && membersOf(byId, inner, m.offset).find((x) => x.name === part);
+    }
+    if (!m) throw new Error(`${t.name} has no field ${path} in this BTF`);
+    return [path, { offset: m.offset, size: sizeOf(byId, m.typeId) }];
+  };
+  const layout = { size: t.size, fields: Object.fromEntries(paths ? paths.map(find) : top.map((m) => [m.name, { offset: m.offset, size: sizeOf(byId, m.typeId) }])) };
+  const seen = structs[t.name];
+  if (seen && JSON.stringify(seen) !== JSON.stringify(layout)) throw new Error(`struct ${t.name} differs between objects`);
+  structs[t.name] = layout;
+}
+
+const btfs = objects.map((path) => ({ path, ...loadBtf(path) }));
+for (const { json, byId } of btfs) {
   for (const t of json.types) {
     if (t.kind === 'STRUCT' && t.name.startsWith('mg_') && !t.name.endsWith('_map') && t.name !== 'mg_abi_anchor') addStruct(byId, t);
-    if (t.kind === 'STRUCT' && KERNEL_STRUCTS.includes(t.name)) addStruct(byId, t);
+    if (t.kind === 'STRUCT' && Object.hasOwn(KERNEL_STRUCTS, t.name)) addKernelStruct(byId, t, KERNEL_STRUCTS[t.name]);
     if ((t.kind === 'ENUM' || t.kind === 'ENUM64') && t.name.startsWith('mg_')) {
       enums[t.name] = Object.fromEntries(t.values.map((v) => [v.name, v.val]));
     }
+    if ((t.kind === 'ENUM' || t.kind === 'ENUM64') && KERNEL_ENUM_NAMES.includes(t.name)) {
+      kernelEnums[t.name] = Object.fromEntries(t.values.map((v) => [v.name, v.val]));
+    }
   }
-  if (index !== 0) return;
+}
+for (const name of [...KERNEL_ENUM_NAMES, ...Object.keys(KERNEL_STRUCTS)]) {
+  if (!kernelEnums[name] && !structs[name]) throw new Error(`no BTF for ${name}: bpf/abi.bpf.c must name it`);
+}
+// "BPF_MAP_TYPE_LPM_TRIE" -> "lpm_trie"
+const MAP_TYPES = Object.fromEntries(Object.entries(kernelEnums.bpf_map_type).map(([name, v]) => [v, name.replace(/^BPF_MAP_TYPE_/, '').toLowerCase()]));
+
+{
+  const { path, json, byId } = btfs[0];
   const section = json.types.find((t) => t.kind === 'DATASEC' && t.name === '.maps');
   if (!section) throw new Error(`${path} has no .maps section`);
   for (const v of section.vars) {
@@ -101,7 +146,7 @@ objects.forEach((path, index) => {
       flags: spec.map_flags ?? 0,
     };
   }
-});
+}
 
 const sorted = (o) => Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
 const out = [
@@ -113,6 +158,9 @@ const out = [
   `export const ENUMS = ${JSON.stringify(sorted(enums), null, 2)} as const;`,
   '',
   `export const MAPS = ${JSON.stringify(sorted(maps), null, 2)} as const;`,
+  '',
+  '/** Kernel UAPI enums (include/uapi/linux/bpf.h), from the BTF of bpf/abi.bpf.c. */',
+  `export const KERNEL_ENUMS = ${JSON.stringify(sorted(kernelEnums), null, 2)} as const;`,
   '',
   'export type StructName = keyof typeof STRUCTS;',
   'export type MapName = keyof typeof MAPS;',

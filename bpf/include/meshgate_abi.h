@@ -87,6 +87,14 @@ enum mg_unknown_pod_policy {
 	MG_UNKNOWN_DENY_EXTERNAL = 1,
 };
 
+/*
+ * Cgroup levels the decision looks at, from mg_state.cgroup_walk_start down (bpf/decide.bpf.h):
+ * pod cgroups sit a few levels below the attach point (QoS slice, pod, container).
+ */
+enum mg_walk_limits {
+	MG_MAX_CGROUP_WALK = 8,
+};
+
 enum mg_config_flags {
 	MG_CFG_LOADED = 1,          /* a complete policy is in this slot */
 	MG_CFG_EGRESS = 2,          /* egress: "true" */

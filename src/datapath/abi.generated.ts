@@ -2,6 +2,31 @@
 // The layouts come from bpf/include/meshgate_abi.h through the compiler; test/unit/abi.test.ts checks for drift.
 
 export const STRUCTS = {
+  "bpf_link_info": {
+    "size": 48,
+    "fields": {
+      "type": {
+        "offset": 0,
+        "size": 4
+      },
+      "id": {
+        "offset": 4,
+        "size": 4
+      },
+      "prog_id": {
+        "offset": 8,
+        "size": 4
+      },
+      "cgroup.cgroup_id": {
+        "offset": 16,
+        "size": 8
+      },
+      "cgroup.attach_type": {
+        "offset": 24,
+        "size": 4
+      }
+    }
+  },
   "bpf_map_info": {
     "size": 88,
     "fields": {
@@ -912,6 +937,9 @@ export const ENUMS = {
     "MG_VERDICT_DENY": 2,
     "MG_VERDICT_AUDIT": 3,
     "MG_VERDICT_COUNT": 4
+  },
+  "mg_walk_limits": {
+    "MG_MAX_CGROUP_WALK": 8
   }
 } as const;
 
@@ -1183,6 +1211,125 @@ export const MAPS = {
     "valueSize": 16,
     "maxEntries": 1,
     "flags": 0
+  }
+} as const;
+
+/** Kernel UAPI enums (include/uapi/linux/bpf.h), from the BTF of bpf/abi.bpf.c. */
+export const KERNEL_ENUMS = {
+  "bpf_attach_type": {
+    "BPF_CGROUP_INET_INGRESS": 0,
+    "BPF_CGROUP_INET_EGRESS": 1,
+    "BPF_CGROUP_INET_SOCK_CREATE": 2,
+    "BPF_CGROUP_SOCK_OPS": 3,
+    "BPF_SK_SKB_STREAM_PARSER": 4,
+    "BPF_SK_SKB_STREAM_VERDICT": 5,
+    "BPF_CGROUP_DEVICE": 6,
+    "BPF_SK_MSG_VERDICT": 7,
+    "BPF_CGROUP_INET4_BIND": 8,
+    "BPF_CGROUP_INET6_BIND": 9,
+    "BPF_CGROUP_INET4_CONNECT": 10,
+    "BPF_CGROUP_INET6_CONNECT": 11,
+    "BPF_CGROUP_INET4_POST_BIND": 12,
+    "BPF_CGROUP_INET6_POST_BIND": 13,
+    "BPF_CGROUP_UDP4_SENDMSG": 14,
+    "BPF_CGROUP_UDP6_SENDMSG": 15,
+    "BPF_LIRC_MODE2": 16,
+    "BPF_FLOW_DISSECTOR": 17,
+    "BPF_CGROUP_SYSCTL": 18,
+    "BPF_CGROUP_UDP4_RECVMSG": 19,
+    "BPF_CGROUP_UDP6_RECVMSG": 20,
+    "BPF_CGROUP_GETSOCKOPT": 21,
+    "BPF_CGROUP_SETSOCKOPT": 22,
+    "BPF_TRACE_RAW_TP": 23,
+    "BPF_TRACE_FENTRY": 24,
+    "BPF_TRACE_FEXIT": 25,
+    "BPF_MODIFY_RETURN": 26,
+    "BPF_LSM_MAC": 27,
+    "BPF_TRACE_ITER": 28,
+    "BPF_CGROUP_INET4_GETPEERNAME": 29,
+    "BPF_CGROUP_INET6_GETPEERNAME": 30,
+    "BPF_CGROUP_INET4_GETSOCKNAME": 31,
+    "BPF_CGROUP_INET6_GETSOCKNAME": 32,
+    "BPF_XDP_DEVMAP": 33,
+    "BPF_CGROUP_INET_SOCK_RELEASE": 34,
+    "BPF_XDP_CPUMAP": 35,
+    "BPF_SK_LOOKUP": 36,
+    "BPF_XDP": 37,
+    "BPF_SK_SKB_VERDICT": 38,
+    "BPF_SK_REUSEPORT_SELECT": 39,
+    "BPF_SK_REUSEPORT_SELECT_OR_MIGRATE": 40,
+    "BPF_PERF_EVENT": 41,
+    "BPF_TRACE_KPROBE_MULTI": 42,
+    "BPF_LSM_CGROUP": 43,
+    "__MAX_BPF_ATTACH_TYPE": 44
+  },
+  "bpf_map_type": {
+    "BPF_MAP_TYPE_UNSPEC": 0,
+    "BPF_MAP_TYPE_HASH": 1,
+    "BPF_MAP_TYPE_ARRAY": 2,
+    "BPF_MAP_TYPE_PROG_ARRAY": 3,
+    "BPF_MAP_TYPE_PERF_EVENT_ARRAY": 4,
+    "BPF_MAP_TYPE_PERCPU_HASH": 5,
+    "BPF_MAP_TYPE_PERCPU_ARRAY": 6,
+    "BPF_MAP_TYPE_STACK_TRACE": 7,
+    "BPF_MAP_TYPE_CGROUP_ARRAY": 8,
+    "BPF_MAP_TYPE_LRU_HASH": 9,
+    "BPF_MAP_TYPE_LRU_PERCPU_HASH": 10,
+    "BPF_MAP_TYPE_LPM_TRIE": 11,
+    "BPF_MAP_TYPE_ARRAY_OF_MAPS": 12,
+    "BPF_MAP_TYPE_HASH_OF_MAPS": 13,
+    "BPF_MAP_TYPE_DEVMAP": 14,
+    "BPF_MAP_TYPE_SOCKMAP": 15,
+    "BPF_MAP_TYPE_CPUMAP": 16,
+    "BPF_MAP_TYPE_XSKMAP": 17,
+    "BPF_MAP_TYPE_SOCKHASH": 18,
+    "BPF_MAP_TYPE_CGROUP_STORAGE": 19,
+    "BPF_MAP_TYPE_REUSEPORT_SOCKARRAY": 20,
+    "BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE": 21,
+    "BPF_MAP_TYPE_QUEUE": 22,
+    "BPF_MAP_TYPE_STACK": 23,
+    "BPF_MAP_TYPE_SK_STORAGE": 24,
+    "BPF_MAP_TYPE_DEVMAP_HASH": 25,
+    "BPF_MAP_TYPE_STRUCT_OPS": 26,
+    "BPF_MAP_TYPE_RINGBUF": 27,
+    "BPF_MAP_TYPE_INODE_STORAGE": 28,
+    "BPF_MAP_TYPE_TASK_STORAGE": 29,
+    "BPF_MAP_TYPE_BLOOM_FILTER": 30,
+    "BPF_MAP_TYPE_USER_RINGBUF": 31
+  },
+  "bpf_prog_type": {
+    "BPF_PROG_TYPE_UNSPEC": 0,
+    "BPF_PROG_TYPE_SOCKET_FILTER": 1,
+    "BPF_PROG_TYPE_KPROBE": 2,
+    "BPF_PROG_TYPE_SCHED_CLS": 3,
+    "BPF_PROG_TYPE_SCHED_ACT": 4,
+    "BPF_PROG_TYPE_TRACEPOINT": 5,
+    "BPF_PROG_TYPE_XDP": 6,
+    "BPF_PROG_TYPE_PERF_EVENT": 7,
+    "BPF_PROG_TYPE_CGROUP_SKB": 8,
+    "BPF_PROG_TYPE_CGROUP_SOCK": 9,
+    "BPF_PROG_TYPE_LWT_IN": 10,
+    "BPF_PROG_TYPE_LWT_OUT": 11,
+    "BPF_PROG_TYPE_LWT_XMIT": 12,
+    "BPF_PROG_TYPE_SOCK_OPS": 13,
+    "BPF_PROG_TYPE_SK_SKB": 14,
+    "BPF_PROG_TYPE_CGROUP_DEVICE": 15,
+    "BPF_PROG_TYPE_SK_MSG": 16,
+    "BPF_PROG_TYPE_RAW_TRACEPOINT": 17,
+    "BPF_PROG_TYPE_CGROUP_SOCK_ADDR": 18,
+    "BPF_PROG_TYPE_LWT_SEG6LOCAL": 19,
+    "BPF_PROG_TYPE_LIRC_MODE2": 20,
+    "BPF_PROG_TYPE_SK_REUSEPORT": 21,
+    "BPF_PROG_TYPE_FLOW_DISSECTOR": 22,
+    "BPF_PROG_TYPE_CGROUP_SYSCTL": 23,
+    "BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE": 24,
+    "BPF_PROG_TYPE_CGROUP_SOCKOPT": 25,
+    "BPF_PROG_TYPE_TRACING": 26,
+    "BPF_PROG_TYPE_STRUCT_OPS": 27,
+    "BPF_PROG_TYPE_EXT": 28,
+    "BPF_PROG_TYPE_LSM": 29,
+    "BPF_PROG_TYPE_SK_LOOKUP": 30,
+    "BPF_PROG_TYPE_SYSCALL": 31
   }
 } as const;
 

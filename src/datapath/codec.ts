@@ -14,6 +14,18 @@ function offsetOf<S extends StructName>(struct: S, field: Fields<S>): number {
   return f.offset;
 }
 
+/**
+ * A field's offset, once BTF has confirmed the width this codec reads and writes it with
+ * (a u16 read as a u8 would drop a byte silently). Checked when the module loads.
+ */
+function field<S extends StructName>(struct: S, name: Fields<S>, width: number): number {
+  const fields = STRUCTS[struct].fields as Record<string, { offset: number; size: number }>;
+  const f = fields[name as string];
+  if (!f) throw new MeshgateError('MG_ABI_MISMATCH', `ABI has no field ${struct}.${String(name)}`);
+  if (f.size !== width) throw new MeshgateError('MG_ABI_MISMATCH', `${struct}.${String(name)} is ${f.size} bytes in the BTF, the codec uses ${width}`);
+  return f.offset;
+}
+
 export const sizeOf = (struct: StructName): number => STRUCTS[struct].size;
 
 export const VERDICT = ENUMS.mg_verdict;
@@ -127,42 +139,45 @@ export interface TrieKey {
   readonly prefix: Prefix16;
 }
 
-const K = {
-  prefixlen: offsetOf('mg_lpm_key', 'prefixlen'),
-  slot: offsetOf('mg_lpm_key', 'slot'),
-  table: offsetOf('mg_lpm_key', 'table'),
-  proto: offsetOf('mg_lpm_key', 'proto'),
-  port: offsetOf('mg_lpm_key', 'port'),
-  namespaceId: offsetOf('mg_lpm_key', 'namespace_id'),
-  addr: offsetOf('mg_lpm_key', 'addr'),
+const TRIE_KEY = {
+  prefixlen: field('mg_lpm_key', 'prefixlen', 4),
+  slot: field('mg_lpm_key', 'slot', 1),
+  table: field('mg_lpm_key', 'table', 1),
+  proto: field('mg_lpm_key', 'proto', 1),
+  port: field('mg_lpm_key', 'port', 2),
+  namespaceId: field('mg_lpm_key', 'namespace_id', 4),
+  addr: field('mg_lpm_key', 'addr', 16),
 };
 export const TRIE_KEY_SIZE = sizeOf('mg_lpm_key');
+/** Where the slot byte and the namespace id sit in an encoded trie key (the datapath patches and reads them in place). */
+export const TRIE_KEY_SLOT_OFFSET = TRIE_KEY.slot;
+export const TRIE_KEY_NAMESPACE_OFFSET = TRIE_KEY.namespaceId;
 export const TRIE_VALUE_SIZE = sizeOf('mg_lpm_value');
 
 export function encodeTrieKey(k: TrieKey, out: Buffer = Buffer.alloc(TRIE_KEY_SIZE), at = 0): Buffer {
   out.fill(0, at, at + TRIE_KEY_SIZE);
-  out.writeUInt32LE(LPM_HEADER_BITS + k.prefix.bits, at + K.prefixlen);
-  out.writeUInt8(k.slot, at + K.slot);
-  out.writeUInt8(TABLE_IDS[k.table], at + K.table);
-  out.writeUInt8(k.proto, at + K.proto);
-  out.writeUInt16LE(k.port, at + K.port);
-  out.writeUInt32LE(k.namespaceId, at + K.namespaceId);
-  out.set(k.prefix.bytes, at + K.addr);
+  out.writeUInt32LE(LPM_HEADER_BITS + k.prefix.bits, at + TRIE_KEY.prefixlen);
+  out.writeUInt8(k.slot, at + TRIE_KEY.slot);
+  out.writeUInt8(TABLE_IDS[k.table], at + TRIE_KEY.table);
+  out.writeUInt8(k.proto, at + TRIE_KEY.proto);
+  out.writeUInt16LE(k.port, at + TRIE_KEY.port);
+  out.writeUInt32LE(k.namespaceId, at + TRIE_KEY.namespaceId);
+  out.set(k.prefix.bytes, at + TRIE_KEY.addr);
   return out;
 }
 
 export function decodeTrieKey(buf: Buffer, at = 0): TrieKey {
-  const table = TABLE_NAMES.get(buf.readUInt8(at + K.table));
-  if (!table) throw new MeshgateError('MG_MAP_ENTRY_UNDECODABLE', `mg_policy_trie key has unknown table ${buf.readUInt8(at + K.table)}`);
+  const table = TABLE_NAMES.get(buf.readUInt8(at + TRIE_KEY.table));
+  if (!table) throw new MeshgateError('MG_MAP_ENTRY_UNDECODABLE', `mg_policy_trie key has unknown table ${buf.readUInt8(at + TRIE_KEY.table)}`);
   return {
-    slot: buf.readUInt8(at + K.slot),
+    slot: buf.readUInt8(at + TRIE_KEY.slot),
     table,
-    proto: buf.readUInt8(at + K.proto),
-    port: buf.readUInt16LE(at + K.port),
-    namespaceId: buf.readUInt32LE(at + K.namespaceId),
+    proto: buf.readUInt8(at + TRIE_KEY.proto),
+    port: buf.readUInt16LE(at + TRIE_KEY.port),
+    namespaceId: buf.readUInt32LE(at + TRIE_KEY.namespaceId),
     prefix: {
-      bytes: Uint8Array.from(buf.subarray(at + K.addr, at + K.addr + 16)),
-      bits: buf.readUInt32LE(at + K.prefixlen) - LPM_HEADER_BITS,
+      bytes: Uint8Array.from(buf.subarray(at + TRIE_KEY.addr, at + TRIE_KEY.addr + 16)),
+      bits: buf.readUInt32LE(at + TRIE_KEY.prefixlen) - LPM_HEADER_BITS,
     },
   };
 }
@@ -172,23 +187,23 @@ export function trieLookupKey(k: Omit<TrieKey, 'prefix'>, address: Uint8Array): 
   return encodeTrieKey({ ...k, prefix: { bytes: address, bits: 128 } });
 }
 
-const V = { labelId: offsetOf('mg_lpm_value', 'label_id') };
+const TRIE_VALUE = { labelId: field('mg_lpm_value', 'label_id', 4) };
 export function encodeTrieValue(labelId: number, out: Buffer = Buffer.alloc(TRIE_VALUE_SIZE), at = 0): Buffer {
   out.fill(0, at, at + TRIE_VALUE_SIZE);
-  out.writeUInt32LE(labelId, at + V.labelId);
+  out.writeUInt32LE(labelId, at + TRIE_VALUE.labelId);
   return out;
 }
-export const decodeTrieValue = (buf: Buffer, at = 0): { labelId: number } => ({ labelId: buf.readUInt32LE(at + V.labelId) });
+export const decodeTrieValue = (buf: Buffer, at = 0): { labelId: number } => ({ labelId: buf.readUInt32LE(at + TRIE_VALUE.labelId) });
 
-const P = { port: offsetOf('mg_port_key', 'port'), slot: offsetOf('mg_port_key', 'slot') };
+const PORT_KEY = { port: field('mg_port_key', 'port', 2), slot: field('mg_port_key', 'slot', 1) };
 export const PORT_KEY_SIZE = sizeOf('mg_port_key');
 export function encodePortKey(slot: number, port: number): Buffer {
   const b = Buffer.alloc(PORT_KEY_SIZE);
-  b.writeUInt16LE(port, P.port);
-  b.writeUInt8(slot, P.slot);
+  b.writeUInt16LE(port, PORT_KEY.port);
+  b.writeUInt8(slot, PORT_KEY.slot);
   return b;
 }
-export const decodePortKey = (b: Buffer): { slot: number; port: number } => ({ slot: b.readUInt8(P.slot), port: b.readUInt16LE(P.port) });
+export const decodePortKey = (b: Buffer): { slot: number; port: number } => ({ slot: b.readUInt8(PORT_KEY.slot), port: b.readUInt16LE(PORT_KEY.port) });
 
 export interface KernelConfig {
   readonly flags: number;
@@ -199,35 +214,35 @@ export interface KernelConfig {
   readonly eventMask: number;
   readonly generation: bigint;
 }
-const C = {
-  flags: offsetOf('mg_config', 'flags'),
-  proxyPort: offsetOf('mg_config', 'proxy_port'),
-  blockedAction: offsetOf('mg_config', 'blocked_action'),
-  unknownPodPolicy: offsetOf('mg_config', 'unknown_pod_policy'),
-  proxyUid: offsetOf('mg_config', 'proxy_uid'),
-  eventMask: offsetOf('mg_config', 'event_mask'),
-  generation: offsetOf('mg_config', 'generation'),
+const CONFIG = {
+  flags: field('mg_config', 'flags', 4),
+  proxyPort: field('mg_config', 'proxy_port', 2),
+  blockedAction: field('mg_config', 'blocked_action', 1),
+  unknownPodPolicy: field('mg_config', 'unknown_pod_policy', 1),
+  proxyUid: field('mg_config', 'proxy_uid', 4),
+  eventMask: field('mg_config', 'event_mask', 4),
+  generation: field('mg_config', 'generation', 8),
 };
 export function encodeConfig(c: KernelConfig): Buffer {
   const b = Buffer.alloc(sizeOf('mg_config'));
-  b.writeUInt32LE(c.flags, C.flags);
-  b.writeUInt16LE(c.proxyPort, C.proxyPort);
-  b.writeUInt8(c.blockedAction, C.blockedAction);
-  b.writeUInt8(c.unknownPodPolicy, C.unknownPodPolicy);
-  b.writeUInt32LE(c.proxyUid, C.proxyUid);
-  b.writeUInt32LE(c.eventMask, C.eventMask);
-  b.writeBigUInt64LE(c.generation, C.generation);
+  b.writeUInt32LE(c.flags, CONFIG.flags);
+  b.writeUInt16LE(c.proxyPort, CONFIG.proxyPort);
+  b.writeUInt8(c.blockedAction, CONFIG.blockedAction);
+  b.writeUInt8(c.unknownPodPolicy, CONFIG.unknownPodPolicy);
+  b.writeUInt32LE(c.proxyUid, CONFIG.proxyUid);
+  b.writeUInt32LE(c.eventMask, CONFIG.eventMask);
+  b.writeBigUInt64LE(c.generation, CONFIG.generation);
   return b;
 }
 export function decodeConfig(b: Buffer): KernelConfig {
   return {
-    flags: b.readUInt32LE(C.flags),
-    proxyPort: b.readUInt16LE(C.proxyPort),
-    blockedAction: b.readUInt8(C.blockedAction),
-    unknownPodPolicy: b.readUInt8(C.unknownPodPolicy),
-    proxyUid: b.readUInt32LE(C.proxyUid),
-    eventMask: b.readUInt32LE(C.eventMask),
-    generation: b.readBigUInt64LE(C.generation),
+    flags: b.readUInt32LE(CONFIG.flags),
+    proxyPort: b.readUInt16LE(CONFIG.proxyPort),
+    blockedAction: b.readUInt8(CONFIG.blockedAction),
+    unknownPodPolicy: b.readUInt8(CONFIG.unknownPodPolicy),
+    proxyUid: b.readUInt32LE(CONFIG.proxyUid),
+    eventMask: b.readUInt32LE(CONFIG.eventMask),
+    generation: b.readBigUInt64LE(CONFIG.generation),
   };
 }
 
@@ -241,29 +256,29 @@ export interface KernelState {
   /** Decisions of enforced pods are filed in mg_flows (absent: true). */
   readonly recordFlows?: boolean;
 }
-const S = {
-  activeSlot: offsetOf('mg_state', 'active_slot'),
-  cgroupWalkStart: offsetOf('mg_state', 'cgroup_walk_start'),
-  eventsPerSec: offsetOf('mg_state', 'events_per_sec'),
-  eventsBurst: offsetOf('mg_state', 'events_burst'),
-  flags: offsetOf('mg_state', 'flags'),
+const STATE = {
+  activeSlot: field('mg_state', 'active_slot', 4),
+  cgroupWalkStart: field('mg_state', 'cgroup_walk_start', 4),
+  eventsPerSec: field('mg_state', 'events_per_sec', 4),
+  eventsBurst: field('mg_state', 'events_burst', 4),
+  flags: field('mg_state', 'flags', 4),
 };
 export function encodeState(s: KernelState): Buffer {
   const b = Buffer.alloc(sizeOf('mg_state'));
-  b.writeUInt32LE(s.activeSlot, S.activeSlot);
-  b.writeUInt32LE(s.cgroupWalkStart, S.cgroupWalkStart);
-  b.writeUInt32LE(s.eventsPerSec, S.eventsPerSec);
-  b.writeUInt32LE(s.eventsBurst, S.eventsBurst);
-  b.writeUInt32LE(s.recordFlows === false ? 0 : STATE_FLAG.MG_STATE_RECORD_FLOWS, S.flags);
+  b.writeUInt32LE(s.activeSlot, STATE.activeSlot);
+  b.writeUInt32LE(s.cgroupWalkStart, STATE.cgroupWalkStart);
+  b.writeUInt32LE(s.eventsPerSec, STATE.eventsPerSec);
+  b.writeUInt32LE(s.eventsBurst, STATE.eventsBurst);
+  b.writeUInt32LE(s.recordFlows === false ? 0 : STATE_FLAG.MG_STATE_RECORD_FLOWS, STATE.flags);
   return b;
 }
 export function decodeState(b: Buffer): KernelState {
   return {
-    activeSlot: b.readUInt32LE(S.activeSlot),
-    cgroupWalkStart: b.readUInt32LE(S.cgroupWalkStart),
-    eventsPerSec: b.readUInt32LE(S.eventsPerSec),
-    eventsBurst: b.readUInt32LE(S.eventsBurst),
-    recordFlows: Boolean(b.readUInt32LE(S.flags) & STATE_FLAG.MG_STATE_RECORD_FLOWS),
+    activeSlot: b.readUInt32LE(STATE.activeSlot),
+    cgroupWalkStart: b.readUInt32LE(STATE.cgroupWalkStart),
+    eventsPerSec: b.readUInt32LE(STATE.eventsPerSec),
+    eventsBurst: b.readUInt32LE(STATE.eventsBurst),
+    recordFlows: Boolean(b.readUInt32LE(STATE.flags) & STATE_FLAG.MG_STATE_RECORD_FLOWS),
   };
 }
 
@@ -277,56 +292,56 @@ export interface AgentStatus {
   readonly objectsTotal: number;
   readonly objectsInvalid: number;
 }
-const AS = {
-  lastApply: offsetOf('mg_agent_status', 'last_apply_unix_ms'),
-  lastReconcile: offsetOf('mg_agent_status', 'last_reconcile_unix_ms'),
-  generation: offsetOf('mg_agent_status', 'generation'),
-  pid: offsetOf('mg_agent_status', 'agent_pid'),
-  mode: offsetOf('mg_agent_status', 'mode'),
-  total: offsetOf('mg_agent_status', 'objects_total'),
-  invalid: offsetOf('mg_agent_status', 'objects_invalid'),
+const AGENT_STATUS = {
+  lastApply: field('mg_agent_status', 'last_apply_unix_ms', 8),
+  lastReconcile: field('mg_agent_status', 'last_reconcile_unix_ms', 8),
+  generation: field('mg_agent_status', 'generation', 8),
+  pid: field('mg_agent_status', 'agent_pid', 4),
+  mode: field('mg_agent_status', 'mode', 4),
+  total: field('mg_agent_status', 'objects_total', 4),
+  invalid: field('mg_agent_status', 'objects_invalid', 4),
 };
 const AGENT_MODE = ENUMS.mg_agent_mode;
 export function encodeAgentStatus(s: AgentStatus): Buffer {
   const b = Buffer.alloc(sizeOf('mg_agent_status'));
-  b.writeBigUInt64LE(BigInt(Math.round(s.lastApplyUnixMs)), AS.lastApply);
-  b.writeBigUInt64LE(BigInt(Math.round(s.lastReconcileUnixMs)), AS.lastReconcile);
-  b.writeBigUInt64LE(s.generation, AS.generation);
-  b.writeUInt32LE(s.agentPid, AS.pid);
-  b.writeUInt32LE(s.mode === 'standalone' ? AGENT_MODE.MG_AGENT_STANDALONE : s.mode === 'cluster' ? AGENT_MODE.MG_AGENT_CLUSTER : 0, AS.mode);
-  b.writeUInt32LE(s.objectsTotal, AS.total);
-  b.writeUInt32LE(s.objectsInvalid, AS.invalid);
+  b.writeBigUInt64LE(BigInt(Math.round(s.lastApplyUnixMs)), AGENT_STATUS.lastApply);
+  b.writeBigUInt64LE(BigInt(Math.round(s.lastReconcileUnixMs)), AGENT_STATUS.lastReconcile);
+  b.writeBigUInt64LE(s.generation, AGENT_STATUS.generation);
+  b.writeUInt32LE(s.agentPid, AGENT_STATUS.pid);
+  b.writeUInt32LE(s.mode === 'standalone' ? AGENT_MODE.MG_AGENT_STANDALONE : s.mode === 'cluster' ? AGENT_MODE.MG_AGENT_CLUSTER : 0, AGENT_STATUS.mode);
+  b.writeUInt32LE(s.objectsTotal, AGENT_STATUS.total);
+  b.writeUInt32LE(s.objectsInvalid, AGENT_STATUS.invalid);
   return b;
 }
 export function decodeAgentStatus(b: Buffer): AgentStatus {
-  const mode = b.readUInt32LE(AS.mode);
+  const mode = b.readUInt32LE(AGENT_STATUS.mode);
   return {
-    lastApplyUnixMs: Number(b.readBigUInt64LE(AS.lastApply)),
-    lastReconcileUnixMs: Number(b.readBigUInt64LE(AS.lastReconcile)),
-    generation: b.readBigUInt64LE(AS.generation),
-    agentPid: b.readUInt32LE(AS.pid),
+    lastApplyUnixMs: Number(b.readBigUInt64LE(AGENT_STATUS.lastApply)),
+    lastReconcileUnixMs: Number(b.readBigUInt64LE(AGENT_STATUS.lastReconcile)),
+    generation: b.readBigUInt64LE(AGENT_STATUS.generation),
+    agentPid: b.readUInt32LE(AGENT_STATUS.pid),
     mode: mode === AGENT_MODE.MG_AGENT_STANDALONE ? 'standalone' : mode === AGENT_MODE.MG_AGENT_CLUSTER ? 'cluster' : 'none',
-    objectsTotal: b.readUInt32LE(AS.total),
-    objectsInvalid: b.readUInt32LE(AS.invalid),
+    objectsTotal: b.readUInt32LE(AGENT_STATUS.total),
+    objectsInvalid: b.readUInt32LE(AGENT_STATUS.invalid),
   };
 }
 
-const NK = { namespaceId: offsetOf('mg_namespace_key', 'namespace_id'), slot: offsetOf('mg_namespace_key', 'slot') };
-const NV = { blockedAction: offsetOf('mg_namespace', 'blocked_action') };
+const NAMESPACE_KEY = { namespaceId: field('mg_namespace_key', 'namespace_id', 4), slot: field('mg_namespace_key', 'slot', 1) };
+const NAMESPACE_VALUE = { blockedAction: field('mg_namespace', 'blocked_action', 1) };
 export function encodeNamespaceKey(slot: number, namespaceId: number): Buffer {
   const b = Buffer.alloc(sizeOf('mg_namespace_key'));
-  b.writeUInt32LE(namespaceId, NK.namespaceId);
-  b.writeUInt8(slot, NK.slot);
+  b.writeUInt32LE(namespaceId, NAMESPACE_KEY.namespaceId);
+  b.writeUInt8(slot, NAMESPACE_KEY.slot);
   return b;
 }
 export const decodeNamespaceKey = (b: Buffer): { slot: number; namespaceId: number } =>
-  ({ slot: b.readUInt8(NK.slot), namespaceId: b.readUInt32LE(NK.namespaceId) });
+  ({ slot: b.readUInt8(NAMESPACE_KEY.slot), namespaceId: b.readUInt32LE(NAMESPACE_KEY.namespaceId) });
 export function encodeNamespace(blockedAction: number): Buffer {
   const b = Buffer.alloc(sizeOf('mg_namespace'));
-  b.writeUInt8(blockedAction, NV.blockedAction);
+  b.writeUInt8(blockedAction, NAMESPACE_VALUE.blockedAction);
   return b;
 }
-export const decodeNamespace = (b: Buffer): { blockedAction: number } => ({ blockedAction: b.readUInt8(NV.blockedAction) });
+export const decodeNamespace = (b: Buffer): { blockedAction: number } => ({ blockedAction: b.readUInt8(NAMESPACE_VALUE.blockedAction) });
 
 /** One mg_flows entry: a recent flow of an enforced pod and the kernel's last verdict for it. */
 export interface KernelFlow {
@@ -343,44 +358,44 @@ export interface KernelFlow {
   readonly rule: number;
   readonly hook: number;
 }
-const FK = {
-  podCgroupId: offsetOf('mg_flow_key', 'pod_cgroup_id'),
-  addr: offsetOf('mg_flow_key', 'addr'),
-  port: offsetOf('mg_flow_key', 'port'),
-  proto: offsetOf('mg_flow_key', 'proto'),
+const FLOW_KEY = {
+  podCgroupId: field('mg_flow_key', 'pod_cgroup_id', 8),
+  addr: field('mg_flow_key', 'addr', 16),
+  port: field('mg_flow_key', 'port', 2),
+  proto: field('mg_flow_key', 'proto', 1),
 };
-const FV = {
-  lastSeenNs: offsetOf('mg_flow', 'last_seen_ns'),
-  count: offsetOf('mg_flow', 'count'),
-  generation: offsetOf('mg_flow', 'generation'),
-  labelId: offsetOf('mg_flow', 'label_id'),
-  uid: offsetOf('mg_flow', 'uid'),
-  verdict: offsetOf('mg_flow', 'verdict'),
-  rule: offsetOf('mg_flow', 'rule'),
-  hook: offsetOf('mg_flow', 'hook'),
+const FLOW_VALUE = {
+  lastSeenNs: field('mg_flow', 'last_seen_ns', 8),
+  count: field('mg_flow', 'count', 8),
+  generation: field('mg_flow', 'generation', 8),
+  labelId: field('mg_flow', 'label_id', 4),
+  uid: field('mg_flow', 'uid', 4),
+  verdict: field('mg_flow', 'verdict', 1),
+  rule: field('mg_flow', 'rule', 1),
+  hook: field('mg_flow', 'hook', 1),
 };
 export function decodeFlow(key: Buffer, value: Buffer): KernelFlow {
   return {
-    podCgroupId: key.readBigUInt64LE(FK.podCgroupId),
-    address: Uint8Array.from(key.subarray(FK.addr, FK.addr + 16)),
-    port: key.readUInt16LE(FK.port),
-    proto: key.readUInt8(FK.proto),
-    lastSeenNs: value.readBigUInt64LE(FV.lastSeenNs),
-    count: value.readBigUInt64LE(FV.count),
-    generation: value.readBigUInt64LE(FV.generation),
-    labelId: value.readUInt32LE(FV.labelId),
-    uid: value.readUInt32LE(FV.uid),
-    verdict: value.readUInt8(FV.verdict),
-    rule: value.readUInt8(FV.rule),
-    hook: value.readUInt8(FV.hook),
+    podCgroupId: key.readBigUInt64LE(FLOW_KEY.podCgroupId),
+    address: Uint8Array.from(key.subarray(FLOW_KEY.addr, FLOW_KEY.addr + 16)),
+    port: key.readUInt16LE(FLOW_KEY.port),
+    proto: key.readUInt8(FLOW_KEY.proto),
+    lastSeenNs: value.readBigUInt64LE(FLOW_VALUE.lastSeenNs),
+    count: value.readBigUInt64LE(FLOW_VALUE.count),
+    generation: value.readBigUInt64LE(FLOW_VALUE.generation),
+    labelId: value.readUInt32LE(FLOW_VALUE.labelId),
+    uid: value.readUInt32LE(FLOW_VALUE.uid),
+    verdict: value.readUInt8(FLOW_VALUE.verdict),
+    rule: value.readUInt8(FLOW_VALUE.rule),
+    hook: value.readUInt8(FLOW_VALUE.hook),
   };
 }
 
-const T = { eventMask: offsetOf('mg_trace', 'event_mask'), untilNs: offsetOf('mg_trace', 'until_ns') };
+const TRACE = { eventMask: field('mg_trace', 'event_mask', 4), untilNs: field('mg_trace', 'until_ns', 8) };
 export function encodeTrace(eventMask: number, untilNs: bigint): Buffer {
   const b = Buffer.alloc(sizeOf('mg_trace'));
-  b.writeUInt32LE(eventMask, T.eventMask);
-  b.writeBigUInt64LE(untilNs, T.untilNs);
+  b.writeUInt32LE(eventMask, TRACE.eventMask);
+  b.writeBigUInt64LE(untilNs, TRACE.untilNs);
   return b;
 }
 
@@ -390,11 +405,11 @@ export interface KernelCgroup {
   readonly flags: number;
   readonly labelId: number;
 }
-const G = {
-  kind: offsetOf('mg_cgroup', 'kind'),
-  namespaceId: offsetOf('mg_cgroup', 'namespace_id'),
-  flags: offsetOf('mg_cgroup', 'flags'),
-  labelId: offsetOf('mg_cgroup', 'label_id'),
+const CGROUP = {
+  kind: field('mg_cgroup', 'kind', 4),
+  namespaceId: field('mg_cgroup', 'namespace_id', 4),
+  flags: field('mg_cgroup', 'flags', 4),
+  labelId: field('mg_cgroup', 'label_id', 4),
 };
 export function encodeCgroupKey(id: bigint): Buffer {
   const b = Buffer.alloc(8);
@@ -403,18 +418,18 @@ export function encodeCgroupKey(id: bigint): Buffer {
 }
 export function encodeCgroup(c: KernelCgroup): Buffer {
   const b = Buffer.alloc(sizeOf('mg_cgroup'));
-  b.writeUInt32LE(c.kind, G.kind);
-  b.writeUInt32LE(c.namespaceId, G.namespaceId);
-  b.writeUInt32LE(c.flags, G.flags);
-  b.writeUInt32LE(c.labelId, G.labelId);
+  b.writeUInt32LE(c.kind, CGROUP.kind);
+  b.writeUInt32LE(c.namespaceId, CGROUP.namespaceId);
+  b.writeUInt32LE(c.flags, CGROUP.flags);
+  b.writeUInt32LE(c.labelId, CGROUP.labelId);
   return b;
 }
 export function decodeCgroup(b: Buffer): KernelCgroup {
   return {
-    kind: b.readUInt32LE(G.kind),
-    namespaceId: b.readUInt32LE(G.namespaceId),
-    flags: b.readUInt32LE(G.flags),
-    labelId: b.readUInt32LE(G.labelId),
+    kind: b.readUInt32LE(CGROUP.kind),
+    namespaceId: b.readUInt32LE(CGROUP.namespaceId),
+    flags: b.readUInt32LE(CGROUP.flags),
+    labelId: b.readUInt32LE(CGROUP.labelId),
   };
 }
 
@@ -450,23 +465,36 @@ export interface KernelEvent {
   readonly pid: number;
   readonly uid: number;
 }
-const E = Object.fromEntries(
-  Object.entries(STRUCTS.mg_event.fields).map(([name, f]) => [name, f.offset]),
-) as Record<keyof typeof STRUCTS.mg_event.fields, number>;
+const EVENT = {
+  ts_ns: field('mg_event', 'ts_ns', 8),
+  cgroup_id: field('mg_event', 'cgroup_id', 8),
+  pod_cgroup_id: field('mg_event', 'pod_cgroup_id', 8),
+  addr: field('mg_event', 'addr', 16),
+  port: field('mg_event', 'port', 2),
+  proto: field('mg_event', 'proto', 1),
+  verdict: field('mg_event', 'verdict', 1),
+  rule: field('mg_event', 'rule', 1),
+  hook: field('mg_event', 'hook', 1),
+  pad0: field('mg_event', 'pad0', 2),
+  label_id: field('mg_event', 'label_id', 4),
+  pid: field('mg_event', 'pid', 4),
+  uid: field('mg_event', 'uid', 4),
+  pad1: field('mg_event', 'pad1', 4),
+};
 export const EVENT_SIZE = sizeOf('mg_event');
 export function decodeEvent(b: Buffer): KernelEvent {
   return {
-    tsNs: b.readBigUInt64LE(E.ts_ns),
-    cgroupId: b.readBigUInt64LE(E.cgroup_id),
-    podCgroupId: b.readBigUInt64LE(E.pod_cgroup_id),
-    address: Uint8Array.from(b.subarray(E.addr, E.addr + 16)),
-    port: b.readUInt16LE(E.port),
-    proto: b.readUInt8(E.proto),
-    verdict: b.readUInt8(E.verdict),
-    rule: b.readUInt8(E.rule),
-    hook: b.readUInt8(E.hook),
-    labelId: b.readUInt32LE(E.label_id),
-    pid: b.readUInt32LE(E.pid),
-    uid: b.readUInt32LE(E.uid),
+    tsNs: b.readBigUInt64LE(EVENT.ts_ns),
+    cgroupId: b.readBigUInt64LE(EVENT.cgroup_id),
+    podCgroupId: b.readBigUInt64LE(EVENT.pod_cgroup_id),
+    address: Uint8Array.from(b.subarray(EVENT.addr, EVENT.addr + 16)),
+    port: b.readUInt16LE(EVENT.port),
+    proto: b.readUInt8(EVENT.proto),
+    verdict: b.readUInt8(EVENT.verdict),
+    rule: b.readUInt8(EVENT.rule),
+    hook: b.readUInt8(EVENT.hook),
+    labelId: b.readUInt32LE(EVENT.label_id),
+    pid: b.readUInt32LE(EVENT.pid),
+    uid: b.readUInt32LE(EVENT.uid),
   };
 }

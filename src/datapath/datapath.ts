@@ -8,13 +8,12 @@
 // the map-in-map mg_rcu_barrier makes the kernel wait for every running
 // program), so no decision that still reads the old slot sees it change.
 import {
-  BLOCKED_ACTION_IDS, CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, VERDICT_NAMES, TRIE_KEY_SIZE, TRIE_VALUE_SIZE,
+  BLOCKED_ACTION_IDS, CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, VERDICT_NAMES, TRIE_KEY_NAMESPACE_OFFSET, TRIE_KEY_SIZE, TRIE_KEY_SLOT_OFFSET, TRIE_VALUE_SIZE,
   decodeNamespace, decodeNamespaceKey, encodeNamespace, encodeNamespaceKey,
   decodeCgroup, decodeConfig, decodeLabel, decodePortKey, decodeState, encodeCgroup, encodeCgroupKey, encodeConfig,
-  decodeAgentStatus, encodeAgentStatus, encodeLabel, encodePortKey, encodeState, encodeTrieKey, encodeTrieValue, encodeU32, parsePrefix, protoNumber,
+  decodeAgentStatus, encodeAgentStatus, encodeLabel, encodePortKey, encodeState, encodeTrieKey, encodeTrieValue, encodeU32, decodeTrieValue, parsePrefix, protoNumber,
   type AgentStatus, type KernelConfig, type KernelState,
 } from './codec.js';
-import { STRUCTS } from './abi.generated.js';
 import { cgroupLabel, namespaceLabel } from './labels.js';
 import { groupSize, validateDesired, type DesiredCgroup, type DesiredGroup, type DesiredState } from './desired.js';
 import { MeshgateError } from '../errors.js';
@@ -126,8 +125,8 @@ interface SlotShadow {
 }
 
 const ADOPTED_GROUP = '\0adopted';
-const SLOT_OFFSET = 4; // mg_lpm_key.slot follows prefixlen; checked below against the codec
-const NAMESPACE_OFFSET = STRUCTS.mg_lpm_key.fields.namespace_id.offset;
+const SLOT_OFFSET = TRIE_KEY_SLOT_OFFSET;
+const NAMESPACE_OFFSET = TRIE_KEY_NAMESPACE_OFFSET;
 
 const emptySlot = (): SlotShadow => ({ groups: new Map(), ports: new Set(), namespaces: new Map(), config: null, dns: new Map(), dnsHosts: null });
 const sameDnsHosts = (a: DesiredState['policy']['dnsHosts'] | null, b: DesiredState['policy']['dnsHosts']): boolean =>
@@ -149,8 +148,6 @@ export class Datapath {
   private constructor(object: LoadedObject, opts: DatapathOptions) {
     this.object = object;
     this.opts = opts;
-    const probe = encodeTrieKey({ slot: 1, table: 'mesh', proto: 0, port: 0, namespaceId: 0, prefix: parsePrefix('::/0') });
-    if (probe[SLOT_OFFSET] !== 1) throw new MeshgateError('MG_ABI_MISMATCH', 'mg_lpm_key.slot moved: update SLOT_OFFSET');
   }
 
   /** Opens the object with pinned maps (adopting what a previous agent left) and reads the kernel's state. */
@@ -195,7 +192,7 @@ export class Datapath {
     for (const [key, value] of maps.mg_policy_trie.entries()) {
       const slot = key[SLOT_OFFSET]! & 1;
       key[SLOT_OFFSET] = 0;
-      adopted[slot]!.set(key.toString('latin1'), value.readUInt32LE(0));
+      adopted[slot]!.set(key.toString('latin1'), decodeTrieValue(value).labelId);
     }
     for (const slot of [0, 1]) this.slots[slot]!.groups.set(ADOPTED_GROUP, shadowFrom(null, adopted[slot]!));
     for (const key of maps.mg_excluded_ports.keys()) {
@@ -640,7 +637,7 @@ export class Datapath {
     for (const [key, value] of this.object.maps.mg_policy_trie.entries()) {
       if ((key[SLOT_OFFSET]! & 1) !== slot) continue;
       key[SLOT_OFFSET] = 0;
-      keys.set(key.toString('latin1'), value.readUInt32LE(0));
+      keys.set(key.toString('latin1'), decodeTrieValue(value).labelId);
     }
     const ports = new Set<number>();
     for (const key of this.object.maps.mg_excluded_ports.keys()) {

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statfsSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { libbpf, type BpfObjectPtr, type BpfProgramPtr } from '../../native/libbpf.js';
-import { MAPS, STRUCTS, type MapName } from './abi.generated.js';
+import { KERNEL_ENUMS, MAPS, STRUCTS, type MapName } from './abi.generated.js';
 import { MeshgateError } from '../errors.js';
 import { MapHandle } from './maps.js';
 import { inspectPin, namedAs } from './pinnedObject.js';
@@ -28,16 +28,17 @@ export interface HookProgram {
   readonly attachType: number; // enum bpf_attach_type
 }
 
+const ATTACH = KERNEL_ENUMS.bpf_attach_type;
 export const HOOK_PROGRAMS: readonly HookProgram[] = Object.freeze([
-  { program: 'mg_connect4', hook: 'cgroup/connect4', attachType: 10 },
-  { program: 'mg_connect6', hook: 'cgroup/connect6', attachType: 11 },
-  { program: 'mg_sendmsg4', hook: 'cgroup/sendmsg4', attachType: 14 },
-  { program: 'mg_sendmsg6', hook: 'cgroup/sendmsg6', attachType: 15 },
-  { program: 'mg_getsockopt', hook: 'cgroup/getsockopt', attachType: 21 },
-  { program: 'mg_setsockopt', hook: 'cgroup/setsockopt', attachType: 22 },
-  { program: 'mg_egress', hook: 'cgroup_skb/egress', attachType: 1 },
-  { program: 'mg_dns_egress', hook: 'cgroup_skb/egress', attachType: 1 },
-  { program: 'mg_dns_ingress', hook: 'cgroup_skb/ingress', attachType: 0 },
+  { program: 'mg_connect4', hook: 'cgroup/connect4', attachType: ATTACH.BPF_CGROUP_INET4_CONNECT },
+  { program: 'mg_connect6', hook: 'cgroup/connect6', attachType: ATTACH.BPF_CGROUP_INET6_CONNECT },
+  { program: 'mg_sendmsg4', hook: 'cgroup/sendmsg4', attachType: ATTACH.BPF_CGROUP_UDP4_SENDMSG },
+  { program: 'mg_sendmsg6', hook: 'cgroup/sendmsg6', attachType: ATTACH.BPF_CGROUP_UDP6_SENDMSG },
+  { program: 'mg_getsockopt', hook: 'cgroup/getsockopt', attachType: ATTACH.BPF_CGROUP_GETSOCKOPT },
+  { program: 'mg_setsockopt', hook: 'cgroup/setsockopt', attachType: ATTACH.BPF_CGROUP_SETSOCKOPT },
+  { program: 'mg_egress', hook: 'cgroup_skb/egress', attachType: ATTACH.BPF_CGROUP_INET_EGRESS },
+  { program: 'mg_dns_egress', hook: 'cgroup_skb/egress', attachType: ATTACH.BPF_CGROUP_INET_EGRESS },
+  { program: 'mg_dns_ingress', hook: 'cgroup_skb/ingress', attachType: ATTACH.BPF_CGROUP_INET_INGRESS },
 ]);
 
 /**
@@ -276,11 +277,17 @@ export interface LinkInfo {
   readonly attachType: number;
 }
 
-// struct bpf_link_info: type, id, prog_id, then a union aligned to 8 (cgroup: cgroup_id, attach_type).
+// struct bpf_link_info from the BTF (bpf/abi.bpf.c): id, prog_id, and the cgroup variant of its union.
+const LINK_INFO = STRUCTS.bpf_link_info.fields;
 export function linkInfo(fd: number, what: string): LinkInfo {
-  const info = Buffer.alloc(48);
+  const info = Buffer.alloc(STRUCTS.bpf_link_info.size);
   libbpf.objGetInfo(fd, info, what);
-  return { id: info.readUInt32LE(4), progId: info.readUInt32LE(8), cgroupId: info.readBigUInt64LE(16), attachType: info.readUInt32LE(24) };
+  return {
+    id: info.readUInt32LE(LINK_INFO.id.offset),
+    progId: info.readUInt32LE(LINK_INFO.prog_id.offset),
+    cgroupId: info.readBigUInt64LE(LINK_INFO['cgroup.cgroup_id'].offset),
+    attachType: info.readUInt32LE(LINK_INFO['cgroup.attach_type'].offset),
+  };
 }
 
 export interface PinnedLink {

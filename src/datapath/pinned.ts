@@ -7,7 +7,7 @@ import path from 'node:path';
 import { libbpf } from '../../native/libbpf.js';
 import { MAPS, STRUCTS, type MapName } from './abi.generated.js';
 import {
-  CGROUP_KIND, decodeCgroup, decodeConfig, decodeLabel, decodeState, encodeCgroupKey, encodeU32,
+  CGROUP_KIND, CONFIG_FLAG, decodeCgroup, decodeConfig, decodeLabel, decodeState, encodeCgroupKey, encodeU32,
   type KernelCgroup, type KernelConfig, type KernelState,
 } from './codec.js';
 import { MeshgateError } from '../errors.js';
@@ -106,7 +106,7 @@ export class Pins {
     const raw = this.maps.mg_config.lookup(encodeU32(slot));
     if (!raw) return null;
     const cfg = decodeConfig(raw);
-    return cfg.flags & 1 ? cfg : null;
+    return cfg.flags & CONFIG_FLAG.MG_CFG_LOADED ? cfg : null;
   }
 
   /** mg_flows' size as the agent created it (--flows-max). */

@@ -6,6 +6,7 @@ import {
   CGROUP_FLAG, IPPROTO_TCP, IPPROTO_UDP, decodeTrieKey, formatAddress, formatPrefix, protoName,
   trieLookupKey, decodeNamespace, encodeNamespaceKey, encodePortKey, type TableName, type VerdictName,
 } from '../datapath/codec.js';
+import { ENUMS } from '../datapath/abi.generated.js';
 import { listPinnedLinks } from '../datapath/loader.js';
 import { learnedLookup } from '../datapath/dnsLearned.js';
 import { CgroupTree, type CgroupNode } from '../node/cgroupTree.js';
@@ -13,8 +14,8 @@ import { decide, isV4, type MapHit, type PolicyLookups, type WalkStep } from './
 import type { Pins } from '../datapath/pinned.js';
 import { MeshgateError } from '../errors.js';
 
-/** bpf/decide.bpf.h MG_MAX_CGROUP_WALK: levels looked at from mg_state.cgroup_walk_start down. */
-export const MAX_CGROUP_WALK = 8;
+/** MG_MAX_CGROUP_WALK (meshgate_abi.h, used by bpf/decide.bpf.h): levels looked at from mg_state.cgroup_walk_start down. */
+export const MAX_CGROUP_WALK = ENUMS.mg_walk_limits.MG_MAX_CGROUP_WALK;
 
 /** explain's exit status per verdict; 1 and 2 stay "error" and "usage". */
 export const VERDICT_EXIT_CODES: Readonly<Record<VerdictName, number>> = Object.freeze({ pass: 0, redirect: 3, deny: 4, audit: 5 });
