@@ -14,8 +14,11 @@
 /* Pod cgroups sit a few levels below the attach point (QoS slice, pod, container). */
 #define MG_DNS_CGROUP_WALK 8
 
-/* The namespace of an enforced pod's socket, or 0 (unmapped, not enforced, or the sidecar). */
-static __always_inline __u32 dns_pod_namespace(struct __sk_buff *skb)
+/*
+ * The namespace of an enforced pod's socket, or 0 (unmapped, not enforced, or
+ * the sidecar); *pod_id is the pod's cgroup id.
+ */
+static __always_inline __u32 dns_pod_namespace(struct __sk_buff *skb, __u64 *pod_id)
 {
 	struct mg_cgroup *pod = 0;
 	struct mg_state *st;
@@ -37,12 +40,69 @@ static __always_inline __u32 dns_pod_namespace(struct __sk_buff *skb)
 			continue;
 		if (cg->kind == MG_CGROUP_PROXY)
 			return 0;
-		if (!pod)
+		if (!pod) {
 			pod = cg;
+			*pod_id = id;
+		}
 	}
 	if (!pod || pod->kind != MG_CGROUP_POD)
 		return 0;
 	return pod->namespace_id;
+}
+
+/*
+ * A learn event for `meshgate trace --verdict pass`: only while trace asks for
+ * pass events, rate-limited like the decision's events.
+ */
+static __always_inline void dns_trace_learned(struct __sk_buff *skb, __u32 host_id)
+{
+	struct mg_ratelimit *rl;
+	struct dns_scratch *s;
+	struct mg_trace *tr;
+	struct mg_state *st;
+	struct mg_event *ev;
+	__u32 zero = 0, which = MG_DNS_SCRATCH_INGRESS;
+	__u64 now = bpf_ktime_get_ns(), elapsed, cap, pod_id = 0;
+
+	tr = bpf_map_lookup_elem(&mg_trace, &zero);
+	if (!tr || tr->until_ns <= now || !(tr->event_mask & (1u << MG_VERDICT_PASS)))
+		return;
+	st = bpf_map_lookup_elem(&mg_state, &zero);
+	rl = bpf_map_lookup_elem(&mg_ratelimit, &zero);
+	s = bpf_map_lookup_elem(&mg_dns_scratch, &which);
+	if (!st || !rl || !s)
+		return;
+	cap = (__u64)st->events_burst * 1000;
+	elapsed = now - rl->last_ns;
+	rl->last_ns = now;
+	if (elapsed > 10000000000ULL)
+		rl->tokens_milli = cap;
+	else
+		rl->tokens_milli += elapsed * st->events_per_sec / 1000000;
+	if (rl->tokens_milli > cap)
+		rl->tokens_milli = cap;
+	if (rl->tokens_milli < 1000)
+		return;
+	rl->tokens_milli -= 1000;
+	ev = bpf_ringbuf_reserve(&mg_events, sizeof(*ev), 0);
+	if (!ev)
+		return;
+	dns_pod_namespace(skb, &pod_id);
+	ev->ts_ns = now;
+	ev->cgroup_id = bpf_skb_cgroup_id(skb);
+	ev->pod_cgroup_id = pod_id;
+	__builtin_memcpy(ev->addr, s->addrs[0].addr, sizeof(ev->addr));
+	ev->port = 0;
+	ev->proto = IPPROTO_UDP;
+	ev->verdict = MG_VERDICT_PASS;
+	ev->rule = MG_RULE_ALLOW_LEARNED;
+	ev->hook = MG_HOOK_DNS_LEARN;
+	ev->pad0 = 0;
+	ev->label_id = host_id;
+	ev->pid = 0;
+	ev->uid = bpf_get_socket_uid(skb);
+	ev->pad1 = 0;
+	bpf_ringbuf_submit(ev, 0);
 }
 
 static __always_inline int dns_resolver_port(__u16 port)
@@ -60,10 +120,11 @@ int mg_dns_egress(struct __sk_buff *skb)
 	struct dns_packet pk;
 	struct bpf_sock *sk;
 	__u32 namespace_id;
+	__u64 pod_id = 0;
 
 	if (!dns_udp_peer(skb, 0, &pk) || !dns_resolver_port(pk.port) || !dns_trusted(&pk))
 		return 1;
-	namespace_id = dns_pod_namespace(skb);
+	namespace_id = dns_pod_namespace(skb, &pod_id);
 	if (!namespace_id)
 		return 1;
 	sk = skb->sk;
@@ -85,6 +146,7 @@ int mg_dns_ingress(struct __sk_buff *skb)
 	struct mg_dns_socket *sock;
 	struct dns_packet pk;
 	struct bpf_sock *sk;
+	__u32 host_id;
 
 	if (!dns_udp_peer(skb, 1, &pk) || !dns_resolver_port(pk.port))
 		return 1;
@@ -103,6 +165,8 @@ int mg_dns_ingress(struct __sk_buff *skb)
 		dns_count(MG_DNS_STAT_UNSOLICITED);
 		return 1;
 	}
-	dns_read_answer(skb, &pk, sock);
+	host_id = dns_read_answer(skb, &pk, sock);
+	if (host_id)
+		dns_trace_learned(skb, host_id);
 	return 1;
 }

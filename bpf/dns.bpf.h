@@ -744,9 +744,11 @@ static __always_inline void dns_remember_name(struct dns_scratch *s)
 
 /*
  * Reads an answer from a trusted resolver to a socket with outstanding
- * queries. Returns nothing: the packet is always delivered.
+ * queries. The packet is always delivered. Returns the host id it learned
+ * addresses for (the namespace's, else the global one), 0 when none; the
+ * first learned address is then s->addrs[0].
  */
-static __always_inline void dns_read_answer(struct __sk_buff *skb, const struct dns_packet *pk,
+static __always_inline __u32 dns_read_answer(struct __sk_buff *skb, const struct dns_packet *pk,
 					    struct mg_dns_socket *sock)
 {
 	struct dns_learn_ctx c = {};
@@ -763,24 +765,24 @@ static __always_inline void dns_read_answer(struct __sk_buff *skb, const struct 
 	s = dns_load(skb, pk, MG_DNS_SCRATCH_INGRESS);
 	if (!s) {
 		dns_count(MG_DNS_STAT_MALFORMED);
-		return;
+		return 0;
 	}
 	flags = dns_byte(s, 2);
 	/* A response (QR 1), opcode QUERY, not truncated (TC answers are retried over TCP), NOERROR. */
 	if ((flags & 0xfa) != 0x80 || (dns_byte(s, 3) & 0x0f) != 0 || dns_u16(s, 4) != 1) {
 		dns_count(MG_DNS_STAT_MALFORMED);
-		return;
+		return 0;
 	}
 	s->ancount = dns_u16(s, 6);
 	s->nrecords = s->ancount + dns_u16(s, 8) + dns_u16(s, 10);
 	if (s->ancount == 0 || s->nrecords > MG_DNS_MAX_RECORDS) {
 		dns_count(MG_DNS_STAT_MALFORMED);
-		return;
+		return 0;
 	}
 	end = dns_read_question(s, &qtype);
 	if (!end || (qtype != MG_DNS_TYPE_A && qtype != MG_DNS_TYPE_AAAA)) {
 		dns_count(MG_DNS_STAT_MALFORMED);
-		return;
+		return 0;
 	}
 
 	/* Solicited: this socket asked exactly this (id, name, type). The query is then used up. */
@@ -796,7 +798,7 @@ static __always_inline void dns_read_answer(struct __sk_buff *skb, const struct 
 	}
 	if (matched < 0) {
 		dns_count(MG_DNS_STAT_UNSOLICITED);
-		return;
+		return 0;
 	}
 
 	/* Parse the whole answer section before learning anything from it. */
@@ -811,24 +813,24 @@ static __always_inline void dns_read_answer(struct __sk_buff *skb, const struct 
 	bpf_loop(MG_DNS_MAX_RECORDS, dns_record_step, &cb, 0);
 	if (s->bad) {
 		dns_count(MG_DNS_STAT_MALFORMED);
-		return;
+		return 0;
 	}
 
 	st = bpf_map_lookup_elem(&mg_state, &zero);
 	cfg = bpf_map_lookup_elem(&mg_dns_config, &zero);
 	state = bpf_map_lookup_elem(&mg_dns_state, &zero);
 	if (!st || !cfg || !state || !cfg->learned_max)
-		return;
+		return 0;
 	slot = st->active_slot & 1;
 	dns_suffix_hashes(s);
 	ns_host = sock->namespace_id ? dns_match_host(s, sock->namespace_id, slot) : 0;
 	global_host = dns_match_host(s, 0, slot);
 	if (!ns_host && !global_host) {
 		dns_count(MG_DNS_STAT_NOT_ALLOWLISTED);
-		return;
+		return 0;
 	}
 	if (!s->naddr)
-		return;
+		return 0;
 
 	c.s = s;
 	c.cfg = cfg;
@@ -846,10 +848,11 @@ static __always_inline void dns_read_answer(struct __sk_buff *skb, const struct 
 		c.host_id = global_host;
 		bpf_loop(MG_DNS_MAX_RECORDS, dns_learn_step, &cb, 0);
 	}
-	if (s->w.learned) {
-		dns_count(MG_DNS_STAT_ANSWERS_LEARNED);
-		dns_remember_name(s);
-	}
+	if (!s->w.learned)
+		return 0;
+	dns_count(MG_DNS_STAT_ANSWERS_LEARNED);
+	dns_remember_name(s);
+	return ns_host ? ns_host : global_host;
 }
 
 #endif /* MESHGATE_DNS_BPF_H */

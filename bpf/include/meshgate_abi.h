@@ -55,6 +55,7 @@ enum mg_hook {
 	MG_HOOK_SENDMSG6 = 3,
 	MG_HOOK_EGRESS = 4,          /* the packet backstop, cgroup_skb/egress */
 	MG_HOOK_SETSOCKOPT = 5,      /* cgroup/setsockopt: source-route options */
+	MG_HOOK_DNS_LEARN = 6,       /* cgroup_skb/ingress: addresses learned from a pod's DNS answer (trace only) */
 };
 
 /* mg_sk_state flags. */

@@ -890,7 +890,8 @@ export const ENUMS = {
     "MG_HOOK_SENDMSG4": 2,
     "MG_HOOK_SENDMSG6": 3,
     "MG_HOOK_EGRESS": 4,
-    "MG_HOOK_SETSOCKOPT": 5
+    "MG_HOOK_SETSOCKOPT": 5,
+    "MG_HOOK_DNS_LEARN": 6
   },
   "mg_label_limits": {
     "MG_LABEL_TEXT_SIZE": 512

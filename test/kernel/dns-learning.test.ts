@@ -252,6 +252,26 @@ describe('the kernel learns allowlisted hostnames from the pod\'s own DNS answer
     await until(`${SHORT_ANSWER} to be denied after TTL + grace`, () => verdict(SHORT_ANSWER) === 'deny', (TTL_CEILING_S + GRACE_S + 5) * 1000);
   });
 
+  test('trace --verdict pass shows learn events: the address, the pod and the allowlisted host', async () => {
+    const tracer = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'trace', '--verdict', 'pass', '--json', '--duration', '8', '--pin-dir', pod!.sb.pinDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines: string[] = [];
+    createInterface({ input: tracer.stdout! }).on('line', (l) => lines.push(l));
+    const exited = new Promise((r) => tracer.once('exit', r));
+    try {
+      // trace asks the kernel for pass events as it starts; retry until one learn event comes through.
+      await until('a learn event in trace', () => {
+        resolve('x.y.cdn.test');
+        return lines.some((l) => l.includes('"dns_learn"'));
+      }, 8_000);
+    } finally {
+      tracer.kill('SIGINT');
+      await exited;
+    }
+    const event = JSON.parse(lines.find((l) => l.includes('"dns_learn"'))!) as { verdict: string; rule: string; address: string; pod: string | null; hook: string };
+    assert.deepEqual([event.verdict, event.rule, event.address, event.hook], ['pass', 'allow-learned', WILDCARD_ANSWER, 'dns_learn']);
+    assert.match(event.pod ?? '', /^shop\//);
+  });
+
   test('metrics count learned answers and refused ones by reason', async () => {
     const serving = log.split('\n').find((l) => l.includes('serving /healthz'));
     const port = (JSON.parse(serving!) as { port: number }).port;
