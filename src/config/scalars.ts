@@ -59,7 +59,11 @@ export function readChoice<T extends string>(value: unknown, choices: readonly T
  */
 export function readListItems(value: unknown): Read<readonly unknown[]> {
   if (isUnset(value)) return { ok: true, value: [] };
-  if (typeof value === 'string') return { ok: true, value: value.split(/[\s,]+/).filter((item) => item !== '') };
+  if (typeof value === 'string') {
+    // A 50,000-item list is usually comma-separated with no whitespace: split on the comma alone then (much faster).
+    const items = /\s/.test(value) ? value.split(/[\s,]+/) : value.split(',');
+    return { ok: true, value: items.filter((item) => item !== '') };
+  }
   if (typeof value === 'number') return { ok: true, value: [value] };
   if (Array.isArray(value)) return { ok: true, value };
   return { ok: false, reason: 'is not a list: write items separated by commas or whitespace, or a YAML list' };
