@@ -130,7 +130,7 @@ export class ClusterAgent {
     this.events = new EventRecorder(client, this.opts.nodeName, this.log);
     const common = {
       log: this.log,
-      onChange: (what: string) => this.core.schedule(what),
+      onChange: (what: string) => this.core.schedule(what, undefined, true),
       backoffMs: this.opts.backoffMs,
     };
     const { namespace, name } = this.opts.configMap;

@@ -68,6 +68,7 @@ export class AgentCore {
   private timer: NodeJS.Timeout | null = null;
   private reasons = new Set<string>();
   private running: Promise<void> | null = null;
+  private lastRunStart = -Infinity;
   private rerun = false;
   private reconciler: ((reasons: string[]) => Promise<void>) | null = null;
   private attachedTo: string | null = null;
@@ -113,15 +114,19 @@ export class AgentCore {
     this.log.info({ address: this.opts.listen, port: typeof bound === 'object' && bound ? bound.port : null }, 'serving /healthz /readyz /metrics');
   }
 
-  /** Debounced: a burst of changes becomes one reconcile. Reconciles never overlap. */
-  schedule(reason: string, delayMs = this.opts.debounceMs): void {
+  /** Debounced: a burst of changes becomes one reconcile. Reconciles never overlap. `leading`: see below. */
+  schedule(reason: string, delayMs = this.opts.debounceMs, leading = false): void {
     if (this.stopped) return;
     this.reasons.add(reason);
+    // An informer event (a whole object, never half-written) after a quiet period runs at once;
+    // what follows within the debounce joins the next run. Files keep the trailing debounce: an
+    // editor may still be writing.
+    const quiet = !this.timer && !this.running && performance.now() - this.lastRunStart >= delayMs;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.runNow();
-    }, delayMs);
+    }, leading && quiet ? 0 : delayMs);
   }
 
   /** Runs the reconciler now (or right after the one in progress). */
@@ -130,6 +135,7 @@ export class AgentCore {
       this.rerun = true;
       return this.running;
     }
+    this.lastRunStart = performance.now();
     const reasons = [...this.reasons];
     this.reasons.clear();
     this.retry.cancel(); // this run is the retry, or makes it moot
