@@ -8,19 +8,20 @@
 // the map-in-map mg_rcu_barrier makes the kernel wait for every running
 // program), so no decision that still reads the old slot sees it change.
 import {
-  BLOCKED_ACTION_IDS, CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, VERDICT_NAMES, TRIE_KEY_NAMESPACE_OFFSET, TRIE_KEY_SIZE, TRIE_KEY_SLOT_OFFSET, TRIE_VALUE_SIZE,
+  BLOCKED_ACTION_IDS, CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, VERDICT_NAMES, TRIE_KEY_SIZE, TRIE_KEY_SLOT_OFFSET, TRIE_VALUE_SIZE,
   decodeNamespace, decodeNamespaceKey, encodeNamespace, encodeNamespaceKey,
   decodeCgroup, decodeConfig, decodeLabel, decodePortKey, decodeState, encodeCgroup, encodeCgroupKey, encodeConfig,
   decodeAgentStatus, encodeAgentStatus, encodeLabel, encodePortKey, encodeState, encodeTrieKey, encodeTrieValue, encodeU32, decodeTrieValue, parsePrefix, protoNumber,
   type AgentStatus, type KernelConfig, type KernelState,
 } from './codec.js';
 import { cgroupLabel, namespaceLabel } from './labels.js';
+import { ADOPTED_GROUP, desiredNamespaces, labelsInUse, planTrie, shadowFrom, staleLabels, type ShadowGroup, type TrieWrites } from './slotPlan.js';
 import { groupSize, validateDesired, type DesiredCgroup, type DesiredGroup, type DesiredState } from './desired.js';
 import { MeshgateError } from '../errors.js';
 import { LoadedObject, type AttachReport } from './loader.js';
 import { readVerdictCounters, type VerdictCount } from './counters.js';
 import { writeDnsSettings, type DnsLearningSettings } from './dnsLearned.js';
-import { dnsSlotLabels, readDnsSlots, wantedDnsSlot, writeDnsSlot, type DnsSlotShadow } from './dnsTables.js';
+import { readDnsSlots, wantedDnsSlot, writeDnsSlot, type DnsSlotShadow } from './dnsTables.js';
 
 export interface DatapathOptions {
   readonly pinDir: string;
@@ -55,64 +56,6 @@ export interface ApplyResult {
   readonly inForceMs: number;
 }
 
-/**
- * What one group wrote into a slot, in compact typed buffers (no object per
- * entry): `count` trie keys of TRIE_KEY_SIZE bytes each (slot byte 0), and
- * each key's label id.
- */
-interface ShadowGroup {
-  readonly source: DesiredGroup | null;
-  readonly keys: Buffer;
-  readonly labels: Uint32Array;
-}
-
-const keyAt = (g: ShadowGroup, i: number): string => g.keys.toString('latin1', i * TRIE_KEY_SIZE, (i + 1) * TRIE_KEY_SIZE);
-
-/** A group's keys as latin1 strings -> label id: only for the groups a plan diffs. */
-function keyMap(g: ShadowGroup): Map<string, number> {
-  const map = new Map<string, number>();
-  for (let i = 0; i < g.labels.length; i++) map.set(keyAt(g, i), g.labels[i]!);
-  return map;
-}
-
-/** Label ids a shadow group refers to (entries' labels and namespaces), computed once per (immutable) group. */
-const labelIdsByGroup = new WeakMap<ShadowGroup, readonly number[]>();
-function groupLabelIds(g: ShadowGroup): readonly number[] {
-  let ids = labelIdsByGroup.get(g);
-  if (ids) return ids;
-  const used = new Set<number>();
-  let lastLabel = -1;
-  let lastNamespace = -1;
-  for (let i = 0; i < g.labels.length; i++) {
-    const id = g.labels[i]!;
-    const namespaceId = g.keys.readUInt32LE(i * TRIE_KEY_SIZE + NAMESPACE_OFFSET);
-    // Runs of one label are the common case: skip the Set for them.
-    if (id !== lastLabel) used.add((lastLabel = id));
-    if (namespaceId !== lastNamespace) used.add((lastNamespace = namespaceId));
-  }
-  ids = [...used];
-  labelIdsByGroup.set(g, ids);
-  return ids;
-}
-
-/** A shadow group from latin1 keys -> label ids. */
-function shadowFrom(source: DesiredGroup | null, keys: ReadonlyMap<string, number>): ShadowGroup {
-  const buf = Buffer.allocUnsafe(keys.size * TRIE_KEY_SIZE);
-  const labels = new Uint32Array(keys.size);
-  let i = 0;
-  for (const [key, label] of keys) {
-    buf.write(key, i * TRIE_KEY_SIZE, 'latin1');
-    labels[i++] = label;
-  }
-  return { source, keys: buf, labels };
-}
-
-/** Keys and values to write into one slot, pre-encoded. */
-interface TrieWrites {
-  readonly chunks: Array<{ keys: Buffer; labels: Uint32Array }>;
-  count: number;
-}
-
 interface SlotShadow {
   groups: Map<string, ShadowGroup>;
   ports: Set<number>;
@@ -124,9 +67,7 @@ interface SlotShadow {
   dnsHosts: DesiredState['policy']['dnsHosts'] | null;
 }
 
-const ADOPTED_GROUP = '\0adopted';
 const SLOT_OFFSET = TRIE_KEY_SLOT_OFFSET;
-const NAMESPACE_OFFSET = TRIE_KEY_NAMESPACE_OFFSET;
 
 const emptySlot = (): SlotShadow => ({ groups: new Map(), ports: new Set(), namespaces: new Map(), config: null, dns: new Map(), dnsHosts: null });
 const sameDnsHosts = (a: DesiredState['policy']['dnsHosts'] | null, b: DesiredState['policy']['dnsHosts']): boolean =>
@@ -360,7 +301,7 @@ export class Datapath {
         const changed = desired.policy.groups.filter((g) => slot.groups.get(g.id)?.source !== g);
         const total = desired.policy.groups.reduce((n, g) => n + groupSize(g), 0);
         validateDesired(desired, changed, total);
-        const plan = this.planTrie(slot, desired, changed, newLabels);
+        const plan = planTrie(slot.groups, desired.policy.groups, changed, (g, owner) => this.encodeGroup(g, newLabels, owner));
         const dnsWant = this.planDns(desired, target, newLabels);
         this.waitForGracePeriod();
         this.dirty[target] = true;
@@ -436,62 +377,6 @@ export class Datapath {
       eventsBurst: this.opts.eventsBurst ?? 200,
       recordFlows: this.opts.flowsMax !== 0,
     };
-  }
-
-  /**
-   * What to write into `slot` for `desired`: unchanged groups keep their
-   * shadow; a changed group is encoded and diffed against its old shadow (a
-   * new group is written whole, with no per-key bookkeeping).
-   */
-  private planTrie(slot: SlotShadow, desired: DesiredState, changed: readonly DesiredGroup[], newLabels: Map<string, number>): { groups: Map<string, ShadowGroup>; upserts: TrieWrites; deletes: string[] } {
-    const groups = new Map<string, ShadowGroup>();
-    const upserts = new Map<string, number>();
-    const whole: ShadowGroup[] = [];
-    const deleted = new Set<string>();
-    const changedIds = new Set(changed.map((g) => g.id));
-    const owner = new Map<string, string>();
-    const adopted = slot.groups.get(ADOPTED_GROUP);
-    const adoptedKeys = adopted && adopted.labels.length ? keyMap(adopted) : null;
-    for (const g of desired.policy.groups) {
-      const old = slot.groups.get(g.id);
-      if (!changedIds.has(g.id) && old) {
-        groups.set(g.id, old);
-        continue;
-      }
-      const enc = this.encodeGroup(g, newLabels, owner);
-      groups.set(g.id, enc);
-      if (!old && !adoptedKeys) {
-        whole.push(enc);
-        continue;
-      }
-      const oldKeys = old ? keyMap(old) : new Map<string, number>();
-      for (let i = 0; i < enc.labels.length; i++) {
-        const key = keyAt(enc, i);
-        const label = enc.labels[i]!;
-        // An adopted key with the same label is already in the kernel.
-        if (oldKeys.get(key) !== label && !(old === undefined && adoptedKeys?.get(key) === label)) upserts.set(key, label);
-      }
-      for (const key of oldKeys.keys()) if (owner.get(key) !== g.id) deleted.add(key);
-    }
-    for (const [id, old] of slot.groups) {
-      if (groups.has(id) || id === ADOPTED_GROUP) continue;
-      for (let i = 0; i < old.labels.length; i++) deleted.add(keyAt(old, i));
-    }
-    if (adoptedKeys) for (const key of adoptedKeys.keys()) if (!owner.has(key)) deleted.add(key);
-    // A key that moved from an old group to a new one is an update, not a delete.
-    for (const key of upserts.keys()) deleted.delete(key);
-    if (deleted.size) for (const key of owner.keys()) deleted.delete(key);
-    const writes: TrieWrites = { chunks: [], count: 0 };
-    if (upserts.size) {
-      const diff = shadowFrom(null, upserts);
-      writes.chunks.push(diff);
-      writes.count += upserts.size;
-    }
-    for (const g of whole) {
-      writes.chunks.push(g);
-      writes.count += g.labels.length;
-    }
-    return { groups, upserts: writes, deletes: [...deleted] };
   }
 
   /** The DNS tables the target slot must hold; encodes every name before anything is written. */
@@ -609,23 +494,14 @@ export class Datapath {
 
   /** Deletes labels that neither slot nor any cgroup refers to any more. */
   private collectLabels(desired: DesiredState | null): void {
-    const used = new Set<number>();
-    for (const slot of this.slots) for (const g of slot.groups.values()) for (const id of groupLabelIds(g)) used.add(id);
-    for (const slot of this.slots) for (const id of slot.namespaces.keys()) used.add(id);
-    for (const slot of this.slots) dnsSlotLabels(slot.dns, used);
-    for (const value of this.cgroups.values()) {
-      const c = decodeCgroup(Buffer.from(value, 'latin1'));
-      used.add(c.labelId).add(c.namespaceId);
-    }
-    const namespaces = new Set<string>(); // 50,000 allowlist entries name a handful of namespaces
-    for (const g of desired?.policy.groups ?? []) {
-      if (!g.cidrs) for (const e of g.entries) if (e.namespace) namespaces.add(e.namespace);
-    }
-    for (const ns of namespaces) used.add(this.labelIds.get(namespaceLabel(ns)) ?? 0);
-    for (const a of desired?.policy.namespaceActions ?? []) used.add(this.labelIds.get(namespaceLabel(a.namespace)) ?? 0);
-    if (used.size >= this.labelIds.size) return;
-    for (const [text, id] of [...this.labelIds]) {
-      if (used.has(id)) continue;
+    const used = labelsInUse({
+      groups: this.slots.flatMap((slot) => [...slot.groups.values()]),
+      namespaceIds: this.slots.flatMap((slot) => [...slot.namespaces.keys()]),
+      dnsSlots: this.slots.map((slot) => slot.dns),
+      cgroups: [...this.cgroups.values()].map((value) => decodeCgroup(Buffer.from(value, 'latin1'))),
+      desiredNamespaceIds: [...desiredNamespaces(desired)].map((ns) => this.labelIds.get(namespaceLabel(ns)) ?? 0),
+    });
+    for (const [text, id] of staleLabels(this.labelIds, used)) {
       this.object.maps.mg_labels.delete(encodeU32(id));
       this.labelIds.delete(text);
     }
