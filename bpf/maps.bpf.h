@@ -17,7 +17,11 @@
 #define MG_MAP extern
 #endif
 
-/* Capacities. The config validator checks entry counts against these (src/datapath/limits.ts reads them from BTF). */
+/*
+ * Capacities. They reach user space through the object's BTF (MAPS[...].maxEntries in
+ * src/datapath/abi.generated.ts); src/datapath/desired.ts (DATAPATH_LIMITS) refuses a desired
+ * state that would not fit, before any kernel write.
+ */
 #define MG_POLICY_TRIE_MAX (1 << 19)  /* both slots together */
 #define MG_EXCLUDED_PORTS_MAX 2048     /* both slots together */
 #define MG_CGROUPS_MAX 65536

@@ -252,7 +252,7 @@ export const libbpf = {
     if (errno === ENOENT) return false;
     throw new BpfError(`iterate ${what}`, errno, '');
   },
-  /** Returns how many entries were written before a failure (thrown) or all of them. */
+  /** Writes `count` entries in one call; when the kernel stops early, throws a BpfError that says how many it wrote. */
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, what: string): void {
     const inout = [count];
     printed = [];
@@ -290,11 +290,11 @@ export const libbpf = {
   progDetach(progFd: number, cgroupFd: number, attachType: number, what: string): void {
     call(`detach program from ${what}`, () => c.progDetach2(progFd, cgroupFd, attachType), isNegative);
   },
-  /** 1 when the kernel can load this program type, 0 when not; throws when the probe itself fails. */
+  /** True when the kernel can load this program type, false when not; throws when the probe itself fails. */
   probeProgType(type: number, what: string): boolean {
     return call(`probe program type ${what}`, () => c.probeProgType(type, null), isNegative) === 1;
   },
-  /** 1 when the kernel can create this map type, 0 when not; throws when the probe itself fails. */
+  /** True when the kernel can create this map type, false when not; throws when the probe itself fails. */
   probeMapType(type: number, what: string): boolean {
     return call(`probe map type ${what}`, () => c.probeMapType(type, null), isNegative) === 1;
   },

@@ -1,14 +1,14 @@
 // Allowlists (SPEC §1.2): the `egress` key of a labelled ConfigMap, and the global
 // `egress_allowlist` key, both YAML lists of entries.
-import { readAllowlistEntry } from './allowlist-entry.js';
+import { readAllowlistEntry } from './allowlistEntry.js';
 import { IssueCollector, isPlainMap, parseSafely } from './issues.js';
-import { suggestKey } from './key-suggestion.js';
-import { checkHasMeshgateKey, checkObjectSize } from './object-bounds.js';
+import { suggestKey } from './keySuggestion.js';
+import { checkHasMeshgateKey, checkObjectSize } from './objectBounds.js';
 import { isUnset, readChoice } from './scalars.js';
 import {
   type AllowlistEntry, BLOCKED_EGRESS_ACTIONS, type BlockedEgressAction, type ConfigLimits, DEFAULT_LIMITS, type ObjectRef, type ParseResult,
 } from './types.js';
-import { parseYamlValue } from './yaml-text.js';
+import { parseYamlValue } from './yamlText.js';
 
 export const ALLOWLIST_KEY = 'egress';
 /** The namespace's own blocked_egress_action (SPEC §1.2): overrides the global one for its pods. */

@@ -1,8 +1,8 @@
-// CIDR parsing and normalisation. The common forms are read numerically (cidr-numeric.ts);
+// CIDR parsing and normalisation. The common forms are read numerically (cidrNumeric.ts);
 // everything else goes through ipaddr.js, with the strictness a policy needs (no
 // octal/hex/short IPv4 forms, no zone ids).
 import ipaddr from 'ipaddr.js';
-import { FALLBACK, formatCidr, newCidrBytes, parseCidrBytes, parseIPv4Cidr, type CidrBytes } from './cidr-numeric.js';
+import { FALLBACK, formatCidr, newCidrBytes, parseCidrBytes, parseIPv4Cidr, type CidrBytes } from './cidrNumeric.js';
 
 export interface Cidr {
   readonly family: 4 | 6;
@@ -219,7 +219,7 @@ function radixPass(order: Uint32Array, start: number, end: number, scratch: Uint
  * normaliseCidrList for long lists, with no object per item: the same issues in
  * the same order, and the canonical texts sorted as compareCidrs sorts them
  * (IPv4 before IPv6, then address, then prefix length). Items are read
- * numerically (cidr-numeric.ts), sorted with a stable radix sort, and merged
+ * numerically (cidrNumeric.ts), sorted with a stable radix sort, and merged
  * when equal; an item already in canonical form is returned as the very string
  * given.
  */

@@ -5,7 +5,7 @@ import { ALLOWLIST_KEY } from './allowlist.js';
 import { deepFreeze } from './freeze.js';
 import { type IssueSite, isPlainMap, makeIssue } from './issues.js';
 import type { ConfigIssue, ObjectRef } from './types.js';
-import { parseYamlDocuments } from './yaml-text.js';
+import { parseYamlDocuments } from './yamlText.js';
 
 export const ALLOWLIST_LABEL = 'meshgate.io/egress-allowlist';
 

@@ -3,8 +3,8 @@ import { collectAllowlistEntries, countAllowlistPairs, readYamlList } from './al
 import { normaliseCidrTexts } from './cidr.js';
 import type { ConfigIssueCode } from './codes.js';
 import { IssueCollector, isPlainMap, parseSafely } from './issues.js';
-import { checkHasMeshgateKey, checkObjectSize } from './object-bounds.js';
-import { suggestKey } from './key-suggestion.js';
+import { checkHasMeshgateKey, checkObjectSize } from './objectBounds.js';
+import { suggestKey } from './keySuggestion.js';
 import { type Read, readBoolean, readChoice, readInteger, readListItems } from './scalars.js';
 import {
   type AllowlistEntry,

@@ -2,7 +2,7 @@
 // is checked before rule 6 (allowlist): the mesh wins there.
 import { ALLOWLIST_KEY } from './allowlist.js';
 import { type Cidr, cidrFromText } from './cidr.js';
-import { FALLBACK, newCidrBytes, parseCidrBytes, parseIPv4Cidr } from './cidr-numeric.js';
+import { FALLBACK, newCidrBytes, parseCidrBytes, parseIPv4Cidr } from './cidrNumeric.js';
 import { makeIssue } from './issues.js';
 import type { AllowlistEntry, ConfigIssue, GlobalConfig, ObjectRef } from './types.js';
 

@@ -1,6 +1,6 @@
 // Encoders and decoders for every map key and value. Offsets and sizes are read
 // from abi.generated.ts (the object's BTF), never written here as literals.
-import { FALLBACK, newCidrBytes, parseCidrBytes } from '../config/cidr-numeric.js';
+import { FALLBACK, newCidrBytes, parseCidrBytes } from '../config/cidrNumeric.js';
 import ipaddr from 'ipaddr.js';
 import { ENUMS, STRUCTS, type StructName } from './abi.generated.js';
 import { MeshgateError } from '../errors.js';

@@ -4,7 +4,7 @@
 // change to a 100,000-entry list is a diff of the two sorted lists and a new
 // group for the one bucket it touches, and the datapath diffs only that
 // bucket. Groups hold the CIDR texts themselves (CidrGroup), no entry objects.
-import { compareCidrTexts } from '../config/cidr-numeric.js';
+import { compareCidrTexts } from '../config/cidrNumeric.js';
 import type { DesiredGroup, DesiredTrieEntry } from '../datapath/desired.js';
 
 /** Lists longer than this are split into hash buckets. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { type AllowlistEntry, parseAllowlist, parseAllowlistEntries } from '../../../src/config/index.js';
-import { ALLOWLIST_REF, GLOBAL_REF, allIssues, assertOk, codesOf } from './issue-assertions.js';
+import { ALLOWLIST_REF, GLOBAL_REF, allIssues, assertOk, codesOf } from './issueAssertions.js';
 
 const PORT_443 = { number: 443, protocol: 'HTTPS' };
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { parseGlobalConfig } from '../../../src/config/index.js';
-import { GLOBAL_REF, allIssues, assertOk, codesOf } from './issue-assertions.js';
+import { GLOBAL_REF, allIssues, assertOk, codesOf } from './issueAssertions.js';
 
 function meshCidrs(text: string): { cidrs: readonly string[]; warnings: string[] } {
   const result = parseGlobalConfig({ mesh_cidr_ranges: text }, GLOBAL_REF);

@@ -9,7 +9,7 @@ import { readAllowlistFile, readFileObjects } from '../../../src/agent/fileSourc
 import {
   type ObjectRef, allowlistAction, checkNamespaceObjects, parseAllowlist, parseGlobalConfig,
 } from '../../../src/config/index.js';
-import { GLOBAL_REF, allIssues, assertOk, codesOf } from './issue-assertions.js';
+import { GLOBAL_REF, allIssues, assertOk, codesOf } from './issueAssertions.js';
 
 const ref = (name: string): ObjectRef => ({ kind: 'ConfigMap', namespace: 'shop', name });
 const dir = mkdtempSync(path.join(tmpdir(), 'mgtest-nsaction-'));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { parseAllowlist, parseGlobalConfig, readConfigDocuments } from '../../../src/config/index.js';
-import { assertOk, codesOf } from './issue-assertions.js';
+import { assertOk, codesOf } from './issueAssertions.js';
 
 const OSM_CONFIG = `
 apiVersion: v1

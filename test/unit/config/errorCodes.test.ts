@@ -12,7 +12,7 @@ import {
   parseGlobalConfig,
   readConfigDocuments,
 } from '../../../src/config/index.js';
-import { ALLOWLIST_OBJECT, ALLOWLIST_REF, type ExpectedIssue, GLOBAL_OBJECT, GLOBAL_REF, allIssues, assertIssue, assertOk } from './issue-assertions.js';
+import { ALLOWLIST_OBJECT, ALLOWLIST_REF, type ExpectedIssue, GLOBAL_OBJECT, GLOBAL_REF, allIssues, assertIssue, assertOk } from './issueAssertions.js';
 
 interface CodeCase {
   readonly behaviour: string;

@@ -9,15 +9,8 @@ export const GLOBAL_OBJECT = 'ConfigMap osm-system/osm-config';
 export const ALLOWLIST_REF: ObjectRef = { kind: 'ConfigMap', namespace: 'shop', name: 'egress' };
 export const ALLOWLIST_OBJECT = 'ConfigMap shop/egress';
 
-export interface ExpectedIssue {
-  readonly code: string;
-  readonly object: string;
-  readonly key: string;
-  readonly entryIndex?: number;
-  readonly entryName?: string;
-  readonly path?: string;
-  readonly value?: string;
-}
+/** The fields of a ConfigIssue a test names (severity and message are checked apart). */
+export type ExpectedIssue = Pick<ConfigIssue, 'code' | 'object' | 'key' | 'entryIndex' | 'entryName' | 'path' | 'value'>;
 
 export function allIssues(result: ParseResult<unknown> | { readonly errors: readonly ConfigIssue[] }): readonly ConfigIssue[] {
   if ('ok' in result) return result.ok ? result.warnings : [...result.errors, ...result.warnings];

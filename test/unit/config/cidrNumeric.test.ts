@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { normaliseCidrList, normaliseCidrTexts, parseCidr, parseCidrSlowly, type CidrListIssue } from '../../../src/config/cidr.js';
-import { FALLBACK, newCidrBytes, parseCidrBytes } from '../../../src/config/cidr-numeric.js';
+import { FALLBACK, newCidrBytes, parseCidrBytes } from '../../../src/config/cidrNumeric.js';
 
 const hex = (n: number, upper: boolean, pad: boolean) => {
   const t = n.toString(16).padStart(pad ? 4 : 1, '0');

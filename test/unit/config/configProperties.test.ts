@@ -15,7 +15,7 @@ import {
   parseGlobalConfig,
   readConfigDocuments,
 } from '../../../src/config/index.js';
-import { ALLOWLIST_REF, GLOBAL_REF } from './issue-assertions.js';
+import { ALLOWLIST_REF, GLOBAL_REF } from './issueAssertions.js';
 
 const byte = fc.integer({ min: 0, max: 255 });
 const ipv4 = fc.tuple(byte, byte, byte, byte).map((octets) => octets.join('.'));

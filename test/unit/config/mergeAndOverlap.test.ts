@@ -10,7 +10,7 @@ import {
   parseAllowlist,
   parseGlobalConfig,
 } from '../../../src/config/index.js';
-import { GLOBAL_REF, allIssues, assertOk, codesOf } from './issue-assertions.js';
+import { GLOBAL_REF, allIssues, assertOk, codesOf } from './issueAssertions.js';
 
 const refA: ObjectRef = { kind: 'ConfigMap', namespace: 'shop', name: 'egress-a' };
 const refB: ObjectRef = { kind: 'ConfigMap', namespace: 'shop', name: 'egress-b' };

@@ -2,7 +2,7 @@
 import { normaliseCidrList } from './cidr.js';
 import { checkHostname } from './hostname.js';
 import { IssueCollector, type IssueSite, isPlainMap } from './issues.js';
-import { readPorts } from './port-spec.js';
+import { readPorts } from './portSpec.js';
 import type { AllowlistEntry, ObjectRef } from './types.js';
 
 const ENTRY_FIELDS: ReadonlySet<string> = new Set(['name', 'hosts', 'addresses', 'ports']);

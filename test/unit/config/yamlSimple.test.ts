@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { parseYamlDocuments } from '../../../src/config/yaml-text.js';
-import { readSimpleMapping } from '../../../src/config/yaml-simple.js';
+import { parseYamlDocuments } from '../../../src/config/yamlText.js';
+import { readSimpleMapping } from '../../../src/config/yamlSimple.js';
 import { parseAllDocuments } from 'yaml';
 
 /** What the general parser alone makes of the text (the reference). */

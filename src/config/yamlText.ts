@@ -1,7 +1,7 @@
 // YAML text -> plain values, with the first syntax error located by line and column.
 // Parsing is YAML 1.2 (so `yes` is a string, not a boolean) with duplicate keys refused.
 import { type Document, type EmptyStream, LineCounter, parseAllDocuments, parseDocument } from 'yaml';
-import { readSimpleMapping } from './yaml-simple.js';
+import { readSimpleMapping } from './yamlSimple.js';
 
 export type YamlRead =
   | { readonly ok: true; readonly value: unknown; readonly empty: boolean; readonly line: number }
@@ -92,7 +92,7 @@ export function parseYamlValue(text: string): YamlRead {
 /** Every document of a file, in order (`---` separated). An empty file has none. */
 export function parseYamlDocuments(text: string): YamlRead[] {
   // A flat map of quoted strings and literal blocks (an osm-config key/value file) is read without
-  // the general parser; yaml-simple.ts says which texts, and they read the same either way.
+  // the general parser; yamlSimple.ts says which texts, and they read the same either way.
   const simple = readSimpleMapping(text);
   if (simple !== undefined) return [{ ok: true, value: simple, empty: false, line: 1 }];
   const deep = tooDeep(text);

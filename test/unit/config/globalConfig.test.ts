@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { type GlobalConfig, parseGlobalConfig } from '../../../src/config/index.js';
-import { GLOBAL_REF, allIssues, assertOk, codesOf } from './issue-assertions.js';
+import { GLOBAL_REF, allIssues, assertOk, codesOf } from './issueAssertions.js';
 
 const DEFAULTS: GlobalConfig = {
   egress: false,
