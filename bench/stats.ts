@@ -40,14 +40,5 @@ export function shuffled<T>(items: readonly T[], random: () => number): T[] {
   return out;
 }
 
-/** mulberry32: a tiny deterministic PRNG (benchmarks must be reproducible, not secure). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Benchmarks must be reproducible: the tests' seeded PRNG (mulberry32). */
+export { seededRandom } from '../test/helpers/seededRandom.js';

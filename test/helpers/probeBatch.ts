@@ -5,17 +5,11 @@ import { spawnSync } from 'node:child_process';
 import ipaddr from 'ipaddr.js';
 import type { PodFixture } from './kernelFixture.js';
 import { SOCKPROBE } from './sandbox.js';
+import { seededRandom } from './seededRandom.js';
 
-/** mulberry32: a small seeded PRNG, so a failing case can be replayed. */
+/** A seeded random source (seededRandom.ts), so a failing case can be replayed. */
 export function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   const int = (n: number): number => Math.floor(next() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
   return { next, int, pick, chance: (p: number): boolean => next() < p };

@@ -3,27 +3,24 @@
 // cgroups that each hold real processes in their own netns. Every assertion is
 // a verdict the kernel gave a real connect.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createFakeNode, API_ADDR, FORBIDDEN_ADDR, MESH_ADDR, type FakeNode, type FakePod } from '../helpers/fakeNode.js';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../helpers/kubeApiServer.js';
+import { allowlistConfigMap, osmConfig, startClusterAgent, type AgentProcess } from '../helpers/clusterAgent.js';
 import { classify } from '../helpers/kernelFixture.js';
-import { REPO_ROOT, requireRoot, until } from '../helpers/sandbox.js';
+import { requireRoot, until } from '../helpers/sandbox.js';
 import { openPinnedMaps } from '../../src/datapath/pinned.js';
 import { cgroupId } from '../../src/node/cgroup.js';
 
 const skip = requireRoot();
 if (skip) console.log(`# skipping cluster agent tests: ${skip}`);
 
-const MESHGATE = path.join(REPO_ROOT, 'bin/meshgate.js');
 
 
-const osmConfig = (data: Record<string, string>): KubeObject => ({
-  apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'osm-config', namespace: 'osm-system' }, data,
-} as unknown as KubeObject);
 
 const BASE = {
   egress: 'false',
@@ -31,28 +28,6 @@ const BASE = {
   egress_allowlist: '- name: payments\n  addresses: [203.0.113.10]\n  ports: [{number: 443, protocol: HTTPS}]\n',
 };
 
-const allowlist = (namespace: string, name: string, yaml: string): KubeObject => ({
-  apiVersion: 'v1', kind: 'ConfigMap',
-  metadata: { name, namespace, labels: { 'meshgate.io/egress-allowlist': 'true' } },
-  data: { egress: yaml },
-} as unknown as KubeObject);
-
-interface AgentProcess {
-  child: ChildProcess;
-  log: () => string;
-  port: () => number;
-  exited: Promise<number | null>;
-}
-
-function startAgent(node: FakeNode, kubeconfig: string): AgentProcess {
-  let log = '';
-  const child = spawn(process.execPath, [MESHGATE, 'agent', '--kubeconfig', kubeconfig, '--node-name', 'node-a', '--cgroup-root', node.kubepods,
-    '--pin-dir', node.sb.pinDir, '--listen', '127.0.0.1:0', '--debounce-ms', '5', '--informer-backoff-max-ms', '500'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, log: () => log, port: () => Number(/"port":(\d+)/.exec(log)?.[1] ?? 0), exited };
-}
 
 describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () => {
   let node: FakeNode;
@@ -87,7 +62,7 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
 
   test('writes nothing to the kernel until every informer has synced', async () => {
     const release = api.hold({ verb: 'list', resource: 'pods' });
-    agent = startAgent(node, kubeconfig);
+    agent = startClusterAgent(node, kubeconfig);
     await until('the agent to wait for its informers', () => agent!.log().includes('waiting for every informer to sync'));
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(appliedCount(), 0, 'nothing applied while the pod list is pending');
@@ -157,7 +132,7 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
   });
 
   test('an allowlist in one namespace lets only that namespace\'s pods through', async () => {
-    api.create('configmaps', allowlist('shop', 'partners', '- name: partner\n  addresses: [198.51.100.0/24]\n  ports: [{number: 443, protocol: TLS}]\n'));
+    api.create('configmaps', allowlistConfigMap('shop', 'partners', '- name: partner\n  addresses: [198.51.100.0/24]\n  ports: [{number: 443, protocol: TLS}]\n'));
     await until('shop to reach the partner', () => shop.connect(FORBIDDEN_ADDR, 443).verdict === 'pass');
     assert.equal(blog.connect(FORBIDDEN_ADDR, 443).verdict, 'deny', 'blog has no such allowlist');
     assert.equal(shop.connect(FORBIDDEN_ADDR, 80).verdict, 'deny', 'only the listed port');
@@ -186,7 +161,7 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
   test('an agent restarted while the ConfigMap is invalid applies its persisted last good config and still maps new pods', async () => {
     agent!.child.kill('SIGKILL');
     await agent!.exited;
-    agent = startAgent(node, kubeconfig);
+    agent = startClusterAgent(node, kubeconfig);
     await until('the restarted agent to apply the last good policy', () => agent!.log().includes('"policy applied"'));
     assert.match(await metrics(), /meshgate_config_valid\{configmap="ConfigMap osm-system\/osm-config"\} 0/);
     assert.equal(blog.connect(FORBIDDEN_ADDR, 443).verdict, 'deny');
@@ -206,7 +181,7 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
     assert.equal(blog.connect(FORBIDDEN_ADDR, 443).verdict, 'deny');
     assert.equal((await fetch(`http://127.0.0.1:${agent!.port()}/healthz`)).status, 200);
     // Changed while the server is down: applied once the watch resumes.
-    api.create('configmaps', allowlist('blog', 'partners', '- name: partner\n  addresses: [198.51.100.7]\n  ports: [{number: 443, protocol: TLS}]\n'));
+    api.create('configmaps', allowlistConfigMap('blog', 'partners', '- name: partner\n  addresses: [198.51.100.7]\n  ports: [{number: 443, protocol: TLS}]\n'));
     await api.restart();
     await until('blog to reach the partner', () => blog.connect(FORBIDDEN_ADDR, 443).verdict === 'pass', 15_000);
     assert.match(await metrics(), /meshgate_informer_restarts_total\{informer="[a-z-]+"\} [1-9]/);
@@ -245,7 +220,7 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
     await new Promise((r) => setTimeout(r, 200));
     agent!.child.kill('SIGKILL');
     await agent!.exited;
-    agent = startAgent(node, kubeconfig);
+    agent = startClusterAgent(node, kubeconfig);
     await until('the restarted agent to apply', () => agent!.log().includes('"policy applied"'));
     assert.match(agent.log(), /"adopted":true/);
     await finished;
@@ -285,7 +260,7 @@ describe('cluster agent (cgroupfs cgroup layout)', { skip: skip ?? false }, () =
   });
 
   test('pods of every QoS class are found and enforced; opted-out pods are not', async () => {
-    agent = startAgent(node, await api.writeKubeconfig(dir));
+    agent = startClusterAgent(node, await api.writeKubeconfig(dir));
     await until('the first apply', () => agent!.log().includes('"policy applied"'));
     const pods = [
       await node.addPod({ namespace: 'a', name: 'g', meshed: true, qos: 'Guaranteed' }, createPod),

@@ -11,6 +11,7 @@ import ipaddr from 'ipaddr.js';
 import { DnsHarness, NAMESPACE_ID } from '../helpers/dnsHarness.js';
 import { requireRoot } from '../helpers/sandbox.js';
 import type { DesiredDnsHost } from '../../src/datapath/desired.js';
+import { seededRandom } from '../helpers/seededRandom.js';
 
 const skip = requireRoot();
 if (skip) console.log(`# SKIP DNS reader fuzz tests: ${skip}`);
@@ -66,18 +67,6 @@ function reference(q: Query, packet: Buffer): Set<string> {
 
 /** One text per address (dns-packet and meshgate compress IPv6 zeros differently); junk stays as it is. */
 const canonical = (address: string): string => (ipaddr.isValid(address) ? ipaddr.parse(address).toNormalizedString() : address);
-
-/** mulberry32: small, seedable, replayable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('the DNS reader under BPF_PROG_TEST_RUN', { skip: skip ?? false }, () => {
   let h: DnsHarness;
@@ -165,7 +154,7 @@ describe('the DNS reader under BPF_PROG_TEST_RUN', { skip: skip ?? false }, () =
 
   test('random and mutated packets never teach what a well-formed, solicited, trusted answer did not hold', () => {
     const seed = Number(process.env.MG_FUZZ_SEED ?? Date.now() % 1_000_000);
-    const rnd = prng(seed);
+    const rnd = seededRandom(seed);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
     const names = ['api.example.com', 'x.cdn.example.net', 'a.b.c.cdn.example.net', 'global.example.org', 'www.example.com'];
     let learnedSome = 0;
