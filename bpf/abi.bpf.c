@@ -31,6 +31,7 @@ struct mg_abi_anchor {
 	/* Kernel UAPI layouts user space reads (bpf_obj_get_info_by_fd), for their offsets. */
 	struct bpf_map_info map_info;
 	struct bpf_link_info link_info;
+	struct bpf_prog_info prog_info;
 	/* Kernel UAPI numbers user space passes (attach, probe), for their values. */
 	enum bpf_attach_type attach_type;
 	enum bpf_prog_type prog_type;

@@ -42,6 +42,7 @@ function sizeOf(byId, id) {
 const KERNEL_STRUCTS = {
   bpf_map_info: null,
   bpf_link_info: ['type', 'id', 'prog_id', 'cgroup.cgroup_id', 'cgroup.attach_type'],
+  bpf_prog_info: ['type', 'id', 'name'],
 };
 // Kernel UAPI enums user space passes to the kernel (attach, program and map types).
 const KERNEL_ENUM_NAMES = ['bpf_attach_type', 'bpf_map_type', 'bpf_prog_type'];

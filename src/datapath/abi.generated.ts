@@ -92,6 +92,23 @@ export const STRUCTS = {
       }
     }
   },
+  "bpf_prog_info": {
+    "size": 232,
+    "fields": {
+      "type": {
+        "offset": 0,
+        "size": 4
+      },
+      "id": {
+        "offset": 4,
+        "size": 4
+      },
+      "name": {
+        "offset": 64,
+        "size": 16
+      }
+    }
+  },
   "mg_agent_status": {
     "size": 40,
     "fields": {

@@ -4,6 +4,7 @@ import { FALLBACK, newCidrBytes, parseCidrBytes } from '../config/cidrNumeric.js
 import ipaddr from 'ipaddr.js';
 import { ENUMS, STRUCTS, type StructName } from './abi.generated.js';
 import { MeshgateError } from '../errors.js';
+import { fieldOffset } from './abiFields.js';
 
 type Fields<S extends StructName> = keyof (typeof STRUCTS)[S]['fields'];
 
@@ -11,18 +12,6 @@ function offsetOf<S extends StructName>(struct: S, field: Fields<S>): number {
   const fields = STRUCTS[struct].fields as Record<string, { offset: number; size: number }>;
   const f = fields[field as string];
   if (!f) throw new MeshgateError('MG_ABI_MISMATCH', `ABI has no field ${struct}.${String(field)}`);
-  return f.offset;
-}
-
-/**
- * A field's offset, once BTF has confirmed the width this codec reads and writes it with
- * (a u16 read as a u8 would drop a byte silently). Checked when the module loads.
- */
-function field<S extends StructName>(struct: S, name: Fields<S>, width: number): number {
-  const fields = STRUCTS[struct].fields as Record<string, { offset: number; size: number }>;
-  const f = fields[name as string];
-  if (!f) throw new MeshgateError('MG_ABI_MISMATCH', `ABI has no field ${struct}.${String(name)}`);
-  if (f.size !== width) throw new MeshgateError('MG_ABI_MISMATCH', `${struct}.${String(name)} is ${f.size} bytes in the BTF, the codec uses ${width}`);
   return f.offset;
 }
 
@@ -140,13 +129,13 @@ export interface TrieKey {
 }
 
 const TRIE_KEY = {
-  prefixlen: field('mg_lpm_key', 'prefixlen', 4),
-  slot: field('mg_lpm_key', 'slot', 1),
-  table: field('mg_lpm_key', 'table', 1),
-  proto: field('mg_lpm_key', 'proto', 1),
-  port: field('mg_lpm_key', 'port', 2),
-  namespaceId: field('mg_lpm_key', 'namespace_id', 4),
-  addr: field('mg_lpm_key', 'addr', 16),
+  prefixlen: fieldOffset('mg_lpm_key', 'prefixlen', 4),
+  slot: fieldOffset('mg_lpm_key', 'slot', 1),
+  table: fieldOffset('mg_lpm_key', 'table', 1),
+  proto: fieldOffset('mg_lpm_key', 'proto', 1),
+  port: fieldOffset('mg_lpm_key', 'port', 2),
+  namespaceId: fieldOffset('mg_lpm_key', 'namespace_id', 4),
+  addr: fieldOffset('mg_lpm_key', 'addr', 16),
 };
 export const TRIE_KEY_SIZE = sizeOf('mg_lpm_key');
 /** Where the slot byte and the namespace id sit in an encoded trie key (the datapath patches and reads them in place). */
@@ -187,7 +176,7 @@ export function trieLookupKey(k: Omit<TrieKey, 'prefix'>, address: Uint8Array): 
   return encodeTrieKey({ ...k, prefix: { bytes: address, bits: 128 } });
 }
 
-const TRIE_VALUE = { labelId: field('mg_lpm_value', 'label_id', 4) };
+const TRIE_VALUE = { labelId: fieldOffset('mg_lpm_value', 'label_id', 4) };
 export function encodeTrieValue(labelId: number, out: Buffer = Buffer.alloc(TRIE_VALUE_SIZE), at = 0): Buffer {
   out.fill(0, at, at + TRIE_VALUE_SIZE);
   out.writeUInt32LE(labelId, at + TRIE_VALUE.labelId);
@@ -195,7 +184,7 @@ export function encodeTrieValue(labelId: number, out: Buffer = Buffer.alloc(TRIE
 }
 export const decodeTrieValue = (buf: Buffer, at = 0): { labelId: number } => ({ labelId: buf.readUInt32LE(at + TRIE_VALUE.labelId) });
 
-const PORT_KEY = { port: field('mg_port_key', 'port', 2), slot: field('mg_port_key', 'slot', 1) };
+const PORT_KEY = { port: fieldOffset('mg_port_key', 'port', 2), slot: fieldOffset('mg_port_key', 'slot', 1) };
 export const PORT_KEY_SIZE = sizeOf('mg_port_key');
 export function encodePortKey(slot: number, port: number): Buffer {
   const b = Buffer.alloc(PORT_KEY_SIZE);
@@ -215,13 +204,13 @@ export interface KernelConfig {
   readonly generation: bigint;
 }
 const CONFIG = {
-  flags: field('mg_config', 'flags', 4),
-  proxyPort: field('mg_config', 'proxy_port', 2),
-  blockedAction: field('mg_config', 'blocked_action', 1),
-  unknownPodPolicy: field('mg_config', 'unknown_pod_policy', 1),
-  proxyUid: field('mg_config', 'proxy_uid', 4),
-  eventMask: field('mg_config', 'event_mask', 4),
-  generation: field('mg_config', 'generation', 8),
+  flags: fieldOffset('mg_config', 'flags', 4),
+  proxyPort: fieldOffset('mg_config', 'proxy_port', 2),
+  blockedAction: fieldOffset('mg_config', 'blocked_action', 1),
+  unknownPodPolicy: fieldOffset('mg_config', 'unknown_pod_policy', 1),
+  proxyUid: fieldOffset('mg_config', 'proxy_uid', 4),
+  eventMask: fieldOffset('mg_config', 'event_mask', 4),
+  generation: fieldOffset('mg_config', 'generation', 8),
 };
 export function encodeConfig(c: KernelConfig): Buffer {
   const b = Buffer.alloc(sizeOf('mg_config'));
@@ -257,11 +246,11 @@ export interface KernelState {
   readonly recordFlows?: boolean;
 }
 const STATE = {
-  activeSlot: field('mg_state', 'active_slot', 4),
-  cgroupWalkStart: field('mg_state', 'cgroup_walk_start', 4),
-  eventsPerSec: field('mg_state', 'events_per_sec', 4),
-  eventsBurst: field('mg_state', 'events_burst', 4),
-  flags: field('mg_state', 'flags', 4),
+  activeSlot: fieldOffset('mg_state', 'active_slot', 4),
+  cgroupWalkStart: fieldOffset('mg_state', 'cgroup_walk_start', 4),
+  eventsPerSec: fieldOffset('mg_state', 'events_per_sec', 4),
+  eventsBurst: fieldOffset('mg_state', 'events_burst', 4),
+  flags: fieldOffset('mg_state', 'flags', 4),
 };
 export function encodeState(s: KernelState): Buffer {
   const b = Buffer.alloc(sizeOf('mg_state'));
@@ -293,13 +282,13 @@ export interface AgentStatus {
   readonly objectsInvalid: number;
 }
 const AGENT_STATUS = {
-  lastApply: field('mg_agent_status', 'last_apply_unix_ms', 8),
-  lastReconcile: field('mg_agent_status', 'last_reconcile_unix_ms', 8),
-  generation: field('mg_agent_status', 'generation', 8),
-  pid: field('mg_agent_status', 'agent_pid', 4),
-  mode: field('mg_agent_status', 'mode', 4),
-  total: field('mg_agent_status', 'objects_total', 4),
-  invalid: field('mg_agent_status', 'objects_invalid', 4),
+  lastApply: fieldOffset('mg_agent_status', 'last_apply_unix_ms', 8),
+  lastReconcile: fieldOffset('mg_agent_status', 'last_reconcile_unix_ms', 8),
+  generation: fieldOffset('mg_agent_status', 'generation', 8),
+  pid: fieldOffset('mg_agent_status', 'agent_pid', 4),
+  mode: fieldOffset('mg_agent_status', 'mode', 4),
+  total: fieldOffset('mg_agent_status', 'objects_total', 4),
+  invalid: fieldOffset('mg_agent_status', 'objects_invalid', 4),
 };
 const AGENT_MODE = ENUMS.mg_agent_mode;
 export function encodeAgentStatus(s: AgentStatus): Buffer {
@@ -326,8 +315,8 @@ export function decodeAgentStatus(b: Buffer): AgentStatus {
   };
 }
 
-const NAMESPACE_KEY = { namespaceId: field('mg_namespace_key', 'namespace_id', 4), slot: field('mg_namespace_key', 'slot', 1) };
-const NAMESPACE_VALUE = { blockedAction: field('mg_namespace', 'blocked_action', 1) };
+const NAMESPACE_KEY = { namespaceId: fieldOffset('mg_namespace_key', 'namespace_id', 4), slot: fieldOffset('mg_namespace_key', 'slot', 1) };
+const NAMESPACE_VALUE = { blockedAction: fieldOffset('mg_namespace', 'blocked_action', 1) };
 export function encodeNamespaceKey(slot: number, namespaceId: number): Buffer {
   const b = Buffer.alloc(sizeOf('mg_namespace_key'));
   b.writeUInt32LE(namespaceId, NAMESPACE_KEY.namespaceId);
@@ -359,20 +348,20 @@ export interface KernelFlow {
   readonly hook: number;
 }
 const FLOW_KEY = {
-  podCgroupId: field('mg_flow_key', 'pod_cgroup_id', 8),
-  addr: field('mg_flow_key', 'addr', 16),
-  port: field('mg_flow_key', 'port', 2),
-  proto: field('mg_flow_key', 'proto', 1),
+  podCgroupId: fieldOffset('mg_flow_key', 'pod_cgroup_id', 8),
+  addr: fieldOffset('mg_flow_key', 'addr', 16),
+  port: fieldOffset('mg_flow_key', 'port', 2),
+  proto: fieldOffset('mg_flow_key', 'proto', 1),
 };
 const FLOW_VALUE = {
-  lastSeenNs: field('mg_flow', 'last_seen_ns', 8),
-  count: field('mg_flow', 'count', 8),
-  generation: field('mg_flow', 'generation', 8),
-  labelId: field('mg_flow', 'label_id', 4),
-  uid: field('mg_flow', 'uid', 4),
-  verdict: field('mg_flow', 'verdict', 1),
-  rule: field('mg_flow', 'rule', 1),
-  hook: field('mg_flow', 'hook', 1),
+  lastSeenNs: fieldOffset('mg_flow', 'last_seen_ns', 8),
+  count: fieldOffset('mg_flow', 'count', 8),
+  generation: fieldOffset('mg_flow', 'generation', 8),
+  labelId: fieldOffset('mg_flow', 'label_id', 4),
+  uid: fieldOffset('mg_flow', 'uid', 4),
+  verdict: fieldOffset('mg_flow', 'verdict', 1),
+  rule: fieldOffset('mg_flow', 'rule', 1),
+  hook: fieldOffset('mg_flow', 'hook', 1),
 };
 export function decodeFlow(key: Buffer, value: Buffer): KernelFlow {
   return {
@@ -391,7 +380,7 @@ export function decodeFlow(key: Buffer, value: Buffer): KernelFlow {
   };
 }
 
-const TRACE = { eventMask: field('mg_trace', 'event_mask', 4), untilNs: field('mg_trace', 'until_ns', 8) };
+const TRACE = { eventMask: fieldOffset('mg_trace', 'event_mask', 4), untilNs: fieldOffset('mg_trace', 'until_ns', 8) };
 export function encodeTrace(eventMask: number, untilNs: bigint): Buffer {
   const b = Buffer.alloc(sizeOf('mg_trace'));
   b.writeUInt32LE(eventMask, TRACE.eventMask);
@@ -406,10 +395,10 @@ export interface KernelCgroup {
   readonly labelId: number;
 }
 const CGROUP = {
-  kind: field('mg_cgroup', 'kind', 4),
-  namespaceId: field('mg_cgroup', 'namespace_id', 4),
-  flags: field('mg_cgroup', 'flags', 4),
-  labelId: field('mg_cgroup', 'label_id', 4),
+  kind: fieldOffset('mg_cgroup', 'kind', 4),
+  namespaceId: fieldOffset('mg_cgroup', 'namespace_id', 4),
+  flags: fieldOffset('mg_cgroup', 'flags', 4),
+  labelId: fieldOffset('mg_cgroup', 'label_id', 4),
 };
 export function encodeCgroupKey(id: bigint): Buffer {
   const b = Buffer.alloc(8);
@@ -466,20 +455,20 @@ export interface KernelEvent {
   readonly uid: number;
 }
 const EVENT = {
-  ts_ns: field('mg_event', 'ts_ns', 8),
-  cgroup_id: field('mg_event', 'cgroup_id', 8),
-  pod_cgroup_id: field('mg_event', 'pod_cgroup_id', 8),
-  addr: field('mg_event', 'addr', 16),
-  port: field('mg_event', 'port', 2),
-  proto: field('mg_event', 'proto', 1),
-  verdict: field('mg_event', 'verdict', 1),
-  rule: field('mg_event', 'rule', 1),
-  hook: field('mg_event', 'hook', 1),
-  pad0: field('mg_event', 'pad0', 2),
-  label_id: field('mg_event', 'label_id', 4),
-  pid: field('mg_event', 'pid', 4),
-  uid: field('mg_event', 'uid', 4),
-  pad1: field('mg_event', 'pad1', 4),
+  ts_ns: fieldOffset('mg_event', 'ts_ns', 8),
+  cgroup_id: fieldOffset('mg_event', 'cgroup_id', 8),
+  pod_cgroup_id: fieldOffset('mg_event', 'pod_cgroup_id', 8),
+  addr: fieldOffset('mg_event', 'addr', 16),
+  port: fieldOffset('mg_event', 'port', 2),
+  proto: fieldOffset('mg_event', 'proto', 1),
+  verdict: fieldOffset('mg_event', 'verdict', 1),
+  rule: fieldOffset('mg_event', 'rule', 1),
+  hook: fieldOffset('mg_event', 'hook', 1),
+  pad0: fieldOffset('mg_event', 'pad0', 2),
+  label_id: fieldOffset('mg_event', 'label_id', 4),
+  pid: fieldOffset('mg_event', 'pid', 4),
+  uid: fieldOffset('mg_event', 'uid', 4),
+  pad1: fieldOffset('mg_event', 'pad1', 4),
 };
 export const EVENT_SIZE = sizeOf('mg_event');
 export function decodeEvent(b: Buffer): KernelEvent {

@@ -1,14 +1,10 @@
 // Encoders and decoders of the DNS reader's maps (bpf/dns.bpf.h), and the two
 // name hashes it uses. Offsets and sizes come from abi.generated.ts.
 import { ENUMS, STRUCTS, type StructName } from './abi.generated.js';
+import { fieldOffset } from './abiFields.js';
 import { parsePrefix } from './codec.js';
 import { MeshgateError } from '../errors.js';
 
-const field = (struct: StructName, name: string): number => {
-  const f = (STRUCTS[struct].fields as Record<string, { offset: number }>)[name];
-  if (!f) throw new MeshgateError('MG_ABI_MISMATCH', `ABI has no field ${struct}.${name}`);
-  return f.offset;
-};
 const size = (struct: StructName): number => STRUCTS[struct].size;
 
 export const DNS_LIMITS = ENUMS.mg_dns_limits;
@@ -65,53 +61,53 @@ export const forwardHash = (wire: Uint8Array): bigint => fnv(wire, false);
 /** MG_DNS_HASH_SUFFIX: FNV-1a 64 over the wire bytes in reverse order (mg_dns_hosts keys). */
 export const suffixHash = (wire: Uint8Array): bigint => fnv(wire, true);
 
-const HK = { hash: field('mg_dns_host_key', 'name_hash'), ns: field('mg_dns_host_key', 'namespace_id'), slot: field('mg_dns_host_key', 'slot'), kind: field('mg_dns_host_key', 'kind') };
-const HV = { id: field('mg_dns_host', 'host_id'), len: field('mg_dns_host', 'name_len'), name: field('mg_dns_host', 'name') };
+const HOST_KEY = { hash: fieldOffset('mg_dns_host_key', 'name_hash', 8), ns: fieldOffset('mg_dns_host_key', 'namespace_id', 4), slot: fieldOffset('mg_dns_host_key', 'slot', 1), kind: fieldOffset('mg_dns_host_key', 'kind', 1) };
+const HOST_VALUE = { id: fieldOffset('mg_dns_host', 'host_id', 4), len: fieldOffset('mg_dns_host', 'name_len', 2), name: fieldOffset('mg_dns_host', 'name', 256) };
 
 /** An allowlisted host as mg_dns_hosts stores it: "*.example.com" is a wildcard over example.com. */
 export function encodeDnsHost(host: string, namespaceId: number, slot: number, hostId: number): { key: Buffer; value: Buffer } {
   const wildcard = host.startsWith('*.');
   const wire = wireName(wildcard ? host.slice(2) : host);
   const key = Buffer.alloc(size('mg_dns_host_key'));
-  key.writeBigUInt64LE(suffixHash(wire), HK.hash);
-  key.writeUInt32LE(namespaceId, HK.ns);
-  key.writeUInt8(slot, HK.slot);
-  key.writeUInt8(wildcard ? DNS_HOST_KIND.MG_DNS_HOST_WILDCARD : DNS_HOST_KIND.MG_DNS_HOST_EXACT, HK.kind);
+  key.writeBigUInt64LE(suffixHash(wire), HOST_KEY.hash);
+  key.writeUInt32LE(namespaceId, HOST_KEY.ns);
+  key.writeUInt8(slot, HOST_KEY.slot);
+  key.writeUInt8(wildcard ? DNS_HOST_KIND.MG_DNS_HOST_WILDCARD : DNS_HOST_KIND.MG_DNS_HOST_EXACT, HOST_KEY.kind);
   const value = Buffer.alloc(size('mg_dns_host'));
-  value.writeUInt32LE(hostId, HV.id);
-  value.writeUInt16LE(wire.length, HV.len);
-  wire.copy(value, HV.name);
+  value.writeUInt32LE(hostId, HOST_VALUE.id);
+  value.writeUInt16LE(wire.length, HOST_VALUE.len);
+  wire.copy(value, HOST_VALUE.name);
   return { key, value };
 }
 
-export const dnsHostKeySlot = (key: Buffer): number => key.readUInt8(HK.slot);
-export const decodeDnsHostId = (value: Buffer): number => value.readUInt32LE(HV.id);
+export const dnsHostKeySlot = (key: Buffer): number => key.readUInt8(HOST_KEY.slot);
+export const decodeDnsHostId = (value: Buffer): number => value.readUInt32LE(HOST_VALUE.id);
 
-const PK = { id: field('mg_dns_port_key', 'host_id'), port: field('mg_dns_port_key', 'port'), proto: field('mg_dns_port_key', 'proto'), slot: field('mg_dns_port_key', 'slot') };
+const PORT_KEY = { id: fieldOffset('mg_dns_port_key', 'host_id', 4), port: fieldOffset('mg_dns_port_key', 'port', 2), proto: fieldOffset('mg_dns_port_key', 'proto', 1), slot: fieldOffset('mg_dns_port_key', 'slot', 1) };
 
 export function encodeDnsPortKey(hostId: number, port: number, proto: number, slot: number): Buffer {
   const key = Buffer.alloc(size('mg_dns_port_key'));
-  key.writeUInt32LE(hostId, PK.id);
-  key.writeUInt16LE(port, PK.port);
-  key.writeUInt8(proto, PK.proto);
-  key.writeUInt8(slot, PK.slot);
+  key.writeUInt32LE(hostId, PORT_KEY.id);
+  key.writeUInt16LE(port, PORT_KEY.port);
+  key.writeUInt8(proto, PORT_KEY.proto);
+  key.writeUInt8(slot, PORT_KEY.slot);
   return key;
 }
 
 export const decodeDnsPortKey = (key: Buffer) => ({
-  hostId: key.readUInt32LE(PK.id), port: key.readUInt16LE(PK.port), proto: key.readUInt8(PK.proto), slot: key.readUInt8(PK.slot),
+  hostId: key.readUInt32LE(PORT_KEY.id), port: key.readUInt16LE(PORT_KEY.port), proto: key.readUInt8(PORT_KEY.proto), slot: key.readUInt8(PORT_KEY.slot),
 });
 
-const RK = { addr: field('mg_dns_resolver_key', 'addr'), port: field('mg_dns_resolver_key', 'port') };
+const RESOLVER_KEY = { addr: fieldOffset('mg_dns_resolver_key', 'addr', 16), port: fieldOffset('mg_dns_resolver_key', 'port', 2) };
 
 export function encodeResolverKey(address: string, port: number): Buffer {
   const key = Buffer.alloc(size('mg_dns_resolver_key'));
-  Buffer.from(parsePrefix(address).bytes).copy(key, RK.addr);
-  key.writeUInt16LE(port, RK.port);
+  Buffer.from(parsePrefix(address).bytes).copy(key, RESOLVER_KEY.addr);
+  key.writeUInt16LE(port, RESOLVER_KEY.port);
   return key;
 }
 
-export const decodeResolverPort = (key: Buffer): number => key.readUInt16LE(RK.port);
+export const decodeResolverPort = (key: Buffer): number => key.readUInt16LE(RESOLVER_KEY.port);
 
 /** "10.96.0.10", "10.96.0.10:53", "[fd00::a]:53", "fd00::a" -> address and port (default 53). */
 export function parseResolver(text: string): { address: string; port: number } {
@@ -131,19 +127,19 @@ export interface DnsKernelConfig {
   readonly learnedMax: number;
 }
 
-const C = { floor: field('mg_dns_config', 'ttl_floor_ns'), ceiling: field('mg_dns_config', 'ttl_ceiling_ns'), grace: field('mg_dns_config', 'grace_ns'), max: field('mg_dns_config', 'learned_max') };
+const DNS_CONFIG = { floor: fieldOffset('mg_dns_config', 'ttl_floor_ns', 8), ceiling: fieldOffset('mg_dns_config', 'ttl_ceiling_ns', 8), grace: fieldOffset('mg_dns_config', 'grace_ns', 8), max: fieldOffset('mg_dns_config', 'learned_max', 4) };
 
 export function encodeDnsConfig(c: DnsKernelConfig): Buffer {
   const b = Buffer.alloc(size('mg_dns_config'));
-  b.writeBigUInt64LE(c.ttlFloorNs, C.floor);
-  b.writeBigUInt64LE(c.ttlCeilingNs, C.ceiling);
-  b.writeBigUInt64LE(c.graceNs, C.grace);
-  b.writeUInt32LE(c.learnedMax, C.max);
+  b.writeBigUInt64LE(c.ttlFloorNs, DNS_CONFIG.floor);
+  b.writeBigUInt64LE(c.ttlCeilingNs, DNS_CONFIG.ceiling);
+  b.writeBigUInt64LE(c.graceNs, DNS_CONFIG.grace);
+  b.writeUInt32LE(c.learnedMax, DNS_CONFIG.max);
   return b;
 }
 
 export function decodeDnsConfig(b: Buffer): DnsKernelConfig {
-  return { ttlFloorNs: b.readBigUInt64LE(C.floor), ttlCeilingNs: b.readBigUInt64LE(C.ceiling), graceNs: b.readBigUInt64LE(C.grace), learnedMax: b.readUInt32LE(C.max) };
+  return { ttlFloorNs: b.readBigUInt64LE(DNS_CONFIG.floor), ttlCeilingNs: b.readBigUInt64LE(DNS_CONFIG.ceiling), graceNs: b.readBigUInt64LE(DNS_CONFIG.grace), learnedMax: b.readUInt32LE(DNS_CONFIG.max) };
 }
 
 export interface LearnedHost {
@@ -160,36 +156,36 @@ export interface LearnedAddress {
   readonly hosts: readonly LearnedHost[];
 }
 
-const LK = { ns: field('mg_learned_key', 'namespace_id'), addr: field('mg_learned_key', 'addr') };
-const LV = { hosts: field('mg_learned', 'hosts') };
-const LH = { id: field('mg_learned_host', 'host_id'), ttl: field('mg_learned_host', 'ttl_s'), learned: field('mg_learned_host', 'learned_ns'), expires: field('mg_learned_host', 'expires_ns'), hash: field('mg_learned_host', 'name_hash') };
+const LEARNED_KEY = { ns: fieldOffset('mg_learned_key', 'namespace_id', 4), addr: fieldOffset('mg_learned_key', 'addr', 16) };
+const LEARNED_VALUE = { hosts: fieldOffset('mg_learned', 'hosts', 128) };
+const LEARNED_HOST = { id: fieldOffset('mg_learned_host', 'host_id', 4), ttl: fieldOffset('mg_learned_host', 'ttl_s', 4), learned: fieldOffset('mg_learned_host', 'learned_ns', 8), expires: fieldOffset('mg_learned_host', 'expires_ns', 8), hash: fieldOffset('mg_learned_host', 'name_hash', 8) };
 const LEARNED_HOST_SIZE = size('mg_learned_host');
 
 export function encodeLearnedKey(namespaceId: number, address: string): Buffer {
   const key = Buffer.alloc(size('mg_learned_key'));
-  key.writeUInt32LE(namespaceId, LK.ns);
-  Buffer.from(parsePrefix(address).bytes).copy(key, LK.addr);
+  key.writeUInt32LE(namespaceId, LEARNED_KEY.ns);
+  Buffer.from(parsePrefix(address).bytes).copy(key, LEARNED_KEY.addr);
   return key;
 }
 
 export function decodeLearned(key: Buffer, value: Buffer): LearnedAddress {
   const hosts: LearnedHost[] = [];
   for (let i = 0; i < DNS_LIMITS.MG_DNS_LEARNED_HOSTS; i++) {
-    const at = LV.hosts + i * LEARNED_HOST_SIZE;
-    const hostId = value.readUInt32LE(at + LH.id);
+    const at = LEARNED_VALUE.hosts + i * LEARNED_HOST_SIZE;
+    const hostId = value.readUInt32LE(at + LEARNED_HOST.id);
     if (!hostId) continue;
     hosts.push({
       hostId,
-      ttlS: value.readUInt32LE(at + LH.ttl),
-      learnedNs: value.readBigUInt64LE(at + LH.learned),
-      expiresNs: value.readBigUInt64LE(at + LH.expires),
-      nameHash: value.readBigUInt64LE(at + LH.hash),
+      ttlS: value.readUInt32LE(at + LEARNED_HOST.ttl),
+      learnedNs: value.readBigUInt64LE(at + LEARNED_HOST.learned),
+      expiresNs: value.readBigUInt64LE(at + LEARNED_HOST.expires),
+      nameHash: value.readBigUInt64LE(at + LEARNED_HOST.hash),
     });
   }
-  return { namespaceId: key.readUInt32LE(LK.ns), address: Uint8Array.from(key.subarray(LK.addr, LK.addr + 16)), hosts };
+  return { namespaceId: key.readUInt32LE(LEARNED_KEY.ns), address: Uint8Array.from(key.subarray(LEARNED_KEY.addr, LEARNED_KEY.addr + 16)), hosts };
 }
 
-const NV = { len: field('mg_dns_name', 'len'), name: field('mg_dns_name', 'name') };
+const NAME_VALUE = { len: fieldOffset('mg_dns_name', 'len', 4), name: fieldOffset('mg_dns_name', 'name', 256) };
 
 export function encodeNameKey(hash: bigint): Buffer {
   const b = Buffer.alloc(8);
@@ -198,8 +194,8 @@ export function encodeNameKey(hash: bigint): Buffer {
 }
 
 export function decodeDnsName(value: Buffer): string {
-  const len = Math.min(value.readUInt32LE(NV.len), DNS_LIMITS.MG_DNS_NAME_MAX);
-  return nameFromWire(value.subarray(NV.name, NV.name + len));
+  const len = Math.min(value.readUInt32LE(NAME_VALUE.len), DNS_LIMITS.MG_DNS_NAME_MAX);
+  return nameFromWire(value.subarray(NAME_VALUE.name, NAME_VALUE.name + len));
 }
 
 /** Display text of an allowlisted host, stored in mg_labels; its id is the host id. */

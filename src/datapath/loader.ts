@@ -18,6 +18,7 @@ import { MeshgateError } from '../errors.js';
 import { MapHandle } from './maps.js';
 import { inspectPin, namedAs } from './pinnedObject.js';
 import { cgroupId, cgroupLevel } from '../node/cgroup.js';
+import { fieldOffset } from './abiFields.js';
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/meshgate';
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -103,6 +104,13 @@ export function flowsMapSize(flowsMax: number | undefined): number {
   return flowsMax === 0 ? FLOWS_OFF_SIZE : flowsMax;
 }
 
+/** struct bpf_map_info from the BTF (bpf/abi.bpf.c): what the kernel says of a pinned map. */
+export const MAP_INFO = {
+  keySize: fieldOffset('bpf_map_info', 'key_size', 4),
+  valueSize: fieldOffset('bpf_map_info', 'value_size', 4),
+  maxEntries: fieldOffset('bpf_map_info', 'max_entries', 4),
+};
+
 /** max_entries of a pinned map, or null when nothing is pinned there. */
 export function pinnedMaxEntries(pin: string): number | null {
   if (!existsSync(pin)) return null;
@@ -110,7 +118,7 @@ export function pinnedMaxEntries(pin: string): number | null {
   try {
     const info = Buffer.alloc(STRUCTS.bpf_map_info.size);
     libbpf.objGetInfo(fd, info, pin);
-    return info.readUInt32LE(STRUCTS.bpf_map_info.fields.max_entries.offset);
+    return info.readUInt32LE(MAP_INFO.maxEntries);
   } finally {
     libbpf.close(fd);
   }
@@ -278,15 +286,20 @@ export interface LinkInfo {
 }
 
 // struct bpf_link_info from the BTF (bpf/abi.bpf.c): id, prog_id, and the cgroup variant of its union.
-const LINK_INFO = STRUCTS.bpf_link_info.fields;
+const LINK_INFO = {
+  id: fieldOffset('bpf_link_info', 'id', 4),
+  progId: fieldOffset('bpf_link_info', 'prog_id', 4),
+  cgroupId: fieldOffset('bpf_link_info', 'cgroup.cgroup_id', 8),
+  attachType: fieldOffset('bpf_link_info', 'cgroup.attach_type', 4),
+};
 export function linkInfo(fd: number, what: string): LinkInfo {
   const info = Buffer.alloc(STRUCTS.bpf_link_info.size);
   libbpf.objGetInfo(fd, info, what);
   return {
-    id: info.readUInt32LE(LINK_INFO.id.offset),
-    progId: info.readUInt32LE(LINK_INFO.prog_id.offset),
-    cgroupId: info.readBigUInt64LE(LINK_INFO['cgroup.cgroup_id'].offset),
-    attachType: info.readUInt32LE(LINK_INFO['cgroup.attach_type'].offset),
+    id: info.readUInt32LE(LINK_INFO.id),
+    progId: info.readUInt32LE(LINK_INFO.progId),
+    cgroupId: info.readBigUInt64LE(LINK_INFO.cgroupId),
+    attachType: info.readUInt32LE(LINK_INFO.attachType),
   };
 }
 

@@ -12,7 +12,7 @@ import {
 } from './codec.js';
 import { MeshgateError } from '../errors.js';
 import { parseLabel, type ParsedLabel } from './labels.js';
-import { ABI_HASH, pinLayout, pinnedMaxEntries, type Maps } from './loader.js';
+import { ABI_HASH, MAP_INFO, pinLayout, pinnedMaxEntries, type Maps } from './loader.js';
 import { MapHandle } from './maps.js';
 
 /** Every map of the current ABI, opened from its pin; sizes as the kernel reports them. */
@@ -27,8 +27,7 @@ export function openPinnedMaps(pinDir: string): { maps: Maps; close(): void } {
     fds.push(fd);
     const info = Buffer.alloc(STRUCTS.bpf_map_info.size);
     libbpf.objGetInfo(fd, info, name);
-    const { key_size: key, value_size: value } = STRUCTS.bpf_map_info.fields;
-    return [name, new MapHandle(name, fd, { keySize: info.readUInt32LE(key.offset), valueSize: info.readUInt32LE(value.offset) })];
+    return [name, new MapHandle(name, fd, { keySize: info.readUInt32LE(MAP_INFO.keySize), valueSize: info.readUInt32LE(MAP_INFO.valueSize) })];
   })) as unknown as Maps;
   return { maps, close: () => fds.forEach((fd) => libbpf.close(fd)) };
 }

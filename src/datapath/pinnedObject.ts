@@ -3,6 +3,8 @@
 // unlinks only objects whose type and name are meshgate's.
 import { readFileSync } from 'node:fs';
 import { libbpf } from '../../native/libbpf.js';
+import { STRUCTS } from './abi.generated.js';
+import { fieldOffset } from './abiFields.js';
 
 export interface PinnedObject {
   readonly type: 'map' | 'link' | 'prog' | 'unknown';
@@ -10,13 +12,13 @@ export interface PinnedObject {
   readonly name: string | null;
 }
 
-// include/uapi/linux/bpf.h: BPF_OBJ_NAME_LEN, and where `name` sits in struct bpf_map_info
-// (after type, id, key_size, value_size, max_entries, map_flags) and struct bpf_prog_info.
+// BPF_OBJ_NAME_LEN (include/uapi/linux/bpf.h), checked against the width of the name fields;
+// where `name` sits in struct bpf_map_info and struct bpf_prog_info comes from the BTF (bpf/abi.bpf.c).
 const OBJ_NAME_LEN = 16;
-const MAP_INFO_NAME = 24;
-const PROG_INFO_NAME = 64;
-const PROG_INFO_SIZE = 232;
-const MAP_INFO_SIZE = 88;
+const MAP_INFO_NAME = fieldOffset('bpf_map_info', 'name', OBJ_NAME_LEN);
+const PROG_INFO_NAME = fieldOffset('bpf_prog_info', 'name', OBJ_NAME_LEN);
+const PROG_INFO_SIZE = STRUCTS.bpf_prog_info.size;
+const MAP_INFO_SIZE = STRUCTS.bpf_map_info.size;
 
 const cString = (b: Buffer, at: number): string => {
   const end = b.indexOf(0, at);
