@@ -387,6 +387,8 @@ export function encodeTrace(eventMask: number, untilNs: bigint): Buffer {
   b.writeBigUInt64LE(untilNs, TRACE.untilNs);
   return b;
 }
+export const decodeTrace = (b: Buffer): { eventMask: number; untilNs: bigint } =>
+  ({ eventMask: b.readUInt32LE(TRACE.eventMask), untilNs: b.readBigUInt64LE(TRACE.untilNs) });
 
 export interface KernelCgroup {
   readonly kind: number;

@@ -3,7 +3,7 @@
 // the live pinned maps with the kernel's own LPM lookups (DECISION_STEPS).
 import ipaddr from 'ipaddr.js';
 import {
-  CGROUP_FLAG, IPPROTO_TCP, IPPROTO_UDP, decodeTrieKey, formatAddress, formatPrefix, protoName,
+  CGROUP_FLAG, IPPROTO_TCP, IPPROTO_UDP, decodeTrieKey, decodeTrieValue, formatAddress, formatPrefix, protoName,
   trieLookupKey, decodeNamespace, encodeNamespaceKey, encodePortKey, type TableName, type VerdictName,
 } from '../datapath/codec.js';
 import { ENUMS } from '../datapath/abi.generated.js';
@@ -152,7 +152,7 @@ export class Explainer {
     return {
       trie: (table, proto, port, namespaceId, address) => {
         const raw = maps.mg_policy_trie.lookup(trieLookupKey({ slot, table, proto, port, namespaceId }, address));
-        return raw ? { map: 'mg_policy_trie', table, labelId: raw.readUInt32LE(0) } : null;
+        return raw ? { map: 'mg_policy_trie', table, labelId: decodeTrieValue(raw).labelId } : null;
       },
       excludedPort: (port) => maps.mg_excluded_ports.lookup(encodePortKey(slot, port)) !== null,
       namespaceAction: (namespaceId) => {

@@ -4,7 +4,7 @@
 // compiled parts put in place of the live ones. Nothing here writes to the kernel.
 import type { BlockedEgressAction, GlobalConfig } from '../config/index.js';
 import {
-  BLOCKED_ACTION_IDS, CONFIG_FLAG, decodeNamespace, decodeNamespaceKey, decodePortKey, decodeTrieKey, formatPrefix,
+  BLOCKED_ACTION_IDS, CONFIG_FLAG, decodeNamespace, decodeNamespaceKey, decodePortKey, decodeTrieKey, decodeTrieValue, formatPrefix,
   parsePrefix, protoNumber, type KernelConfig, type TableName,
 } from '../datapath/codec.js';
 import type { DesiredState } from '../datapath/desired.js';
@@ -78,7 +78,7 @@ export function livePolicy(pins: Pins): ModelSource {
   for (const [kb, vb] of pins.maps.mg_policy_trie.entries()) {
     const k = decodeTrieKey(kb);
     if (k.slot !== slot) continue;
-    const labelId = vb.readUInt32LE(0);
+    const labelId = decodeTrieValue(vb).labelId;
     entries.push({
       table: k.table, proto: k.proto, port: k.port,
       namespace: k.namespaceId ? pins.namespaceName(k.namespaceId) : '',

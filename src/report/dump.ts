@@ -3,7 +3,7 @@
 import {
   CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, EVENT_STAT, VERDICT_NAMES, blockedActionName, decodeCgroup, decodeConfig, decodeLabel,
   decodeNamespace, decodeNamespaceKey, decodePortKey,
-  decodeState, decodeTrieKey, encodeU32, formatPrefix, protoName,
+  decodeState, decodeTrieKey, decodeTrieValue, encodeU32, formatPrefix, protoName,
 } from '../datapath/codec.js';
 import { readVerdictCounters } from '../datapath/counters.js';
 import type { Maps } from '../datapath/loader.js';
@@ -83,7 +83,7 @@ export function dumpMaps(maps: Maps): Dump {
     else if (k.table === 'exclude') exclude.push(cidr);
     else {
       const ns = k.namespaceId === 0 ? '' : (label(k.namespaceId)?.namespace ?? `#${k.namespaceId}`);
-      const entry = label(vb.readUInt32LE(0));
+      const entry = label(decodeTrieValue(vb).labelId);
       const name = entry?.name ?? '(unnamed)';
       const entries = allow.get(ns) ?? allow.set(ns, new Map()).get(ns)!;
       const dests = entries.get(name) ?? entries.set(name, new Map()).get(name)!;

@@ -1,7 +1,7 @@
 // `meshgate dump learned`: the addresses hostnames stand for right now, from
 // both sources: learned by the kernel from pods' own DNS answers (mg_learned),
 // and resolved by the agent itself (the trie's entries that carry a host).
-import { decodeTrieKey, formatPrefix } from '../datapath/codec.js';
+import { decodeTrieKey, decodeTrieValue, formatPrefix } from '../datapath/codec.js';
 import { readDnsStats, readLearned } from '../datapath/dnsLearned.js';
 import type { Maps } from '../datapath/loader.js';
 import type { ParsedLabel } from '../datapath/labels.js';
@@ -31,7 +31,7 @@ export function dumpLearned(maps: Maps, slot: number, label: (id: number) => Par
   for (const [kb, vb] of maps.mg_policy_trie.entries()) {
     const k = decodeTrieKey(kb);
     if (k.slot !== slot || k.table !== 'allow') continue;
-    const entry = label(vb.readUInt32LE(0));
+    const entry = label(decodeTrieValue(vb).labelId);
     if (!entry?.host) continue;
     const namespace = k.namespaceId === 0 ? '' : (label(k.namespaceId)?.namespace ?? `#${k.namespaceId}`);
     const cidr = formatPrefix(k.prefix.bytes, k.prefix.bits);

@@ -6,7 +6,7 @@
 // TRACE_LEASE_NS. Rate-limited and ring-full drops are read from
 // mg_event_stats and reported as they happen.
 import {
-  EVENT_STAT, HOOK, RULE_NAMES, VERDICT_NAMES, encodeTrace, encodeU32, formatAddress, protoName,
+  EVENT_STAT, HOOK, RULE_NAMES, VERDICT_NAMES, decodeTrace, encodeTrace, encodeU32, formatAddress, protoName,
   type KernelEvent, type VerdictName,
 } from '../datapath/codec.js';
 import { EventReader } from '../datapath/events.js';
@@ -92,7 +92,8 @@ export class TraceStream {
     const now = this.now();
     let mask = verdictMask(this.opts.verdicts);
     const current = map.lookup(encodeU32(0));
-    if (current && this.lastWritten && !current.equals(this.lastWritten) && current.readBigUInt64LE(8) > now) mask |= current.readUInt32LE(0);
+    const other = current && this.lastWritten && !current.equals(this.lastWritten) ? decodeTrace(current) : null;
+    if (other && other.untilNs > now) mask |= other.eventMask;
     const value = encodeTrace(mask, now + TRACE_LEASE_NS);
     map.update(encodeU32(0), value);
     this.lastWritten = value;
