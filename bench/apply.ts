@@ -7,6 +7,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AllowlistEntry, GlobalConfig } from '../src/config/index.js';
 import { allowlistFromText, globalFromText } from '../src/agent/fileSources.js';
+import { CidrListMemo } from '../src/config/cidrListMemo.js';
 import { TRIE_KEY_SIZE, TRIE_VALUE_SIZE, encodeTrieKey, encodeTrieValue, parsePrefix } from '../src/datapath/codec.js';
 import { Datapath, type ApplyResult } from '../src/datapath/datapath.js';
 import type { DesiredState } from '../src/datapath/desired.js';
@@ -63,9 +64,9 @@ const time = <T>(fn: () => T): [T, number] => {
   return [value, performance.now() - t0];
 };
 
-function parse(text: string): { global: GlobalConfig; readYamlMs: number; parseGlobalMs: number } {
-  // The standalone agent's own path for a --config-file (YAML read and validation together).
-  const [result, ms] = time(() => globalFromText(text, 'osm-config.yaml'));
+function parse(text: string, memo?: CidrListMemo): { global: GlobalConfig; readYamlMs: number; parseGlobalMs: number } {
+  // The standalone agent's own path for a --config-file (YAML read and validation together, with the agent's memo of long lists).
+  const [result, ms] = time(() => globalFromText(text, 'osm-config.yaml', memo));
   if (!result.ok) throw new Error(`generated config rejected: ${result.errors[0]?.message}`);
   return { global: result.value, readYamlMs: ms, parseGlobalMs: 0 };
 }
@@ -88,9 +89,9 @@ function phaseTimes(samples: readonly Sample[]): PhaseTimes {
 }
 
 /** One global config text through parse, compile and apply on `dp` (opened by `open` when null), with the allowlists as parsed. */
-function pipeline(text: string, allow: { allowlists: Map<string, readonly AllowlistEntry[]>; ms: number }, compiler: PolicyCompiler, pods: PodInput[], dp: Datapath | null, open: () => Datapath): { sample: Sample; dp: Datapath; result: ApplyResult } {
+function pipeline(text: string, allow: { allowlists: Map<string, readonly AllowlistEntry[]>; ms: number }, compiler: PolicyCompiler, memo: CidrListMemo, pods: PodInput[], dp: Datapath | null, open: () => Datapath): { sample: Sample; dp: Datapath; result: ApplyResult } {
   const t0 = performance.now();
-  const { global, readYamlMs, parseGlobalMs } = parse(text);
+  const { global, readYamlMs, parseGlobalMs } = parse(text, memo);
   const [state, compileMs] = time(() => compiler.compile({ global, allowlists: allow.allowlists, resolved: new Map(), pods }));
   let openMs = 0;
   if (!dp) [dp, openMs] = time(open);
@@ -161,17 +162,18 @@ export function benchApply(sb: BenchSandbox, o: ApplyOptions): ApplyResultSummar
   for (let rep = 0; rep < o.reps; rep++) {
     const pinDir = sb.pinDir(`apply${rep}`);
     const compiler = new PolicyCompiler();
+    const memo = new CidrListMemo(); // the agent's, kept with its compiler
     const open = () => Datapath.open({ pinDir, cgroupWalkStart: cgroupLevel(pod) });
     const allow = parseAllowlists(base.allowlists);
-    const first = pipeline(base.globalText, allow, compiler, pods, null, open);
+    const first = pipeline(base.globalText, allow, compiler, memo, pods, null, open);
     const dp = first.dp;
     const parsed = { ...unchanged, allowlists: allow.allowlists }; // later changes edit the global object only
     try {
       if (first.result.trieUpserts < o.entries) throw new Error(`cold apply wrote ${first.result.trieUpserts} entries, expected ${o.entries}`);
       cold.push(first.sample);
-      const next = pipeline(policyObjects(o.entries, variant++).globalText, parsed, compiler, pods, dp, open);
+      const next = pipeline(policyObjects(o.entries, variant++).globalText, parsed, compiler, memo, pods, dp, open);
       firstChange.push(next.sample);
-      for (let c = 0; c < o.changes; c++) change.push(pipeline(policyObjects(o.entries, variant++).globalText, parsed, compiler, pods, dp, open).sample);
+      for (let c = 0; c < o.changes; c++) change.push(pipeline(policyObjects(o.entries, variant++).globalText, parsed, compiler, memo, pods, dp, open).sample);
     } finally {
       dp.close();
     }

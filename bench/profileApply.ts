@@ -6,6 +6,7 @@
 // --change profiles a one-entry change to a full map instead of a cold apply.
 import { Session } from 'node:inspector/promises';
 import { allowlistFromText, globalFromText } from '../src/agent/fileSources.js';
+import { CidrListMemo } from '../src/config/cidrListMemo.js';
 import type { AllowlistEntry } from '../src/config/index.js';
 import { Datapath } from '../src/datapath/datapath.js';
 import { PolicyCompiler } from '../src/policy/compile.js';
@@ -47,6 +48,7 @@ async function main(): Promise<void> {
     sb.onCleanup(() => dp.close());
     const compiler = new PolicyCompiler();
     const allowlists = new Map<string, readonly AllowlistEntry[]>();
+    const memo = new CidrListMemo(); // the agent's, kept with its compiler
     const run = (variant: number) => {
       const times: Record<string, number> = {};
       let t = performance.now();
@@ -62,7 +64,7 @@ async function main(): Promise<void> {
         allowlists.set('bench', parsed.flatMap((r) => (r.ok ? r.value.entries : [])));
         lap('allowlistFromText');
       }
-      const parsed = globalFromText(objects.globalText, 'osm-config.yaml');
+      const parsed = globalFromText(objects.globalText, 'osm-config.yaml', memo);
       lap('globalFromText');
       if (!parsed.ok) throw new Error(parsed.errors[0]?.message);
       const state = compiler.compile({ global: parsed.value, allowlists, resolved: new Map(), pods: [] });

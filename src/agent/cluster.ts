@@ -9,8 +9,9 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import {
-  ALLOWLIST_LABEL, GLOBAL_KEYS, describeObject, parseGlobalConfig, type GlobalConfig, type ObjectRef,
+  ALLOWLIST_LABEL, DEFAULT_LIMITS, GLOBAL_KEYS, describeObject, parseGlobalConfig, type GlobalConfig, type ObjectRef,
 } from '../config/index.js';
+import { CidrListMemo } from '../config/cidrListMemo.js';
 import type { HostResolverOptions } from '../dns/hostResolver.js';
 import { KubeClient, loadKubeConnection } from '../kube/client.js';
 import { EventRecorder } from '../kube/events.js';
@@ -87,12 +88,14 @@ export class ClusterAgent {
     if (opts.seed.egress !== undefined) seed.egress = String(opts.seed.egress);
     if (opts.seed.meshCidrs.length) seed.mesh_cidr_ranges = opts.seed.meshCidrs.join(',');
     this.seed = seed;
+    // The previous parse of each long CIDR list, so a one-entry edit re-reads only what changed.
+    const cidrMemo = new CidrListMemo();
     this.store = new LastGoodStore({
       // The flags seed only keys the ConfigMap leaves out; a ConfigMap with no meshgate key at all is still refused.
       global: (raw, ref) => {
         const data = 'data' in raw ? raw.data : {};
         const own: readonly string[] = GLOBAL_KEYS;
-        return parseGlobalConfig(Object.keys(data).some((k) => own.includes(k)) ? { ...seed, ...data } : data, ref);
+        return parseGlobalConfig(Object.keys(data).some((k) => own.includes(k)) ? { ...seed, ...data } : data, ref, DEFAULT_LIMITS, cidrMemo);
       },
       allowlist: (raw, ref) => allowlistObjectFromData('data' in raw ? raw.data : {}, ref),
     });

@@ -7,6 +7,7 @@ import {
   DEFAULT_LIMITS, MAX_OBJECT_BYTES, type ConfigDocument, allowlistAction, checkNamespaceObjects, describeObject, parseAllowlist, parseGlobalConfig,
   readConfigDocuments, type AllowlistEntry, type BlockedEgressAction, type ConfigIssue, type GlobalConfig, type ObjectRef, type ParseResult,
 } from '../config/index.js';
+import type { CidrListMemo } from '../config/cidrListMemo.js';
 import { capIssues, makeIssue } from '../config/issues.js';
 
 export interface FileReading<T> {
@@ -101,20 +102,20 @@ function globalDocument(path: string, docs: readonly ConfigDocument[]): ParseRes
   return { ok: true, value: wanted[0]!, warnings: [] };
 }
 
-const parseGlobalDocument = (doc: ConfigDocument): ParseResult<GlobalConfig> => parseGlobalConfig(doc.data, doc.ref, DEFAULT_LIMITS);
+const parseGlobalDocument = (doc: ConfigDocument, memo?: CidrListMemo): ParseResult<GlobalConfig> => parseGlobalConfig(doc.data, doc.ref, DEFAULT_LIMITS, memo);
 
 // A document read as an allowlist whose data has neither `egress` nor `blocked_egress_action` is taken as the list itself.
 const allowlistData = (data: ConfigDocument['data']): ConfigDocument['data'] => ('egress' in data || 'blocked_egress_action' in data ? data : { egress: data });
 const parseAllowlistDocument = ({ data, ref }: ConfigDocument): ParseResult<readonly AllowlistEntry[]> =>
   parseAllowlist(allowlistData(data), ref, DEFAULT_LIMITS);
 
-/** The global config of a --config-file's text. */
-export function globalFromText(text: string, path: string): ParseResult<GlobalConfig> {
+/** The global config of a --config-file's text (with the agent's memo, long CIDR lists are re-read only where they changed). */
+export function globalFromText(text: string, path: string, memo?: CidrListMemo): ParseResult<GlobalConfig> {
   const docs = textDocuments(text, path);
   if (!docs.ok) return docs;
   const doc = globalDocument(path, docs.value);
   // A ConfigMap manifest keeps its own name in every message.
-  return doc.ok ? parseGlobalDocument(doc.value) : doc;
+  return doc.ok ? parseGlobalDocument(doc.value, memo) : doc;
 }
 
 /** The entries (and blocked_egress_action) of an --allowlist-file's text. */

@@ -3,6 +3,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { CidrListMemo } from '../config/cidrListMemo.js';
 import type { ObjectRef } from '../config/index.js';
 import { cgroupId, cgroupLevel } from '../node/cgroup.js';
 import { AgentCore, type CoreOptions } from './core.js';
@@ -24,9 +25,11 @@ export class StandaloneAgent {
   private readonly core: AgentCore;
   private readonly log: Logger;
   private watchers: FSWatcher[] = [];
+  /** The previous parse of each long CIDR list, so a one-entry edit re-reads only what changed. */
+  private readonly cidrMemo = new CidrListMemo();
   /** Every file's hash, parse and last good content; persisted with the pins, so a restart starts from it. */
   private readonly store = new LastGoodStore({
-    global: (raw, ref) => globalFromText('text' in raw ? raw.text : '', ref.path ?? ref.name),
+    global: (raw, ref) => globalFromText('text' in raw ? raw.text : '', ref.path ?? ref.name, this.cidrMemo),
     allowlist: (raw, ref) => allowlistFromText('text' in raw ? raw.text : '', ref.path ?? ref.name),
   });
   private readonly persistence: LastGoodPersistence;

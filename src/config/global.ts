@@ -1,6 +1,7 @@
 // The global ConfigMap (SPEC §1.1), OSM-compatible keys. Rejected as a whole on any error.
 import { collectAllowlistEntries, countAllowlistPairs, readYamlList } from './allowlist.js';
-import { normaliseCidrTexts } from './cidr.js';
+import { type CidrListIssue, normaliseCidrTexts } from './cidr.js';
+import type { CidrListMemo } from './cidrListMemo.js';
 import type { ConfigIssueCode } from './codes.js';
 import { IssueCollector, isPlainMap, parseSafely } from './issues.js';
 import { checkHasMeshgateKey, checkObjectSize } from './objectBounds.js';
@@ -50,6 +51,7 @@ class GlobalReader {
     readonly ref: ObjectRef,
     readonly limits: ConfigLimits,
     readonly issues: IssueCollector,
+    readonly memo: CidrListMemo | undefined,
   ) {}
 
   scalar<T>(key: string, code: ConfigIssueCode, read: (value: unknown) => Read<T>, fallback: T): T {
@@ -62,15 +64,17 @@ class GlobalReader {
 
   /** The items as written (for "is it empty") and the normalised CIDRs. */
   cidrs(key: string): { written: number; cidrs: string[] } {
-    const items = this.items(key);
+    const id = `${this.ref.kind}/${this.ref.namespace ?? ''}/${this.ref.name} ${key}`;
+    const items = this.memo?.items(id, this.data[key]) ?? this.items(key);
     if (items === undefined) return { written: 0, cidrs: [] };
     if (items.length > this.limits.maxPolicyEntries) {
       this.tooMany(key, `holds ${items.length} CIDRs, more than the limit of ${this.limits.maxPolicyEntries} policy entries per object`);
       return { written: items.length, cidrs: [] };
     }
-    const cidrs = normaliseCidrTexts(items, (issue) => {
+    const onIssue = (issue: CidrListIssue): void => {
       this.issues.add(issue.code, { ref: this.ref, key, entryIndex: issue.index, noun: 'item' }, { value: issue.value, reason: issue.reason });
-    });
+    };
+    const cidrs = this.memo ? this.memo.normalise(id, items, onIssue) : normaliseCidrTexts(items, onIssue);
     return { written: items.length, cidrs };
   }
 
@@ -167,9 +171,11 @@ function readGlobalConfig(reader: GlobalReader): GlobalConfig {
 
 /**
  * The global config from ConfigMap data (strings) or a plain YAML file (scalars and lists
- * accepted too). Every error is collected; any error rejects the whole object.
+ * accepted too). Every error is collected; any error rejects the whole object. With a memo
+ * (one per agent), long CIDR lists are normalised from their previous parse when only a few
+ * items changed; the result is the same.
  */
-export function parseGlobalConfig(data: Readonly<Record<string, unknown>>, ref: ObjectRef, limits: ConfigLimits = DEFAULT_LIMITS): ParseResult<GlobalConfig> {
+export function parseGlobalConfig(data: Readonly<Record<string, unknown>>, ref: ObjectRef, limits: ConfigLimits = DEFAULT_LIMITS, memo?: CidrListMemo): ParseResult<GlobalConfig> {
   return parseSafely(ref, '', () => {
     const issues = new IssueCollector();
     if (!isPlainMap(data)) {
@@ -177,6 +183,6 @@ export function parseGlobalConfig(data: Readonly<Record<string, unknown>>, ref: 
       return issues.rejected<GlobalConfig>();
     }
     if (!checkObjectSize(data, ref, issues) || !checkHasMeshgateKey(data, GLOBAL_KEYS, ref, issues)) return issues.rejected<GlobalConfig>();
-    return issues.result(readGlobalConfig(new GlobalReader(data, ref, limits, issues)));
+    return issues.result(readGlobalConfig(new GlobalReader(data, ref, limits, issues, memo)));
   });
 }

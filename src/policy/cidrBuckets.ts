@@ -4,6 +4,7 @@
 // change to a 100,000-entry list is a diff of the two sorted lists and a new
 // group for the one bucket it touches, and the datapath diffs only that
 // bucket. Groups hold the CIDR texts themselves (CidrGroup), no entry objects.
+import { cidrListDelta } from '../config/cidrListMemo.js';
 import { compareCidrTexts } from '../config/cidrNumeric.js';
 import type { DesiredGroup, DesiredTrieEntry } from '../datapath/desired.js';
 
@@ -109,7 +110,10 @@ export class CidrLists {
     const n = bucketCount(cidrs.length);
     const previous = cached && cached.table === table && cached.buckets.length === n ? cached : undefined;
     let buckets: Array<readonly string[]>;
-    const diff = previous ? diffSortedLists(previous.cidrs, cidrs, MAX_INCREMENTAL_CHANGES) : null;
+    // A list the parser made incrementally from the previous one says what changed; other lists are diffed.
+    const delta = cidrListDelta(cidrs);
+    const known = delta && previous && delta.previous === previous.cidrs && delta.removed.length + delta.added.length <= MAX_INCREMENTAL_CHANGES ? delta : undefined;
+    const diff = previous ? known ?? diffSortedLists(previous.cidrs, cidrs, MAX_INCREMENTAL_CHANGES) : null;
     if (previous && diff) {
       buckets = [...previous.buckets];
       const removed = new Set(diff.removed);
