@@ -5,8 +5,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { REPO_ROOT } from '../helpers/sandbox.js';
 
-test('TypeScript file names under src, native and test/unit are camelCase', () => {
-  const names = ['src', 'native', 'test/unit'].flatMap((dir) =>
+test('TypeScript file names under src, native, test and bench are camelCase', () => {
+  const names = ['src', 'native', 'test', 'bench'].flatMap((dir) =>
     readdirSync(path.join(REPO_ROOT, dir), { recursive: true, withFileTypes: true })
       .filter((d) => d.isFile() && d.name.endsWith('.ts'))
       .map((d) => path.relative(REPO_ROOT, path.join(d.parentPath, d.name))));
