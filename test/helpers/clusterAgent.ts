@@ -27,6 +27,13 @@ export function startClusterAgent(node: FakeNode, kubeconfig: string): AgentProc
   return { child, log: () => log, port, exited, metrics: async () => (await fetch(`http://127.0.0.1:${port()}/metrics`)).text() };
 }
 
+/** Kills the agent (by its PID) and waits for it to exit; nothing when it was never started. */
+export async function killClusterAgent(agent: AgentProcess | null): Promise<void> {
+  if (!agent) return;
+  agent.child.kill('SIGKILL');
+  await agent.exited;
+}
+
 export const osmConfig = (data: Record<string, string>): KubeObject => ({
   apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'osm-config', namespace: 'osm-system' }, data,
 } as unknown as KubeObject);

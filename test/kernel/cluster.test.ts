@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createFakeNode, API_ADDR, FORBIDDEN_ADDR, MESH_ADDR, type FakeNode, type FakePod } from '../helpers/fakeNode.js';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../helpers/kubeApiServer.js';
-import { allowlistConfigMap, osmConfig, startClusterAgent, type AgentProcess } from '../helpers/clusterAgent.js';
+import { allowlistConfigMap, osmConfig, killClusterAgent, startClusterAgent, type AgentProcess } from '../helpers/clusterAgent.js';
 import { classify } from '../helpers/kernelFixture.js';
 import { requireRoot, until } from '../helpers/sandbox.js';
 import { openPinnedMaps } from '../../src/datapath/pinned.js';
@@ -159,8 +159,7 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
   });
 
   test('an agent restarted while the ConfigMap is invalid applies its persisted last good config and still maps new pods', async () => {
-    agent!.child.kill('SIGKILL');
-    await agent!.exited;
+    await killClusterAgent(agent);
     agent = startClusterAgent(node, kubeconfig);
     await until('the restarted agent to apply the last good policy', () => agent!.log().includes('"policy applied"'));
     assert.match(await metrics(), /meshgate_config_valid\{configmap="ConfigMap osm-system\/osm-config"\} 0/);
@@ -218,8 +217,7 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
     traffic.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const finished = new Promise<void>((resolve) => traffic.on('exit', () => resolve()));
     await new Promise((r) => setTimeout(r, 200));
-    agent!.child.kill('SIGKILL');
-    await agent!.exited;
+    await killClusterAgent(agent);
     agent = startClusterAgent(node, kubeconfig);
     await until('the restarted agent to apply', () => agent!.log().includes('"policy applied"'));
     assert.match(agent.log(), /"adopted":true/);

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { MESHGATE, osmConfig, startClusterAgent, type AgentProcess } from '../helpers/clusterAgent.js';
+import { MESHGATE, osmConfig, killClusterAgent, startClusterAgent, type AgentProcess } from '../helpers/clusterAgent.js';
 import { createFakeNode, API_ADDR, FORBIDDEN_ADDR, type FakeNode, type FakePod } from '../helpers/fakeNode.js';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../helpers/kubeApiServer.js';
 import { requireRoot, until } from '../helpers/sandbox.js';
@@ -52,8 +52,7 @@ describe('cluster agent: a namespace in audit mode', { skip: skip ?? false }, ()
     await until('the first apply', () => agent!.log().includes('"policy applied"'));
   });
   after(async () => {
-    if (agent) agent.child.kill('SIGKILL');
-    await agent?.exited;
+    await killClusterAgent(agent);
     await api?.stop();
     node?.cleanup();
     if (dir) rmSync(dir, { recursive: true, force: true });

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { allowlistConfigMap, MESHGATE, osmConfig, startClusterAgent, type AgentProcess } from '../helpers/clusterAgent.js';
+import { allowlistConfigMap, MESHGATE, osmConfig, killClusterAgent, startClusterAgent, type AgentProcess } from '../helpers/clusterAgent.js';
 import { createFakeNode, API_ADDR, FORBIDDEN_ADDR, MESH_ADDR, type FakeNode, type FakePod } from '../helpers/fakeNode.js';
 import { classify } from '../helpers/kernelFixture.js';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../helpers/kubeApiServer.js';
@@ -38,8 +38,7 @@ describe('cluster agent: per-object last good survives restarts', { skip: skip ?
     new RegExp(`meshgate_config_valid\\{configmap="ConfigMap ${object}"\\} (\\d)`).exec(await agent!.metrics())?.[1];
 
   async function restart(): Promise<void> {
-    agent!.child.kill('SIGKILL');
-    await agent!.exited;
+    await killClusterAgent(agent);
     agent = startClusterAgent(node, kubeconfig);
     await until('the restarted agent to apply', () => agent!.log().includes('"policy applied"'));
   }
@@ -58,8 +57,7 @@ describe('cluster agent: per-object last good survives restarts', { skip: skip ?
     await until('the first apply', () => agent!.log().includes('"policy applied"'));
   });
   after(async () => {
-    if (agent) agent.child.kill('SIGKILL');
-    await agent?.exited;
+    await killClusterAgent(agent);
     await api?.stop();
     node?.cleanup();
     rmSync(dir, { recursive: true, force: true });
