@@ -2,7 +2,7 @@
 // server on loopback: the resolved address passes, a changed answer moves the allowance with
 // no restart, and a silent DNS server leaves the last addresses in force for the grace period.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { startDnsServer, type DnsTestServer } from '../helpers/dnsServer.js';
 import { createPod, type PodFixture } from '../helpers/kernelFixture.js';
 import { REPO_ROOT, requireRoot, until as waitUntil } from '../helpers/sandbox.js';
+import { killAndWait, startDnsAgent } from '../helpers/standaloneAgent.js';
 
 const skip = requireRoot();
 if (skip) console.log(`# SKIP standalone agent hostname tests: ${skip}`);
@@ -50,22 +51,12 @@ describe('standalone agent with a hostname allowlist entry', { skip: skip ?? fal
     const allowlistFile = path.join(dir, 'egress.yaml');
     writeFileSync(configFile, CONFIG);
     writeFileSync(allowlistFile, ALLOWLIST);
-    agent = spawn(process.execPath, [
-      path.join(REPO_ROOT, 'bin/meshgate.js'), 'agent', '--config-file', configFile, '--allowlist-file', allowlistFile,
-      '--cgroup', pod.sb.cgroup, '--proxy-cgroup', pod.proxy, '--pin-dir', pod.sb.pinDir, '--namespace', 'shop', '--listen', '127.0.0.1:0',
-      '--dns-server', `127.0.0.1:${dns.port}`, '--dns-ttl-floor', '0.1', '--dns-ttl-ceiling', String(TTL_S), '--dns-grace', String(GRACE_S),
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    agent.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-    agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    agent = startDnsAgent({ pod, configFile, allowlistFile, dnsPort: dns.port, ttlCeilingS: TTL_S, graceS: GRACE_S }, (text) => (log += text));
     await until('the agent to apply its first policy', () => log.includes('"policy applied"'));
   });
 
   after(async () => {
-    if (agent && agent.exitCode === null && agent.signalCode === null) {
-      const exited = new Promise((resolve) => agent!.once('exit', resolve));
-      agent.kill('SIGKILL');
-      await exited;
-    }
+    await killAndWait(agent);
     pod?.close();
     await dns?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });

@@ -14,6 +14,7 @@ import { startDnsServer, type DnsTestRecords, type DnsTestServer } from '../help
 import { createPod, type PodFixture } from '../helpers/kernelFixture.js';
 import { REPO_ROOT, requireRoot, until as waitUntil } from '../helpers/sandbox.js';
 import { cgroupId } from '../../src/node/cgroup.js';
+import { killAndWait, startDnsAgent } from '../helpers/standaloneAgent.js';
 
 const skip = requireRoot();
 if (skip) console.log(`# SKIP DNS learning tests: ${skip}`);
@@ -129,22 +130,12 @@ describe('the kernel learns allowlisted hostnames from the pod\'s own DNS answer
     const allowlistFile = path.join(dir, 'egress.yaml');
     writeFileSync(configFile, CONFIG);
     writeFileSync(allowlistFile, ALLOWLIST);
-    agent = spawn(process.execPath, [
-      path.join(REPO_ROOT, 'bin/meshgate.js'), 'agent', '--config-file', configFile, '--allowlist-file', allowlistFile,
-      '--cgroup', pod.sb.cgroup, '--proxy-cgroup', pod.proxy, '--pin-dir', pod.sb.pinDir, '--namespace', 'shop', '--listen', '127.0.0.1:0',
-      '--dns-server', `127.0.0.1:${port}`, '--dns-ttl-floor', '0.1', '--dns-ttl-ceiling', String(TTL_CEILING_S), '--dns-grace', String(GRACE_S),
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    agent.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-    agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    agent = startDnsAgent({ pod, configFile, allowlistFile, dnsPort: port, ttlCeilingS: TTL_CEILING_S, graceS: GRACE_S }, (text) => (log += text));
     await until('the agent to apply its first policy', () => log.includes('"policy applied"'));
   });
 
   after(async () => {
-    if (agent && agent.exitCode === null && agent.signalCode === null) {
-      const exited = new Promise((r) => agent!.once('exit', r));
-      agent.kill('SIGKILL');
-      await exited;
-    }
+    await killAndWait(agent);
     await podDns?.stop();
     await forger?.stop();
     pod?.close();

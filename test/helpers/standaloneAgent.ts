@@ -1,0 +1,36 @@
+// The real `meshgate agent` in standalone mode for one test pod, with hostname
+// learning from a test DNS server: what the hostname tests start. Killed by its PID only.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import type { PodFixture } from './kernelFixture.js';
+import { REPO_ROOT } from './sandbox.js';
+
+export interface DnsAgentOptions {
+  readonly pod: PodFixture;
+  readonly configFile: string;
+  readonly allowlistFile: string;
+  /** The test resolver on 127.0.0.1 (--dns-server). */
+  readonly dnsPort: number;
+  readonly ttlCeilingS: number;
+  readonly graceS: number;
+}
+
+/** Starts the agent for namespace "shop"; everything it prints goes to `onOutput`. */
+export function startDnsAgent(o: DnsAgentOptions, onOutput: (text: string) => void): ChildProcess {
+  const agent = spawn(process.execPath, [
+    path.join(REPO_ROOT, 'bin/meshgate.js'), 'agent', '--config-file', o.configFile, '--allowlist-file', o.allowlistFile,
+    '--cgroup', o.pod.sb.cgroup, '--proxy-cgroup', o.pod.proxy, '--pin-dir', o.pod.sb.pinDir, '--namespace', 'shop', '--listen', '127.0.0.1:0',
+    '--dns-server', `127.0.0.1:${o.dnsPort}`, '--dns-ttl-floor', '0.1', '--dns-ttl-ceiling', String(o.ttlCeilingS), '--dns-grace', String(o.graceS),
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  agent.stdout!.on('data', (d: Buffer) => onOutput(d.toString()));
+  agent.stderr!.on('data', (d: Buffer) => onOutput(d.toString()));
+  return agent;
+}
+
+/** SIGKILL (by PID) and wait for the exit; nothing when the child was never started or has exited. */
+export async function killAndWait(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
