@@ -54,10 +54,12 @@ async function clusterRow(sb: BenchSandbox, entries: number, settleMs: number): 
       apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'osm-config', namespace: 'osm-system' },
       data: parseYaml(objects.globalText) as Record<string, string>,
     } as unknown as KubeObject);
-    objects.allowlists.forEach((text, i) => api.create('configmaps', {
+    objects.allowlists.forEach((text, i) => {
+      api.create('configmaps', {
       apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `allow-${i}`, namespace: 'bench', labels: { 'meshgate.io/egress-allowlist': 'true' } },
       data: { egress: text },
-    } as unknown as KubeObject));
+    } as unknown as KubeObject);
+    });
     const kubeconfig = await api.writeKubeconfig(sb.tmpDir());
     const agent = await startAgent(sb, {
       label, pinDir: sb.pinDir(label),

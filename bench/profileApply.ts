@@ -19,7 +19,9 @@ interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[
 function printTree(p: Profile, minMs: number): void {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
-  p.samples.forEach((s, i) => self.set(s, (self.get(s) ?? 0) + (p.timeDeltas[i + 1] ?? 0)));
+  p.samples.forEach((s, i) => {
+    self.set(s, (self.get(s) ?? 0) + (p.timeDeltas[i + 1] ?? 0));
+  });
   const inclusive = new Map<number, number>();
   const total = (id: number): number => {
     const known = inclusive.get(id);

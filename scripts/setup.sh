@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(clang llvm libbpf-dev bpftool iproute2 iptables ipset make gcc libc6-dev linux-libc-dev procps)
+DEBS=(clang clang-format llvm libbpf-dev bpftool iproute2 iptables ipset make gcc libc6-dev linux-libc-dev procps)
 missing=()
 for pkg in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

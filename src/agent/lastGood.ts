@@ -128,7 +128,11 @@ export function hashRaw(raw: RawContent): string {
 /** A name used by entries of two objects of one namespace: the error is reported on both. */
 export const duplicateEntryNames: CrossObjectCheck = (_namespace, parts) => {
   const owners = new Map<string, Array<{ part: NamespacePart; index: number }>>();
-  for (const part of parts) part.entries.forEach((e, index) => (owners.get(e.name) ?? owners.set(e.name, []).get(e.name)!).push({ part, index }));
+  for (const part of parts) {
+    part.entries.forEach((e, index) => {
+      (owners.get(e.name) ?? owners.set(e.name, []).get(e.name)!).push({ part, index });
+    });
+  }
   const out: CrossObjectIssue[] = [];
   for (const [name, list] of owners) {
     if (new Set(list.map((o) => o.part.key)).size < 2) continue;
@@ -284,7 +288,7 @@ export class LastGoodStore {
     const changed: ObjectState[] = [];
     for (const t of this.objects.values()) {
       const cross = crossErrors.get(t.id.key) ?? [];
-      const ownOk = t.current !== null && t.current.result.ok;
+      const ownOk = t.current?.result.ok === true;
       const valid = ownOk && cross.length === 0;
       if (valid && t.id.kind === 'global') this.promote(t);
       const errors = [...(t.current && !t.current.result.ok ? t.current.result.errors : []), ...cross];
@@ -302,7 +306,7 @@ export class LastGoodStore {
   }
 
   private promote(t: Tracked): void {
-    if (!t.current || !t.current.result.ok || t.lastGood?.hash === t.current.hash) return;
+    if (!t.current?.result.ok || t.lastGood?.hash === t.current.hash) return;
     t.lastGood = { hash: t.current.hash, value: t.current.result.value };
     this.persistQueue.set(t.id.key, { id: t.id, hash: t.current.hash, raw: t.current.raw });
   }

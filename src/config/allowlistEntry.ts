@@ -1,7 +1,7 @@
 // One allowlist entry (SPEC §1.2): { name, hosts, addresses, ports }.
 import { normaliseCidrList } from './cidr.js';
 import { checkHostname } from './hostname.js';
-import { IssueCollector, type IssueSite, isPlainMap } from './issues.js';
+import { type IssueCollector, type IssueSite, isPlainMap } from './issues.js';
 import { readPorts } from './portSpec.js';
 import type { AllowlistEntry, ObjectRef } from './types.js';
 

@@ -61,5 +61,5 @@ export function severityOf(code: ConfigIssueCode): 'error' | 'warning' {
 }
 
 export function isConfigIssueCode(code: string): code is ConfigIssueCode {
-  return Object.prototype.hasOwnProperty.call(CODE_TABLE, code);
+  return  Object.hasOwn(CODE_TABLE, code);
 }

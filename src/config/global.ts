@@ -10,7 +10,6 @@ import { type Read, readBoolean, readChoice, readInteger, readListItems } from '
 import {
   type AllowlistEntry,
   BLOCKED_EGRESS_ACTIONS,
-  type BlockedEgressAction,
   type ConfigLimits,
   DEFAULT_LIMITS,
   type GlobalConfig,

@@ -65,6 +65,7 @@ export function checkHostname(value: unknown): HostCheck {
   if (text.length > MAX_NAME_LENGTH + 1) return bad(`is longer than ${MAX_NAME_LENGTH} characters`);
   const address = looksLikeAddress(text);
   if (address !== undefined) return bad(address);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the class is "anything outside ASCII"
   if (/[^\x00-\x7f]/.test(text)) return bad('contains non-ASCII characters: write internationalised names in their punycode (xn--) form');
   const name = (text.endsWith('.') ? text.slice(0, -1) : text).toLowerCase();
   if (name.length > MAX_NAME_LENGTH) return bad(`is longer than ${MAX_NAME_LENGTH} characters`);

@@ -1,6 +1,6 @@
 // The ports of an allowlist entry, in the Istio ServiceEntry shape ({ number, protocol }).
 // Application protocols all ride on TCP; the datapath only sees L4.
-import { IssueCollector, type IssueSite, isPlainMap } from './issues.js';
+import { type IssueCollector, type IssueSite, isPlainMap } from './issues.js';
 import { readInteger } from './scalars.js';
 import type { PortSpec, Protocol } from './types.js';
 

@@ -33,7 +33,7 @@ export function readSimpleMapping(text: string): Record<string, string> | undefi
     const colon = line.indexOf(': ');
     if (colon <= 0) return undefined;
     const key = line.slice(0, colon);
-    if (!KEY.test(key) || SPECIAL_KEY.test(key) || Object.prototype.hasOwnProperty.call(out, key)) return undefined;
+    if (!KEY.test(key) || SPECIAL_KEY.test(key) || Object.hasOwn(out, key)) return undefined;
     const rest = line.slice(colon + 2);
     if (rest === '|') {
       // A literal block, clip chomping: content lines share the first one's indentation.

@@ -152,7 +152,9 @@ export function learnedLookup(
 /** The DNS reader's counters, summed over CPUs, by name (answers_learned, evicted, ...). */
 export function readDnsStats(stats: MapHandle): Record<string, bigint> {
   const out: Record<string, bigint> = {};
-  DNS_STAT_NAMES.forEach((name, i) => (out[name] = stats.sumPerCpuU64(encodeU32(i))));
+  DNS_STAT_NAMES.forEach((name, i) => {
+    out[name] = stats.sumPerCpuU64(encodeU32(i));
+  });
   return out;
 }
 

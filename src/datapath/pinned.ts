@@ -29,7 +29,10 @@ export function openPinnedMaps(pinDir: string): { maps: Maps; close(): void } {
     libbpf.objGetInfo(fd, info, name);
     return [name, new MapHandle(name, fd, { keySize: info.readUInt32LE(MAP_INFO.keySize), valueSize: info.readUInt32LE(MAP_INFO.valueSize) })];
   })) as unknown as Maps;
-  return { maps, close: () => fds.forEach((fd) => libbpf.close(fd)) };
+  return { maps, close: () => {
+      for (const fd of fds) libbpf.close(fd);
+    },
+  };
 }
 
 /** Programs attached to a cgroup for one attach type, or null when the cgroup cannot be queried. */

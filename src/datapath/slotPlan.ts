@@ -41,8 +41,14 @@ export function groupLabelIds(g: ShadowGroup): readonly number[] {
     const id = g.labels[i]!;
     const namespaceId = g.keys.readUInt32LE(i * TRIE_KEY_SIZE + NAMESPACE_OFFSET);
     // Runs of one label are the common case: skip the Set for them.
-    if (id !== lastLabel) used.add((lastLabel = id));
-    if (namespaceId !== lastNamespace) used.add((lastNamespace = namespaceId));
+    if (id !== lastLabel) {
+      lastLabel = id;
+      used.add(id);
+    }
+    if (namespaceId !== lastNamespace) {
+      lastNamespace = namespaceId;
+      used.add(namespaceId);
+    }
   }
   ids = [...used];
   labelIdsByGroup.set(g, ids);
@@ -92,7 +98,7 @@ export function planTrie(
   const changedIds = new Set(changed.map((g) => g.id));
   const owner = new Map<string, string>();
   const adopted = slotGroups.get(ADOPTED_GROUP);
-  const adoptedKeys = adopted && adopted.labels.length ? keyMap(adopted) : null;
+  const adoptedKeys = adopted?.labels.length ? keyMap(adopted) : null;
   for (const g of desiredGroups) {
     const old = slotGroups.get(g.id);
     if (!changedIds.has(g.id) && old) {

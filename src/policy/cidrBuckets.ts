@@ -121,7 +121,10 @@ export class CidrLists {
       const bucketOf = (cidr: string): string[] => {
         const b = cidrBucketHash(cidr) % n;
         let list = touched.get(b);
-        if (!list) touched.set(b, (list = buckets[b]!.filter((c) => !removed.has(c))));
+        if (!list) {
+          list = buckets[b]!.filter((c) => !removed.has(c));
+          touched.set(b, list);
+        }
         return list;
       };
       for (const cidr of diff.removed) bucketOf(cidr);

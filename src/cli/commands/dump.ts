@@ -1,5 +1,5 @@
 // `meshgate dump [--json] [MAP]`.
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { Pins } from '../../datapath/pinned.js';
 import { requireRoot } from '../requireRoot.js';
 import { DUMP_SECTIONS, dumpMaps, formatDump, pickSections, sectionsFor } from '../../report/dump.js';

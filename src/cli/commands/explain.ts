@@ -1,6 +1,6 @@
 // `meshgate explain (NAMESPACE/POD | --cgroup ID) DEST:PORT [--udp]`.
-import { Command } from 'commander';
-import { Explainer, VERDICT_EXIT_CODES, formatExplanation, parseDestination, quoteInput, type CallerRef } from '../../explain/explain.js';
+import type { Command } from 'commander';
+import { Explainer, VERDICT_EXIT_CODES, formatExplanation, parseDestination, quoteInput, type CallerRef, type Destination } from '../../explain/explain.js';
 import { Pins } from '../../datapath/pinned.js';
 import { requireRoot } from '../requireRoot.js';
 import { pinDirOption, type CliContext } from './context.js';
@@ -46,7 +46,7 @@ export function register(ctx: CliContext): void {
         if (!/^\d+$/.test(o.uid) || Number(o.uid) > 0xffffffff) usage(this, `--uid ${quoteInput(o.uid)} is not a uid`);
         uid = Number(o.uid);
       }
-      let dest;
+      let dest: Destination;
       try {
         dest = parseDestination(destText);
       } catch (err) {

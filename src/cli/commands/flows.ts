@@ -1,5 +1,5 @@
 // `meshgate flows [--pod NAMESPACE/NAME] [--verdict V] [--json]`: the recent flows the kernel decided.
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { VERDICT_NAMES } from '../../datapath/codec.js';
 import { formatFlows, readFlows } from '../../report/flows.js';
 import { Pins } from '../../datapath/pinned.js';

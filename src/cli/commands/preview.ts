@@ -1,7 +1,7 @@
 // `meshgate preview FILE... [--namespace NS] [--all] [--json]`: the recent flows whose verdict
 // the candidate files would change. Exit codes: 0 no change, 1 changes, 2 invalid input (or
 // usage), 3 error (no pins, not root).
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { Pins } from '../../datapath/pinned.js';
 import { requireRoot } from '../requireRoot.js';
 import { readCandidate } from '../../preview/candidate.js';

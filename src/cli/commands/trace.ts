@@ -1,5 +1,5 @@
 // `meshgate trace [--verdict deny|redirect|pass] [--pod NS/NAME] [--json]`.
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { VERDICT_NAMES, type VerdictName } from '../../datapath/codec.js';
 import { Pins } from '../../datapath/pinned.js';
 import { requireRoot } from '../requireRoot.js';
@@ -11,7 +11,7 @@ interface TraceFlags { pinDir: string; verdict?: string[]; pod?: string; json?: 
 function parseVerdicts(cmd: Command, values: string[]): VerdictName[] {
   const out = new Set<VerdictName>();
   for (const v of values.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean)) {
-    if (v === 'all') VERDICT_NAMES.forEach((n) => out.add(n));
+    if (v === 'all') for (const n of VERDICT_NAMES) out.add(n);
     else if ((VERDICT_NAMES as readonly string[]).includes(v)) out.add(v as VerdictName);
     else cmd.error(`error: --verdict ${JSON.stringify(v)} is not deny, audit, redirect, pass or all`, { exitCode: 2, code: 'meshgate.usage' });
   }

@@ -43,6 +43,7 @@ function check(name: string, ok: boolean, detail = ''): void {
   results.push({ name, ok, detail });
   console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? ` — ${detail}` : ''}`);
 }
+// biome-ignore lint/suspicious/noConfusingVoidType: a step may return a detail line or nothing
 async function step(name: string, fn: () => Promise<string | void> | string | void): Promise<void> {
   try {
     const detail = await fn();

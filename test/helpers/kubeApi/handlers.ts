@@ -1,7 +1,7 @@
 // The API test server's HTTP side: routing a path to a resource, the verb of a
 // request, and the list, watch and write handlers over the object store.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ObjectStore, apiVersionOf, writeEvent } from './objectStore.js';
+import { type ObjectStore, apiVersionOf, writeEvent } from './objectStore.js';
 import { ApiError, clone, mergePatch, readBody, statusBody } from './protocol.js';
 import { fieldsMatch, labelsMatch, parseFieldSelector, parseLabelSelector } from './selectors.js';
 import type { ApiVerb, ExpiredWatchResponse, KubeApiServerOptions, KubeObject, RequestRecord, ResourceType, Watcher } from './types.js';

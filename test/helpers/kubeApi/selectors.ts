@@ -78,7 +78,7 @@ export function parseFieldSelector(selector: string, type: ResourceType): FieldR
 export function labelsMatch(requirements: readonly LabelRequirement[], obj: KubeObject): boolean {
   const labels = obj.metadata.labels ?? {};
   return requirements.every((req) => {
-    const has = Object.prototype.hasOwnProperty.call(labels, req.key);
+    const has = Object.hasOwn(labels, req.key);
     switch (req.op) {
       case 'exists':
         return has;
@@ -88,6 +88,8 @@ export function labelsMatch(requirements: readonly LabelRequirement[], obj: Kube
         return has && req.values.includes(labels[req.key] ?? '');
       case 'notin':
         return !has || !req.values.includes(labels[req.key] ?? '');
+      default:
+        return false;
     }
   });
 }

@@ -108,7 +108,7 @@ describe('LastGoodStore', () => {
     const store = started();
     store.observe(B, entry('payments', '203.0.113.9'));
     store.resolve();
-    store.observe(A, { data: { egress: entry('payments', '198.51.100.0/24').data.egress + '- name: more\n  addresses: [192.0.2.1]\n  ports: [{number: 80, protocol: TCP}]\n' } });
+    store.observe(A, { data: { egress: `${entry('payments', '198.51.100.0/24').data.egress}- name: more\n  addresses: [192.0.2.1]\n  ports: [{number: 80, protocol: TCP}]\n` } });
     const r = store.resolve();
     assert.deepEqual(names(store, 'shop', r), ['payments=198.51.100.0/24', 'more=192.0.2.1/32', 'ext2=203.0.113.9/32']);
     assert.equal(r.objects.find((o) => o.id.key === B.key)!.valid, false);

@@ -144,9 +144,9 @@ const INVALID: readonly InvalidCase[] = [
   { name: 'egress: "yes"', role: 'config-file', text: globalManifest('  egress: "yes"\n  mesh_cidr_ranges: "10.0.0.0/8"\n'), code: 'MG_CONFIG_BAD_BOOLEAN', object: G, key: 'egress', value: 'yes' },
   { name: 'empty mesh CIDRs with egress on', role: 'config-file', text: globalManifest('  egress: "true"\n  mesh_cidr_ranges: ""\n'), code: 'MG_CONFIG_MESH_CIDRS_REQUIRED', object: G, key: 'mesh_cidr_ranges' },
   { name: 'unknown protocol', role: 'allowlist-file', text: allowlistManifest('- name: db\n  addresses: [192.0.2.1]\n  ports: [{number: 5432, protocol: SCTP}]\n'), code: 'MG_ALLOWLIST_BAD_PROTOCOL', object: A, key: 'egress', entryIndex: 0, entryName: 'db', value: 'SCTP' },
-  { name: 'missing ports', role: 'allowlist-file', text: allowlistManifest('- name: ok\n  addresses: [192.0.2.1]\n' + PORT + '- name: noports\n  addresses: [192.0.2.2]\n'), code: 'MG_ALLOWLIST_PORTS_MISSING', object: A, key: 'egress', entryIndex: 1, entryName: 'noports' },
-  { name: 'duplicate name', role: 'allowlist-file', text: allowlistManifest('- name: api\n  addresses: [192.0.2.1]\n' + PORT + '- name: api\n  addresses: [192.0.2.2]\n' + PORT), code: 'MG_ALLOWLIST_DUPLICATE_NAME', object: A, key: 'egress', entryIndex: 1, entryName: 'api', value: 'api' },
-  { name: 'wildcard host', role: 'allowlist-file', text: allowlistManifest('- name: stripe\n  hosts: ["*.com"]\n' + PORT), code: 'MG_ALLOWLIST_WILDCARD_HOST', object: A, key: 'egress', entryIndex: 0, entryName: 'stripe', value: '*.com' },
+  { name: 'missing ports', role: 'allowlist-file', text: allowlistManifest(`- name: ok\n  addresses: [192.0.2.1]\n${PORT}- name: noports\n  addresses: [192.0.2.2]\n`), code: 'MG_ALLOWLIST_PORTS_MISSING', object: A, key: 'egress', entryIndex: 1, entryName: 'noports' },
+  { name: 'duplicate name', role: 'allowlist-file', text: allowlistManifest(`- name: api\n  addresses: [192.0.2.1]\n${PORT}- name: api\n  addresses: [192.0.2.2]\n${PORT}`), code: 'MG_ALLOWLIST_DUPLICATE_NAME', object: A, key: 'egress', entryIndex: 1, entryName: 'api', value: 'api' },
+  { name: 'wildcard host', role: 'allowlist-file', text: allowlistManifest(`- name: stripe\n  hosts: ["*.com"]\n${PORT}`), code: 'MG_ALLOWLIST_WILDCARD_HOST', object: A, key: 'egress', entryIndex: 0, entryName: 'stripe', value: '*.com' },
   { name: 'bad CIDR in a global egress_allowlist', role: 'config-file', text: globalManifest('  mesh_cidr_ranges: "10.0.0.0/8"\n  egress_allowlist: |\n    - name: partner\n      addresses: [198.51.100.0/24, 2001:db8::g/48]\n      ports: [{number: 443, protocol: TLS}]\n'), code: 'MG_CONFIG_BAD_CIDR', object: G, key: 'egress_allowlist', entryIndex: 0, entryName: 'partner', value: '2001:db8::g/48' },
 ];
 
@@ -194,7 +194,7 @@ describe('invalid files exit 1 with the errors the agent reports', () => {
   test('one invalid object in a multi-document file fails the file and names that object only', () => {
     const p = file([
       globalManifest('  mesh_cidr_ranges: "10.0.0.0/8"\n'),
-      allowlistManifest('- name: api\n  addresses: [192.0.2.1/33]\n' + PORT, 'bad-egress'),
+      allowlistManifest(`- name: api\n  addresses: [192.0.2.1/33]\n${PORT}`, 'bad-egress'),
     ].join('---\n'));
     const { status, report } = validateJson(p);
     assert.equal(status, 1);

@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import {
   CONFIG_ERROR_CODES,
   type ConfigIssue,
-  GLOBAL_KEYS,
+  type GLOBAL_KEYS,
   type ParseResult,
   parseAllowlist,
   parseGlobalConfig,

@@ -68,7 +68,7 @@ describe('control characters are escaped everywhere', () => {
 
 describe('echo is bounded', () => {
   test('a symlink to an unrelated file (an /etc/shadow look-alike) is refused with its own code, and none of its text is echoed', () => {
-    const secret = file('shadow', Array.from({ length: 24 }, (_, i) => `user${i}:$6$s3cr3tHash${i}:19000:0:99999:7:::`).join('\n') + '\n');
+    const secret = file('shadow', `${Array.from({ length: 24 }, (_, i) => `user${i}:$6$s3cr3tHash${i}:19000:0:99999:7:::`).join('\n')}\n`);
     const link = path.join(dir, 'config.yaml');
     symlinkSync(secret, link);
     for (const issues of [issuesOf(readGlobalFile(link).result), readFileObjects(link).objects.flatMap((o) => issuesOf(o.result))]) {

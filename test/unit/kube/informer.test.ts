@@ -21,7 +21,7 @@ describe('kubeconfig', () => {
   before(async () => (dir = await mkdtemp(join(tmpdir(), 'mgtest-kubeconfig-'))));
   after(() => rm(dir, { recursive: true, force: true }));
 
-  const write = async (user: string, cluster = 'server: https://api.example:6443\n      certificate-authority-data: ' + Buffer.from('CA').toString('base64')) => {
+  const write = async (user: string, cluster = `server: https://api.example:6443\n      certificate-authority-data: ${Buffer.from('CA').toString('base64')}`) => {
     const file = join(dir, `kc-${Math.random().toString(16).slice(2)}`);
     await writeFile(file, `apiVersion: v1
 kind: Config
