@@ -25,12 +25,26 @@ export function writeAtomically(file: string, text: string): void {
 }
 
 /** Standalone (configFile + cgroup) or any other agent flags (`args`, e.g. cluster mode). */
-export type AgentStart = { label: string; pinDir: string } & ({ configFile: string; cgroup: string } | { args: readonly string[] });
+export type AgentStart = { label: string; pinDir: string } & (
+  | { configFile: string; cgroup: string }
+  | { args: readonly string[] }
+);
 
 export async function startAgent(sb: BenchSandbox, opts: AgentStart): Promise<AgentHandle> {
   const agentCgroup = sb.cgroup(`${opts.label}-agent`);
-  const mode = 'args' in opts ? [...opts.args] : ['--config-file', opts.configFile, '--cgroup', opts.cgroup, '--namespace', 'bench'];
-  const child = sb.spawn(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'agent', ...mode, '--pin-dir', opts.pinDir, '--listen', '127.0.0.1:0']);
+  const mode =
+    'args' in opts
+      ? [...opts.args]
+      : ['--config-file', opts.configFile, '--cgroup', opts.cgroup, '--namespace', 'bench'];
+  const child = sb.spawn(process.execPath, [
+    path.join(REPO_ROOT, 'bin/meshgate.js'),
+    'agent',
+    ...mode,
+    '--pin-dir',
+    opts.pinDir,
+    '--listen',
+    '127.0.0.1:0',
+  ]);
   if (!child.pid) throw new Error('the agent did not start');
   writeFileSync(path.join(agentCgroup, 'cgroup.procs'), String(child.pid));
   let log = '';
@@ -60,9 +74,18 @@ export async function startAgent(sb: BenchSandbox, opts: AgentStart): Promise<Ag
       return new Promise((resolve, reject) => {
         const check = () => {
           if (applies.length >= count) return done(null);
-          if (child.exitCode !== null) return done(new Error(`the agent exited ${child.exitCode}: ${log.slice(-2000)}`));
+          if (child.exitCode !== null)
+            return done(new Error(`the agent exited ${child.exitCode}: ${log.slice(-2000)}`));
         };
-        const timer = setTimeout(() => done(new Error(`the agent logged ${applies.length} of ${count} applies in ${timeoutMs} ms: ${log.slice(-2000)}`)), timeoutMs);
+        const timer = setTimeout(
+          () =>
+            done(
+              new Error(
+                `the agent logged ${applies.length} of ${count} applies in ${timeoutMs} ms: ${log.slice(-2000)}`,
+              ),
+            ),
+          timeoutMs,
+        );
         const done = (err: Error | null) => {
           clearTimeout(timer);
           waiters.delete(check);

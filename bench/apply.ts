@@ -73,26 +73,55 @@ function parse(text: string, memo?: CidrListMemo): { global: GlobalConfig; readY
 
 /** The allowlist files of the policy, parsed as the agent parses --allowlist-file (once: a change edits the global object only). */
 function parseAllowlists(texts: readonly string[]): { allowlists: Map<string, readonly AllowlistEntry[]>; ms: number } {
-  const [entries, ms] = time(() => texts.flatMap((text, i) => {
-    const r = allowlistFromText(text, `allowlist-${i}.yaml`);
-    if (!r.ok) throw new Error(`generated allowlist rejected: ${r.errors[0]?.message}`);
-    return r.value.entries;
-  }));
+  const [entries, ms] = time(() =>
+    texts.flatMap((text, i) => {
+      const r = allowlistFromText(text, `allowlist-${i}.yaml`);
+      if (!r.ok) throw new Error(`generated allowlist rejected: ${r.errors[0]?.message}`);
+      return r.value.entries;
+    }),
+  );
   return { allowlists: new Map(entries.length ? [['bench', entries]] : []), ms };
 }
 
-interface Sample { readYamlMs: number; parseGlobalMs: number; compileMs: number; openMs: number; applyMs: number; graceMs: number; totalMs: number; writes: number }
+interface Sample {
+  readYamlMs: number;
+  parseGlobalMs: number;
+  compileMs: number;
+  openMs: number;
+  applyMs: number;
+  graceMs: number;
+  totalMs: number;
+  writes: number;
+}
 
 function phaseTimes(samples: readonly Sample[]): PhaseTimes {
   const s = (k: keyof Sample) => summarize(samples.map((x) => x[k]));
-  return { readYamlMs: s('readYamlMs'), parseGlobalMs: s('parseGlobalMs'), compileMs: s('compileMs'), openMs: s('openMs'), applyMs: s('applyMs'), graceMs: s('graceMs'), totalMs: s('totalMs') };
+  return {
+    readYamlMs: s('readYamlMs'),
+    parseGlobalMs: s('parseGlobalMs'),
+    compileMs: s('compileMs'),
+    openMs: s('openMs'),
+    applyMs: s('applyMs'),
+    graceMs: s('graceMs'),
+    totalMs: s('totalMs'),
+  };
 }
 
 /** One global config text through parse, compile and apply on `dp` (opened by `open` when null), with the allowlists as parsed. */
-function pipeline(text: string, allow: { allowlists: Map<string, readonly AllowlistEntry[]>; ms: number }, compiler: PolicyCompiler, memo: CidrListMemo, pods: PodInput[], dp: Datapath | null, open: () => Datapath): { sample: Sample; dp: Datapath; result: ApplyResult } {
+function pipeline(
+  text: string,
+  allow: { allowlists: Map<string, readonly AllowlistEntry[]>; ms: number },
+  compiler: PolicyCompiler,
+  memo: CidrListMemo,
+  pods: PodInput[],
+  dp: Datapath | null,
+  open: () => Datapath,
+): { sample: Sample; dp: Datapath; result: ApplyResult } {
   const t0 = performance.now();
   const { global, readYamlMs, parseGlobalMs } = parse(text, memo);
-  const [state, compileMs] = time(() => compiler.compile({ global, allowlists: allow.allowlists, resolved: new Map(), pods }));
+  const [state, compileMs] = time(() =>
+    compiler.compile({ global, allowlists: allow.allowlists, resolved: new Map(), pods }),
+  );
   let openMs = 0;
   if (!dp) [dp, openMs] = time(open);
   const datapath = dp;
@@ -101,7 +130,20 @@ function pipeline(text: string, allow: { allowlists: Map<string, readonly Allowl
   const applyMs = result.inForceMs;
   const graceMs = applyWallMs - result.inForceMs;
   const totalMs = performance.now() - t0 + allow.ms - openMs - graceMs;
-  return { sample: { readYamlMs: readYamlMs + allow.ms, parseGlobalMs, compileMs, openMs, applyMs, graceMs, totalMs, writes: result.trieUpserts + result.trieDeletes }, dp: datapath, result };
+  return {
+    sample: {
+      readYamlMs: readYamlMs + allow.ms,
+      parseGlobalMs,
+      compileMs,
+      openMs,
+      applyMs,
+      graceMs,
+      totalMs,
+      writes: result.trieUpserts + result.trieDeletes,
+    },
+    dp: datapath,
+    result,
+  };
 }
 
 function batchFloor(sb: BenchSandbox, state: DesiredState, label: string): number {
@@ -112,7 +154,11 @@ function batchFloor(sb: BenchSandbox, state: DesiredState, label: string): numbe
     const keys = Buffer.alloc(entries.length * TRIE_KEY_SIZE);
     const values = Buffer.alloc(entries.length * TRIE_VALUE_SIZE);
     entries.forEach((e, i) => {
-      encodeTrieKey({ slot: 1, table: e.table, proto: 0, port: 0, namespaceId: 0, prefix: parsePrefix(e.cidr) }, keys, i * TRIE_KEY_SIZE);
+      encodeTrieKey(
+        { slot: 1, table: e.table, proto: 0, port: 0, namespaceId: 0, prefix: parsePrefix(e.cidr) },
+        keys,
+        i * TRIE_KEY_SIZE,
+      );
       encodeTrieValue(1, values, i * TRIE_VALUE_SIZE);
     });
     const [, ms] = time(() => dp.maps.mg_policy_trie.updateBatch(keys, values, entries.length));
@@ -122,7 +168,11 @@ function batchFloor(sb: BenchSandbox, state: DesiredState, label: string): numbe
   }
 }
 
-function iptablesApply(sb: BenchSandbox, variant: 'iptables-nft' | 'iptables-legacy', o: ApplyOptions): IptablesApply | null {
+function iptablesApply(
+  sb: BenchSandbox,
+  variant: 'iptables-nft' | 'iptables-legacy',
+  o: ApplyOptions,
+): IptablesApply | null {
   const restore = `${variant}-restore`;
   if (!['/usr/sbin', '/sbin'].some((d) => existsSync(path.join(d, restore)))) return null;
   const cidrs = meshCidrs(o.entries);
@@ -137,21 +187,48 @@ function iptablesApply(sb: BenchSandbox, variant: 'iptables-nft' | 'iptables-leg
   const replace: number[] = [];
   for (let rep = 0; rep < o.reps; rep++) {
     const ns = sb.netns(`apply-${variant.replace('iptables-', '')}${rep}`);
-    const run = (args: string[]) => time(() => execFileSync('ip', ['netns', 'exec', ns.name, ...args], { stdio: 'ignore', maxBuffer: 1 << 30 }))[1];
+    const run = (args: string[]) =>
+      time(() => execFileSync('ip', ['netns', 'exec', ns.name, ...args], { stdio: 'ignore', maxBuffer: 1 << 30 }))[1];
     cold.push(run([restore, file]));
     // What a controller with a full desired state does: restore the whole table again.
     change.push(run([restore, changedFile]));
     // The incremental alternative: replace one rule in place.
-    replace.push(run([variant, '-t', 'nat', '-R', 'MESH_OUTPUT', '1', '-d', `10.1.201.${rep}/32`, '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(PROXY_PORT)]));
+    replace.push(
+      run([
+        variant,
+        '-t',
+        'nat',
+        '-R',
+        'MESH_OUTPUT',
+        '1',
+        '-d',
+        `10.1.201.${rep}/32`,
+        '-p',
+        'tcp',
+        '-j',
+        'REDIRECT',
+        '--to-ports',
+        String(PROXY_PORT),
+      ]),
+    );
     execFileSync('ip', ['netns', 'del', ns.name]);
-    o.log(`${variant} ${o.entries} rules: cold restore ${cold.at(-1)!.toFixed(0)} ms, one-rule restore ${change.at(-1)!.toFixed(0)} ms, -R ${replace.at(-1)!.toFixed(0)} ms`);
+    o.log(
+      `${variant} ${o.entries} rules: cold restore ${cold.at(-1)!.toFixed(0)} ms, one-rule restore ${change.at(-1)!.toFixed(0)} ms, -R ${replace.at(-1)!.toFixed(0)} ms`,
+    );
   }
-  return { variant, coldRestoreMs: summarize(cold), changeRestoreMs: summarize(change), changeReplaceRuleMs: summarize(replace) };
+  return {
+    variant,
+    coldRestoreMs: summarize(cold),
+    changeRestoreMs: summarize(change),
+    changeReplaceRuleMs: summarize(replace),
+  };
 }
 
 export function benchApply(sb: BenchSandbox, o: ApplyOptions): ApplyResultSummary {
   const pod = sb.cgroup('apply');
-  const pods: PodInput[] = [{ namespace: 'bench', name: 'pod', podCgroupId: cgroupId(pod), proxyCgroupId: null, meshed: true }];
+  const pods: PodInput[] = [
+    { namespace: 'bench', name: 'pod', podCgroupId: cgroupId(pod), proxyCgroupId: null, meshed: true },
+  ];
   const base = policyObjects(o.entries);
   const cold: Sample[] = [];
   const change: Sample[] = [];
@@ -169,17 +246,28 @@ export function benchApply(sb: BenchSandbox, o: ApplyOptions): ApplyResultSummar
     const dp = first.dp;
     const parsed = { ...unchanged, allowlists: allow.allowlists }; // later changes edit the global object only
     try {
-      if (first.result.trieUpserts < o.entries) throw new Error(`cold apply wrote ${first.result.trieUpserts} entries, expected ${o.entries}`);
+      if (first.result.trieUpserts < o.entries)
+        throw new Error(`cold apply wrote ${first.result.trieUpserts} entries, expected ${o.entries}`);
       cold.push(first.sample);
       const next = pipeline(policyObjects(o.entries, variant++).globalText, parsed, compiler, memo, pods, dp, open);
       firstChange.push(next.sample);
-      for (let c = 0; c < o.changes; c++) change.push(pipeline(policyObjects(o.entries, variant++).globalText, parsed, compiler, memo, pods, dp, open).sample);
+      for (let c = 0; c < o.changes; c++)
+        change.push(
+          pipeline(policyObjects(o.entries, variant++).globalText, parsed, compiler, memo, pods, dp, open).sample,
+        );
     } finally {
       dp.close();
     }
-    const state = new PolicyCompiler().compile({ global: parse(base.globalText).global, allowlists: allow.allowlists, resolved: new Map(), pods });
+    const state = new PolicyCompiler().compile({
+      global: parse(base.globalText).global,
+      allowlists: allow.allowlists,
+      resolved: new Map(),
+      pods,
+    });
     floors.push(batchFloor(sb, state, `floor${rep}`));
-    o.log(`apply rep ${rep + 1}/${o.reps}: cold ${cold.at(-1)!.totalMs.toFixed(0)} ms, first change ${firstChange.at(-1)!.totalMs.toFixed(0)} ms, change ${change.at(-1)?.totalMs.toFixed(0)} ms (${change.at(-1)?.writes} trie writes), batch floor ${floors.at(-1)!.toFixed(0)} ms`);
+    o.log(
+      `apply rep ${rep + 1}/${o.reps}: cold ${cold.at(-1)!.totalMs.toFixed(0)} ms, first change ${firstChange.at(-1)!.totalMs.toFixed(0)} ms, change ${change.at(-1)?.totalMs.toFixed(0)} ms (${change.at(-1)?.writes} trie writes), batch floor ${floors.at(-1)!.toFixed(0)} ms`,
+    );
   }
   const iptables = o.iptables.map((v) => iptablesApply(sb, v, o)).filter((x): x is IptablesApply => x !== null);
   return {

@@ -92,15 +92,35 @@ interface LoopOutput {
 }
 
 function runLoop(s: Setting, count: number, batches: number, cpu: number | null): Promise<LoopOutput> {
-  const args = ['--netns', s.ns.path, '--cgroup', s.cgroup, ...(cpu === null ? [] : ['--cpu', String(cpu)]),
-    'loop', '--addr', s.target.addr, '--port', String(s.target.port), '--count', String(count), '--batches', String(batches), '--timeout-ms', '2000'];
+  const args = [
+    '--netns',
+    s.ns.path,
+    '--cgroup',
+    s.cgroup,
+    ...(cpu === null ? [] : ['--cpu', String(cpu)]),
+    'loop',
+    '--addr',
+    s.target.addr,
+    '--port',
+    String(s.target.port),
+    '--count',
+    String(count),
+    '--batches',
+    String(batches),
+    '--timeout-ms',
+    '2000',
+  ];
   return new Promise((resolve, reject) => {
     execFile(CONNECTLOOP, args, { timeout: 300_000 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`connectloop for ${s.id} failed: ${err.message} ${stderr}`));
       const out = JSON.parse(stdout) as LoopOutput;
       const wanted = s.verdict === 'deny' ? { EPERM: count * batches } : {};
       if (JSON.stringify(out.errors) !== JSON.stringify(wanted)) {
-        return reject(new Error(`${s.id}: expected errors ${JSON.stringify(wanted)}, got ${JSON.stringify(out.errors)} (ok ${out.ok})`));
+        return reject(
+          new Error(
+            `${s.id}: expected errors ${JSON.stringify(wanted)}, got ${JSON.stringify(out.errors)} (ok ${out.ok})`,
+          ),
+        );
       }
       resolve(out);
     });
@@ -120,8 +140,13 @@ function hasCommand(cmd: string): boolean {
   return ['/usr/sbin', '/sbin', '/usr/bin', '/bin'].some((dir) => existsSync(`${dir}/${cmd}`));
 }
 
-const newSetting = (fields: Omit<Setting, 'count' | 'connectMedian' | 'connectMean' | 'totalMean'>): Setting =>
-  ({ ...fields, count: 0, connectMedian: [], connectMean: [], totalMean: [] });
+const newSetting = (fields: Omit<Setting, 'count' | 'connectMedian' | 'connectMean' | 'totalMean'>): Setting => ({
+  ...fields,
+  count: 0,
+  connectMedian: [],
+  connectMean: [],
+  totalMean: [],
+});
 
 /** Sets up every setting; everything it creates is registered with the sandbox for cleanup. */
 async function setUp(sb: BenchSandbox, o: DecisionOptions): Promise<Setting[]> {
@@ -131,8 +156,30 @@ async function setUp(sb: BenchSandbox, o: DecisionOptions): Promise<Setting[]> {
   await sb.sink(plain, [TARGETS.pass.port, PROXY_PORT], o.sinkCpu);
   // Two baselines, one per final destination: a redirected connect ends at the
   // proxy port on 127.0.0.1, a passed one at its own address.
-  settings.push(newSetting({ id: 'baseline-direct', mechanism: 'baseline', size: null, verdict: 'pass', ns: plain, cgroup: plainCgroup, target: TARGETS.pass, verify: () => null }));
-  settings.push(newSetting({ id: 'baseline-proxy', mechanism: 'baseline', size: null, verdict: 'redirect', ns: plain, cgroup: plainCgroup, target: { addr: '127.0.0.1', port: PROXY_PORT }, verify: () => null }));
+  settings.push(
+    newSetting({
+      id: 'baseline-direct',
+      mechanism: 'baseline',
+      size: null,
+      verdict: 'pass',
+      ns: plain,
+      cgroup: plainCgroup,
+      target: TARGETS.pass,
+      verify: () => null,
+    }),
+  );
+  settings.push(
+    newSetting({
+      id: 'baseline-proxy',
+      mechanism: 'baseline',
+      size: null,
+      verdict: 'redirect',
+      ns: plain,
+      cgroup: plainCgroup,
+      target: { addr: '127.0.0.1', port: PROXY_PORT },
+      verify: () => null,
+    }),
+  );
 
   // The smallest size once more with mg_flows off (--flows-max 0): the flows LRU's cost is the difference.
   const flowSettings = o.meshgateSizes.map((size) => ({ size, flows: true }));
@@ -144,20 +191,41 @@ async function setUp(sb: BenchSandbox, o: DecisionOptions): Promise<Setting[]> {
     const pinDir = sb.pinDir(`mg${tag}`);
     const dp = Datapath.open({ pinDir, cgroupWalkStart: cgroupLevel(pod), flowsMax: flows ? undefined : 0 });
     sb.onCleanup(() => dp.close());
-    const cgroups: DesiredCgroup[] = [{ cgroupId: cgroupId(pod), kind: 'pod', namespace: 'bench', label: 'bench/pod', proxyCgroupKnown: false }];
+    const cgroups: DesiredCgroup[] = [
+      { cgroupId: cgroupId(pod), kind: 'pod', namespace: 'bench', label: 'bench/pod', proxyCgroupKnown: false },
+    ];
     const t0 = performance.now();
     const applied = dp.apply(desiredPolicy(size, cgroups));
     dp.attach(pod);
-    o.log(`meshgate ${size} entries${flows ? '' : ', flows off'}: applied ${applied.trieUpserts} trie entries in ${(performance.now() - t0).toFixed(0)} ms`);
+    o.log(
+      `meshgate ${size} entries${flows ? '' : ', flows off'}: applied ${applied.trieUpserts} trie entries in ${(performance.now() - t0).toFixed(0)} ms`,
+    );
     const seen = new Map<string, bigint>();
-    for (const verdict of flows ? ['redirect', 'pass', 'deny'] as const : ['redirect', 'pass'] as const) {
+    for (const verdict of flows ? (['redirect', 'pass', 'deny'] as const) : (['redirect', 'pass'] as const)) {
       const verify = (connects: number): string | null => {
-        const count = dp.readCounters().filter((c) => c.verdict === verdict).reduce((n, c) => n + c.count, 0n);
+        const count = dp
+          .readCounters()
+          .filter((c) => c.verdict === verdict)
+          .reduce((n, c) => n + c.count, 0n);
         const before = seen.get(verdict) ?? 0n;
         seen.set(verdict, count);
-        return count - before >= BigInt(connects) ? null : `kernel counted ${count - before} ${verdict} verdicts for ${connects} connects`;
+        return count - before >= BigInt(connects)
+          ? null
+          : `kernel counted ${count - before} ${verdict} verdicts for ${connects} connects`;
       };
-      settings.push(newSetting({ id: `meshgate-${tag}-${verdict}`, mechanism: 'meshgate', size, verdict, flows, ns: plain, cgroup: app, target: TARGETS[verdict], verify }));
+      settings.push(
+        newSetting({
+          id: `meshgate-${tag}-${verdict}`,
+          mechanism: 'meshgate',
+          size,
+          verdict,
+          flows,
+          ns: plain,
+          cgroup: app,
+          target: TARGETS[verdict],
+          verify,
+        }),
+      );
     }
   }
 
@@ -184,7 +252,10 @@ async function setUp(sb: BenchSandbox, o: DecisionOptions): Promise<Setting[]> {
       await sb.sink(ns, [TARGETS.pass.port, PROXY_PORT], o.sinkCpu);
       const chain = mechanism === 'ipset' ? 'OUTPUT' : 'MESH_OUTPUT';
       // The redirect target matches the chain's last rule; passed traffic matches none.
-      const lastRulePackets = (): bigint => BigInt(ns.exec(cli, ['-t', 'nat', '-L', chain, '-v', '-x', '-n']).trim().split('\n').pop()!.trim().split(/\s+/)[0]!);
+      const lastRulePackets = (): bigint =>
+        BigInt(
+          ns.exec(cli, ['-t', 'nat', '-L', chain, '-v', '-x', '-n']).trim().split('\n').pop()!.trim().split(/\s+/)[0]!,
+        );
       let seenPackets = 0n;
       const verifyRedirect = (connects: number): string | null => {
         const now = lastRulePackets();
@@ -192,8 +263,30 @@ async function setUp(sb: BenchSandbox, o: DecisionOptions): Promise<Setting[]> {
         seenPackets = now;
         return delta >= BigInt(connects) ? null : `the REDIRECT rule counted ${delta} packets for ${connects} connects`;
       };
-      settings.push(newSetting({ id: `${mechanism}-${size}-redirect`, mechanism, size, verdict: 'redirect', ns, cgroup: plainCgroup, target: TARGETS.redirect, verify: verifyRedirect }));
-      settings.push(newSetting({ id: `${mechanism}-${size}-pass`, mechanism, size, verdict: 'pass', ns, cgroup: plainCgroup, target: TARGETS.pass, verify: () => null }));
+      settings.push(
+        newSetting({
+          id: `${mechanism}-${size}-redirect`,
+          mechanism,
+          size,
+          verdict: 'redirect',
+          ns,
+          cgroup: plainCgroup,
+          target: TARGETS.redirect,
+          verify: verifyRedirect,
+        }),
+      );
+      settings.push(
+        newSetting({
+          id: `${mechanism}-${size}-pass`,
+          mechanism,
+          size,
+          verdict: 'pass',
+          ns,
+          cgroup: plainCgroup,
+          target: TARGETS.pass,
+          verify: () => null,
+        }),
+      );
     }
   }
   return settings;
@@ -232,8 +325,15 @@ export async function benchDecision(sb: BenchSandbox, o: DecisionOptions): Promi
     rows: settings.map((s) => {
       const connectNs = summarize(s.connectMedian);
       return {
-        id: s.id, mechanism: s.mechanism, size: s.size, verdict: s.verdict, ...(s.flows === undefined ? {} : { flows: s.flows }), connectsPerBatch: s.count,
-        connectNs, connectMeanNs: summarize(s.connectMean), socketConnectCloseNs: summarize(s.totalMean),
+        id: s.id,
+        mechanism: s.mechanism,
+        size: s.size,
+        verdict: s.verdict,
+        ...(s.flows === undefined ? {} : { flows: s.flows }),
+        connectsPerBatch: s.count,
+        connectNs,
+        connectMeanNs: summarize(s.connectMean),
+        socketConnectCloseNs: summarize(s.totalMean),
         vsBaseline: connectNs.median / (s.verdict === 'redirect' ? proxy : direct),
       };
     }),
@@ -245,13 +345,17 @@ async function programCosts(settings: readonly Setting[], o: DecisionOptions): P
   const largest = Math.max(...settings.filter((s) => s.mechanism === 'meshgate').map((s) => s.size!));
   const chosen = settings.filter((s) => s.mechanism === 'meshgate' && s.size === largest);
   if (!chosen.length) return [];
-  const json = <T>(args: string[]): T => JSON.parse(execFileSync('bpftool', ['-j', ...args], { encoding: 'utf8' })) as T;
+  const json = <T>(args: string[]): T =>
+    JSON.parse(execFileSync('bpftool', ['-j', ...args], { encoding: 'utf8' })) as T;
   const pod = path.dirname(chosen[0]!.cgroup);
   const ids = json<Array<{ id: number }>>(['cgroup', 'show', pod]).map((p) => p.id);
-  const read = () => new Map(ids.map((id) => {
-    const p = json<{ name: string; run_time_ns?: number; run_cnt?: number }>(['prog', 'show', 'id', String(id)]);
-    return [p.name, { ns: p.run_time_ns ?? 0, runs: p.run_cnt ?? 0 }];
-  }));
+  const read = () =>
+    new Map(
+      ids.map((id) => {
+        const p = json<{ name: string; run_time_ns?: number; run_cnt?: number }>(['prog', 'show', 'id', String(id)]);
+        return [p.name, { ns: p.run_time_ns ?? 0, runs: p.run_cnt ?? 0 }];
+      }),
+    );
   const previous = readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
   const costs: ProgramCost[] = [];
   const connects = 20_000;
@@ -265,12 +369,19 @@ async function programCosts(settings: readonly Setting[], o: DecisionOptions): P
         const runs = after.runs - b.runs;
         if (runs === 0) continue;
         const ns = after.ns - b.ns;
-        costs.push({ setting: s.id, program, runsPerConnect: runs / connects, nsPerRun: ns / runs, nsPerConnect: ns / connects });
+        costs.push({
+          setting: s.id,
+          program,
+          runsPerConnect: runs / connects,
+          nsPerRun: ns / runs,
+          nsPerConnect: ns / connects,
+        });
       }
     }
   } finally {
     writeFileSync('/proc/sys/kernel/bpf_stats_enabled', previous);
   }
-  for (const c of costs) o.log(`${c.setting}: ${c.program} ${c.runsPerConnect} runs per connect, ${c.nsPerRun.toFixed(0)} ns per run`);
+  for (const c of costs)
+    o.log(`${c.setting}: ${c.program} ${c.runsPerConnect} runs per connect, ${c.nsPerRun.toFixed(0)} ns per run`);
   return costs;
 }

@@ -62,7 +62,11 @@ function stream(sb: BenchSandbox, netns: string, cgroup: string, mode: 'tcp' | '
   const args = ['--netns', netns, '--cgroup', cgroup, '--mode', mode, '--ms', String(o.streamMs)];
   if (o.cpuRecv !== null) args.push('--cpu-recv', String(o.cpuRecv));
   if (o.cpuSend !== null) args.push('--cpu-send', String(o.cpuSend));
-  const r = JSON.parse(execFileSync(STREAMRATE, args, { encoding: 'utf8', timeout: o.streamMs + 10_000 }).trim()) as { bytes: number; packets: number; seconds: number };
+  const r = JSON.parse(execFileSync(STREAMRATE, args, { encoding: 'utf8', timeout: o.streamMs + 10_000 }).trim()) as {
+    bytes: number;
+    packets: number;
+    seconds: number;
+  };
   void sb;
   return mode === 'tcp' ? r.bytes / 1e6 / r.seconds : r.packets / r.seconds;
 }
@@ -72,32 +76,60 @@ export function benchDnsReader(sb: BenchSandbox, o: DnsReaderOptions): DnsReader
   const prod = productionObject();
   try {
     o.log('DNS reader: per-packet cost (BPF_PROG_TEST_RUN)');
-    packets.push({ id: 'tcp', what: 'mg_dns_ingress, a TCP segment (protocol check only)', ns: timeRuns(prod, 'mg_dns_ingress', tcpFrame('203.0.113.10', '10.0.0.5'), o) });
-    packets.push({ id: 'udp', what: 'mg_dns_ingress, a UDP datagram not from a resolver port (one port check)', ns: timeRuns(prod, 'mg_dns_ingress', udpFrame('203.0.113.10', 8125, '10.0.0.5', 40000, Buffer.alloc(64)), o) });
+    packets.push({
+      id: 'tcp',
+      what: 'mg_dns_ingress, a TCP segment (protocol check only)',
+      ns: timeRuns(prod, 'mg_dns_ingress', tcpFrame('203.0.113.10', '10.0.0.5'), o),
+    });
+    packets.push({
+      id: 'udp',
+      what: 'mg_dns_ingress, a UDP datagram not from a resolver port (one port check)',
+      ns: timeRuns(prod, 'mg_dns_ingress', udpFrame('203.0.113.10', 8125, '10.0.0.5', 40000, Buffer.alloc(64)), o),
+    });
 
-    const h = new DnsHarness({ hosts: [
-      { namespace: 'shop', host: 'api.example.com', ports: [{ proto: 'tcp', port: 443, label: 'api' }] },
-      { namespace: 'shop', host: '*.cdn.example.net', ports: [{ proto: 'tcp', port: 443, label: 'cdn' }] },
-    ] });
+    const h = new DnsHarness({
+      hosts: [
+        { namespace: 'shop', host: 'api.example.com', ports: [{ proto: 'tcp', port: 443, label: 'api' }] },
+        { namespace: 'shop', host: '*.cdn.example.net', ports: [{ proto: 'tcp', port: 443, label: 'cdn' }] },
+      ],
+    });
     try {
       const answer = (name: string, answers: object[]) => {
         const q = { type: 'query' as const, id: 4242, flags: 0x0100, questions: [{ type: 'A' as const, name }] };
         h.resetSocket();
         h.sendQuery(encode(q));
         h.rearm(true);
-        return udpFrame(RESOLVER, 53, '10.0.0.5', 40000, encode({ type: 'response', id: 4242, flags: 0x8180, questions: q.questions, answers } as never));
+        return udpFrame(
+          RESOLVER,
+          53,
+          '10.0.0.5',
+          40000,
+          encode({ type: 'response', id: 4242, flags: 0x8180, questions: q.questions, answers } as never),
+        );
       };
       const a = (name: string, data: string) => ({ type: 'A', name, ttl: 60, class: 'IN', data });
       let frame = answer('api.example.com', [a('api.example.com', '203.0.113.1'), a('api.example.com', '203.0.113.2')]);
-      packets.push({ id: 'answer', what: 'a DNS answer learned: api.example.com, 2 A records', ns: timeRuns(h.obj, INGRESS, frame, o) });
+      packets.push({
+        id: 'answer',
+        what: 'a DNS answer learned: api.example.com, 2 A records',
+        ns: timeRuns(h.obj, INGRESS, frame, o),
+      });
       frame = answer('a.b.cdn.example.net', [
         { type: 'CNAME', name: 'a.b.cdn.example.net', ttl: 60, class: 'IN', data: 'edge.provider.test' },
         { type: 'CNAME', name: 'edge.provider.test', ttl: 60, class: 'IN', data: 'e7.provider.test' },
         ...[1, 2, 3, 4].map((k) => a('e7.provider.test', `198.51.100.${k}`)),
       ]);
-      packets.push({ id: 'answer-cname', what: 'a DNS answer learned: wildcard *.cdn.example.net, 2 CNAMEs, 4 A records', ns: timeRuns(h.obj, INGRESS, frame, o) });
+      packets.push({
+        id: 'answer-cname',
+        what: 'a DNS answer learned: wildcard *.cdn.example.net, 2 CNAMEs, 4 A records',
+        ns: timeRuns(h.obj, INGRESS, frame, o),
+      });
       frame = answer('www.example.org', [a('www.example.org', '203.0.113.9')]);
-      packets.push({ id: 'answer-unlisted', what: 'a DNS answer for a name no allowlist has (parsed, nothing learned)', ns: timeRuns(h.obj, INGRESS, frame, o) });
+      packets.push({
+        id: 'answer-unlisted',
+        what: 'a DNS answer for a name no allowlist has (parsed, nothing learned)',
+        ns: timeRuns(h.obj, INGRESS, frame, o),
+      });
     } finally {
       h.close();
     }

@@ -36,9 +36,18 @@ async function standaloneRow(sb: BenchSandbox, entries: number, settleMs: number
     writeAtomically(file, text);
     return ['--allowlist-file', file];
   });
-  const agent = await startAgent(sb, { label, pinDir: sb.pinDir(label), args: ['--config-file', configFile, ...allowlistArgs, '--cgroup', pod, '--namespace', 'bench'] });
+  const agent = await startAgent(sb, {
+    label,
+    pinDir: sb.pinDir(label),
+    args: ['--config-file', configFile, ...allowlistArgs, '--cgroup', pod, '--namespace', 'bench'],
+  });
   try {
-    return { mode: 'standalone', entries, ...(await settle(agent, settleMs)), firstApplyMs: agent.applies[0]?.ms ?? NaN };
+    return {
+      mode: 'standalone',
+      entries,
+      ...(await settle(agent, settleMs)),
+      firstApplyMs: agent.applies[0]?.ms ?? NaN,
+    };
   } finally {
     await agent.stop();
   }
@@ -51,22 +60,41 @@ async function clusterRow(sb: BenchSandbox, entries: number, settleMs: number): 
     const kubepods = sb.cgroup(`${label}-kubepods`);
     const objects = policyObjects(entries);
     api.create('configmaps', {
-      apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'osm-config', namespace: 'osm-system' },
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'osm-config', namespace: 'osm-system' },
       data: parseYaml(objects.globalText) as Record<string, string>,
     } as unknown as KubeObject);
     objects.allowlists.forEach((text, i) => {
       api.create('configmaps', {
-      apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `allow-${i}`, namespace: 'bench', labels: { 'meshgate.io/egress-allowlist': 'true' } },
-      data: { egress: text },
-    } as unknown as KubeObject);
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: `allow-${i}`, namespace: 'bench', labels: { 'meshgate.io/egress-allowlist': 'true' } },
+        data: { egress: text },
+      } as unknown as KubeObject);
     });
     const kubeconfig = await api.writeKubeconfig(sb.tmpDir());
     const agent = await startAgent(sb, {
-      label, pinDir: sb.pinDir(label),
-      args: ['--kubeconfig', kubeconfig, '--node-name', 'node-a', '--cgroup-root', kubepods, '--cgroup-driver', 'cgroupfs'],
+      label,
+      pinDir: sb.pinDir(label),
+      args: [
+        '--kubeconfig',
+        kubeconfig,
+        '--node-name',
+        'node-a',
+        '--cgroup-root',
+        kubepods,
+        '--cgroup-driver',
+        'cgroupfs',
+      ],
     });
     try {
-      return { mode: 'cluster', entries, ...(await settle(agent, settleMs)), firstApplyMs: agent.applies[0]?.ms ?? NaN };
+      return {
+        mode: 'cluster',
+        entries,
+        ...(await settle(agent, settleMs)),
+        firstApplyMs: agent.applies[0]?.ms ?? NaN,
+      };
     } finally {
       await agent.stop();
     }
@@ -75,13 +103,21 @@ async function clusterRow(sb: BenchSandbox, entries: number, settleMs: number): 
   }
 }
 
-export async function benchMemory(sb: BenchSandbox, sizes: readonly number[], settleMs: number, log: (line: string) => void): Promise<MemoryRow[]> {
+export async function benchMemory(
+  sb: BenchSandbox,
+  sizes: readonly number[],
+  settleMs: number,
+  log: (line: string) => void,
+): Promise<MemoryRow[]> {
   const rows: MemoryRow[] = [];
   for (const mode of ['standalone', 'cluster'] as const) {
     for (const entries of sizes) {
-      const row = mode === 'standalone' ? await standaloneRow(sb, entries, settleMs) : await clusterRow(sb, entries, settleMs);
+      const row =
+        mode === 'standalone' ? await standaloneRow(sb, entries, settleMs) : await clusterRow(sb, entries, settleMs);
       rows.push(row);
-      log(`${mode} agent memory with ${entries} entries: RSS ${row.rssMiB.toFixed(1)} MiB (peak ${row.hwmMiB.toFixed(1)} MiB)`);
+      log(
+        `${mode} agent memory with ${entries} entries: RSS ${row.rssMiB.toFixed(1)} MiB (peak ${row.hwmMiB.toFixed(1)} MiB)`,
+      );
     }
   }
   return rows;

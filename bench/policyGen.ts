@@ -16,7 +16,15 @@ const ipv4 = (n: number): string => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255
  * (a /16 kept free for the benchmark's targets), then `last` as the final
  * entry: the one the target matches, so a linear scan reads every rule.
  */
-function prefixes(count: number, seed: number, base: number, baseLen: number, lengths: readonly number[], avoid: number, last: string): string[] {
+function prefixes(
+  count: number,
+  seed: number,
+  base: number,
+  baseLen: number,
+  lengths: readonly number[],
+  avoid: number,
+  last: string,
+): string[] {
   const random = seededRandom(seed);
   const seen = new Set<string>([last]);
   if (count <= 0) return [];
@@ -49,8 +57,16 @@ export function allowCidrs(count: number): string[] {
 /** meshgate's policy of `total` trie entries: half mesh CIDRs, half allowlisted CIDRs (tcp/80, global allowlist). */
 export function desiredPolicy(total: number, cgroups: DesiredState['cgroups']): DesiredState {
   const mesh = meshCidrs(Math.ceil(total / 2)).map((cidr): DesiredTrieEntry => ({ table: 'mesh', cidr }));
-  const allow = allowCidrs(Math.floor(total / 2)).map((cidr): DesiredTrieEntry => (
-    { table: 'allow', cidr, proto: 'tcp', port: TARGETS.pass.port, namespace: '', label: JSON.stringify({ kind: 'entry', namespace: '', name: 'bench' }) }));
+  const allow = allowCidrs(Math.floor(total / 2)).map(
+    (cidr): DesiredTrieEntry => ({
+      table: 'allow',
+      cidr,
+      proto: 'tcp',
+      port: TARGETS.pass.port,
+      namespace: '',
+      label: JSON.stringify({ kind: 'entry', namespace: '', name: 'bench' }),
+    }),
+  );
   return {
     policy: {
       egress: false,
@@ -71,15 +87,18 @@ export function osmConfigText(count: number, variant = 0, allowDenyTarget = fals
   const cidrs = meshCidrs(count);
   // 10.1.100.0-10.1.163.255 is never generated (10.1/16 is kept free), so the swap is always a real change.
   if (variant) cidrs[0] = `10.1.${100 + ((variant >> 8) & 63)}.${variant & 255}/32`;
-  const allow = [`  - name: web`, `    addresses: [${TARGETS.pass.addr}]`, `    ports: [{number: ${TARGETS.pass.port}, protocol: TCP}]`];
-  if (allowDenyTarget) allow.push(`  - name: flip`, `    addresses: [${TARGETS.deny.addr}]`, `    ports: [{number: ${TARGETS.deny.port}, protocol: TCP}]`);
-  return [
-    'egress: "false"',
-    `mesh_cidr_ranges: "${cidrs.join(',')}"`,
-    'egress_allowlist: |',
-    ...allow,
-    '',
-  ].join('\n');
+  const allow = [
+    `  - name: web`,
+    `    addresses: [${TARGETS.pass.addr}]`,
+    `    ports: [{number: ${TARGETS.pass.port}, protocol: TCP}]`,
+  ];
+  if (allowDenyTarget)
+    allow.push(
+      `  - name: flip`,
+      `    addresses: [${TARGETS.deny.addr}]`,
+      `    ports: [{number: ${TARGETS.deny.port}, protocol: TCP}]`,
+    );
+  return ['egress: "false"', `mesh_cidr_ranges: "${cidrs.join(',')}"`, 'egress_allowlist: |', ...allow, ''].join('\n');
 }
 
 /**
@@ -98,7 +117,11 @@ const ALLOW_PER_ENTRY = 1000;
  * and allowlist lists (bare YAML lists, for files or an allowlist
  * ConfigMap's `egress` key) allowing the rest of the addresses on tcp/80.
  */
-export function policyObjects(total: number, variant = 0, allowDenyTarget = false): { globalText: string; allowlists: string[] } {
+export function policyObjects(
+  total: number,
+  variant = 0,
+  allowDenyTarget = false,
+): { globalText: string; allowlists: string[] } {
   const mesh = Math.min(total, MESH_PER_OBJECT);
   const rest = total - mesh;
   const allow = allowCidrs(rest + 1).slice(0, rest); // the last one (203.0.113.0/24) is the global allowlist's own
@@ -107,7 +130,11 @@ export function policyObjects(total: number, variant = 0, allowDenyTarget = fals
     const lines: string[] = [];
     const part = allow.slice(o, o + ALLOW_PER_OBJECT);
     for (let e = 0; e < part.length; e += ALLOW_PER_ENTRY) {
-      lines.push(`- name: bulk-${o + e}`, `  addresses: [${part.slice(e, e + ALLOW_PER_ENTRY).join(', ')}]`, `  ports: [{number: ${TARGETS.pass.port}, protocol: TCP}]`);
+      lines.push(
+        `- name: bulk-${o + e}`,
+        `  addresses: [${part.slice(e, e + ALLOW_PER_ENTRY).join(', ')}]`,
+        `  ports: [{number: ${TARGETS.pass.port}, protocol: TCP}]`,
+      );
     }
     allowlists.push(`${lines.join('\n')}\n`);
   }
@@ -125,9 +152,18 @@ export function iptablesRestoreText(cidrs: readonly string[]): string {
 /** ipset-restore input plus the one iptables rule that uses the set. */
 export function ipsetRestoreText(name: string, cidrs: readonly string[]): string {
   const maxelem = Math.max(65536, 2 ** Math.ceil(Math.log2(cidrs.length + 1)));
-  return [`create ${name} hash:net family inet hashsize 4096 maxelem ${maxelem}`, ...cidrs.map((c) => `add ${name} ${c}`), ''].join('\n');
+  return [
+    `create ${name} hash:net family inet hashsize 4096 maxelem ${maxelem}`,
+    ...cidrs.map((c) => `add ${name} ${c}`),
+    '',
+  ].join('\n');
 }
 
 export function ipsetIptablesText(name: string): string {
-  return ['*nat', `-A OUTPUT -p tcp -m set --match-set ${name} dst -j REDIRECT --to-ports ${PROXY_PORT}`, 'COMMIT', ''].join('\n');
+  return [
+    '*nat',
+    `-A OUTPUT -p tcp -m set --match-set ${name} dst -j REDIRECT --to-ports ${PROXY_PORT}`,
+    'COMMIT',
+    '',
+  ].join('\n');
 }

@@ -13,8 +13,16 @@ import { PolicyCompiler } from '../src/policy/compile.js';
 import { policyObjects } from './policyGen.js';
 import { BenchSandbox } from './sandbox.js';
 
-interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
-interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
 
 function printTree(p: Profile, minMs: number): void {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
@@ -34,8 +42,12 @@ function printTree(p: Profile, minMs: number): void {
     const n = byId.get(id)!;
     const t = total(id) / 1000;
     if (t < minMs || depth > 14) return;
-    const where = n.callFrame.url ? ` ${n.callFrame.url.split('/').slice(-2).join('/')}:${n.callFrame.lineNumber + 1}` : '';
-    process.stdout.write(`${' '.repeat(depth)}${t.toFixed(0).padStart(6)} ms  ${n.callFrame.functionName || '(anonymous)'}${where}\n`);
+    const where = n.callFrame.url
+      ? ` ${n.callFrame.url.split('/').slice(-2).join('/')}:${n.callFrame.lineNumber + 1}`
+      : '';
+    process.stdout.write(
+      `${' '.repeat(depth)}${t.toFixed(0).padStart(6)} ms  ${n.callFrame.functionName || '(anonymous)'}${where}\n`,
+    );
     for (const c of n.children ?? []) show(c, depth + 1);
   };
   show(p.nodes[0]!.id, 0);
@@ -63,7 +75,10 @@ async function main(): Promise<void> {
       // The allowlist objects are parsed once: a change edits the global object only, as the agent re-parses only what changed.
       if (!allowlists.size && objects.allowlists.length) {
         const parsed = objects.allowlists.map((text, i) => allowlistFromText(text, `allowlist-${i}.yaml`));
-        allowlists.set('bench', parsed.flatMap((r) => (r.ok ? r.value.entries : [])));
+        allowlists.set(
+          'bench',
+          parsed.flatMap((r) => (r.ok ? r.value.entries : [])),
+        );
         lap('allowlistFromText');
       }
       const parsed = globalFromText(objects.globalText, 'osm-config.yaml', memo);
@@ -85,7 +100,9 @@ async function main(): Promise<void> {
     await session.post('Profiler.start');
     const times = run(change ? 2 : 0);
     const { profile } = await session.post('Profiler.stop');
-    process.stdout.write(`${entries} entries, ${change ? 'one-entry change to a full map' : 'cold'}: ${JSON.stringify(times)}\n`);
+    process.stdout.write(
+      `${entries} entries, ${change ? 'one-entry change to a full map' : 'cold'}: ${JSON.stringify(times)}\n`,
+    );
     printTree(profile as unknown as Profile, Number(process.env.PROFILE_MIN_MS ?? 20));
   } finally {
     sb.cleanup();

@@ -78,17 +78,21 @@ export function clusterSource(sb: BenchSandbox, entries: number): PropagationSou
   let api: KubeApiServer | null = null;
   let agent: AgentHandle | null = null;
   let kubepods = '';
-  const configMap = (allow: boolean): KubeObject => ({
-    apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'osm-config', namespace: 'osm-system' },
-    data: parseYaml(osmConfigText(entries, 0, allow)) as Record<string, string>,
-  } as unknown as KubeObject);
+  const configMap = (allow: boolean): KubeObject =>
+    ({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'osm-config', namespace: 'osm-system' },
+      data: parseYaml(osmConfigText(entries, 0, allow)) as Record<string, string>,
+    }) as unknown as KubeObject;
   return {
     mode: 'cluster',
     async podCgroup() {
       api = await startKubeApiServer();
       kubepods = sb.cgroup('prop-kubepods');
       const pod = api.create('pods', {
-        apiVersion: 'v1', kind: 'Pod',
+        apiVersion: 'v1',
+        kind: 'Pod',
         metadata: { name: 'bench', namespace: 'bench', labels: { 'meshgate.io/enforce': 'true' } },
         spec: { nodeName: 'node-a', containers: [{ name: 'app' }] },
         status: { phase: 'Running', qosClass: 'Guaranteed' },
@@ -99,8 +103,18 @@ export function clusterSource(sb: BenchSandbox, entries: number): PropagationSou
       api!.create('configmaps', configMap(false));
       const kubeconfig = await api!.writeKubeconfig(sb.tmpDir());
       agent = await startAgent(sb, {
-        label: 'prop-cluster', pinDir: sb.pinDir('prop-cluster'),
-        args: ['--kubeconfig', kubeconfig, '--node-name', 'node-a', '--cgroup-root', kubepods, '--cgroup-driver', 'cgroupfs'],
+        label: 'prop-cluster',
+        pinDir: sb.pinDir('prop-cluster'),
+        args: [
+          '--kubeconfig',
+          kubeconfig,
+          '--node-name',
+          'node-a',
+          '--cgroup-root',
+          kubepods,
+          '--cgroup-driver',
+          'cgroupfs',
+        ],
       });
     },
     edit(allowTarget) {
@@ -120,8 +134,21 @@ interface Watcher {
 }
 
 function startWatcher(sb: BenchSandbox, netnsPath: string, cgroup: string): Watcher {
-  const child: ChildProcess = sb.spawn(CONNECTLOOP, ['--netns', netnsPath, '--cgroup', cgroup, 'watch', '--addr', TARGETS.deny.addr,
-    '--port', String(TARGETS.deny.port), '--interval-us', '200', '--timeout-ms', '5000']);
+  const child: ChildProcess = sb.spawn(CONNECTLOOP, [
+    '--netns',
+    netnsPath,
+    '--cgroup',
+    cgroup,
+    'watch',
+    '--addr',
+    TARGETS.deny.addr,
+    '--port',
+    String(TARGETS.deny.port),
+    '--interval-us',
+    '200',
+    '--timeout-ms',
+    '5000',
+  ]);
   const lines: string[] = [];
   const waiting: Array<(line: string) => void> = [];
   let pending = '';
@@ -135,15 +162,16 @@ function startWatcher(sb: BenchSandbox, netnsPath: string, cgroup: string): Watc
       else lines.push(line);
     }
   });
-  const next = (): Promise<string> => new Promise((resolve, reject) => {
-    const line = lines.shift();
-    if (line !== undefined) return resolve(line);
-    const timer = setTimeout(() => reject(new Error('the watcher did not answer within 10 s')), 10_000);
-    waiting.push((l) => {
-      clearTimeout(timer);
-      resolve(l);
+  const next = (): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const line = lines.shift();
+      if (line !== undefined) return resolve(line);
+      const timer = setTimeout(() => reject(new Error('the watcher did not answer within 10 s')), 10_000);
+      waiting.push((l) => {
+        clearTimeout(timer);
+        resolve(l);
+      });
     });
-  });
   return {
     next,
     async ask(want) {
@@ -153,7 +181,11 @@ function startWatcher(sb: BenchSandbox, netnsPath: string, cgroup: string): Watc
   };
 }
 
-export async function benchPropagation(sb: BenchSandbox, source: PropagationSource, o: PropagationOptions): Promise<PropagationResult> {
+export async function benchPropagation(
+  sb: BenchSandbox,
+  source: PropagationSource,
+  o: PropagationOptions,
+): Promise<PropagationResult> {
   const pod = source.podCgroup ? await source.podCgroup() : sb.cgroup(`prop-${source.mode}`);
   const app = sb.childCgroup(pod, 'app');
   const ns = sb.netns(`prop-${source.mode}`);
@@ -169,7 +201,8 @@ export async function benchPropagation(sb: BenchSandbox, source: PropagationSour
     for (let i = 0; i < o.edits; i++) {
       allowed = !allowed;
       const armed = await watcher.ask(allowed ? 'pass' : 'deny');
-      if (armed !== 'armed') throw new Error(`edit ${i}: the verdict was already ${allowed ? 'pass' : 'deny'} before the edit (${armed})`);
+      if (armed !== 'armed')
+        throw new Error(`edit ${i}: the verdict was already ${allowed ? 'pass' : 'deny'} before the edit (${armed})`);
       const applied = source.applies().length;
       const wall = Date.now();
       const t0 = process.hrtime.bigint();
@@ -190,8 +223,18 @@ export async function benchPropagation(sb: BenchSandbox, source: PropagationSour
       }
     }
     const latencyMs = { ...summarize(latencies), p99: quantile(latencies, 0.99) };
-    o.log(`propagation (${source.mode}, ${o.entries} entries): p50 ${latencyMs.median.toFixed(1)} ms, p99 ${latencyMs.p99.toFixed(1)} ms over ${latencies.length} edits, ${timeouts} timeouts`);
-    return { mode: source.mode, entries: o.entries, edits: o.edits, latencyMs, agentApplyMs: summarize(applyMs), writeToAppliedLogMs: summarize(toLog), timeouts };
+    o.log(
+      `propagation (${source.mode}, ${o.entries} entries): p50 ${latencyMs.median.toFixed(1)} ms, p99 ${latencyMs.p99.toFixed(1)} ms over ${latencies.length} edits, ${timeouts} timeouts`,
+    );
+    return {
+      mode: source.mode,
+      entries: o.entries,
+      edits: o.edits,
+      latencyMs,
+      agentApplyMs: summarize(applyMs),
+      writeToAppliedLogMs: summarize(toLog),
+      timeouts,
+    };
   } finally {
     await source.stop();
   }

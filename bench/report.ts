@@ -36,8 +36,16 @@ const verdictMark = (ok: boolean): string => (ok ? 'met' : '**missed**');
 const x = (r: number): string => `${r.toFixed(r < 10 ? 2 : 1)}×`;
 
 function settingName(r: DecisionRow): string {
-  if (r.mechanism === 'baseline') return r.id === 'baseline-proxy' ? 'no hook, to 127.0.0.1:15001 (where redirects end)' : 'no hook, to 203.0.113.10:80 (where passes end)';
-  const what = r.mechanism === 'meshgate' ? 'meshgate' : r.mechanism === 'ipset' ? 'ipset hash:net + REDIRECT' : `${r.mechanism} chain`;
+  if (r.mechanism === 'baseline')
+    return r.id === 'baseline-proxy'
+      ? 'no hook, to 127.0.0.1:15001 (where redirects end)'
+      : 'no hook, to 203.0.113.10:80 (where passes end)';
+  const what =
+    r.mechanism === 'meshgate'
+      ? 'meshgate'
+      : r.mechanism === 'ipset'
+        ? 'ipset hash:net + REDIRECT'
+        : `${r.mechanism} chain`;
   const flows = r.flows === false ? ', mg_flows off (--flows-max 0)' : '';
   return `${what}, ${r.size!.toLocaleString('en-US')} ${r.mechanism === 'meshgate' ? 'entries' : 'CIDRs'}${flows}: ${r.verdict}`;
 }
@@ -52,7 +60,10 @@ function decisionRows(d: DecisionResult): Row[] {
     let met = '';
     if (r.flows === false) {
       const withFlows = med(r.id.replace('-noflows', ''));
-      target = withFlows === undefined ? '' : `mg_flows costs ${((withFlows - r.connectNs.median) / 1000).toFixed(2)} µs per connect (same size, flows on)`;
+      target =
+        withFlows === undefined
+          ? ''
+          : `mg_flows costs ${((withFlows - r.connectNs.median) / 1000).toFixed(2)} µs per connect (same size, flows on)`;
     } else if (r.mechanism === 'meshgate' && r.verdict === 'deny') {
       target = '< 2 µs (EPERM)';
       met = verdictMark(r.connectNs.median < 2000);
@@ -89,17 +100,35 @@ function decisionRows(d: DecisionResult): Row[] {
   }
   if (d.programCosts) {
     // SPEC §7: no sockops program runs for a passed (or unmeshed) connect. Programs with no run are not listed.
-    const passSetting = d.rows.find((r) => r.mechanism === 'meshgate' && r.verdict === 'pass' && r.size === Math.max(...d.rows.filter((x) => x.mechanism === 'meshgate').map((x) => x.size ?? 0)));
+    const passSetting = d.rows.find(
+      (r) =>
+        r.mechanism === 'meshgate' &&
+        r.verdict === 'pass' &&
+        r.size === Math.max(...d.rows.filter((x) => x.mechanism === 'meshgate').map((x) => x.size ?? 0)),
+    );
     const sockops = d.programCosts.filter((c) => c.setting === passSetting?.id && /sockops/.test(c.program));
     const runs = sockops.reduce((n, c) => n + c.runsPerConnect, 0);
     const ns = sockops.reduce((n, c) => n + c.nsPerConnect, 0);
     rows.push({
-      area: 'BPF (bpf_stats)', setting: `sockops runs per passed TCP connect (${passSetting?.size?.toLocaleString('en-US') ?? '?'} entries)`,
-      value: `${runs.toFixed(2)} (${ns.toFixed(0)} ns)`, spread: '', ratio: '', target: '0', met: verdictMark(runs === 0),
+      area: 'BPF (bpf_stats)',
+      setting: `sockops runs per passed TCP connect (${passSetting?.size?.toLocaleString('en-US') ?? '?'} entries)`,
+      value: `${runs.toFixed(2)} (${ns.toFixed(0)} ns)`,
+      spread: '',
+      ratio: '',
+      target: '0',
+      met: verdictMark(runs === 0),
     });
   }
   for (const c of d.programCosts ?? []) {
-    rows.push({ area: 'BPF (bpf_stats)', setting: `${c.setting}: ${c.program}, ${c.runsPerConnect.toFixed(2)} runs per connect`, value: `${c.nsPerConnect.toFixed(0)} ns per connect`, spread: `${c.nsPerRun.toFixed(0)} ns per run`, ratio: '', target: '', met: '' });
+    rows.push({
+      area: 'BPF (bpf_stats)',
+      setting: `${c.setting}: ${c.program}, ${c.runsPerConnect.toFixed(2)} runs per connect`,
+      value: `${c.nsPerConnect.toFixed(0)} ns per connect`,
+      spread: `${c.nsPerRun.toFixed(0)} ns per run`,
+      ratio: '',
+      target: '',
+      met: '',
+    });
   }
   return rows;
 }
@@ -110,24 +139,109 @@ function applyRows(a: ApplyResultSummary): Row[] {
   const coldCompileApply = a.cold.compileMs.median + a.cold.applyMs.median;
   const parseCold = a.cold.readYamlMs.median + a.cold.parseGlobalMs.median;
   const bestRestore = a.iptables.length ? Math.min(...a.iptables.map((i) => i.coldRestoreMs.median)) : Infinity;
-  const bestChange = a.iptables.length ? Math.min(...a.iptables.flatMap((i) => [i.changeRestoreMs.median, i.changeReplaceRuleMs.median])) : Infinity;
-  rows.push({ area: 'apply', setting: `parse the ${n}-entry policy's objects, cold (YAML and validation, as the agent reads files)`, value: `${ms(parseCold)} ms`, spread: '', ratio: '', target: '', met: '' });
-  rows.push({ area: 'apply', setting: `compile ${n} entries (PolicyCompiler)`, value: `${ms(a.cold.compileMs.median)} ms`, spread: spreadMs(a.cold.compileMs), ratio: '', target: '"well under a second" (issue 3)', met: verdictMark(a.cold.compileMs.median < 500) });
-  rows.push({ area: 'apply', setting: `Datapath.apply, cold (fresh pins; object load ${ms(a.cold.openMs.median)} ms not included)`, value: `${ms(a.cold.applyMs.median)} ms`, spread: spreadMs(a.cold.applyMs), ratio: `${x(a.cold.applyMs.median / a.batchFloorMs.median)} floor`, target: '', met: '' });
-  rows.push({ area: 'apply', setting: `compile + load ${n} entries, cold`, value: `${ms(coldCompileApply)} ms`, spread: '', ratio: `${x(coldCompileApply / a.batchFloorMs.median)} floor`, target: `≤ 500 ms; faster than iptables-restore (${ms(bestRestore)} ms)`, met: verdictMark(coldCompileApply <= 500 && coldCompileApply < bestRestore) });
-  rows.push({ area: 'apply', setting: `parse + compile + load, cold`, value: `${ms(a.cold.totalMs.median)} ms`, spread: spreadMs(a.cold.totalMs), ratio: '', target: '', met: '' });
-  rows.push({ area: 'apply', setting: `raw floor: one batch update of ${n} LPM keys`, value: `${ms(a.batchFloorMs.median)} ms`, spread: spreadMs(a.batchFloorMs), ratio: '', target: '', met: '' });
-  rows.push({ area: 'apply', setting: `one-entry change, first after cold (${a.firstChange.trieWrites.toLocaleString('en-US')} trie writes: the other slot is empty)`, value: `${ms(a.firstChange.totalMs.median)} ms`, spread: spreadMs(a.firstChange.totalMs), ratio: '', target: '', met: '' });
+  const bestChange = a.iptables.length
+    ? Math.min(...a.iptables.flatMap((i) => [i.changeRestoreMs.median, i.changeReplaceRuleMs.median]))
+    : Infinity;
+  rows.push({
+    area: 'apply',
+    setting: `parse the ${n}-entry policy's objects, cold (YAML and validation, as the agent reads files)`,
+    value: `${ms(parseCold)} ms`,
+    spread: '',
+    ratio: '',
+    target: '',
+    met: '',
+  });
+  rows.push({
+    area: 'apply',
+    setting: `compile ${n} entries (PolicyCompiler)`,
+    value: `${ms(a.cold.compileMs.median)} ms`,
+    spread: spreadMs(a.cold.compileMs),
+    ratio: '',
+    target: '"well under a second" (issue 3)',
+    met: verdictMark(a.cold.compileMs.median < 500),
+  });
+  rows.push({
+    area: 'apply',
+    setting: `Datapath.apply, cold (fresh pins; object load ${ms(a.cold.openMs.median)} ms not included)`,
+    value: `${ms(a.cold.applyMs.median)} ms`,
+    spread: spreadMs(a.cold.applyMs),
+    ratio: `${x(a.cold.applyMs.median / a.batchFloorMs.median)} floor`,
+    target: '',
+    met: '',
+  });
+  rows.push({
+    area: 'apply',
+    setting: `compile + load ${n} entries, cold`,
+    value: `${ms(coldCompileApply)} ms`,
+    spread: '',
+    ratio: `${x(coldCompileApply / a.batchFloorMs.median)} floor`,
+    target: `≤ 500 ms; faster than iptables-restore (${ms(bestRestore)} ms)`,
+    met: verdictMark(coldCompileApply <= 500 && coldCompileApply < bestRestore),
+  });
+  rows.push({
+    area: 'apply',
+    setting: `parse + compile + load, cold`,
+    value: `${ms(a.cold.totalMs.median)} ms`,
+    spread: spreadMs(a.cold.totalMs),
+    ratio: '',
+    target: '',
+    met: '',
+  });
+  rows.push({
+    area: 'apply',
+    setting: `raw floor: one batch update of ${n} LPM keys`,
+    value: `${ms(a.batchFloorMs.median)} ms`,
+    spread: spreadMs(a.batchFloorMs),
+    ratio: '',
+    target: '',
+    met: '',
+  });
+  rows.push({
+    area: 'apply',
+    setting: `one-entry change, first after cold (${a.firstChange.trieWrites.toLocaleString('en-US')} trie writes: the other slot is empty)`,
+    value: `${ms(a.firstChange.totalMs.median)} ms`,
+    spread: spreadMs(a.firstChange.totalMs),
+    ratio: '',
+    target: '',
+    met: '',
+  });
   rows.push({
     area: 'apply',
     setting: `one-entry change, parse + compile + apply until in force (${ms(a.change.trieWrites.median)} trie writes; parse of the changed object ${ms(a.change.readYamlMs.median + a.change.parseGlobalMs.median)}, compile ${ms(a.change.compileMs.median)}, apply ${ms(a.change.applyMs.median)} ms; then ${ms(a.change.graceMs.median)} ms of RCU grace period off the enforcement path)`,
-    value: `${ms(a.change.totalMs.median)} ms`, spread: spreadMs(a.change.totalMs), ratio: '',
-    target: `≤ 20 ms; faster than iptables (${ms(bestChange)} ms)`, met: verdictMark(a.change.totalMs.median <= 20 && a.change.totalMs.median < bestChange),
+    value: `${ms(a.change.totalMs.median)} ms`,
+    spread: spreadMs(a.change.totalMs),
+    ratio: '',
+    target: `≤ 20 ms; faster than iptables (${ms(bestChange)} ms)`,
+    met: verdictMark(a.change.totalMs.median <= 20 && a.change.totalMs.median < bestChange),
   });
   for (const i of a.iptables) {
-    rows.push({ area: 'apply', setting: `${i.variant}-restore of ${n} rules, cold`, value: `${ms(i.coldRestoreMs.median)} ms`, spread: spreadMs(i.coldRestoreMs), ratio: '', target: '', met: '' });
-    rows.push({ area: 'apply', setting: `${i.variant}-restore, one rule changed (whole table rewritten)`, value: `${ms(i.changeRestoreMs.median)} ms`, spread: spreadMs(i.changeRestoreMs), ratio: '', target: '', met: '' });
-    rows.push({ area: 'apply', setting: `${i.variant} -R (replace one rule in place)`, value: `${ms(i.changeReplaceRuleMs.median)} ms`, spread: spreadMs(i.changeReplaceRuleMs), ratio: '', target: '', met: '' });
+    rows.push({
+      area: 'apply',
+      setting: `${i.variant}-restore of ${n} rules, cold`,
+      value: `${ms(i.coldRestoreMs.median)} ms`,
+      spread: spreadMs(i.coldRestoreMs),
+      ratio: '',
+      target: '',
+      met: '',
+    });
+    rows.push({
+      area: 'apply',
+      setting: `${i.variant}-restore, one rule changed (whole table rewritten)`,
+      value: `${ms(i.changeRestoreMs.median)} ms`,
+      spread: spreadMs(i.changeRestoreMs),
+      ratio: '',
+      target: '',
+      met: '',
+    });
+    rows.push({
+      area: 'apply',
+      setting: `${i.variant} -R (replace one rule in place)`,
+      value: `${ms(i.changeReplaceRuleMs.median)} ms`,
+      spread: spreadMs(i.changeReplaceRuleMs),
+      ratio: '',
+      target: '',
+      met: '',
+    });
   }
   return rows;
 }
@@ -142,7 +256,16 @@ function propagationRows(results: readonly PropagationResult[], skipped: readonl
     target: 'p99 ≤ 50 ms',
     met: verdictMark(p.latencyMs.p99 <= 50 && p.timeouts === 0),
   }));
-  for (const reason of skipped) rows.push({ area: 'propagation', setting: `cluster: not measured (${reason})`, value: '', spread: '', ratio: '', target: 'p99 ≤ 50 ms', met: 'not measured' });
+  for (const reason of skipped)
+    rows.push({
+      area: 'propagation',
+      setting: `cluster: not measured (${reason})`,
+      value: '',
+      spread: '',
+      ratio: '',
+      target: 'p99 ≤ 50 ms',
+      met: 'not measured',
+    });
   return rows;
 }
 
@@ -163,9 +286,13 @@ function memoryRows(rows: readonly MemoryRow[], limitMiB: number | null): Row[] 
   const peak = rows.find((m) => m.mode === 'cluster' && m.entries >= 100_000);
   if (peak && limitMiB !== null) {
     out.push({
-      area: 'memory', setting: `cluster agent peak at ${peak.entries.toLocaleString('en-US')} entries vs deploy/daemonset.yaml's limit (${limitMiB} MiB)`,
-      value: `${peak.hwmMiB.toFixed(1)} MiB`, spread: '', ratio: `${((peak.hwmMiB / limitMiB) * 100).toFixed(0)}% of the limit`,
-      target: `≤ limit − 25% (${(limitMiB * 0.75).toFixed(0)} MiB)`, met: verdictMark(peak.hwmMiB <= limitMiB * 0.75),
+      area: 'memory',
+      setting: `cluster agent peak at ${peak.entries.toLocaleString('en-US')} entries vs deploy/daemonset.yaml's limit (${limitMiB} MiB)`,
+      value: `${peak.hwmMiB.toFixed(1)} MiB`,
+      spread: '',
+      ratio: `${((peak.hwmMiB / limitMiB) * 100).toFixed(0)}% of the limit`,
+      target: `≤ limit − 25% (${(limitMiB * 0.75).toFixed(0)} MiB)`,
+      met: verdictMark(peak.hwmMiB <= limitMiB * 0.75),
     });
   }
   return out;
@@ -174,7 +301,10 @@ function memoryRows(rows: readonly MemoryRow[], limitMiB: number | null): Row[] 
 /** The two streams with and without meshgate; SPEC §7: the packet programs cost at most 2% of either. */
 function throughputRows(t: ThroughputResult): Row[] {
   const rows: Row[] = [];
-  const what = { tcp: `bulk TCP stream, ${(t.tcpBytes / 2 ** 30).toFixed(t.tcpBytes >= 2 ** 30 ? 0 : 2)} GiB`, udp: `UDP stream, ${t.udpPackets.toLocaleString('en-US')} datagrams of ${t.udpSize} B` };
+  const what = {
+    tcp: `bulk TCP stream, ${(t.tcpBytes / 2 ** 30).toFixed(t.tcpBytes >= 2 ** 30 ? 0 : 2)} GiB`,
+    udp: `UDP stream, ${t.udpPackets.toLocaleString('en-US')} datagrams of ${t.udpSize} B`,
+  };
   for (const kind of ['tcp', 'udp'] as const) {
     const base = t.rows.find((r) => r.stream === kind && r.setting === 'baseline');
     const mesh = t.rows.find((r) => r.stream === kind && r.setting === 'meshgate');
@@ -198,7 +328,11 @@ function throughputRows(t: ThroughputResult): Row[] {
     rows.push({
       area: 'BPF (bpf_stats)',
       setting: `${c.stream} stream: ${c.program}, ${c.runsPerUnit.toFixed(2)} runs per ${c.stream === 'tcp' ? '64 KiB written (GSO: one run per super-packet)' : 'datagram'}`,
-      value: `${c.nsPerRun.toFixed(0)} ns per run`, spread: '', ratio: '', target: '', met: '',
+      value: `${c.nsPerRun.toFixed(0)} ns per run`,
+      spread: '',
+      ratio: '',
+      target: '',
+      met: '',
     });
   }
   return rows;
@@ -239,11 +373,22 @@ export function markdownTable(r: BenchResults, memoryLimitMiB: number | null = n
     ...(r.throughput ? throughputRows(r.throughput) : []),
     ...(r.dnsReader ? dnsReaderRows(r.dnsReader) : []),
   ];
-  const header = ['', 'setting', 'median', 'spread (p10–p90 of batches, or min–max)', 'vs baseline', 'SPEC §7 target', ''];
+  const header = [
+    '',
+    'setting',
+    'median',
+    'spread (p10–p90 of batches, or min–max)',
+    'vs baseline',
+    'SPEC §7 target',
+    '',
+  ];
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   return [
     `| ${header.join(' | ')} |`,
     `|${header.map(() => '---').join('|')}|`,
-    ...rows.map((row) => `| ${[row.area, row.setting, row.value, row.spread, row.ratio, row.target, row.met].map(esc).join(' | ')} |`),
+    ...rows.map(
+      (row) =>
+        `| ${[row.area, row.setting, row.value, row.spread, row.ratio, row.target, row.met].map(esc).join(' | ')} |`,
+    ),
   ].join('\n');
 }

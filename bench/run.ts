@@ -54,7 +54,9 @@ function options() {
     return n;
   };
   const only = values.only === undefined ? [...SECTIONS] : values.only.split(',').map((s) => s.trim());
-  for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown section ${JSON.stringify(s)} (known: ${SECTIONS.join(', ')})`);
+  for (const s of only)
+    if (!(SECTIONS as readonly string[]).includes(s))
+      throw new Error(`--only: unknown section ${JSON.stringify(s)} (known: ${SECTIONS.join(', ')})`);
   const quick = values.quick;
   return {
     help: values.help,
@@ -111,10 +113,16 @@ async function main(): Promise<number> {
   const o = options();
   if (o.help) {
     const lines = readFileSync(new URL(import.meta.url), 'utf8').split('\n');
-    process.stdout.write(`${lines.filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n')}\n`);
+    process.stdout.write(
+      `${lines
+        .filter((l) => l.startsWith('//'))
+        .map((l) => l.slice(3))
+        .join('\n')}\n`,
+    );
     return 0;
   }
-  if (process.getuid?.() !== 0) throw new Error('the benchmarks need root: they create cgroups, network namespaces and BPF pins');
+  if (process.getuid?.() !== 0)
+    throw new Error('the benchmarks need root: they create cgroups, network namespaces and BPF pins');
   if (o.cleanup) {
     const removed = sweepLeftovers();
     process.stderr.write(removed.length ? `removed:\n${removed.join('\n')}\n` : 'nothing left behind\n');
@@ -157,11 +165,19 @@ async function main(): Promise<number> {
       });
     }
     if (o.only.includes('apply')) {
-      results.apply = benchApply(sb, { entries: 100_000, reps: o.reps, changes: full ? 5 : 2, iptables: full ? ['iptables-legacy', 'iptables-nft'] : ['iptables-legacy'], log });
+      results.apply = benchApply(sb, {
+        entries: 100_000,
+        reps: o.reps,
+        changes: full ? 5 : 2,
+        iptables: full ? ['iptables-legacy', 'iptables-nft'] : ['iptables-legacy'],
+        log,
+      });
     }
     if (o.only.includes('propagation')) {
       const propagation: PropagationResult[] = [];
-      propagation.push(await benchPropagation(sb, standaloneSource(sb, 10_000), { entries: 10_000, edits: o.edits, log }));
+      propagation.push(
+        await benchPropagation(sb, standaloneSource(sb, 10_000), { entries: 10_000, edits: o.edits, log }),
+      );
       propagation.push(await benchPropagation(sb, clusterSource(sb, 10_000), { entries: 10_000, edits: o.edits, log }));
       results.propagation = propagation;
     }
@@ -182,8 +198,13 @@ async function main(): Promise<number> {
     }
     if (o.only.includes('dns')) {
       results.dnsReader = benchDnsReader(sb, {
-        batches: full ? 9 : 3, repeat: full ? 200_000 : 50_000, rounds: full ? 5 : 2, streamMs: full ? 2000 : 1000,
-        cpuRecv: o.pin ? 0 : null, cpuSend: o.pin ? 1 : null, log,
+        batches: full ? 9 : 3,
+        repeat: full ? 200_000 : 50_000,
+        rounds: full ? 5 : 2,
+        streamMs: full ? 2000 : 1000,
+        cpuRecv: o.pin ? 0 : null,
+        cpuSend: o.pin ? 1 : null,
+        log,
       });
     }
   } finally {
@@ -192,9 +213,14 @@ async function main(): Promise<number> {
   const command = `node dist/bench/run.js ${process.argv.slice(2).join(' ')}`.trim();
   const table = markdownTable(results, daemonSetMemoryLimitMiB());
   process.stdout.write(`${table}\n\n`);
-  process.stdout.write(`Reproduce: \`make all && ${command}\` (as root). Took ${((Date.now() - started) / 1000).toFixed(0)} s.\n`);
+  process.stdout.write(
+    `Reproduce: \`make all && ${command}\` (as root). Took ${((Date.now() - started) / 1000).toFixed(0)} s.\n`,
+  );
   mkdirSync(path.dirname(o.json), { recursive: true });
-  writeFileSync(o.json, `${JSON.stringify({ date: new Date().toISOString(), command, options: o, machine: host, durationS: (Date.now() - started) / 1000, results, table }, null, 1)}\n`);
+  writeFileSync(
+    o.json,
+    `${JSON.stringify({ date: new Date().toISOString(), command, options: o, machine: host, durationS: (Date.now() - started) / 1000, results, table }, null, 1)}\n`,
+  );
   log(`results written to ${path.relative(process.cwd(), o.json)}`);
   return 0;
 }

@@ -52,7 +52,13 @@ export class BenchSandbox {
     const ns: BenchNetns = {
       name,
       path: `/run/netns/${name}`,
-      exec: (cmd, args, input) => execFileSync('ip', ['netns', 'exec', name, cmd, ...args], { encoding: 'utf8', input, maxBuffer: 256 << 20, stdio: ['pipe', 'pipe', 'pipe'] }),
+      exec: (cmd, args, input) =>
+        execFileSync('ip', ['netns', 'exec', name, cmd, ...args], {
+          encoding: 'utf8',
+          input,
+          maxBuffer: 256 << 20,
+          stdio: ['pipe', 'pipe', 'pipe'],
+        }),
     };
     ns.exec('ip', ['link', 'set', 'lo', 'up']);
     for (const t of Object.values(TARGETS)) ns.exec('ip', ['addr', 'add', `${t.addr}/32`, 'dev', 'lo']);
@@ -105,7 +111,13 @@ export class BenchSandbox {
 
   /** Starts `connectloop sink` in the netns and resolves once it listens. */
   async sink(ns: BenchNetns, ports: readonly number[], cpu: number | null): Promise<ChildProcess> {
-    const args = ['--netns', ns.path, ...(cpu === null ? [] : ['--cpu', String(cpu)]), 'sink', ...ports.flatMap((p) => ['--port', String(p)])];
+    const args = [
+      '--netns',
+      ns.path,
+      ...(cpu === null ? [] : ['--cpu', String(cpu)]),
+      'sink',
+      ...ports.flatMap((p) => ['--port', String(p)]),
+    ];
     const child = this.spawn(CONNECTLOOP, args);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -135,7 +147,8 @@ export class BenchSandbox {
         errors.push((err as Error).message);
       }
     }
-    for (const child of this.children) if (child.exitCode === null && child.signalCode === null && child.pid) child.kill('SIGKILL');
+    for (const child of this.children)
+      if (child.exitCode === null && child.signalCode === null && child.pid) child.kill('SIGKILL');
     for (const dir of this.pinDirs) {
       try {
         cleanupPins(dir);
@@ -143,7 +156,8 @@ export class BenchSandbox {
         errors.push(`pins ${dir}: ${(err as Error).message}`);
       }
     }
-    for (const dir of [...this.cgroups].reverse()) if (existsSync(dir) && !removeCgroup(dir, 100)) errors.push(`cgroup ${dir} still holds processes`);
+    for (const dir of [...this.cgroups].reverse())
+      if (existsSync(dir) && !removeCgroup(dir, 100)) errors.push(`cgroup ${dir} still holds processes`);
     for (const ns of this.netnses) spawnSync('ip', ['netns', 'del', ns]);
     if (this.tmp) rmSync(this.tmp, { recursive: true, force: true });
     if (errors.length) throw new Error(`bench cleanup incomplete: ${errors.join('; ')}`);
@@ -179,7 +193,10 @@ export function sweepLeftovers(): string[] {
     removeCgroup(dir, 100);
     removed.push(dir);
   }
-  const netns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter(stale);
+  const netns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter(stale);
   for (const name of netns) {
     spawnSync('ip', ['netns', 'del', name]);
     removed.push(`netns ${name}`);

@@ -67,7 +67,20 @@ function veth(sb: BenchSandbox, pod: BenchNetns, far: BenchNetns): void {
   const tag = `${process.pid % 100000}`;
   const podIf = `mgbt${tag}p`;
   const farIf = `mgbt${tag}f`;
-  execFileSync('ip', ['link', 'add', podIf, 'netns', pod.name, 'type', 'veth', 'peer', 'name', farIf, 'netns', far.name]);
+  execFileSync('ip', [
+    'link',
+    'add',
+    podIf,
+    'netns',
+    pod.name,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    farIf,
+    'netns',
+    far.name,
+  ]);
   pod.exec('ip', ['addr', 'add', '192.168.78.1/30', 'dev', podIf]);
   pod.exec('ip', ['link', 'set', podIf, 'up']);
   pod.exec('ip', ['route', 'add', `${FAR_HOST}/32`, 'via', '192.168.78.2']);
@@ -78,7 +91,14 @@ function veth(sb: BenchSandbox, pod: BenchNetns, far: BenchNetns): void {
 }
 
 async function startSink(sb: BenchSandbox, far: BenchNetns, kind: StreamKind, cpu: number | null): Promise<void> {
-  const child = sb.spawn(STREAMER, ['--netns', far.path, ...(cpu === null ? [] : ['--cpu', String(cpu)]), 'sink', kind, String(kind === 'tcp' ? TCP_PORT : UDP_PORT)]);
+  const child = sb.spawn(STREAMER, [
+    '--netns',
+    far.path,
+    ...(cpu === null ? [] : ['--cpu', String(cpu)]),
+    'sink',
+    kind,
+    String(kind === 'tcp' ? TCP_PORT : UDP_PORT),
+  ]);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${kind} sink did not start`)), 5000);
     child.stdout!.once('data', () => {
@@ -93,7 +113,16 @@ async function startSink(sb: BenchSandbox, far: BenchNetns, kind: StreamKind, cp
 }
 
 function send(pod: BenchNetns, cgroup: string, kind: StreamKind, o: ThroughputOptions): Promise<Sent> {
-  const args = ['--netns', pod.path, '--cgroup', cgroup, ...(o.senderCpu === null ? [] : ['--cpu', String(o.senderCpu)]), 'send', kind, FAR_HOST];
+  const args = [
+    '--netns',
+    pod.path,
+    '--cgroup',
+    cgroup,
+    ...(o.senderCpu === null ? [] : ['--cpu', String(o.senderCpu)]),
+    'send',
+    kind,
+    FAR_HOST,
+  ];
   if (kind === 'tcp') args.push(String(TCP_PORT), String(o.tcpBytes));
   else args.push(String(UDP_PORT), String(o.udpSize), String(o.udpPackets));
   return new Promise((resolve, reject) => {
@@ -102,11 +131,16 @@ function send(pod: BenchNetns, cgroup: string, kind: StreamKind, o: ThroughputOp
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim()) as Sent) : reject(new Error(`streamer send ${kind} exited ${code}: ${err}`))));
+    child.once('exit', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out.trim()) as Sent)
+        : reject(new Error(`streamer send ${kind} exited ${code}: ${err}`)),
+    );
   });
 }
 
-const rateOf = (kind: StreamKind, s: Sent): number => (kind === 'tcp' ? (s.bytes * 8) / s.ns : (s.packets / s.ns) * 1e6);
+const rateOf = (kind: StreamKind, s: Sent): number =>
+  kind === 'tcp' ? (s.bytes * 8) / s.ns : (s.packets / s.ns) * 1e6;
 
 export async function benchThroughput(sb: BenchSandbox, o: ThroughputOptions): Promise<ThroughputResult> {
   const pod = sb.netns('tp-pod');
@@ -123,20 +157,54 @@ export async function benchThroughput(sb: BenchSandbox, o: ThroughputOptions): P
   // An enforced pod whose allowlist names the far host: the streams pass, as a pod's real traffic would.
   dp.apply({
     policy: {
-      egress: false, proxyPort: 15001, proxyUid: 1500, blockedAction: 'deny', unknownPodPolicy: 'pass', eventVerdicts: ['deny'], excludedPorts: [],
+      egress: false,
+      proxyPort: 15001,
+      proxyUid: 1500,
+      blockedAction: 'deny',
+      unknownPodPolicy: 'pass',
+      eventVerdicts: ['deny'],
+      excludedPorts: [],
       groups: [
         { id: 'mesh', entries: [{ table: 'mesh', cidr: '10.0.0.0/8' }] },
-        { id: 'allow:bench', entries: [
-          { table: 'allow', cidr: `${FAR_HOST}/32`, port: TCP_PORT, proto: 'tcp', namespace: 'bench', label: 'bench/far-tcp' },
-          { table: 'allow', cidr: `${FAR_HOST}/32`, port: UDP_PORT, proto: 'udp', namespace: 'bench', label: 'bench/far-udp' },
-        ] },
+        {
+          id: 'allow:bench',
+          entries: [
+            {
+              table: 'allow',
+              cidr: `${FAR_HOST}/32`,
+              port: TCP_PORT,
+              proto: 'tcp',
+              namespace: 'bench',
+              label: 'bench/far-tcp',
+            },
+            {
+              table: 'allow',
+              cidr: `${FAR_HOST}/32`,
+              port: UDP_PORT,
+              proto: 'udp',
+              namespace: 'bench',
+              label: 'bench/far-udp',
+            },
+          ],
+        },
       ],
     },
-    cgroups: [{ cgroupId: cgroupId(meshPod), kind: 'pod', namespace: 'bench', label: 'bench/streamer', proxyCgroupKnown: false }],
+    cgroups: [
+      {
+        cgroupId: cgroupId(meshPod),
+        kind: 'pod',
+        namespace: 'bench',
+        label: 'bench/streamer',
+        proxyCgroupKnown: false,
+      },
+    ],
   });
   dp.attach(meshPod);
 
-  const settings = [{ setting: 'baseline' as const, cgroup: baseline }, { setting: 'meshgate' as const, cgroup: app }];
+  const settings = [
+    { setting: 'baseline' as const, cgroup: baseline },
+    { setting: 'meshgate' as const, cgroup: app },
+  ];
   const samples = new Map<string, number[]>();
   const random = seededRandom(11);
   for (const kind of ['tcp', 'udp'] as const) {
@@ -169,12 +237,16 @@ export async function benchThroughput(sb: BenchSandbox, o: ThroughputOptions): P
 
 /** bpf_stats of every program on the pod cgroup during one stream of each kind. */
 async function packetCosts(meshPod: string, pod: BenchNetns, app: string, o: ThroughputOptions): Promise<PacketCost[]> {
-  const json = <T>(args: string[]): T => JSON.parse(execFileSync('bpftool', ['-j', ...args], { encoding: 'utf8' })) as T;
+  const json = <T>(args: string[]): T =>
+    JSON.parse(execFileSync('bpftool', ['-j', ...args], { encoding: 'utf8' })) as T;
   const ids = json<Array<{ id: number }>>(['cgroup', 'show', meshPod]).map((p) => p.id);
-  const read = () => new Map(ids.map((id) => {
-    const p = json<{ name: string; run_time_ns?: number; run_cnt?: number }>(['prog', 'show', 'id', String(id)]);
-    return [p.name, { ns: p.run_time_ns ?? 0, runs: p.run_cnt ?? 0 }];
-  }));
+  const read = () =>
+    new Map(
+      ids.map((id) => {
+        const p = json<{ name: string; run_time_ns?: number; run_cnt?: number }>(['prog', 'show', 'id', String(id)]);
+        return [p.name, { ns: p.run_time_ns ?? 0, runs: p.run_cnt ?? 0 }];
+      }),
+    );
   const previous = readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
   const costs: PacketCost[] = [];
   writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
@@ -186,12 +258,20 @@ async function packetCosts(meshPod: string, pod: BenchNetns, app: string, o: Thr
       for (const [program, after] of read()) {
         const runs = after.runs - before.get(program)!.runs;
         if (runs / units < 0.01) continue; // once per stream (connect4): not a per-packet cost
-        costs.push({ stream: kind, program, runsPerUnit: runs / units, nsPerRun: (after.ns - before.get(program)!.ns) / runs });
+        costs.push({
+          stream: kind,
+          program,
+          runsPerUnit: runs / units,
+          nsPerRun: (after.ns - before.get(program)!.ns) / runs,
+        });
       }
     }
   } finally {
     writeFileSync('/proc/sys/kernel/bpf_stats_enabled', previous);
   }
-  for (const c of costs) o.log(`throughput ${c.stream}: ${c.program} ${c.runsPerUnit.toFixed(2)} runs per ${c.stream === 'tcp' ? '64 KiB' : 'datagram'}, ${c.nsPerRun.toFixed(0)} ns per run`);
+  for (const c of costs)
+    o.log(
+      `throughput ${c.stream}: ${c.program} ${c.runsPerUnit.toFixed(2)} runs per ${c.stream === 'tcp' ? '64 KiB' : 'datagram'}, ${c.nsPerRun.toFixed(0)} ns per run`,
+    );
   return costs;
 }

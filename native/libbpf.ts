@@ -53,9 +53,21 @@ koffi.opaque('bpf_link');
 koffi.opaque('ring_buffer');
 // struct bpf_test_run_opts (libbpf 1.x), for BPF_PROG_TEST_RUN.
 const TestRunOpts = koffi.struct('mg_bpf_test_run_opts', {
-  sz: 'size_t', data_in: 'void *', data_out: 'void *', data_size_in: 'uint32_t', data_size_out: 'uint32_t',
-  ctx_in: 'void *', ctx_out: 'void *', ctx_size_in: 'uint32_t', ctx_size_out: 'uint32_t',
-  retval: 'uint32_t', repeat: 'int', duration: 'uint32_t', flags: 'uint32_t', cpu: 'uint32_t', batch_size: 'uint32_t',
+  sz: 'size_t',
+  data_in: 'void *',
+  data_out: 'void *',
+  data_size_in: 'uint32_t',
+  data_size_out: 'uint32_t',
+  ctx_in: 'void *',
+  ctx_out: 'void *',
+  ctx_size_in: 'uint32_t',
+  ctx_size_out: 'uint32_t',
+  retval: 'uint32_t',
+  repeat: 'int',
+  duration: 'uint32_t',
+  flags: 'uint32_t',
+  cpu: 'uint32_t',
+  batch_size: 'uint32_t',
 });
 
 const PrintFn = koffi.proto('int mg_libbpf_print_fn(int level, const char *fmt, void *args)');
@@ -100,11 +112,15 @@ const c = {
   mapLookup: lib.func('int bpf_map_lookup_elem(int fd, const void *key, _Out_ void *value)'),
   mapDelete: lib.func('int bpf_map_delete_elem(int fd, const void *key)'),
   mapNextKey: lib.func('int bpf_map_get_next_key(int fd, const void *key, _Out_ void *next_key)'),
-  mapUpdateBatch: lib.func('int bpf_map_update_batch(int fd, const void *keys, const void *values, _Inout_ uint32_t *count, void *opts)'),
+  mapUpdateBatch: lib.func(
+    'int bpf_map_update_batch(int fd, const void *keys, const void *values, _Inout_ uint32_t *count, void *opts)',
+  ),
   mapDeleteBatch: lib.func('int bpf_map_delete_batch(int fd, const void *keys, _Inout_ uint32_t *count, void *opts)'),
   objGet: lib.func('int bpf_obj_get(const char *path)'),
   objGetInfo: lib.func('int bpf_obj_get_info_by_fd(int fd, _Inout_ void *info, _Inout_ uint32_t *len)'),
-  progQuery: lib.func('int bpf_prog_query(int target_fd, int type, uint32_t query_flags, _Out_ uint32_t *attach_flags, _Out_ uint32_t *prog_ids, _Inout_ uint32_t *prog_cnt)'),
+  progQuery: lib.func(
+    'int bpf_prog_query(int target_fd, int type, uint32_t query_flags, _Out_ uint32_t *attach_flags, _Out_ uint32_t *prog_ids, _Inout_ uint32_t *prog_cnt)',
+  ),
   progGetFdById: lib.func('int bpf_prog_get_fd_by_id(uint32_t id)'),
   progDetach2: lib.func('int bpf_prog_detach2(int prog_fd, int attachable_fd, int type)'),
   linkGetFdById: lib.func('int bpf_link_get_fd_by_id(uint32_t id)'),
@@ -112,7 +128,9 @@ const c = {
   progTestRun: lib.func('int bpf_prog_test_run_opts(int prog_fd, _Inout_ mg_bpf_test_run_opts *opts)'),
   probeProgType: lib.func('int libbpf_probe_bpf_prog_type(int prog_type, const void *opts)'),
   probeMapType: lib.func('int libbpf_probe_bpf_map_type(int map_type, const void *opts)'),
-  ringBufferNew: lib.func('ring_buffer *ring_buffer__new(int map_fd, mg_ring_buffer_sample_fn *cb, void *ctx, void *opts)'),
+  ringBufferNew: lib.func(
+    'ring_buffer *ring_buffer__new(int map_fd, mg_ring_buffer_sample_fn *cb, void *ctx, void *opts)',
+  ),
   ringBufferConsume: lib.func('int ring_buffer__consume(ring_buffer *rb)'),
   ringBufferFree: lib.func('void ring_buffer__free(ring_buffer *rb)'),
 };
@@ -196,8 +214,21 @@ export const libbpf = {
    */
   testRun(progFd: BpfProgramFd, data: Buffer, repeat: number, what: string): TestRunResult {
     const opts = {
-      sz: koffi.sizeof(TestRunOpts), data_in: data, data_out: null, data_size_in: data.length, data_size_out: 0,
-      ctx_in: null, ctx_out: null, ctx_size_in: 0, ctx_size_out: 0, retval: 0, repeat, duration: 0, flags: 0, cpu: 0, batch_size: 0,
+      sz: koffi.sizeof(TestRunOpts),
+      data_in: data,
+      data_out: null,
+      data_size_in: data.length,
+      data_size_out: 0,
+      ctx_in: null,
+      ctx_out: null,
+      ctx_size_in: 0,
+      ctx_size_out: 0,
+      retval: 0,
+      repeat,
+      duration: 0,
+      flags: 0,
+      cpu: 0,
+      batch_size: 0,
     };
     call(`test run of ${what}`, () => c.progTestRun(progFd, opts), isNegative);
     return { retval: opts.retval, durationNs: opts.duration };

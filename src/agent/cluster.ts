@@ -9,7 +9,13 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import {
-  ALLOWLIST_LABEL, DEFAULT_LIMITS, GLOBAL_KEYS, describeObject, parseGlobalConfig, type GlobalConfig, type ObjectRef,
+  ALLOWLIST_LABEL,
+  DEFAULT_LIMITS,
+  GLOBAL_KEYS,
+  describeObject,
+  parseGlobalConfig,
+  type GlobalConfig,
+  type ObjectRef,
 } from '../config/index.js';
 import { CidrListMemo } from '../config/cidrListMemo.js';
 import type { HostResolverOptions } from '../dns/hostResolver.js';
@@ -18,7 +24,13 @@ import { EventRecorder } from '../kube/events.js';
 import { ResilientInformer } from '../kube/informer.js';
 import { cgroupId, cgroupLevel, findCgroup2Mount } from '../node/cgroup.js';
 import {
-  cgroupCreatedMs, driverOf, findContainerCgroup, findKubepods, findPodCgroup, podParentDirs, podUidOfCgroupName,
+  cgroupCreatedMs,
+  driverOf,
+  findContainerCgroup,
+  findKubepods,
+  findPodCgroup,
+  podParentDirs,
+  podUidOfCgroupName,
   type KubepodsLayout,
 } from '../node/podCgroups.js';
 import type { PodInput } from '../policy/compile.js';
@@ -47,7 +59,11 @@ export interface ClusterOptions {
   readonly backoffMs?: { readonly initial: number; readonly max: number };
 }
 
-const cmRef = (cm: V1ConfigMap): ObjectRef => ({ kind: 'ConfigMap', namespace: cm.metadata?.namespace, name: cm.metadata?.name ?? '' });
+const cmRef = (cm: V1ConfigMap): ObjectRef => ({
+  kind: 'ConfigMap',
+  namespace: cm.metadata?.namespace,
+  name: cm.metadata?.name ?? '',
+});
 const cmVersion = (cm: V1ConfigMap): string => `${cm.metadata?.uid}@${cm.metadata?.resourceVersion}`;
 const cmKey = (cm: V1ConfigMap): string => `${cm.metadata?.namespace}/${cm.metadata?.name}`;
 const allowlistId = (cm: V1ConfigMap): ConfigObjectId => {
@@ -95,7 +111,12 @@ export class ClusterAgent {
       global: (raw, ref) => {
         const data = 'data' in raw ? raw.data : {};
         const own: readonly string[] = GLOBAL_KEYS;
-        return parseGlobalConfig(Object.keys(data).some((k) => own.includes(k)) ? { ...seed, ...data } : data, ref, DEFAULT_LIMITS, cidrMemo);
+        return parseGlobalConfig(
+          Object.keys(data).some((k) => own.includes(k)) ? { ...seed, ...data } : data,
+          ref,
+          DEFAULT_LIMITS,
+          cidrMemo,
+        );
       },
       allowlist: (raw, ref) => allowlistObjectFromData('data' in raw ? raw.data : {}, ref),
     });
@@ -112,19 +133,30 @@ export class ClusterAgent {
     const mount = findCgroup2Mount();
     if (this.opts.cgroupRoot) {
       const root = path.resolve(this.opts.cgroupRoot);
-      if (root === path.resolve(mount)) throw new MeshgateError('MG_ATTACH_ROOT_CGROUP', `--cgroup-root ${root} is the node's root cgroup: meshgate never attaches there (the node's own daemons would be enforced)`);
+      if (root === path.resolve(mount))
+        throw new MeshgateError(
+          'MG_ATTACH_ROOT_CGROUP',
+          `--cgroup-root ${root} is the node's root cgroup: meshgate never attaches there (the node's own daemons would be enforced)`,
+        );
       const driver = this.opts.cgroupDriver === 'auto' ? driverOf(root) : this.opts.cgroupDriver;
       return { root, driver };
     }
     const found = findKubepods(mount, this.opts.cgroupDriver);
-    if (!found) throw new MeshgateError('MG_KUBEPODS_NOT_FOUND', `no kubepods cgroup found under ${mount} (looked for kubepods.slice, *-kubepods.slice and kubepods, 3 levels deep): pass --cgroup-root`);
+    if (!found)
+      throw new MeshgateError(
+        'MG_KUBEPODS_NOT_FOUND',
+        `no kubepods cgroup found under ${mount} (looked for kubepods.slice, *-kubepods.slice and kubepods, 3 levels deep): pass --cgroup-root`,
+      );
     return found;
   }
 
   async start(): Promise<void> {
     this.startedAt = Date.now();
     this.layout = this.findLayout();
-    this.log.info({ cgroupRoot: this.layout.root, driver: this.layout.driver, node: this.opts.nodeName }, 'kubepods cgroup found');
+    this.log.info(
+      { cgroupRoot: this.layout.root, driver: this.layout.driver, node: this.opts.nodeName },
+      'kubepods cgroup found',
+    );
     await this.core.open(cgroupLevel(this.layout.root), () => this.reconcile());
     this.persistence.restore(this.opts.pinDir, this.store);
     this.watchCgroups();
@@ -138,15 +170,24 @@ export class ClusterAgent {
     };
     const { namespace, name } = this.opts.configMap;
     this.globalInformer = new ResilientInformer<V1ConfigMap>(client, {
-      ...common, name: 'global-configmap', path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`, fieldSelector: `metadata.name=${name}`,
+      ...common,
+      name: 'global-configmap',
+      path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`,
+      fieldSelector: `metadata.name=${name}`,
       onRestart: () => this.core.metrics.informerRestarts.inc({ informer: 'global-configmap' }),
     });
     this.allowlistInformer = new ResilientInformer<V1ConfigMap>(client, {
-      ...common, name: 'allowlist-configmaps', path: '/api/v1/configmaps', labelSelector: `${ALLOWLIST_LABEL}=true`,
+      ...common,
+      name: 'allowlist-configmaps',
+      path: '/api/v1/configmaps',
+      labelSelector: `${ALLOWLIST_LABEL}=true`,
       onRestart: () => this.core.metrics.informerRestarts.inc({ informer: 'allowlist-configmaps' }),
     });
     this.podInformer = new ResilientInformer<V1Pod>(client, {
-      ...common, name: 'pods', path: '/api/v1/pods', fieldSelector: `spec.nodeName=${this.opts.nodeName}`,
+      ...common,
+      name: 'pods',
+      path: '/api/v1/pods',
+      fieldSelector: `spec.nodeName=${this.opts.nodeName}`,
       onRestart: () => this.core.metrics.informerRestarts.inc({ informer: 'pods' }),
     });
     this.informers = [this.globalInformer, this.allowlistInformer, this.podInformer];
@@ -256,7 +297,8 @@ export class ClusterAgent {
       out.push({ namespace: d.namespace, name: d.name, podCgroupId, proxyCgroupId, meshed });
       this.uidByCgroup.set(podCgroupId, d.uid);
     }
-    for (const uid of [...this.firstSeen.keys()]) if (!live.has(uid) && this.firstSeen.get(uid)! < Date.now() - 600_000) this.firstSeen.delete(uid);
+    for (const uid of [...this.firstSeen.keys()])
+      if (!live.has(uid) && this.firstSeen.get(uid)! < Date.now() - 600_000) this.firstSeen.delete(uid);
     for (const dir of [...this.dirWatchers.keys()]) {
       const uid = podUidOfCgroupName(path.basename(dir));
       if (uid && !live.has(uid)) this.unwatchDir(dir);
@@ -289,20 +331,42 @@ export class ClusterAgent {
     let global = resolution.global;
     if (cm) this.said.clear();
     else if (global) {
-      if (this.once('global-deleted')) this.log.error({ configmap: `${namespace}/${name}` }, 'the global ConfigMap was deleted: keeping the last good global config until it is back');
+      if (this.once('global-deleted'))
+        this.log.error(
+          { configmap: `${namespace}/${name}` },
+          'the global ConfigMap was deleted: keeping the last good global config until it is back',
+        );
       this.core.metrics.configValid.set({ configmap: this.globalId.key }, 0);
     } else if (!this.core.kernelHasPolicy()) {
-      if (this.once('global-absent-defaults')) this.log.warn({ configmap: `${namespace}/${name}` }, 'the global ConfigMap does not exist: using the defaults and the --enable-egress / --mesh-cidr flags');
+      if (this.once('global-absent-defaults'))
+        this.log.warn(
+          { configmap: `${namespace}/${name}` },
+          'the global ConfigMap does not exist: using the defaults and the --enable-egress / --mesh-cidr flags',
+        );
       global = this.flagsGlobal();
     } else if (this.once('global-absent-kept')) {
-      this.log.warn({ configmap: `${namespace}/${name}` }, 'the global ConfigMap does not exist: the policy the kernel holds stays in force');
+      this.log.warn(
+        { configmap: `${namespace}/${name}` },
+        'the global ConfigMap does not exist: the policy the kernel holds stays in force',
+      );
     }
     const pods = this.pods();
     const objectsInvalid = resolution.objects.filter((o) => !o.valid && !o.absent).length;
 
     if (global) {
       this.core.warnOverlaps(global, resolution.allowlists);
-      this.core.apply({ global, allowlists: resolution.allowlists, namespaceActions: resolution.actions, pods, objectsTotal: total, objectsInvalid }, this.layout!.root, started);
+      this.core.apply(
+        {
+          global,
+          allowlists: resolution.allowlists,
+          namespaceActions: resolution.actions,
+          pods,
+          objectsTotal: total,
+          objectsInvalid,
+        },
+        this.layout!.root,
+        started,
+      );
     } else if (this.core.kernelHasPolicy()) {
       // No global config was ever valid here (nor persisted): the kernel's policy is the only one known. Keep it; update the pods.
       this.core.applyPodsOnly({ pods, objectsTotal: total, objectsInvalid }, this.layout!.root, started);
@@ -327,7 +391,8 @@ export class ClusterAgent {
       this.mapped.add(id);
       // Only pods whose cgroup appeared while this agent ran: the others waited for the agent, not for a reconcile.
       const seen = this.firstSeen.get(uid);
-      if (seen !== undefined && seen >= this.startedAt && now - seen < 60_000) this.core.metrics.podStartWindow.observe(Math.max(0, now - seen) / 1000);
+      if (seen !== undefined && seen >= this.startedAt && now - seen < 60_000)
+        this.core.metrics.podStartWindow.observe(Math.max(0, now - seen) / 1000);
     }
     for (const id of [...this.mapped]) if (!this.uidByCgroup.has(id)) this.mapped.delete(id);
   }

@@ -6,7 +6,13 @@ import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { overlapWarnings, type AllowlistEntry, type BlockedEgressAction, type ConfigIssue, type GlobalConfig } from '../config/index.js';
+import {
+  overlapWarnings,
+  type AllowlistEntry,
+  type BlockedEgressAction,
+  type ConfigIssue,
+  type GlobalConfig,
+} from '../config/index.js';
 import type { AgentStatus } from '../datapath/codec.js';
 import { Datapath, type ApplyResult } from '../datapath/datapath.js';
 import type { DesiredCgroup } from '../datapath/desired.js';
@@ -75,7 +81,8 @@ export class AgentCore {
   private appliedOnce = false;
   private stopped = false;
   private overlapText = '';
-  private overlapInput: { global: GlobalConfig; byNamespace: ReadonlyMap<string, readonly AllowlistEntry[]> } | null = null;
+  private overlapInput: { global: GlobalConfig; byNamespace: ReadonlyMap<string, readonly AllowlistEntry[]> } | null =
+    null;
   /** When a policy was last applied, by this agent or (read once at open) the one before it. */
   private lastApplyUnixMs = 0;
   private readonly retry: ReconcileRetry;
@@ -83,9 +90,16 @@ export class AgentCore {
   constructor(opts: CoreOptions, log: Logger) {
     this.opts = opts;
     this.log = log.child({ module: 'agent' });
-    this.retry = new ReconcileRetry(() => this.schedule('retry', 0), opts.retryBackoff ?? DEFAULT_RECONCILE_BACKOFF, opts.clock);
+    this.retry = new ReconcileRetry(
+      () => this.schedule('retry', 0),
+      opts.retryBackoff ?? DEFAULT_RECONCILE_BACKOFF,
+      opts.clock,
+    );
     this.resolver = new HostResolver({ ...opts.dns, logger: log });
-    this.metrics = new AgentMetrics(() => this.datapath, () => this.resolver.snapshot());
+    this.metrics = new AgentMetrics(
+      () => this.datapath,
+      () => this.resolver.snapshot(),
+    );
     this.resolver.onChange((hosts) => {
       for (const host of hosts) {
         const state = this.resolver.snapshot().get(host)?.state;
@@ -98,7 +112,14 @@ export class AgentCore {
   /** Opens (or adopts) the pinned datapath and starts serving /healthz, /readyz and /metrics. */
   async open(cgroupWalkStart: number, reconciler: (reasons: string[]) => Promise<void>): Promise<void> {
     this.reconciler = reconciler;
-    this.datapath = Datapath.open({ pinDir: this.opts.pinDir, objectPath: this.opts.objectPath, cgroupWalkStart, beforeWrite: this.opts.beforeWrite, flowsMax: this.opts.flowsMax, learnedMax: this.opts.dns?.learnedMax });
+    this.datapath = Datapath.open({
+      pinDir: this.opts.pinDir,
+      objectPath: this.opts.objectPath,
+      cgroupWalkStart,
+      beforeWrite: this.opts.beforeWrite,
+      flowsMax: this.opts.flowsMax,
+      learnedMax: this.opts.dns?.learnedMax,
+    });
     const resolvers = trustedResolvers(this.opts.dns?.servers);
     this.datapath.configureDns({
       resolvers,
@@ -106,12 +127,25 @@ export class AgentCore {
       ttlCeilingMs: this.opts.dns?.ceilingMs ?? DNS_DEFAULTS.ceilingMs,
       graceMs: this.opts.dns?.graceMs ?? DNS_DEFAULTS.graceMs,
     });
-    this.log.info({ resolvers: resolvers.map((r) => `${r.address}:${r.port}`), learnedMax: this.datapath.object.learnedMax }, 'reading pod DNS answers from trusted resolvers');
+    this.log.info(
+      { resolvers: resolvers.map((r) => `${r.address}:${r.port}`), learnedMax: this.datapath.object.learnedMax },
+      'reading pod DNS answers from trusted resolvers',
+    );
     this.lastApplyUnixMs = this.datapath.readAgentStatus()?.lastApplyUnixMs ?? 0;
-    this.log.info({ pinDir: this.opts.pinDir, adopted: this.datapath.object.adoptedMaps, generation: String(this.datapath.currentGeneration) }, 'datapath opened');
+    this.log.info(
+      {
+        pinDir: this.opts.pinDir,
+        adopted: this.datapath.object.adoptedMaps,
+        generation: String(this.datapath.currentGeneration),
+      },
+      'datapath opened',
+    );
     this.server = await startServer(this.opts.listen, this, this.metrics);
     const bound = this.server.address();
-    this.log.info({ address: this.opts.listen, port: typeof bound === 'object' && bound ? bound.port : null }, 'serving /healthz /readyz /metrics');
+    this.log.info(
+      { address: this.opts.listen, port: typeof bound === 'object' && bound ? bound.port : null },
+      'serving /healthz /readyz /metrics',
+    );
   }
 
   /** Debounced: a burst of changes becomes one reconcile. Reconciles never overlap. `leading`: see below. */
@@ -123,10 +157,13 @@ export class AgentCore {
     // editor may still be writing.
     const quiet = !this.timer && !this.running && performance.now() - this.lastRunStart >= delayMs;
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.runNow();
-    }, leading && quiet ? 0 : delayMs);
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        void this.runNow();
+      },
+      leading && quiet ? 0 : delayMs,
+    );
   }
 
   /** Runs the reconciler now (or right after the one in progress). */
@@ -142,7 +179,8 @@ export class AgentCore {
     this.running = (async () => {
       try {
         await this.reconciler?.(reasons.length ? reasons : ['start']);
-        if (this.retry.consecutiveFailures > 0) this.log.info({ failures: this.retry.consecutiveFailures, reasons }, 'reconcile succeeded after failures');
+        if (this.retry.consecutiveFailures > 0)
+          this.log.info({ failures: this.retry.consecutiveFailures, reasons }, 'reconcile succeeded after failures');
         this.retry.succeeded();
       } catch (err) {
         this.metrics.applyFailures.inc();
@@ -151,7 +189,10 @@ export class AgentCore {
         } else {
           const { attempt, delayMs } = this.retry.failed();
           this.metrics.reconcileRetries.inc();
-          this.log.error({ err, reasons, attempt, retryInMs: delayMs }, 'reconcile failed, keeping the policy in force; retrying');
+          this.log.error(
+            { err, reasons, attempt, retryInMs: delayMs },
+            'reconcile failed, keeping the policy in force; retrying',
+          );
         }
       } finally {
         this.running = null;
@@ -165,22 +206,38 @@ export class AgentCore {
   }
 
   /** Reports one object's validation, three ways: log lines and the config_valid metric (the cluster mode adds an Event). */
-  report(object: string, ok: boolean, errors: readonly ConfigIssue[], warnings: readonly ConfigIssue[], fields: Record<string, unknown> = {}): void {
+  report(
+    object: string,
+    ok: boolean,
+    errors: readonly ConfigIssue[],
+    warnings: readonly ConfigIssue[],
+    fields: Record<string, unknown> = {},
+  ): void {
     for (const w of warnings) this.log.warn({ ...fields, code: w.code, key: w.key, entry: w.entryName }, w.message);
     this.metrics.configValid.set({ configmap: object }, ok ? 1 : 0);
     for (const e of errors) {
-      this.log.error({ ...fields, code: e.code, key: e.key, entry: e.entryName, value: e.value }, `config rejected, keeping its last good state: ${e.message}`);
+      this.log.error(
+        { ...fields, code: e.code, key: e.key, entry: e.entryName, value: e.value },
+        `config rejected, keeping its last good state: ${e.message}`,
+      );
     }
   }
 
   /** Allowlist entries inside mesh CIDRs (mesh wins): said once per change, not on every pod event. */
   warnOverlaps(global: GlobalConfig, byNamespace: ReadonlyMap<string, readonly AllowlistEntry[]>): void {
     // The same parsed objects as last time (a pod event, a DNS refresh): nothing to say again, nothing to compute.
-    const same = this.overlapInput?.global === global && this.overlapInput.byNamespace.size === byNamespace.size &&
+    const same =
+      this.overlapInput?.global === global &&
+      this.overlapInput.byNamespace.size === byNamespace.size &&
       [...byNamespace].every(([ns, entries]) => this.overlapInput!.byNamespace.get(ns) === entries);
     if (same) return;
     this.overlapInput = { global, byNamespace: new Map(byNamespace) };
-    const input = new Map([...byNamespace].map(([ns, entries]) => [ns, { ref: { kind: 'ConfigMap' as const, namespace: ns, name: `allowlists of ${ns}` }, entries }]));
+    const input = new Map(
+      [...byNamespace].map(([ns, entries]) => [
+        ns,
+        { ref: { kind: 'ConfigMap' as const, namespace: ns, name: `allowlists of ${ns}` }, entries },
+      ]),
+    );
     const warnings = overlapWarnings(global, input);
     const text = warnings.map((w) => w.message).join('\n');
     if (text === this.overlapText) return;
@@ -189,7 +246,10 @@ export class AgentCore {
   }
 
   /** The hostnames' current addresses, after telling the resolver which names to track. */
-  private resolvedHosts(global: GlobalConfig, allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>): Map<string, readonly string[]> {
+  private resolvedHosts(
+    global: GlobalConfig,
+    allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>,
+  ): Map<string, readonly string[]> {
     this.resolver.setHosts(allowlistHosts(global, allowlists));
     return new Map([...this.resolver.snapshot()].map(([host, r]) => [host, r.addresses]));
   }
@@ -198,7 +258,10 @@ export class AgentCore {
   apply(input: ReconcileInput, attachTo: string, started = performance.now()): ApplyResult {
     const dp = this.datapath!;
     if (!input.global.meshCidrs.length && !input.global.egress) {
-      this.log.warn({}, 'mesh_cidr_ranges is empty with egress off: every TCP destination not allowlisted is redirected to the proxy and UDP passes, because in-mesh and external cannot be told apart');
+      this.log.warn(
+        {},
+        'mesh_cidr_ranges is empty with egress off: every TCP destination not allowlisted is redirected to the proxy and UDP passes, because in-mesh and external cannot be told apart',
+      );
     }
     const state = this.compiler.compile({
       global: input.global,
@@ -216,7 +279,18 @@ export class AgentCore {
     this.metrics.generation.set(Number(result.generation));
     this.metrics.podsEnforced.set(state.cgroups.filter((c) => c.kind === 'pod').length);
     this.metrics.syncDuration.observe((performance.now() - started) / 1000);
-    this.log.info({ generation: String(result.generation), switched: result.switched, trieUpserts: result.trieUpserts, trieDeletes: result.trieDeletes, cgroups: state.cgroups.length, ms: Math.round(result.durationMs * 10) / 10, inForceMs: Math.round(result.inForceMs * 10) / 10 }, 'policy applied');
+    this.log.info(
+      {
+        generation: String(result.generation),
+        switched: result.switched,
+        trieUpserts: result.trieUpserts,
+        trieDeletes: result.trieDeletes,
+        cgroups: state.cgroups.length,
+        ms: Math.round(result.durationMs * 10) / 10,
+        inForceMs: Math.round(result.inForceMs * 10) / 10,
+      },
+      'policy applied',
+    );
     return result;
   }
 
@@ -225,7 +299,11 @@ export class AgentCore {
    * agent that has no global config (none valid, none persisted): the kernel's
    * policy is the only one known.
    */
-  applyPodsOnly(input: Omit<ReconcileInput, 'global' | 'allowlists'>, attachTo: string, started = performance.now()): void {
+  applyPodsOnly(
+    input: Omit<ReconcileInput, 'global' | 'allowlists'>,
+    attachTo: string,
+    started = performance.now(),
+  ): void {
     const dp = this.datapath!;
     const cgroups = this.compiler.compileCgroups(input.pods);
     dp.applyCgroups(cgroups);
@@ -234,7 +312,10 @@ export class AgentCore {
     this.recordStatus({ ...input }, dp.currentGeneration, true);
     this.metrics.podsEnforced.set(cgroups.filter((c: DesiredCgroup) => c.kind === 'pod').length);
     this.metrics.syncDuration.observe((performance.now() - started) / 1000);
-    this.log.warn({ cgroups: cgroups.length, generation: String(dp.currentGeneration) }, 'pods applied; the policy stays as the kernel has it until the global config is valid');
+    this.log.warn(
+      { cgroups: cgroups.length, generation: String(dp.currentGeneration) },
+      'pods applied; the policy stays as the kernel has it until the global config is valid',
+    );
   }
 
   /** True when the kernel holds a complete policy (applied by this agent or a previous one). */
@@ -271,7 +352,8 @@ export class AgentCore {
   healthProblem(): string | null {
     const { linksDir, mapsDir } = pinLayout(this.opts.pinDir);
     if (!existsSync(path.join(mapsDir, 'mg_state'))) return `pinned maps are gone from ${mapsDir}\n`;
-    if (this.attachedTo && !existsSync(path.join(linksDir, 'mg_connect4'))) return `pinned links are gone from ${linksDir}\n`;
+    if (this.attachedTo && !existsSync(path.join(linksDir, 'mg_connect4')))
+      return `pinned links are gone from ${linksDir}\n`;
     return null;
   }
 

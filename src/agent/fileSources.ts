@@ -4,8 +4,21 @@
 // functions, so it reports exactly what the agent would.
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import {
-  DEFAULT_LIMITS, MAX_OBJECT_BYTES, type ConfigDocument, allowlistAction, checkNamespaceObjects, describeObject, parseAllowlist, parseGlobalConfig,
-  readConfigDocuments, type AllowlistEntry, type BlockedEgressAction, type ConfigIssue, type GlobalConfig, type ObjectRef, type ParseResult,
+  DEFAULT_LIMITS,
+  MAX_OBJECT_BYTES,
+  type ConfigDocument,
+  allowlistAction,
+  checkNamespaceObjects,
+  describeObject,
+  parseAllowlist,
+  parseGlobalConfig,
+  readConfigDocuments,
+  type AllowlistEntry,
+  type BlockedEgressAction,
+  type ConfigIssue,
+  type GlobalConfig,
+  type ObjectRef,
+  type ParseResult,
 } from '../config/index.js';
 import type { CidrListMemo } from '../config/cidrListMemo.js';
 import { capIssues, makeIssue } from '../config/issues.js';
@@ -42,11 +55,25 @@ export interface FileObjects {
 const fileRef = (path: string): ObjectRef => ({ kind: 'File', name: path, path });
 
 function fileError(path: string, err: unknown): ParseResult<never> {
-  return { ok: false, errors: [makeIssue('MG_CONFIG_FILE_UNREADABLE', { ref: fileRef(path), key: '' }, { reason: `cannot be read: ${(err as Error).message}` })], warnings: [] };
+  return {
+    ok: false,
+    errors: [
+      makeIssue(
+        'MG_CONFIG_FILE_UNREADABLE',
+        { ref: fileRef(path), key: '' },
+        { reason: `cannot be read: ${(err as Error).message}` },
+      ),
+    ],
+    warnings: [],
+  };
 }
 
 function tooLarge(path: string, reason: string): ParseResult<never> {
-  return { ok: false, errors: [makeIssue('MG_CONFIG_TOO_LARGE', { ref: fileRef(path), key: '' }, { reason })], warnings: [] };
+  return {
+    ok: false,
+    errors: [makeIssue('MG_CONFIG_TOO_LARGE', { ref: fileRef(path), key: '' }, { reason })],
+    warnings: [],
+  };
 }
 
 /**
@@ -64,15 +91,21 @@ export function readConfigText(path: string): ParseResult<string> {
   try {
     const stat = fstatSync(fd);
     if (stat.isDirectory()) return fileError(path, new Error('EISDIR: it is a directory'));
-    if (!stat.isFile()) return fileError(path, new Error('it is not a regular file (a FIFO or a device is never read)'));
+    if (!stat.isFile())
+      return fileError(path, new Error('it is not a regular file (a FIFO or a device is never read)'));
     if (stat.size > MAX_OBJECT_BYTES) {
-      return tooLarge(path, `is ${stat.size} bytes, more than the limit of ${MAX_OBJECT_BYTES} bytes per object (a ConfigMap cannot exceed 1 MiB); not read`);
+      return tooLarge(
+        path,
+        `is ${stat.size} bytes, more than the limit of ${MAX_OBJECT_BYTES} bytes per object (a ConfigMap cannot exceed 1 MiB); not read`,
+      );
     }
     // Read at most one byte past the limit: the file may grow between the stat and the read.
     const buffer = Buffer.alloc(Math.min(stat.size, MAX_OBJECT_BYTES) + 1);
     let length = 0;
-    for (let n = 1; n > 0 && length < buffer.length; length += n) n = readSync(fd, buffer, length, buffer.length - length, null);
-    if (length > MAX_OBJECT_BYTES) return tooLarge(path, `grew past the limit of ${MAX_OBJECT_BYTES} bytes per object while being read; not read`);
+    for (let n = 1; n > 0 && length < buffer.length; length += n)
+      n = readSync(fd, buffer, length, buffer.length - length, null);
+    if (length > MAX_OBJECT_BYTES)
+      return tooLarge(path, `grew past the limit of ${MAX_OBJECT_BYTES} bytes per object while being read; not read`);
     return { ok: true, value: buffer.subarray(0, length).toString('utf8'), warnings: [] };
   } catch (err) {
     return fileError(path, err);
@@ -97,15 +130,21 @@ function globalDocument(path: string, docs: readonly ConfigDocument[]): ParseRes
   const wanted = docs.filter((d) => d.kind === 'global');
   if (wanted.length !== 1) {
     const reason = `holds ${wanted.length} global configs (egress, mesh_cidr_ranges, ...); exactly one is needed`;
-    return { ok: false, errors: [makeIssue('MG_CONFIG_FILE_SHAPE', { ref: fileRef(path), key: '' }, { reason })], warnings: [] };
+    return {
+      ok: false,
+      errors: [makeIssue('MG_CONFIG_FILE_SHAPE', { ref: fileRef(path), key: '' }, { reason })],
+      warnings: [],
+    };
   }
   return { ok: true, value: wanted[0]!, warnings: [] };
 }
 
-const parseGlobalDocument = (doc: ConfigDocument, memo?: CidrListMemo): ParseResult<GlobalConfig> => parseGlobalConfig(doc.data, doc.ref, DEFAULT_LIMITS, memo);
+const parseGlobalDocument = (doc: ConfigDocument, memo?: CidrListMemo): ParseResult<GlobalConfig> =>
+  parseGlobalConfig(doc.data, doc.ref, DEFAULT_LIMITS, memo);
 
 // A document read as an allowlist whose data has neither `egress` nor `blocked_egress_action` is taken as the list itself.
-const allowlistData = (data: ConfigDocument['data']): ConfigDocument['data'] => ('egress' in data || 'blocked_egress_action' in data ? data : { egress: data });
+const allowlistData = (data: ConfigDocument['data']): ConfigDocument['data'] =>
+  'egress' in data || 'blocked_egress_action' in data ? data : { egress: data };
 const parseAllowlistDocument = ({ data, ref }: ConfigDocument): ParseResult<readonly AllowlistEntry[]> =>
   parseAllowlist(allowlistData(data), ref, DEFAULT_LIMITS);
 
@@ -143,7 +182,9 @@ export function allowlistFromText(text: string, path: string): ParseResult<Allow
   const action = check.action;
   // Each document's issues are capped; the documents of a file together are one object's too.
   const capped = capIssues(warnings, fileRef(path));
-  return errors.length ? { ok: false, errors: capIssues(errors, fileRef(path)), warnings: capped } : { ok: true, value: { entries, action }, warnings: capped };
+  return errors.length
+    ? { ok: false, errors: capIssues(errors, fileRef(path)), warnings: capped }
+    : { ok: true, value: { entries, action }, warnings: capped };
 }
 
 export function readGlobalFile(path: string): FileReading<GlobalConfig> {
@@ -163,12 +204,14 @@ export function readAllowlistFile(path: string): FileReading<AllowlistFile> {
 export function readFileObjects(path: string): FileObjects {
   const docs = fileDocuments(path);
   if (!docs.ok) return { path, errors: docs.errors, objects: [] };
-  const objects = docs.value.map((doc): FileObject => ({
-    kind: doc.kind,
-    ref: doc.ref,
-    action: doc.kind === 'allowlist' ? allowlistAction(allowlistData(doc.data)) : null,
-    object: describeObject(doc.ref),
-    result: doc.kind === 'global' ? parseGlobalDocument(doc) : parseAllowlistDocument(doc),
-  }));
+  const objects = docs.value.map(
+    (doc): FileObject => ({
+      kind: doc.kind,
+      ref: doc.ref,
+      action: doc.kind === 'allowlist' ? allowlistAction(allowlistData(doc.data)) : null,
+      object: describeObject(doc.ref),
+      result: doc.kind === 'global' ? parseGlobalDocument(doc) : parseAllowlistDocument(doc),
+    }),
+  );
   return { path, errors: [], objects };
 }

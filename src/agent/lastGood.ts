@@ -13,7 +13,16 @@ import { createHash } from 'node:crypto';
 import { makeIssue } from '../config/issues.js';
 import { ALLOWLIST_KEY } from '../config/allowlist.js';
 import {
-  allowlistAction, checkNamespaceObjects, describeObject, parseAllowlist, type AllowlistEntry, type BlockedEgressAction, type ConfigIssue, type GlobalConfig, type ObjectRef, type ParseResult,
+  allowlistAction,
+  checkNamespaceObjects,
+  describeObject,
+  parseAllowlist,
+  type AllowlistEntry,
+  type BlockedEgressAction,
+  type ConfigIssue,
+  type GlobalConfig,
+  type ObjectRef,
+  type ParseResult,
 } from '../config/index.js';
 
 export type ObjectKind = 'global' | 'allowlist';
@@ -37,7 +46,10 @@ export interface AllowlistObject {
 }
 
 /** A labelled ConfigMap's data as an allowlist object. */
-export function allowlistObjectFromData(data: Readonly<Record<string, unknown>>, ref: ObjectRef): ParseResult<AllowlistObject> {
+export function allowlistObjectFromData(
+  data: Readonly<Record<string, unknown>>,
+  ref: ObjectRef,
+): ParseResult<AllowlistObject> {
   const r = parseAllowlist(data, ref);
   return r.ok ? { ok: true, value: { entries: r.value, action: allowlistAction(data) }, warnings: r.warnings } : r;
 }
@@ -113,7 +125,11 @@ interface Tracked {
   readonly id: ConfigObjectId;
   version: string | undefined;
   /** The current content, or null when absent. */
-  current: { readonly hash: string; readonly raw: RawContent; readonly result: ParseResult<GlobalConfig | AllowlistObject> } | null;
+  current: {
+    readonly hash: string;
+    readonly raw: RawContent;
+    readonly result: ParseResult<GlobalConfig | AllowlistObject>;
+  } | null;
   lastGood: Good<GlobalConfig | AllowlistObject> | null;
   reported: string | null;
 }
@@ -137,12 +153,20 @@ export const duplicateEntryNames: CrossObjectCheck = (_namespace, parts) => {
   for (const [name, list] of owners) {
     if (new Set(list.map((o) => o.part.key)).size < 2) continue;
     for (const { part, index } of list) {
-      const others = [...new Set(list.filter((o) => o.part.key !== part.key).map((o) => describeObject(o.part.ref)))].join(', ');
+      const others = [
+        ...new Set(list.filter((o) => o.part.key !== part.key).map((o) => describeObject(o.part.ref))),
+      ].join(', ');
       out.push({
         key: part.key,
-        issue: makeIssue('MG_ALLOWLIST_DUPLICATE_NAME', { ref: part.ref, key: ALLOWLIST_KEY, entryIndex: index, entryName: name }, {
-          subject: 'name', value: name, reason: `is also the name of an entry in ${others}; names must be unique within the namespace`,
-        }),
+        issue: makeIssue(
+          'MG_ALLOWLIST_DUPLICATE_NAME',
+          { ref: part.ref, key: ALLOWLIST_KEY, entryIndex: index, entryName: name },
+          {
+            subject: 'name',
+            value: name,
+            reason: `is also the name of an entry in ${others}; names must be unique within the namespace`,
+          },
+        ),
       });
     }
   }
@@ -153,10 +177,15 @@ export const duplicateEntryNames: CrossObjectCheck = (_namespace, parts) => {
 export const conflictingActions: CrossObjectCheck = (_namespace, parts) => {
   const keyByObject = new Map(parts.map((p) => [describeObject(p.ref), p.key]));
   const { issuesByObject } = checkNamespaceObjects(parts);
-  return [...issuesByObject].flatMap(([object, issues]) => issues.map((issue) => ({ key: keyByObject.get(object) ?? object, issue })));
+  return [...issuesByObject].flatMap(([object, issues]) =>
+    issues.map((issue) => ({ key: keyByObject.get(object) ?? object, issue })),
+  );
 };
 
-export const DEFAULT_CROSS_OBJECT_CHECKS: readonly CrossObjectCheck[] = Object.freeze([duplicateEntryNames, conflictingActions]);
+export const DEFAULT_CROSS_OBJECT_CHECKS: readonly CrossObjectCheck[] = Object.freeze([
+  duplicateEntryNames,
+  conflictingActions,
+]);
 
 export class LastGoodStore {
   private readonly parsers: Parsers;
@@ -292,8 +321,20 @@ export class LastGoodStore {
       const valid = ownOk && cross.length === 0;
       if (valid && t.id.kind === 'global') this.promote(t);
       const errors = [...(t.current && !t.current.result.ok ? t.current.result.errors : []), ...cross];
-      const inForce = valid || (t.lastGood !== null && t.lastGood.hash === t.current?.hash) ? 'current' : t.lastGood ? 'last-good' : 'none';
-      const state: ObjectState = { id: t.id, valid, absent: t.current === null, errors, warnings: t.current?.result.warnings ?? [], inForce };
+      const inForce =
+        valid || (t.lastGood !== null && t.lastGood.hash === t.current?.hash)
+          ? 'current'
+          : t.lastGood
+            ? 'last-good'
+            : 'none';
+      const state: ObjectState = {
+        id: t.id,
+        valid,
+        absent: t.current === null,
+        errors,
+        warnings: t.current?.result.warnings ?? [],
+        inForce,
+      };
       if (!valid) invalid++;
       objects.push(state);
       const signature = `${valid}|${t.current?.hash ?? 'absent'}|${errors.map((e) => e.message).join('\n')}`;
@@ -319,22 +360,30 @@ export class LastGoodStore {
    */
   private judgeNamespace(ns: string, list: Tracked[]): NamespaceJudgement {
     list.sort((a, b) => (a.id.key < b.id.key ? -1 : a.id.key > b.id.key ? 1 : 0));
-    const signature = list.map((t) => `${t.id.key}\0${t.lastGood?.hash ?? ''}\0${t.current?.result.ok ? t.current.hash : ''}`).join('\0');
+    const signature = list
+      .map((t) => `${t.id.key}\0${t.lastGood?.hash ?? ''}\0${t.current?.result.ok ? t.current.hash : ''}`)
+      .join('\0');
     const memo = this.namespaceMemo.get(ns);
     if (memo && memo.signature === signature) return memo;
 
     const inForce = new Map<string, NamespacePart>();
-    for (const t of list) if (t.lastGood) inForce.set(t.id.key, { key: t.id.key, ref: t.id.ref, ...(t.lastGood.value as AllowlistObject) });
+    for (const t of list)
+      if (t.lastGood) inForce.set(t.id.key, { key: t.id.key, ref: t.id.ref, ...(t.lastGood.value as AllowlistObject) });
     const errors = new Map<string, ConfigIssue[]>();
     const note = (issues: readonly CrossObjectIssue[]): void => {
       for (const { key, issue } of issues) (errors.get(key) ?? errors.set(key, []).get(key)!).push(issue);
     };
-    const run = (parts: readonly NamespacePart[]): readonly CrossObjectIssue[] => this.checks.flatMap((check) => check(ns, parts));
+    const run = (parts: readonly NamespacePart[]): readonly CrossObjectIssue[] =>
+      this.checks.flatMap((check) => check(ns, parts));
     let baseline = run([...inForce.values()]);
     note(baseline);
     const accepted: string[] = [];
     const pending = list.filter((t) => t.current?.result.ok && t.current.hash !== t.lastGood?.hash);
-    const partOf = (t: Tracked): NamespacePart => ({ key: t.id.key, ref: t.id.ref, ...(t.current!.result as { value: AllowlistObject }).value });
+    const partOf = (t: Tracked): NamespacePart => ({
+      key: t.id.key,
+      ref: t.id.ref,
+      ...(t.current!.result as { value: AllowlistObject }).value,
+    });
     // Edits that only agree together (both objects of a namespace moving to a new
     // blocked_egress_action, a name moving from one object to another) are taken
     // together when, together, they add no error involving any of them.
@@ -379,7 +428,12 @@ export class LastGoodStore {
     const action = checkNamespaceObjects(parts).action;
     const judged: NamespaceJudgement = { signature, parts, entries, action, errors, accepted };
     // Accepted objects become last good now, which changes the signature: memoise the settled state.
-    const settled = list.map((t) => `${t.id.key}\0${accepted.includes(t.id.key) ? t.current!.hash : (t.lastGood?.hash ?? '')}\0${t.current?.result.ok ? t.current.hash : ''}`).join('\0');
+    const settled = list
+      .map(
+        (t) =>
+          `${t.id.key}\0${accepted.includes(t.id.key) ? t.current!.hash : (t.lastGood?.hash ?? '')}\0${t.current?.result.ok ? t.current.hash : ''}`,
+      )
+      .join('\0');
     this.namespaceMemo.set(ns, { ...judged, signature: settled, accepted: [] });
     return judged;
   }
@@ -399,9 +453,26 @@ export function encodePersisted(p: PersistedObject): Buffer {
 
 export function decodePersisted(bytes: Buffer): PersistedObject | null {
   try {
-    const o = JSON.parse(bytes.toString('utf8')) as { v?: number; id?: ConfigObjectId; hash?: string; raw?: RawContent };
-    if (o.v !== 1 || !o.id || typeof o.id.key !== 'string' || (o.id.kind !== 'global' && o.id.kind !== 'allowlist') || typeof o.hash !== 'string' || !o.raw) return null;
-    if (!('text' in o.raw && typeof o.raw.text === 'string') && !('data' in o.raw && typeof o.raw.data === 'object' && o.raw.data !== null)) return null;
+    const o = JSON.parse(bytes.toString('utf8')) as {
+      v?: number;
+      id?: ConfigObjectId;
+      hash?: string;
+      raw?: RawContent;
+    };
+    if (
+      o.v !== 1 ||
+      !o.id ||
+      typeof o.id.key !== 'string' ||
+      (o.id.kind !== 'global' && o.id.kind !== 'allowlist') ||
+      typeof o.hash !== 'string' ||
+      !o.raw
+    )
+      return null;
+    if (
+      !('text' in o.raw && typeof o.raw.text === 'string') &&
+      !('data' in o.raw && typeof o.raw.data === 'object' && o.raw.data !== null)
+    )
+      return null;
     return { id: o.id, hash: o.hash, raw: o.raw };
   } catch {
     return null;

@@ -31,10 +31,17 @@ export class LastGoodPersistence {
         continue;
       }
       const errors = store.restore(persisted);
-      if (errors.length) this.log.warn({ object: key, code: errors[0]!.code }, `persisted last good content is no longer valid, dropped: ${errors[0]!.message}`);
+      if (errors.length)
+        this.log.warn(
+          { object: key, code: errors[0]!.code },
+          `persisted last good content is no longer valid, dropped: ${errors[0]!.message}`,
+        );
       else restored.push(key);
     }
-    this.log.info({ objects: restored.length, created: this.pins.created }, 'last good configuration restored from the pins');
+    this.log.info(
+      { objects: restored.length, created: this.pins.created },
+      'last good configuration restored from the pins',
+    );
     this.flush(store);
   }
 

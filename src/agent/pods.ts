@@ -46,9 +46,22 @@ export function decidePod(pod: V1Pod, proxyContainers: readonly string[]): PodDe
   const proxyContainerId = sidecar ? statuses.find((s) => s.name === sidecar.name)?.containerID || null : null;
   const proxy = { proxyContainer: sidecar?.name ?? null, proxyContainerId };
 
-  if (pod.spec?.hostNetwork) return { ...base, ...proxy, enforcement: 'host-network', reason: 'hostNetwork pods share the node\'s network namespace and are out of scope' };
-  if (meta.annotations?.[ENFORCE_ANNOTATION] === 'false') return { ...base, ...proxy, enforcement: 'opted-out', reason: `annotation ${ENFORCE_ANNOTATION}: "false"` };
+  if (pod.spec?.hostNetwork)
+    return {
+      ...base,
+      ...proxy,
+      enforcement: 'host-network',
+      reason: "hostNetwork pods share the node's network namespace and are out of scope",
+    };
+  if (meta.annotations?.[ENFORCE_ANNOTATION] === 'false')
+    return { ...base, ...proxy, enforcement: 'opted-out', reason: `annotation ${ENFORCE_ANNOTATION}: "false"` };
   if (sidecar) return { ...base, ...proxy, enforcement: 'meshed', reason: `sidecar container ${sidecar.name}` };
-  if (meta.labels?.[ENFORCE_LABEL] === 'true') return { ...base, ...proxy, enforcement: 'meshed', reason: `label ${ENFORCE_LABEL}: "true"` };
-  return { ...base, ...proxy, enforcement: 'unmeshed', reason: `no container named ${proxyContainers.join(' or ')} and no label ${ENFORCE_LABEL}: "true"` };
+  if (meta.labels?.[ENFORCE_LABEL] === 'true')
+    return { ...base, ...proxy, enforcement: 'meshed', reason: `label ${ENFORCE_LABEL}: "true"` };
+  return {
+    ...base,
+    ...proxy,
+    enforcement: 'unmeshed',
+    reason: `no container named ${proxyContainers.join(' or ')} and no label ${ENFORCE_LABEL}: "true"`,
+  };
 }

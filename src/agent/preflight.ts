@@ -34,9 +34,22 @@ export function capabilityProblems(caps: bigint): PreflightProblem[] {
   const problems: PreflightProblem[] = [];
   // CAP_SYS_ADMIN covers BPF and PERFMON on every kernel; before 5.8 it was the only way.
   const admin = has(caps, CAP.SYS_ADMIN);
-  if (!has(caps, CAP.BPF) && !admin) problems.push({ check: 'capabilities', message: 'capability CAP_BPF is missing: it is needed to load programs and create maps' });
-  if (!has(caps, CAP.PERFMON) && !admin) problems.push({ check: 'capabilities', message: 'capability CAP_PERFMON is missing: with CAP_BPF alone the verifier refuses some of the pointer handling the programs do' });
-  if (!has(caps, CAP.NET_ADMIN)) problems.push({ check: 'capabilities', message: 'capability CAP_NET_ADMIN is missing: it is needed to attach cgroup socket programs' });
+  if (!has(caps, CAP.BPF) && !admin)
+    problems.push({
+      check: 'capabilities',
+      message: 'capability CAP_BPF is missing: it is needed to load programs and create maps',
+    });
+  if (!has(caps, CAP.PERFMON) && !admin)
+    problems.push({
+      check: 'capabilities',
+      message:
+        'capability CAP_PERFMON is missing: with CAP_BPF alone the verifier refuses some of the pointer handling the programs do',
+    });
+  if (!has(caps, CAP.NET_ADMIN))
+    problems.push({
+      check: 'capabilities',
+      message: 'capability CAP_NET_ADMIN is missing: it is needed to attach cgroup socket programs',
+    });
   return problems;
 }
 
@@ -51,7 +64,10 @@ export interface MountProbe {
   isEmpty(dir: string): boolean;
 }
 
-export type BpffsPlan = { readonly action: 'ok' } | { readonly action: 'mount' } | { readonly action: 'refuse'; readonly message: string };
+export type BpffsPlan =
+  | { readonly action: 'ok' }
+  | { readonly action: 'mount' }
+  | { readonly action: 'refuse'; readonly message: string };
 
 /**
  * Whether the pin dir is usable as it is, or bpffs must be mounted at /sys/fs/bpf first. Paths are
@@ -62,9 +78,21 @@ export function planBpffs(pinDir: string, probe: MountProbe): BpffsPlan {
   const dir = path.resolve(pinDir);
   if (probe.onBpffs(dir)) return { action: 'ok' };
   const under = dir === BPFFS_MOUNT || dir.startsWith(`${BPFFS_MOUNT}/`);
-  if (!under) return { action: 'refuse', message: `pin dir ${pinDir} is not on a bpf filesystem: mount bpffs there (mount -t bpf bpf DIR) or use a dir under ${BPFFS_MOUNT}` };
-  if (probe.isMountPoint(BPFFS_MOUNT)) return { action: 'refuse', message: `${BPFFS_MOUNT} is a mount point of another filesystem, not bpffs: meshgate never mounts over it; mount the host's bpffs there` };
-  if (!probe.isEmpty(BPFFS_MOUNT)) return { action: 'refuse', message: `${BPFFS_MOUNT} is not bpffs and not empty: meshgate never mounts over it; mount the host's bpffs there` };
+  if (!under)
+    return {
+      action: 'refuse',
+      message: `pin dir ${pinDir} is not on a bpf filesystem: mount bpffs there (mount -t bpf bpf DIR) or use a dir under ${BPFFS_MOUNT}`,
+    };
+  if (probe.isMountPoint(BPFFS_MOUNT))
+    return {
+      action: 'refuse',
+      message: `${BPFFS_MOUNT} is a mount point of another filesystem, not bpffs: meshgate never mounts over it; mount the host's bpffs there`,
+    };
+  if (!probe.isEmpty(BPFFS_MOUNT))
+    return {
+      action: 'refuse',
+      message: `${BPFFS_MOUNT} is not bpffs and not empty: meshgate never mounts over it; mount the host's bpffs there`,
+    };
   return { action: 'mount' };
 }
 
@@ -78,7 +106,11 @@ export const systemMountProbe: MountProbe = {
   },
   isMountPoint(dir) {
     // /proc/self/mountinfo field 5 is the mount point, with spaces and the like octal-escaped.
-    return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === dir);
+    return readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .some(
+        (l) => l.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === dir,
+      );
   },
   isEmpty(dir) {
     try {
@@ -94,13 +126,22 @@ export function preflight(pinDir: string, mountProbe: MountProbe = systemMountPr
   const problems: PreflightProblem[] = [];
   const kernel = parseKernelRelease(release());
   if (!kernel || kernel[0] < MIN_KERNEL[0] || (kernel[0] === MIN_KERNEL[0] && kernel[1] < MIN_KERNEL[1])) {
-    problems.push({ check: 'kernel', message: `kernel ${release()} is too old: meshgate needs ${MIN_KERNEL.join('.')} or later (cgroup bpf_link, BPF_LINK_UPDATE, ring buffers, bpf_loop, bpf_cast_to_kern_ctx)` });
+    problems.push({
+      check: 'kernel',
+      message: `kernel ${release()} is too old: meshgate needs ${MIN_KERNEL.join('.')} or later (cgroup bpf_link, BPF_LINK_UPDATE, ring buffers, bpf_loop, bpf_cast_to_kern_ctx)`,
+    });
   }
   if (!existsSync('/sys/kernel/btf/vmlinux')) {
-    problems.push({ check: 'btf', message: 'the kernel has no BTF (/sys/kernel/btf/vmlinux is missing): build it with CONFIG_DEBUG_INFO_BTF=y' });
+    problems.push({
+      check: 'btf',
+      message: 'the kernel has no BTF (/sys/kernel/btf/vmlinux is missing): build it with CONFIG_DEBUG_INFO_BTF=y',
+    });
   }
   if (!findCgroup2MountIn(readFileSync('/proc/self/mountinfo', 'utf8'))) {
-    problems.push({ check: 'cgroup2', message: 'no cgroup v2 filesystem is mounted (see /proc/self/mountinfo): meshgate needs the unified hierarchy' });
+    problems.push({
+      check: 'cgroup2',
+      message: 'no cgroup v2 filesystem is mounted (see /proc/self/mountinfo): meshgate needs the unified hierarchy',
+    });
   }
   const caps = effectiveCaps(readFileSync('/proc/self/status', 'utf8'));
   problems.push(...capabilityProblems(caps));
@@ -112,7 +153,10 @@ export function preflight(pinDir: string, mountProbe: MountProbe = systemMountPr
       mkdirSync(BPFFS_MOUNT, { recursive: true });
       execFileSync('mount', ['-t', 'bpf', 'bpf', BPFFS_MOUNT], { stdio: 'pipe' });
     } catch (err) {
-      problems.push({ check: 'bpffs', message: `bpffs is not mounted at ${BPFFS_MOUNT} and mounting it failed (${(err as Error).message.split('\n')[0]}): mount it on the node, or mount the host's /sys/fs/bpf into the container` });
+      problems.push({
+        check: 'bpffs',
+        message: `bpffs is not mounted at ${BPFFS_MOUNT} and mounting it failed (${(err as Error).message.split('\n')[0]}): mount it on the node, or mount the host's /sys/fs/bpf into the container`,
+      });
     }
   }
   if (problems.some((p) => p.check === 'capabilities')) return problems; // the probes below would fail for the same reason

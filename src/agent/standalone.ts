@@ -84,32 +84,47 @@ export class StandaloneAgent {
     const wanted = new Set([this.opts.configFile, ...this.opts.allowlistFiles].map((f) => `file ${f}`));
     for (const key of this.store.keys()) if (!wanted.has(key)) this.store.remove(key);
     const r = this.store.resolve();
-    for (const state of r.changed) this.core.report(state.id.key, state.valid, state.errors, state.warnings, { file: state.id.ref.path });
+    for (const state of r.changed)
+      this.core.report(state.id.key, state.valid, state.errors, state.warnings, { file: state.id.ref.path });
     this.persistence.flush(this.store);
     const objectsTotal = 1 + this.opts.allowlistFiles.length;
     if (!r.global) {
-      this.log.error({ configFile: this.opts.configFile }, 'no valid global config yet: enforcement stays as the kernel has it');
-      if (this.core.kernelHasPolicy()) this.core.recordStatus({ objectsTotal, objectsInvalid: r.invalid }, this.core.datapath!.currentGeneration, false);
+      this.log.error(
+        { configFile: this.opts.configFile },
+        'no valid global config yet: enforcement stays as the kernel has it',
+      );
+      if (this.core.kernelHasPolicy())
+        this.core.recordStatus(
+          { objectsTotal, objectsInvalid: r.invalid },
+          this.core.datapath!.currentGeneration,
+          false,
+        );
       return;
     }
     const allowlists = new Map([[this.opts.namespace, r.allowlists.get(this.opts.namespace) ?? []]]);
     const action = r.actions.get(this.opts.namespace);
     const namespaceActions = new Map(action ? [[this.opts.namespace, action]] : []);
     this.core.warnOverlaps(r.global, allowlists);
-    this.core.apply({
-      global: r.global,
-      allowlists,
-      namespaceActions,
-      pods: [{
-        namespace: this.opts.namespace,
-        name: this.opts.podName,
-        podCgroupId: cgroupId(this.opts.cgroup),
-        proxyCgroupId: this.opts.proxyCgroup ? cgroupId(this.opts.proxyCgroup) : null,
-        meshed: true,
-      }],
-      objectsTotal,
-      objectsInvalid: r.invalid,
-    }, this.opts.cgroup, started);
+    this.core.apply(
+      {
+        global: r.global,
+        allowlists,
+        namespaceActions,
+        pods: [
+          {
+            namespace: this.opts.namespace,
+            name: this.opts.podName,
+            podCgroupId: cgroupId(this.opts.cgroup),
+            proxyCgroupId: this.opts.proxyCgroup ? cgroupId(this.opts.proxyCgroup) : null,
+            meshed: true,
+          },
+        ],
+        objectsTotal,
+        objectsInvalid: r.invalid,
+      },
+      this.opts.cgroup,
+      started,
+    );
   }
 
   /** Stops watching and serving. Pins, and so enforcement, stay. */

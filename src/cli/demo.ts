@@ -24,10 +24,14 @@ egress_allowlist: |
   - name: payments-api
     addresses: [203.0.113.10]
     ports: [{number: 443, protocol: HTTPS}]
-${allowForbidden ? `  - name: now-allowed
+${
+  allowForbidden
+    ? `  - name: now-allowed
     addresses: [198.51.100.7]
     ports: [{number: 443, protocol: TLS}]
-` : ''}`;
+`
+    : ''
+}`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -56,7 +60,27 @@ export async function runDemo(): Promise<number> {
     execFileSync('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
     for (const a of ['10.96.0.20', '203.0.113.10', '198.51.100.7']) inNs('ip', 'addr', 'add', `${a}/32`, 'dev', 'lo');
     const listener = (port: number, banner: string, cg: string) => {
-      const child = spawn(SOCKPROBE, ['--netns', `/run/netns/${name}`, '--cgroup', cg, 'listen', '--family', '4', '--proto', 'tcp', '--addr', '0.0.0.0', '--port', String(port), '--banner', banner], { stdio: 'ignore' });
+      const child = spawn(
+        SOCKPROBE,
+        [
+          '--netns',
+          `/run/netns/${name}`,
+          '--cgroup',
+          cg,
+          'listen',
+          '--family',
+          '4',
+          '--proto',
+          'tcp',
+          '--addr',
+          '0.0.0.0',
+          '--port',
+          String(port),
+          '--banner',
+          banner,
+        ],
+        { stdio: 'ignore' },
+      );
       children.push(child);
     };
     listener(15001, 'sidecar', proxy);
@@ -65,25 +89,69 @@ export async function runDemo(): Promise<number> {
     writeFileSync(configFile, CONFIG(false));
     say(`sample config (${configFile}):\n${CONFIG(false).replace(/^/gm, '  ')}`);
 
-    const agent = spawn(process.execPath, [path.join(ROOT, 'bin/meshgate.js'), 'agent', '--config-file', configFile, '--cgroup', cgroup, '--proxy-cgroup', proxy, '--pin-dir', pinDir, '--namespace', 'demo', '--pod-name', 'web', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const agent = spawn(
+      process.execPath,
+      [
+        path.join(ROOT, 'bin/meshgate.js'),
+        'agent',
+        '--config-file',
+        configFile,
+        '--cgroup',
+        cgroup,
+        '--proxy-cgroup',
+        proxy,
+        '--pin-dir',
+        pinDir,
+        '--namespace',
+        'demo',
+        '--pod-name',
+        'web',
+        '--listen',
+        '127.0.0.1:0',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     children.push(agent);
     let agentLog = '';
     agent.stdout!.on('data', (d: Buffer) => (agentLog += d.toString()));
     agent.stderr!.on('data', (d: Buffer) => (agentLog += d.toString()));
     for (let i = 0; i < 100 && !agentLog.includes('"hooks attached"'); i++) await sleep(50);
-    if (!agentLog.includes('"hooks attached"')) throw new MeshgateError('MG_DEMO_FAILED', `the agent did not start:\n${agentLog}`);
+    if (!agentLog.includes('"hooks attached"'))
+      throw new MeshgateError('MG_DEMO_FAILED', `the agent did not start:\n${agentLog}`);
     say('agent started (standalone mode), hooks attached to the sandbox cgroup\n');
 
     const connect = (addr: string, port: number, what: string): string => {
-      const r = spawnSync(SOCKPROBE, ['--netns', `/run/netns/${name}`, '--cgroup', app, 'connect', '--family', '4', '--proto', 'tcp', '--addr', addr, '--port', String(port), '--read', '--timeout-ms', '1000'], { encoding: 'utf8' });
+      const r = spawnSync(
+        SOCKPROBE,
+        [
+          '--netns',
+          `/run/netns/${name}`,
+          '--cgroup',
+          app,
+          'connect',
+          '--family',
+          '4',
+          '--proto',
+          'tcp',
+          '--addr',
+          addr,
+          '--port',
+          String(port),
+          '--read',
+          '--timeout-ms',
+          '1000',
+        ],
+        { encoding: 'utf8' },
+      );
       const out = JSON.parse(r.stdout.trim()) as { ok: boolean; error: string | null; reply: string | null };
       let verdict: string;
       if (!out.ok && out.error === 'EPERM') verdict = 'DENIED     connect() failed with EPERM, no packet left';
       else {
         const reply = out.reply ? (JSON.parse(out.reply.trim()) as { server: string; origdst: string | null }) : null;
-        verdict = reply?.server === 'sidecar'
-          ? `REDIRECTED to the sidecar, which recovered the original destination ${reply.origdst} (SO_ORIGINAL_DST)`
-          : `PASSED     answered by "${reply?.server ?? out.error}"`;
+        verdict =
+          reply?.server === 'sidecar'
+            ? `REDIRECTED to the sidecar, which recovered the original destination ${reply.origdst} (SO_ORIGINAL_DST)`
+            : `PASSED     answered by "${reply?.server ?? out.error}"`;
       }
       const line = `  ${`${addr}:${port}`.padEnd(18)} ${what.padEnd(26)} ${verdict}`;
       say(line);
@@ -99,7 +167,27 @@ export async function runDemo(): Promise<number> {
     let verdict = '';
     for (let i = 0; i < 40 && !verdict.startsWith('PASSED'); i++) {
       await sleep(50);
-      const r = spawnSync(SOCKPROBE, ['--netns', `/run/netns/${name}`, '--cgroup', app, 'connect', '--family', '4', '--proto', 'tcp', '--addr', '198.51.100.7', '--port', '443', '--timeout-ms', '500'], { encoding: 'utf8' });
+      const r = spawnSync(
+        SOCKPROBE,
+        [
+          '--netns',
+          `/run/netns/${name}`,
+          '--cgroup',
+          app,
+          'connect',
+          '--family',
+          '4',
+          '--proto',
+          'tcp',
+          '--addr',
+          '198.51.100.7',
+          '--port',
+          '443',
+          '--timeout-ms',
+          '500',
+        ],
+        { encoding: 'utf8' },
+      );
       verdict = JSON.parse(r.stdout.trim()).error === 'EPERM' ? 'DENIED' : 'PASSED';
     }
     connect('198.51.100.7', 443, '(after the edit)');

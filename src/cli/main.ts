@@ -27,7 +27,9 @@ function fail(message: string): number {
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('meshgate')
-    .description('Kubernetes service-mesh egress enforced in the kernel: eBPF cgroup hooks decide redirect, pass or deny on every connect()')
+    .description(
+      'Kubernetes service-mesh egress enforced in the kernel: eBPF cgroup hooks decide redirect, pass or deny on every connect()',
+    )
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   const ctx: CliContext = { program, exitCode: 0 };

@@ -32,16 +32,30 @@ function readName(raw: Readonly<Record<string, unknown>>, site: IssueSite, issue
   if (name.length > MAX_NAME_LENGTH) problem = `is longer than ${MAX_NAME_LENGTH} characters`;
   else if (name.trim() !== name) problem = 'has leading or trailing whitespace';
   else if (/[\p{Cc}\p{Cf}]/u.test(name)) problem = 'contains control or format characters';
-  if (problem !== undefined) issues.add('MG_ALLOWLIST_BAD_NAME', { ...site, entryName: name }, { subject: 'name', value: name, reason: problem });
+  if (problem !== undefined)
+    issues.add(
+      'MG_ALLOWLIST_BAD_NAME',
+      { ...site, entryName: name },
+      { subject: 'name', value: name, reason: problem },
+    );
   return name;
 }
 
 /** A list field: absent or null means none; anything but a list is refused. */
-function readList(raw: Readonly<Record<string, unknown>>, field: string, site: IssueSite, issues: IssueCollector): readonly unknown[] | undefined {
+function readList(
+  raw: Readonly<Record<string, unknown>>,
+  field: string,
+  site: IssueSite,
+  issues: IssueCollector,
+): readonly unknown[] | undefined {
   const value = raw[field];
   if (value === undefined || value === null) return [];
   if (Array.isArray(value)) return value;
-  issues.add('MG_CONFIG_NOT_A_LIST', site, { subject: field, value, reason: `is not a list (write ${field}: [ ... ])` });
+  issues.add('MG_CONFIG_NOT_A_LIST', site, {
+    subject: field,
+    value,
+    reason: `is not a list (write ${field}: [ ... ])`,
+  });
   return undefined;
 }
 
@@ -56,7 +70,11 @@ function readHosts(items: readonly unknown[], site: IssueSite, issues: IssueColl
     }
     const first = firstIndexByHost.get(checked.host);
     if (first !== undefined) {
-      issues.add('MG_WARN_DUPLICATE', site, { subject, value: item, reason: `duplicates hosts[${first}] (both are ${checked.host}); merged` });
+      issues.add('MG_WARN_DUPLICATE', site, {
+        subject,
+        value: item,
+        reason: `duplicates hosts[${first}] (both are ${checked.host}); merged`,
+      });
       return;
     }
     firstIndexByHost.set(checked.host, index);
@@ -71,17 +89,31 @@ function readAddresses(items: readonly unknown[], site: IssueSite, issues: Issue
   return cidrs.map((cidr) => cidr.text);
 }
 
-export function readAllowlistEntry(raw: unknown, index: number, ref: ObjectRef, key: string, issues: IssueCollector): EntryRead {
+export function readAllowlistEntry(
+  raw: unknown,
+  index: number,
+  ref: ObjectRef,
+  key: string,
+  issues: IssueCollector,
+): EntryRead {
   const entrySite: IssueSite = { ref, key, entryIndex: index };
   if (!isPlainMap(raw)) {
-    issues.add('MG_ALLOWLIST_BAD_ENTRY', entrySite, { value: raw, reason: 'is not a map with name, hosts and/or addresses, and ports' });
+    issues.add('MG_ALLOWLIST_BAD_ENTRY', entrySite, {
+      value: raw,
+      reason: 'is not a map with name, hosts and/or addresses, and ports',
+    });
     return {};
   }
   const errorsBefore = issues.errorCount;
   const name = readName(raw, entrySite, issues);
   const site: IssueSite = name === undefined ? entrySite : { ...entrySite, entryName: name };
-  for (const field of Object.keys(raw).filter((field) => !ENTRY_FIELDS.has(field)).sort()) {
-    issues.add('MG_ALLOWLIST_UNKNOWN_FIELD', site, { subject: field, reason: 'is not an entry field meshgate reads (name, hosts, addresses, ports); ignored' });
+  for (const field of Object.keys(raw)
+    .filter((field) => !ENTRY_FIELDS.has(field))
+    .sort()) {
+    issues.add('MG_ALLOWLIST_UNKNOWN_FIELD', site, {
+      subject: field,
+      reason: 'is not an entry field meshgate reads (name, hosts, addresses, ports); ignored',
+    });
   }
   const hostItems = readList(raw, 'hosts', site, issues);
   const addressItems = readList(raw, 'addresses', site, issues);
@@ -89,10 +121,12 @@ export function readAllowlistEntry(raw: unknown, index: number, ref: ObjectRef, 
   const addresses = readAddresses(addressItems ?? [], site, issues);
   if (hostItems?.length === 0 && addressItems?.length === 0) {
     issues.add('MG_ALLOWLIST_NO_DESTINATION', site, {
-      reason: 'has neither hosts nor addresses: an entry needs at least one destination (an empty entry allows nothing, never everything)',
+      reason:
+        'has neither hosts nor addresses: an entry needs at least one destination (an empty entry allows nothing, never everything)',
     });
   }
   const ports = readPorts(raw['ports'], site, issues);
-  if (issues.errorCount !== errorsBefore || name === undefined || ports === undefined) return name === undefined ? {} : { name };
+  if (issues.errorCount !== errorsBefore || name === undefined || ports === undefined)
+    return name === undefined ? {} : { name };
   return { name, entry: { name, hosts, addresses, ports } };
 }

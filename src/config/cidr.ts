@@ -15,7 +15,11 @@ export interface Cidr {
 
 export type CidrParse =
   | { readonly ok: true; readonly cidr: Cidr; readonly hadHostBits: boolean }
-  | { readonly ok: false; readonly code: 'MG_CONFIG_BAD_CIDR' | 'MG_CONFIG_PREFIX_OUT_OF_RANGE'; readonly reason: string };
+  | {
+      readonly ok: false;
+      readonly code: 'MG_CONFIG_BAD_CIDR' | 'MG_CONFIG_PREFIX_OUT_OF_RANGE';
+      readonly reason: string;
+    };
 
 const NOT_AN_ADDRESS = 'is not an IPv4 or IPv6 address or CIDR';
 
@@ -33,7 +37,8 @@ function parseAddress(text: string): ipaddr.IPv4 | ipaddr.IPv6 | string {
     if (text.includes('%')) return `${NOT_AN_ADDRESS} (zone indexes such as %eth0 are not allowed)`;
     // ipaddr.js reads the deprecated IPv4-compatible ::a.b.c.d as the IPv4-mapped ::ffff:a.b.c.d,
     // a different address; refusing it avoids silently changing what the user wrote.
-    if (/^::[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$/.test(text)) return `${NOT_AN_ADDRESS} (the deprecated IPv4-compatible form ::a.b.c.d is ambiguous: write a.b.c.d or ::ffff:a.b.c.d)`;
+    if (/^::[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$/.test(text))
+      return `${NOT_AN_ADDRESS} (the deprecated IPv4-compatible form ::a.b.c.d is ambiguous: write a.b.c.d or ::ffff:a.b.c.d)`;
     return parseOrUndefined(() => ipaddr.IPv6.parse(text)) ?? NOT_AN_ADDRESS;
   }
   // One parse per item (no isValid-then-parse): configs may hold 100,000 of these.
@@ -41,7 +46,8 @@ function parseAddress(text: string): ipaddr.IPv4 | ipaddr.IPv6 | string {
   if (address !== undefined) return address;
   // Only to explain the refusal; the character check keeps ipaddr's costly throwing path away
   // from text that cannot be any IPv4 form.
-  if (/^[0-9a-fx.]+$/i.test(text) && ipaddr.IPv4.isValid(text)) return `${NOT_AN_ADDRESS} (IPv4 must be four decimal octets without leading zeros)`;
+  if (/^[0-9a-fx.]+$/i.test(text) && ipaddr.IPv4.isValid(text))
+    return `${NOT_AN_ADDRESS} (IPv4 must be four decimal octets without leading zeros)`;
   return NOT_AN_ADDRESS;
 }
 
@@ -70,10 +76,14 @@ function parsePrefix(text: string | undefined, family: 4 | 6): number | CidrPars
 
 // Netmask bytes by prefix length, computed once (immutable) instead of per item.
 const IPV4_MASKS: readonly (readonly number[])[] = Object.freeze(
-  Array.from({ length: 33 }, (_, prefix) => Object.freeze(ipaddr.IPv4.subnetMaskFromPrefixLength(prefix).toByteArray())),
+  Array.from({ length: 33 }, (_, prefix) =>
+    Object.freeze(ipaddr.IPv4.subnetMaskFromPrefixLength(prefix).toByteArray()),
+  ),
 );
 const IPV6_MASKS: readonly (readonly number[])[] = Object.freeze(
-  Array.from({ length: 129 }, (_, prefix) => Object.freeze(ipaddr.IPv6.subnetMaskFromPrefixLength(prefix).toByteArray())),
+  Array.from({ length: 129 }, (_, prefix) =>
+    Object.freeze(ipaddr.IPv6.subnetMaskFromPrefixLength(prefix).toByteArray()),
+  ),
 );
 
 /** IPv4-mapped IPv6 (::ffff:a.b.c.d) is decided as IPv4 by the datapath, so it is stored as IPv4. */
@@ -115,7 +125,12 @@ export function parseCidrSlowly(input: string): CidrParse {
   const network = written.map((byte, i) => byte & (mask[i] ?? 0));
   const hadHostBits = network.some((byte, i) => byte !== written[i]);
   const unmapped = family === 6 ? unmapIPv4(network, prefix) : undefined;
-  if (unmapped !== undefined) return { ok: true, cidr: makeCidr(ipaddr.fromByteArray(unmapped.bytes), unmapped.bytes, unmapped.prefix), hadHostBits };
+  if (unmapped !== undefined)
+    return {
+      ok: true,
+      cidr: makeCidr(ipaddr.fromByteArray(unmapped.bytes), unmapped.bytes, unmapped.prefix),
+      hadHostBits,
+    };
   // The common case (no host bits) reuses the parsed address instead of building another.
   const networkAddress = hadHostBits ? ipaddr.fromByteArray(network) : address;
   return { ok: true, cidr: makeCidr(networkAddress, network, prefix), hadHostBits };
@@ -174,7 +189,12 @@ export function normaliseCidrList(items: readonly unknown[], onIssue: (issue: Ci
     }
     const first = firstIndexByText.get(text);
     if (first !== undefined) {
-      onIssue({ code: 'MG_WARN_DUPLICATE', index, value: item, reason: `duplicates item [${first}] (both are ${text}); merged` });
+      onIssue({
+        code: 'MG_WARN_DUPLICATE',
+        index,
+        value: item,
+        reason: `duplicates item [${first}] (both are ${text}); merged`,
+      });
       return;
     }
     firstIndexByText.set(text, index);
@@ -193,7 +213,16 @@ export function cidrFromText(text: string): Cidr | undefined {
  * One stable LSD radix pass over order[start, end): by words[i * stride + word]
  * (16 bits), or by prefixes[i] when word is -1.
  */
-function radixPass(order: Uint32Array, start: number, end: number, scratch: Uint32Array, counts: Uint32Array, words: Uint16Array, prefixes: Uint8Array, word: number): void {
+function radixPass(
+  order: Uint32Array,
+  start: number,
+  end: number,
+  scratch: Uint32Array,
+  counts: Uint32Array,
+  words: Uint16Array,
+  prefixes: Uint8Array,
+  word: number,
+): void {
   counts.fill(0);
   if (word < 0) {
     for (let k = start; k < end; k++) counts[prefixes[order[k]!]! + 1]!++;
@@ -235,12 +264,25 @@ export function normaliseCidrTexts(items: readonly unknown[], onIssue: (issue: C
   for (let i = 0; i < n; i++) {
     const item = items[i];
     if (typeof item !== 'string') {
-      issues.push({ index: i, issue: { code: 'MG_CONFIG_BAD_CIDR', index: i, value: item, reason: 'is not a CIDR string' } });
+      issues.push({
+        index: i,
+        issue: { code: 'MG_CONFIG_BAD_CIDR', index: i, value: item, reason: 'is not a CIDR string' },
+      });
       continue;
     }
     if (parseIPv4Cidr(item, r)) {
-      if (!r.canonical) texts.set(i, `${r.v4 >>> 24}.${(r.v4 >>> 16) & 255}.${(r.v4 >>> 8) & 255}.${r.v4 & 255}/${r.prefix}`);
-      if (r.hadHostBits) issues.push({ index: i, issue: { code: 'MG_WARN_HOST_BITS', index: i, value: item, reason: `has host bits set; normalised to ${texts.get(i)}` } });
+      if (!r.canonical)
+        texts.set(i, `${r.v4 >>> 24}.${(r.v4 >>> 16) & 255}.${(r.v4 >>> 8) & 255}.${r.v4 & 255}/${r.prefix}`);
+      if (r.hadHostBits)
+        issues.push({
+          index: i,
+          issue: {
+            code: 'MG_WARN_HOST_BITS',
+            index: i,
+            value: item,
+            reason: `has host bits set; normalised to ${texts.get(i)}`,
+          },
+        });
       family[i] = 4;
       prefixes[i] = r.prefix;
       v4++;
@@ -266,7 +308,16 @@ export function normaliseCidrTexts(items: readonly unknown[], onIssue: (issue: C
     } else if (!r.canonical) {
       texts.set(i, formatCidr(r));
     }
-    if (r.hadHostBits) issues.push({ index: i, issue: { code: 'MG_WARN_HOST_BITS', index: i, value: item, reason: `has host bits set; normalised to ${texts.get(i)}` } });
+    if (r.hadHostBits)
+      issues.push({
+        index: i,
+        issue: {
+          code: 'MG_WARN_HOST_BITS',
+          index: i,
+          value: item,
+          reason: `has host bits set; normalised to ${texts.get(i)}`,
+        },
+      });
     family[i] = r.family;
     prefixes[i] = r.prefix;
     if (r.family === 4) v4++;
@@ -293,10 +344,24 @@ export function normaliseCidrTexts(items: readonly unknown[], onIssue: (issue: C
   let previous = -1;
   for (let k = 0; k < accepted; k++) {
     const i = order[k]!;
-    if (previous >= 0 && prefixes[i] === prefixes[previous] && words[i * 8 + 7] === words[previous * 8 + 7] && family[i] === family[previous] && sameWords(words, i, previous)) {
+    if (
+      previous >= 0 &&
+      prefixes[i] === prefixes[previous] &&
+      words[i * 8 + 7] === words[previous * 8 + 7] &&
+      family[i] === family[previous] &&
+      sameWords(words, i, previous)
+    ) {
       // Stable order: `previous` is the first item with this value.
       const text = texts.get(i) ?? (items[i] as string);
-      issues.push({ index: i, issue: { code: 'MG_WARN_DUPLICATE', index: i, value: items[i], reason: `duplicates item [${previous}] (both are ${text}); merged` } });
+      issues.push({
+        index: i,
+        issue: {
+          code: 'MG_WARN_DUPLICATE',
+          index: i,
+          value: items[i],
+          reason: `duplicates item [${previous}] (both are ${text}); merged`,
+        },
+      });
       continue;
     }
     previous = i;

@@ -117,7 +117,8 @@ export function parseIPv4Cidr(text: string, r: CidrBytes): boolean {
   return true;
 }
 
-const hexValue = (c: number): number => (c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1);
+const hexValue = (c: number): number =>
+  c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
 
 /** Hex groups with at most one "::"; no embedded dotted IPv4 (those take the slow path). */
 function parseIPv6(text: string, end: number, r: CidrBytes): boolean {
@@ -193,7 +194,10 @@ export function parseCidrBytes(text: string, r: CidrBytes): number {
     } else {
       r.family = 6;
       r.prefix = prefix;
-      r.canonical = slash >= 0 && !r.hadHostBits && (text.length === slash + 2 || text.charCodeAt(slash + 1) !== ZERO) &&
+      r.canonical =
+        slash >= 0 &&
+        !r.hadHostBits &&
+        (text.length === slash + 2 || text.charCodeAt(slash + 1) !== ZERO) &&
         formatIPv6(r.bytes) === text.slice(0, slash);
     }
     return prefix;

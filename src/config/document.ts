@@ -24,17 +24,33 @@ interface Reading {
 
 type DocumentCode = 'MG_CONFIG_BAD_MANIFEST' | 'MG_CONFIG_NOT_A_MAP';
 
-function fail(reading: Reading, site: IssueSite, code: DocumentCode, value: unknown, reason: string, line?: number): void {
+function fail(
+  reading: Reading,
+  site: IssueSite,
+  code: DocumentCode,
+  value: unknown,
+  reason: string,
+  line?: number,
+): void {
   const locator = line === undefined ? undefined : `document at line ${line}`;
   reading.errors.push(makeIssue(code, site, { ...(locator === undefined ? {} : { locator }), value, reason }));
 }
 
-function addDocument(reading: Reading, kind: ConfigDocument['kind'], ref: ObjectRef, data: Readonly<Record<string, unknown>>): void {
+function addDocument(
+  reading: Reading,
+  kind: ConfigDocument['kind'],
+  ref: ObjectRef,
+  data: Readonly<Record<string, unknown>>,
+): void {
   reading.documents.push(Object.freeze({ kind, ref: Object.freeze(ref), data: deepFreeze(data) }));
 }
 
 /** The API server only takes string data values; a manifest it would refuse is refused here too. */
-function readManifestData(reading: Reading, ref: ObjectRef, data: unknown): Readonly<Record<string, unknown>> | undefined {
+function readManifestData(
+  reading: Reading,
+  ref: ObjectRef,
+  data: unknown,
+): Readonly<Record<string, unknown>> | undefined {
   if (data === undefined || data === null) return {};
   if (!isPlainMap(data)) {
     fail(reading, { ref, key: '' }, 'MG_CONFIG_BAD_MANIFEST', data, 'has data that is not a map of keys to strings');
@@ -44,7 +60,13 @@ function readManifestData(reading: Reading, ref: ObjectRef, data: unknown): Read
   for (const [key, value] of Object.entries(data)) {
     if (typeof value === 'string') continue;
     valid = false;
-    fail(reading, { ref, key }, 'MG_CONFIG_BAD_MANIFEST', value, 'is not a string: ConfigMap data values are strings (quote it, or use a | block for YAML), and the API server rejects this manifest');
+    fail(
+      reading,
+      { ref, key },
+      'MG_CONFIG_BAD_MANIFEST',
+      value,
+      'is not a string: ConfigMap data values are strings (quote it, or use a | block for YAML), and the API server rejects this manifest',
+    );
   }
   return valid ? data : undefined;
 }
@@ -55,20 +77,42 @@ function readConfigMap(reading: Reading, manifest: Readonly<Record<string, unkno
     // `kubectl get configmap -o yaml` output.
     for (const item of manifest['items']) {
       if (isPlainMap(item)) readConfigMap(reading, item, line);
-      else fail(reading, { ref: reading.fileRef, key: '' }, 'MG_CONFIG_BAD_MANIFEST', item, 'is an item of a List that is not a manifest', line);
+      else
+        fail(
+          reading,
+          { ref: reading.fileRef, key: '' },
+          'MG_CONFIG_BAD_MANIFEST',
+          item,
+          'is an item of a List that is not a manifest',
+          line,
+        );
     }
     return;
   }
   const fileSite = { ref: reading.fileRef, key: '' };
   if (apiVersion !== 'v1' || kind !== 'ConfigMap') {
     const what = `${typeof apiVersion === 'string' ? apiVersion : '?'}/${typeof kind === 'string' ? kind : '?'}`;
-    fail(reading, fileSite, 'MG_CONFIG_BAD_MANIFEST', what, 'is not a v1 ConfigMap; meshgate reads its configuration from ConfigMaps only', line);
+    fail(
+      reading,
+      fileSite,
+      'MG_CONFIG_BAD_MANIFEST',
+      what,
+      'is not a v1 ConfigMap; meshgate reads its configuration from ConfigMaps only',
+      line,
+    );
     return;
   }
   const name = isPlainMap(metadata) ? metadata['name'] : undefined;
   const namespace = isPlainMap(metadata) ? metadata['namespace'] : undefined;
   if (typeof name !== 'string' || name === '' || (namespace !== undefined && typeof namespace !== 'string')) {
-    fail(reading, fileSite, 'MG_CONFIG_BAD_MANIFEST', undefined, 'is a ConfigMap without a metadata.name (or with a metadata.namespace that is not a string)', line);
+    fail(
+      reading,
+      fileSite,
+      'MG_CONFIG_BAD_MANIFEST',
+      undefined,
+      'is a ConfigMap without a metadata.name (or with a metadata.namespace that is not a string)',
+      line,
+    );
     return;
   }
   const ref: ObjectRef = { kind: 'ConfigMap', ...(namespace ? { namespace } : {}), name, path: reading.path };
@@ -87,7 +131,14 @@ function readDocument(reading: Reading, value: unknown, line: number): void {
     if ('kind' in value || 'apiVersion' in value) readConfigMap(reading, value, line);
     else addDocument(reading, Array.isArray(value[ALLOWLIST_KEY]) ? 'allowlist' : 'global', reading.fileRef, value);
   } else {
-    fail(reading, { ref: reading.fileRef, key: '' }, 'MG_CONFIG_NOT_A_MAP', value, 'is neither a ConfigMap manifest, a key/value map nor a list of allowlist entries', line);
+    fail(
+      reading,
+      { ref: reading.fileRef, key: '' },
+      'MG_CONFIG_NOT_A_MAP',
+      value,
+      'is neither a ConfigMap manifest, a key/value map nor a list of allowlist entries',
+      line,
+    );
   }
 }
 
@@ -101,7 +152,10 @@ function readDocument(reading: Reading, value: unknown, line: number): void {
  * reported in errors and left out, the others are still returned: the caller decides
  * whether a partly broken file is usable (standalone mode refuses it).
  */
-export function readConfigDocuments(text: string, path: string): { documents: ConfigDocument[]; errors: ConfigIssue[] } {
+export function readConfigDocuments(
+  text: string,
+  path: string,
+): { documents: ConfigDocument[]; errors: ConfigIssue[] } {
   const fileRef: ObjectRef = Object.freeze({ kind: 'File', name: path, path });
   const reading: Reading = { path, fileRef, documents: [], errors: [] };
   if (typeof text !== 'string') {
@@ -123,7 +177,13 @@ export function readConfigDocuments(text: string, path: string): { documents: Co
     }
   } catch (err) {
     const reason = err instanceof Error ? err.message : 'a non-Error value was thrown';
-    reading.errors.push(makeIssue('MG_CONFIG_INTERNAL', { ref: fileRef, key: '' }, { reason: `reading failed unexpectedly (a meshgate bug; please report it): ${reason}` }));
+    reading.errors.push(
+      makeIssue(
+        'MG_CONFIG_INTERNAL',
+        { ref: fileRef, key: '' },
+        { reason: `reading failed unexpectedly (a meshgate bug; please report it): ${reason}` },
+      ),
+    );
   }
   return { documents: reading.documents, errors: reading.errors };
 }

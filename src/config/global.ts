@@ -31,7 +31,9 @@ export const GLOBAL_KEYS = Object.freeze([
 ] as const);
 
 /** Defaults of the scalar keys; list keys default to empty (none). */
-export const GLOBAL_DEFAULTS: Readonly<Pick<GlobalConfig, 'egress' | 'proxyOutboundPort' | 'proxyUid' | 'blockedEgressAction' | 'unknownPodPolicy'>> = Object.freeze({
+export const GLOBAL_DEFAULTS: Readonly<
+  Pick<GlobalConfig, 'egress' | 'proxyOutboundPort' | 'proxyUid' | 'blockedEgressAction' | 'unknownPodPolicy'>
+> = Object.freeze({
   egress: false, // as `osm install --set=osm.enableEgress=false`
   proxyOutboundPort: 15001,
   proxyUid: 1500, // OSM's sidecar uid (Istio uses 1337)
@@ -67,11 +69,18 @@ class GlobalReader {
     const items = this.memo?.items(id, this.data[key]) ?? this.items(key);
     if (items === undefined) return { written: 0, cidrs: [] };
     if (items.length > this.limits.maxPolicyEntries) {
-      this.tooMany(key, `holds ${items.length} CIDRs, more than the limit of ${this.limits.maxPolicyEntries} policy entries per object`);
+      this.tooMany(
+        key,
+        `holds ${items.length} CIDRs, more than the limit of ${this.limits.maxPolicyEntries} policy entries per object`,
+      );
       return { written: items.length, cidrs: [] };
     }
     const onIssue = (issue: CidrListIssue): void => {
-      this.issues.add(issue.code, { ref: this.ref, key, entryIndex: issue.index, noun: 'item' }, { value: issue.value, reason: issue.reason });
+      this.issues.add(
+        issue.code,
+        { ref: this.ref, key, entryIndex: issue.index, noun: 'item' },
+        { value: issue.value, reason: issue.reason },
+      );
     };
     const cidrs = this.memo ? this.memo.normalise(id, items, onIssue) : normaliseCidrTexts(items, onIssue);
     return { written: items.length, cidrs };
@@ -118,19 +127,35 @@ class GlobalReader {
 
 function warnUnknownKeys(reader: GlobalReader): void {
   const known: readonly string[] = GLOBAL_KEYS;
-  for (const key of Object.keys(reader.data).filter((name) => !known.includes(name)).sort()) {
+  for (const key of Object.keys(reader.data)
+    .filter((name) => !known.includes(name))
+    .sort()) {
     const suggestion = suggestKey(key, known);
     const hint = suggestion === undefined ? '' : ` (did you mean ${suggestion}?)`;
-    reader.issues.add('MG_CONFIG_UNKNOWN_KEY', { ref: reader.ref, key }, { reason: `is not a meshgate key; ignored${hint}` });
+    reader.issues.add(
+      'MG_CONFIG_UNKNOWN_KEY',
+      { ref: reader.ref, key },
+      { reason: `is not a meshgate key; ignored${hint}` },
+    );
   }
 }
 
-function checkTotalSize(reader: GlobalReader, mesh: number, excluded: number, allowlist: readonly AllowlistEntry[]): void {
+function checkTotalSize(
+  reader: GlobalReader,
+  mesh: number,
+  excluded: number,
+  allowlist: readonly AllowlistEntry[],
+): void {
   const pairs = countAllowlistPairs(allowlist);
   const total = mesh + excluded + pairs;
   if (total <= reader.limits.maxPolicyEntries) return;
   // Name the key that contributes most, so the fix is obvious.
-  const largest = pairs >= mesh && pairs >= excluded ? 'egress_allowlist' : mesh >= excluded ? 'mesh_cidr_ranges' : 'outbound_ip_range_exclusion_list';
+  const largest =
+    pairs >= mesh && pairs >= excluded
+      ? 'egress_allowlist'
+      : mesh >= excluded
+        ? 'mesh_cidr_ranges'
+        : 'outbound_ip_range_exclusion_list';
   reader.tooMany(
     largest,
     `the object holds ${total} policy entries (mesh_cidr_ranges ${mesh}, outbound_ip_range_exclusion_list ${excluded}, egress_allowlist ${pairs} host or address x port pairs), more than the limit of ${reader.limits.maxPolicyEntries}`,
@@ -143,16 +168,41 @@ function readGlobalConfig(reader: GlobalReader): GlobalConfig {
   const mesh = reader.cidrs('mesh_cidr_ranges');
   const excluded = reader.cidrs('outbound_ip_range_exclusion_list');
   const excludedPorts = reader.ports('outbound_port_exclusion_list');
-  const proxyOutboundPort = reader.scalar('proxy_outbound_port', 'MG_CONFIG_BAD_PORT', (v) => readInteger(v, 1, 65535), GLOBAL_DEFAULTS.proxyOutboundPort);
-  const proxyUid = reader.scalar('proxy_uid', 'MG_CONFIG_BAD_UID', (v) => readInteger(v, 0, MAX_UID), GLOBAL_DEFAULTS.proxyUid);
-  const blockedEgressAction = reader.scalar('blocked_egress_action', 'MG_CONFIG_BAD_ACTION', (v) => readChoice(v, BLOCKED_EGRESS_ACTIONS), GLOBAL_DEFAULTS.blockedEgressAction);
-  const unknownPodPolicy = reader.scalar('unknown_pod_policy', 'MG_CONFIG_BAD_UNKNOWN_POD_POLICY', (v) => readChoice(v, UNKNOWN_POD_POLICIES), GLOBAL_DEFAULTS.unknownPodPolicy);
+  const proxyOutboundPort = reader.scalar(
+    'proxy_outbound_port',
+    'MG_CONFIG_BAD_PORT',
+    (v) => readInteger(v, 1, 65535),
+    GLOBAL_DEFAULTS.proxyOutboundPort,
+  );
+  const proxyUid = reader.scalar(
+    'proxy_uid',
+    'MG_CONFIG_BAD_UID',
+    (v) => readInteger(v, 0, MAX_UID),
+    GLOBAL_DEFAULTS.proxyUid,
+  );
+  const blockedEgressAction = reader.scalar(
+    'blocked_egress_action',
+    'MG_CONFIG_BAD_ACTION',
+    (v) => readChoice(v, BLOCKED_EGRESS_ACTIONS),
+    GLOBAL_DEFAULTS.blockedEgressAction,
+  );
+  const unknownPodPolicy = reader.scalar(
+    'unknown_pod_policy',
+    'MG_CONFIG_BAD_UNKNOWN_POD_POLICY',
+    (v) => readChoice(v, UNKNOWN_POD_POLICIES),
+    GLOBAL_DEFAULTS.unknownPodPolicy,
+  );
   const globalAllowlist = reader.allowlist('egress_allowlist');
 
   if (egress && mesh.written === 0) {
-    reader.issues.add('MG_CONFIG_MESH_CIDRS_REQUIRED', { ref: reader.ref, key: 'mesh_cidr_ranges' }, {
-      reason: 'is empty while egress is "true": without the pod and service CIDRs in-mesh traffic cannot be told from external traffic (OSM refuses this too)',
-    });
+    reader.issues.add(
+      'MG_CONFIG_MESH_CIDRS_REQUIRED',
+      { ref: reader.ref, key: 'mesh_cidr_ranges' },
+      {
+        reason:
+          'is empty while egress is "true": without the pod and service CIDRs in-mesh traffic cannot be told from external traffic (OSM refuses this too)',
+      },
+    );
   }
   checkTotalSize(reader, mesh.cidrs.length, excluded.cidrs.length, globalAllowlist);
   return {
@@ -174,14 +224,24 @@ function readGlobalConfig(reader: GlobalReader): GlobalConfig {
  * (one per agent), long CIDR lists are normalised from their previous parse when only a few
  * items changed; the result is the same.
  */
-export function parseGlobalConfig(data: Readonly<Record<string, unknown>>, ref: ObjectRef, limits: ConfigLimits = DEFAULT_LIMITS, memo?: CidrListMemo): ParseResult<GlobalConfig> {
+export function parseGlobalConfig(
+  data: Readonly<Record<string, unknown>>,
+  ref: ObjectRef,
+  limits: ConfigLimits = DEFAULT_LIMITS,
+  memo?: CidrListMemo,
+): ParseResult<GlobalConfig> {
   return parseSafely(ref, '', () => {
     const issues = new IssueCollector();
     if (!isPlainMap(data)) {
-      issues.add('MG_CONFIG_NOT_A_MAP', { ref, key: '' }, { value: data, reason: 'is not a key/value map of data keys' });
+      issues.add(
+        'MG_CONFIG_NOT_A_MAP',
+        { ref, key: '' },
+        { value: data, reason: 'is not a key/value map of data keys' },
+      );
       return issues.rejected<GlobalConfig>();
     }
-    if (!checkObjectSize(data, ref, issues) || !checkHasMeshgateKey(data, GLOBAL_KEYS, ref, issues)) return issues.rejected<GlobalConfig>();
+    if (!checkObjectSize(data, ref, issues) || !checkHasMeshgateKey(data, GLOBAL_KEYS, ref, issues))
+      return issues.rejected<GlobalConfig>();
     return issues.result(readGlobalConfig(new GlobalReader(data, ref, limits, issues, memo)));
   });
 }

@@ -110,7 +110,9 @@ export function makeIssue(code: ConfigIssueCode, site: IssueSite, problem: Probl
     .filter((part) => part !== undefined)
     .join(' ');
   // Reasons may quote input too (a prefix length, a YAML parser's excerpt): the whole sentence is escaped.
-  const message = escapeControl(`${object}${key}${entryLabel(site)}: ${what === '' ? '' : `${what} `}${problem.reason}`);
+  const message = escapeControl(
+    `${object}${key}${entryLabel(site)}: ${what === '' ? '' : `${what} `}${problem.reason}`,
+  );
   const issue: MutableIssue = { code, severity: severityOf(code), object, key: shownKey, message };
   if (site.entryIndex !== undefined) issue.entryIndex = site.entryIndex;
   if (site.entryName !== undefined) issue.entryName = escapeControl(truncate(site.entryName, FIELD_VALUE_MAX));
@@ -124,7 +126,11 @@ export function makeIssue(code: ConfigIssueCode, site: IssueSite, problem: Probl
 /** The closing issue of a capped list: how many more there were. */
 function moreIssues(severity: 'error' | 'warning', ref: ObjectRef, more: number): ConfigIssue {
   const code = severity === 'error' ? 'MG_CONFIG_MORE_ERRORS' : 'MG_WARN_MORE_WARNINGS';
-  return makeIssue(code, { ref, key: '' }, { reason: `and ${more} more ${severity}s, not shown (only the first ${MAX_ISSUES_PER_OBJECT} are)` });
+  return makeIssue(
+    code,
+    { ref, key: '' },
+    { reason: `and ${more} more ${severity}s, not shown (only the first ${MAX_ISSUES_PER_OBJECT} are)` },
+  );
 }
 
 /**
@@ -184,7 +190,11 @@ export class IssueCollector {
 
   /** For a parse that stopped at an error it just added. */
   rejected<T>(): ParseResult<T> {
-    return Object.freeze({ ok: false, errors: this.closed(this.errors, 'error'), warnings: this.closed(this.warnings, 'warning') });
+    return Object.freeze({
+      ok: false,
+      errors: this.closed(this.errors, 'error'),
+      warnings: this.closed(this.warnings, 'warning'),
+    });
   }
 
   result<T>(value: T): ParseResult<T> {
@@ -204,7 +214,11 @@ export function parseSafely<T>(ref: ObjectRef, key: string, parse: () => ParseRe
   } catch (err) {
     const reason = err instanceof Error ? err.message : 'a non-Error value was thrown';
     const issues = new IssueCollector();
-    issues.add('MG_CONFIG_INTERNAL', { ref, key }, { reason: `validation failed unexpectedly (a meshgate bug; please report it): ${reason}` });
+    issues.add(
+      'MG_CONFIG_INTERNAL',
+      { ref, key },
+      { reason: `validation failed unexpectedly (a meshgate bug; please report it): ${reason}` },
+    );
     return issues.rejected<T>();
   }
 }

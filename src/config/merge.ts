@@ -29,11 +29,15 @@ export function mergeNamespaceAllowlists(parts: readonly AllowlistPart[]): Parse
       const owner = ownerByName.get(entry.name);
       if (owner !== undefined) {
         const where = owner === object ? 'another entry of the same object' : owner;
-        issues.add('MG_ALLOWLIST_DUPLICATE_NAME', { ref: part.ref, key: ALLOWLIST_KEY, entryIndex, entryName: entry.name }, {
-          subject: 'name',
-          value: entry.name,
-          reason: `is also the name of an entry in ${where}; names must be unique within the namespace`,
-        });
+        issues.add(
+          'MG_ALLOWLIST_DUPLICATE_NAME',
+          { ref: part.ref, key: ALLOWLIST_KEY, entryIndex, entryName: entry.name },
+          {
+            subject: 'name',
+            value: entry.name,
+            reason: `is also the name of an entry in ${where}; names must be unique within the namespace`,
+          },
+        );
         return;
       }
       ownerByName.set(entry.name, object);

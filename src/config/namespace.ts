@@ -36,12 +36,18 @@ export function checkNamespaceObjects(objects: readonly NamespaceObject[]): Name
   if (actions.size <= 1) return { action: setting[0]?.action ?? null, issuesByObject: new Map() };
   const issuesByObject = new Map<string, readonly ConfigIssue[]>();
   for (const object of setting) {
-    const others = setting.filter((o) => o !== object).map((o) => `${describeObject(o.ref)} sets ${JSON.stringify(o.action)}`);
+    const others = setting
+      .filter((o) => o !== object)
+      .map((o) => `${describeObject(o.ref)} sets ${JSON.stringify(o.action)}`);
     const issues = new IssueCollector();
-    issues.add('MG_ALLOWLIST_ACTION_CONFLICT', { ref: object.ref, key: ALLOWLIST_ACTION_KEY }, {
-      value: object.action,
-      reason: `disagrees with another allowlist of the same namespace (${others.join(', ')}); the objects of a namespace must set the same value or leave it unset`,
-    });
+    issues.add(
+      'MG_ALLOWLIST_ACTION_CONFLICT',
+      { ref: object.ref, key: ALLOWLIST_ACTION_KEY },
+      {
+        value: object.action,
+        reason: `disagrees with another allowlist of the same namespace (${others.join(', ')}); the objects of a namespace must set the same value or leave it unset`,
+      },
+    );
     issuesByObject.set(describeObject(object.ref), issues.errors);
   }
   return { action: null, issuesByObject };

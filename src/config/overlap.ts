@@ -36,7 +36,11 @@ function hexCidr(text: string): HexCidr | undefined {
     const slow = cidrFromText(text);
     if (!slow) return undefined;
     const bytes = slow.family === 4 ? [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...slow.bytes] : [...slow.bytes];
-    return { hex: Buffer.from(bytes).toString('hex'), bits: slow.family === 4 ? 96 + slow.prefix : slow.prefix, family: slow.family };
+    return {
+      hex: Buffer.from(bytes).toString('hex'),
+      bits: slow.family === 4 ? 96 + slow.prefix : slow.prefix,
+      family: slow.family,
+    };
   }
   return { hex: Buffer.from(r.bytes).toString('hex'), bits, family: r.family };
 }
@@ -165,7 +169,10 @@ class MeshIndex {
  * position in the list given. Mesh CIDRs are indexed (MeshIndex), so 50,000 addresses
  * against 50,000 mesh CIDRs cost milliseconds, not a product of the two.
  */
-export function overlapWarnings(global: GlobalConfig, allowlists: ReadonlyMap<string, NamespaceAllowlist>): ConfigIssue[] {
+export function overlapWarnings(
+  global: GlobalConfig,
+  allowlists: ReadonlyMap<string, NamespaceAllowlist>,
+): ConfigIssue[] {
   const warnings: ConfigIssue[] = [];
   if (global.meshCidrs.length === 0) return warnings;
   const mesh = new MeshIndex(global.meshCidrs);
@@ -182,7 +189,13 @@ export function overlapWarnings(global: GlobalConfig, allowlists: ReadonlyMap<st
         for (const index of overlapping) {
           const meshCidr = cidrFromText(global.meshCidrs[index]!)!;
           const site = { ref: allowlist.ref, key, entryIndex, entryName: entry.name };
-          warnings.push(makeIssue('MG_WARN_ALLOW_IN_MESH', site, { subject: 'addresses', value: text, reason: overlapReason(address, meshCidr) }));
+          warnings.push(
+            makeIssue('MG_WARN_ALLOW_IN_MESH', site, {
+              subject: 'addresses',
+              value: text,
+              reason: overlapReason(address, meshCidr),
+            }),
+          );
         }
       }
     });

@@ -24,11 +24,20 @@ const PORT_FIELDS: ReadonlySet<string> = new Set(['number', 'protocol', 'name'])
 function readPortSpec(raw: unknown, index: number, site: IssueSite, issues: IssueCollector): PortSpec | undefined {
   const subject = `ports[${index}]`;
   if (!isPlainMap(raw)) {
-    issues.add('MG_ALLOWLIST_BAD_ENTRY', site, { subject, value: raw, reason: 'is not a map with number and protocol' });
+    issues.add('MG_ALLOWLIST_BAD_ENTRY', site, {
+      subject,
+      value: raw,
+      reason: 'is not a map with number and protocol',
+    });
     return undefined;
   }
-  for (const field of Object.keys(raw).filter((name) => !PORT_FIELDS.has(name)).sort()) {
-    issues.add('MG_ALLOWLIST_UNKNOWN_FIELD', site, { subject: `${subject}.${field}`, reason: 'is not a port field meshgate reads (number, protocol); ignored' });
+  for (const field of Object.keys(raw)
+    .filter((name) => !PORT_FIELDS.has(name))
+    .sort()) {
+    issues.add('MG_ALLOWLIST_UNKNOWN_FIELD', site, {
+      subject: `${subject}.${field}`,
+      reason: 'is not a port field meshgate reads (number, protocol); ignored',
+    });
   }
   const number = readInteger(raw['number'], 1, 65535);
   if (!number.ok || number.value === undefined) {
@@ -40,11 +49,19 @@ function readPortSpec(raw: unknown, index: number, site: IssueSite, issues: Issu
   const protocol = declared === undefined ? undefined : PROTOCOL_BY_NAME.get(declared);
   if (protocol === undefined || declared === undefined) {
     const missing = written === undefined || written === null || declared === '';
-    const reason = missing ? `is missing: write one of ${KNOWN_PROTOCOLS}` : `is not a known protocol (${KNOWN_PROTOCOLS})`;
-    issues.add('MG_ALLOWLIST_BAD_PROTOCOL', site, { subject: `${subject}.protocol`, value: missing ? undefined : written, reason });
+    const reason = missing
+      ? `is missing: write one of ${KNOWN_PROTOCOLS}`
+      : `is not a known protocol (${KNOWN_PROTOCOLS})`;
+    issues.add('MG_ALLOWLIST_BAD_PROTOCOL', site, {
+      subject: `${subject}.protocol`,
+      value: missing ? undefined : written,
+      reason,
+    });
     return undefined;
   }
-  return number.ok && number.value !== undefined ? { number: number.value, protocol, declaredProtocol: declared } : undefined;
+  return number.ok && number.value !== undefined
+    ? { number: number.value, protocol, declaredProtocol: declared }
+    : undefined;
 }
 
 function comparePorts(a: PortSpec, b: PortSpec): number {
@@ -54,15 +71,25 @@ function comparePorts(a: PortSpec, b: PortSpec): number {
 /** The entry's ports, deduplicated by (number, protocol) and sorted; undefined when any is invalid. */
 export function readPorts(raw: unknown, site: IssueSite, issues: IssueCollector): PortSpec[] | undefined {
   if (raw === undefined || raw === null) {
-    issues.add('MG_ALLOWLIST_PORTS_MISSING', site, { subject: 'ports', reason: 'is missing: an entry needs at least one port' });
+    issues.add('MG_ALLOWLIST_PORTS_MISSING', site, {
+      subject: 'ports',
+      reason: 'is missing: an entry needs at least one port',
+    });
     return undefined;
   }
   if (!Array.isArray(raw)) {
-    issues.add('MG_CONFIG_NOT_A_LIST', site, { subject: 'ports', value: raw, reason: 'is not a list of { number, protocol } maps' });
+    issues.add('MG_CONFIG_NOT_A_LIST', site, {
+      subject: 'ports',
+      value: raw,
+      reason: 'is not a list of { number, protocol } maps',
+    });
     return undefined;
   }
   if (raw.length === 0) {
-    issues.add('MG_ALLOWLIST_PORTS_MISSING', site, { subject: 'ports', reason: 'is empty: an entry needs at least one port (an empty list allows nothing, never everything)' });
+    issues.add('MG_ALLOWLIST_PORTS_MISSING', site, {
+      subject: 'ports',
+      reason: 'is empty: an entry needs at least one port (an empty list allows nothing, never everything)',
+    });
     return undefined;
   }
   const errorsBefore = issues.errorCount;

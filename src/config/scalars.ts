@@ -2,7 +2,9 @@
 // plain YAML file may hold real booleans, numbers and lists. Surrounding whitespace is ignored.
 
 /** ok with value undefined: the value is unset (absent, null or blank) and the default applies. */
-export type Read<T> = { readonly ok: true; readonly value: T | undefined } | { readonly ok: false; readonly reason: string };
+export type Read<T> =
+  | { readonly ok: true; readonly value: T | undefined }
+  | { readonly ok: false; readonly reason: string };
 
 export function isUnset(value: unknown): boolean {
   return value === undefined || value === null || (typeof value === 'string' && value.trim() === '');

@@ -5,7 +5,13 @@ import { readSimpleMapping } from './yamlSimple.js';
 
 export type YamlRead =
   | { readonly ok: true; readonly value: unknown; readonly empty: boolean; readonly line: number }
-  | { readonly ok: false; readonly line: number; readonly column: number; readonly reason: string; readonly documentLine: number };
+  | {
+      readonly ok: false;
+      readonly line: number;
+      readonly column: number;
+      readonly reason: string;
+      readonly documentLine: number;
+    };
 
 const OPTIONS = { prettyErrors: false, uniqueKeys: true, strict: true } as const;
 // Bounds alias expansion ("billion laughs"): a config never needs more.
@@ -49,8 +55,10 @@ function keyAt(text: string, offset: number): string {
 
 /** The parser's error as one sentence; the ones it words for itself get their key or limit named. */
 function reasonOf(error: Document['errors'][number], text: string): string {
-  if (error.code === 'DUPLICATE_KEY') return `duplicate key ${keyAt(text, error.pos[0])}: a key may appear only once in a map`;
-  if (error.code === 'RESOURCE_EXHAUSTION') return `nesting too deep to read (a config needs at most ${MAX_NESTING} levels)`;
+  if (error.code === 'DUPLICATE_KEY')
+    return `duplicate key ${keyAt(text, error.pos[0])}: a key may appear only once in a map`;
+  if (error.code === 'RESOURCE_EXHAUSTION')
+    return `nesting too deep to read (a config needs at most ${MAX_NESTING} levels)`;
   return error.message.replace(/\s+/g, ' ').trim();
 }
 
@@ -78,7 +86,13 @@ function nestingError(text: string, offset: number): YamlRead {
     line++;
     lineStart = i + 1;
   }
-  return { ok: false, line, column: offset - lineStart + 1, reason: `flow collections ([ or {) nest deeper than ${MAX_NESTING} levels; a config never needs that many`, documentLine: 1 };
+  return {
+    ok: false,
+    line,
+    column: offset - lineStart + 1,
+    reason: `flow collections ([ or {) nest deeper than ${MAX_NESTING} levels; a config never needs that many`,
+    documentLine: 1,
+  };
 }
 
 /** One YAML value (a ConfigMap data value). A stream of several documents is an error. */

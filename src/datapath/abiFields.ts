@@ -12,6 +12,10 @@ export type FieldName<S extends StructName> = keyof (typeof STRUCTS)[S]['fields'
 export function fieldOffset<S extends StructName>(struct: S, name: FieldName<S>, width: number): number {
   const f = (STRUCTS[struct].fields as Record<string, { offset: number; size: number }>)[name];
   if (!f) throw new MeshgateError('MG_ABI_MISMATCH', `ABI has no field ${struct}.${name}`);
-  if (f.size !== width) throw new MeshgateError('MG_ABI_MISMATCH', `${struct}.${name} is ${f.size} bytes in the BTF, the code uses ${width}`);
+  if (f.size !== width)
+    throw new MeshgateError(
+      'MG_ABI_MISMATCH',
+      `${struct}.${name} is ${f.size} bytes in the BTF, the code uses ${width}`,
+    );
   return f.offset;
 }

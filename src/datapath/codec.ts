@@ -53,7 +53,12 @@ export function blockedActionName(id: number): BlockedActionName | `action-${num
 export const RULE_NAMES: readonly string[] = Object.entries(RULE)
   .filter(([name]) => name !== 'MG_RULE_COUNT')
   .sort((a, b) => a[1] - b[1])
-  .map(([name]) => name.replace(/^MG_RULE_/, '').toLowerCase().replace(/_/g, '-'));
+  .map(([name]) =>
+    name
+      .replace(/^MG_RULE_/, '')
+      .toLowerCase()
+      .replace(/_/g, '-'),
+  );
 
 export type TableName = 'mesh' | 'exclude' | 'allow';
 const TABLE_IDS: Record<TableName, number> = {
@@ -157,7 +162,11 @@ export function encodeTrieKey(k: TrieKey, out: Buffer = Buffer.alloc(TRIE_KEY_SI
 
 export function decodeTrieKey(buf: Buffer, at = 0): TrieKey {
   const table = TABLE_NAMES.get(buf.readUInt8(at + TRIE_KEY.table));
-  if (!table) throw new MeshgateError('MG_MAP_ENTRY_UNDECODABLE', `mg_policy_trie key has unknown table ${buf.readUInt8(at + TRIE_KEY.table)}`);
+  if (!table)
+    throw new MeshgateError(
+      'MG_MAP_ENTRY_UNDECODABLE',
+      `mg_policy_trie key has unknown table ${buf.readUInt8(at + TRIE_KEY.table)}`,
+    );
   return {
     slot: buf.readUInt8(at + TRIE_KEY.slot),
     table,
@@ -182,7 +191,9 @@ export function encodeTrieValue(labelId: number, out: Buffer = Buffer.alloc(TRIE
   out.writeUInt32LE(labelId, at + TRIE_VALUE.labelId);
   return out;
 }
-export const decodeTrieValue = (buf: Buffer, at = 0): { labelId: number } => ({ labelId: buf.readUInt32LE(at + TRIE_VALUE.labelId) });
+export const decodeTrieValue = (buf: Buffer, at = 0): { labelId: number } => ({
+  labelId: buf.readUInt32LE(at + TRIE_VALUE.labelId),
+});
 
 const PORT_KEY = { port: fieldOffset('mg_port_key', 'port', 2), slot: fieldOffset('mg_port_key', 'slot', 1) };
 export const PORT_KEY_SIZE = sizeOf('mg_port_key');
@@ -192,7 +203,10 @@ export function encodePortKey(slot: number, port: number): Buffer {
   b.writeUInt8(slot, PORT_KEY.slot);
   return b;
 }
-export const decodePortKey = (b: Buffer): { slot: number; port: number } => ({ slot: b.readUInt8(PORT_KEY.slot), port: b.readUInt16LE(PORT_KEY.port) });
+export const decodePortKey = (b: Buffer): { slot: number; port: number } => ({
+  slot: b.readUInt8(PORT_KEY.slot),
+  port: b.readUInt16LE(PORT_KEY.port),
+});
 
 export interface KernelConfig {
   readonly flags: number;
@@ -297,7 +311,10 @@ export function encodeAgentStatus(s: AgentStatus): Buffer {
   b.writeBigUInt64LE(BigInt(Math.round(s.lastReconcileUnixMs)), AGENT_STATUS.lastReconcile);
   b.writeBigUInt64LE(s.generation, AGENT_STATUS.generation);
   b.writeUInt32LE(s.agentPid, AGENT_STATUS.pid);
-  b.writeUInt32LE(s.mode === 'standalone' ? AGENT_MODE.MG_AGENT_STANDALONE : s.mode === 'cluster' ? AGENT_MODE.MG_AGENT_CLUSTER : 0, AGENT_STATUS.mode);
+  b.writeUInt32LE(
+    s.mode === 'standalone' ? AGENT_MODE.MG_AGENT_STANDALONE : s.mode === 'cluster' ? AGENT_MODE.MG_AGENT_CLUSTER : 0,
+    AGENT_STATUS.mode,
+  );
   b.writeUInt32LE(s.objectsTotal, AGENT_STATUS.total);
   b.writeUInt32LE(s.objectsInvalid, AGENT_STATUS.invalid);
   return b;
@@ -309,13 +326,21 @@ export function decodeAgentStatus(b: Buffer): AgentStatus {
     lastReconcileUnixMs: Number(b.readBigUInt64LE(AGENT_STATUS.lastReconcile)),
     generation: b.readBigUInt64LE(AGENT_STATUS.generation),
     agentPid: b.readUInt32LE(AGENT_STATUS.pid),
-    mode: mode === AGENT_MODE.MG_AGENT_STANDALONE ? 'standalone' : mode === AGENT_MODE.MG_AGENT_CLUSTER ? 'cluster' : 'none',
+    mode:
+      mode === AGENT_MODE.MG_AGENT_STANDALONE
+        ? 'standalone'
+        : mode === AGENT_MODE.MG_AGENT_CLUSTER
+          ? 'cluster'
+          : 'none',
     objectsTotal: b.readUInt32LE(AGENT_STATUS.total),
     objectsInvalid: b.readUInt32LE(AGENT_STATUS.invalid),
   };
 }
 
-const NAMESPACE_KEY = { namespaceId: fieldOffset('mg_namespace_key', 'namespace_id', 4), slot: fieldOffset('mg_namespace_key', 'slot', 1) };
+const NAMESPACE_KEY = {
+  namespaceId: fieldOffset('mg_namespace_key', 'namespace_id', 4),
+  slot: fieldOffset('mg_namespace_key', 'slot', 1),
+};
 const NAMESPACE_VALUE = { blockedAction: fieldOffset('mg_namespace', 'blocked_action', 1) };
 export function encodeNamespaceKey(slot: number, namespaceId: number): Buffer {
   const b = Buffer.alloc(sizeOf('mg_namespace_key'));
@@ -323,14 +348,18 @@ export function encodeNamespaceKey(slot: number, namespaceId: number): Buffer {
   b.writeUInt8(slot, NAMESPACE_KEY.slot);
   return b;
 }
-export const decodeNamespaceKey = (b: Buffer): { slot: number; namespaceId: number } =>
-  ({ slot: b.readUInt8(NAMESPACE_KEY.slot), namespaceId: b.readUInt32LE(NAMESPACE_KEY.namespaceId) });
+export const decodeNamespaceKey = (b: Buffer): { slot: number; namespaceId: number } => ({
+  slot: b.readUInt8(NAMESPACE_KEY.slot),
+  namespaceId: b.readUInt32LE(NAMESPACE_KEY.namespaceId),
+});
 export function encodeNamespace(blockedAction: number): Buffer {
   const b = Buffer.alloc(sizeOf('mg_namespace'));
   b.writeUInt8(blockedAction, NAMESPACE_VALUE.blockedAction);
   return b;
 }
-export const decodeNamespace = (b: Buffer): { blockedAction: number } => ({ blockedAction: b.readUInt8(NAMESPACE_VALUE.blockedAction) });
+export const decodeNamespace = (b: Buffer): { blockedAction: number } => ({
+  blockedAction: b.readUInt8(NAMESPACE_VALUE.blockedAction),
+});
 
 /** One mg_flows entry: a recent flow of an enforced pod and the kernel's last verdict for it. */
 export interface KernelFlow {
@@ -387,8 +416,10 @@ export function encodeTrace(eventMask: number, untilNs: bigint): Buffer {
   b.writeBigUInt64LE(untilNs, TRACE.untilNs);
   return b;
 }
-export const decodeTrace = (b: Buffer): { eventMask: number; untilNs: bigint } =>
-  ({ eventMask: b.readUInt32LE(TRACE.eventMask), untilNs: b.readBigUInt64LE(TRACE.untilNs) });
+export const decodeTrace = (b: Buffer): { eventMask: number; untilNs: bigint } => ({
+  eventMask: b.readUInt32LE(TRACE.eventMask),
+  untilNs: b.readBigUInt64LE(TRACE.untilNs),
+});
 
 export interface KernelCgroup {
   readonly kind: number;
@@ -433,7 +464,11 @@ export function encodeU32(n: number): Buffer {
 export function encodeLabel(text: string): Buffer {
   const b = Buffer.alloc(LABEL_TEXT_SIZE);
   const n = Buffer.byteLength(text, 'utf8');
-  if (n >= LABEL_TEXT_SIZE) throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `label is ${n} bytes, the map holds ${LABEL_TEXT_SIZE - 1}: ${text.slice(0, 60)}…`);
+  if (n >= LABEL_TEXT_SIZE)
+    throw new MeshgateError(
+      'MG_VALUE_OUT_OF_RANGE',
+      `label is ${n} bytes, the map holds ${LABEL_TEXT_SIZE - 1}: ${text.slice(0, 60)}…`,
+    );
   b.write(text, 'utf8');
   return b;
 }

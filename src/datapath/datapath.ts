@@ -8,14 +8,52 @@
 // the map-in-map mg_rcu_barrier makes the kernel wait for every running
 // program), so no decision that still reads the old slot sees it change.
 import {
-  BLOCKED_ACTION_IDS, CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, VERDICT_NAMES, TRIE_KEY_SIZE, TRIE_KEY_SLOT_OFFSET, TRIE_VALUE_SIZE,
-  decodeNamespace, decodeNamespaceKey, encodeNamespace, encodeNamespaceKey,
-  decodeCgroup, decodeConfig, decodeLabel, decodePortKey, decodeState, encodeCgroup, encodeCgroupKey, encodeConfig,
-  decodeAgentStatus, encodeAgentStatus, encodeLabel, encodePortKey, encodeState, encodeTrieKey, encodeTrieValue, encodeU32, decodeTrieValue, parsePrefix, protoNumber,
-  type AgentStatus, type KernelConfig, type KernelState,
+  BLOCKED_ACTION_IDS,
+  CGROUP_FLAG,
+  CGROUP_KIND,
+  CONFIG_FLAG,
+  VERDICT_NAMES,
+  TRIE_KEY_SIZE,
+  TRIE_KEY_SLOT_OFFSET,
+  TRIE_VALUE_SIZE,
+  decodeNamespace,
+  decodeNamespaceKey,
+  encodeNamespace,
+  encodeNamespaceKey,
+  decodeCgroup,
+  decodeConfig,
+  decodeLabel,
+  decodePortKey,
+  decodeState,
+  encodeCgroup,
+  encodeCgroupKey,
+  encodeConfig,
+  decodeAgentStatus,
+  encodeAgentStatus,
+  encodeLabel,
+  encodePortKey,
+  encodeState,
+  encodeTrieKey,
+  encodeTrieValue,
+  encodeU32,
+  decodeTrieValue,
+  parsePrefix,
+  protoNumber,
+  type AgentStatus,
+  type KernelConfig,
+  type KernelState,
 } from './codec.js';
 import { cgroupLabel, namespaceLabel } from './labels.js';
-import { ADOPTED_GROUP, desiredNamespaces, labelsInUse, planTrie, shadowFrom, staleLabels, type ShadowGroup, type TrieWrites } from './slotPlan.js';
+import {
+  ADOPTED_GROUP,
+  desiredNamespaces,
+  labelsInUse,
+  planTrie,
+  shadowFrom,
+  staleLabels,
+  type ShadowGroup,
+  type TrieWrites,
+} from './slotPlan.js';
 import { groupSize, validateDesired, type DesiredCgroup, type DesiredGroup, type DesiredState } from './desired.js';
 import { MeshgateError } from '../errors.js';
 import { LoadedObject, type AttachReport } from './loader.js';
@@ -69,7 +107,14 @@ interface SlotShadow {
 
 const SLOT_OFFSET = TRIE_KEY_SLOT_OFFSET;
 
-const emptySlot = (): SlotShadow => ({ groups: new Map(), ports: new Set(), namespaces: new Map(), config: null, dns: new Map(), dnsHosts: null });
+const emptySlot = (): SlotShadow => ({
+  groups: new Map(),
+  ports: new Set(),
+  namespaces: new Map(),
+  config: null,
+  dns: new Map(),
+  dnsHosts: null,
+});
 const sameDnsHosts = (a: DesiredState['policy']['dnsHosts'] | null, b: DesiredState['policy']['dnsHosts']): boolean =>
   a === b || (a !== null && JSON.stringify(a ?? []) === JSON.stringify(b ?? []));
 
@@ -93,7 +138,15 @@ export class Datapath {
 
   /** Opens the object with pinned maps (adopting what a previous agent left) and reads the kernel's state. */
   static open(opts: DatapathOptions): Datapath {
-    const dp = new Datapath(LoadedObject.open({ pinDir: opts.pinDir, objectPath: opts.objectPath, flowsMax: opts.flowsMax, learnedMax: opts.learnedMax }), opts);
+    const dp = new Datapath(
+      LoadedObject.open({
+        pinDir: opts.pinDir,
+        objectPath: opts.objectPath,
+        flowsMax: opts.flowsMax,
+        learnedMax: opts.learnedMax,
+      }),
+      opts,
+    );
     try {
       dp.readKernelState();
     } catch (err) {
@@ -186,7 +239,10 @@ export class Datapath {
       const other = owner.get(key);
       if (other === group.id) return false;
       if (other !== undefined) {
-        throw new MeshgateError('MG_DESIRED_STATE_INVALID', `desired state rejected before any kernel write: groups ${other} and ${group.id} hold the same trie key`);
+        throw new MeshgateError(
+          'MG_DESIRED_STATE_INVALID',
+          `desired state rejected before any kernel write: groups ${other} and ${group.id} hold the same trie key`,
+        );
       }
       owner.set(key, group.id);
       return true;
@@ -212,14 +268,18 @@ export class Datapath {
       }
       const namespaceId = lastNamespaceId;
       const at = count * TRIE_KEY_SIZE;
-      encodeTrieKey({
-        slot: 0,
-        table: e.table,
-        proto: e.proto ? protoNumber(e.proto) : 0,
-        port: e.port ?? 0,
-        namespaceId,
-        prefix: parsePrefix(e.cidr),
-      }, keys, at);
+      encodeTrieKey(
+        {
+          slot: 0,
+          table: e.table,
+          proto: e.proto ? protoNumber(e.proto) : 0,
+          port: e.port ?? 0,
+          namespaceId,
+          prefix: parsePrefix(e.cidr),
+        },
+        keys,
+        at,
+      );
       if (!claim(at)) continue;
       if (e.label !== lastLabel) {
         lastLabel = e.label;
@@ -236,9 +296,14 @@ export class Datapath {
 
   private kernelConfig(desired: DesiredState, generation: bigint): Buffer {
     const p = desired.policy;
-    const hasMesh = p.groups.some((g) => (g.cidrs ? g.table === 'mesh' && g.cidrs.length > 0 : g.entries.some((e) => e.table === 'mesh')));
+    const hasMesh = p.groups.some((g) =>
+      g.cidrs ? g.table === 'mesh' && g.cidrs.length > 0 : g.entries.some((e) => e.table === 'mesh'),
+    );
     const config: KernelConfig = {
-      flags: CONFIG_FLAG.MG_CFG_LOADED | (p.egress ? CONFIG_FLAG.MG_CFG_EGRESS : 0) | (hasMesh ? CONFIG_FLAG.MG_CFG_HAS_MESH_CIDRS : 0),
+      flags:
+        CONFIG_FLAG.MG_CFG_LOADED |
+        (p.egress ? CONFIG_FLAG.MG_CFG_EGRESS : 0) |
+        (hasMesh ? CONFIG_FLAG.MG_CFG_HAS_MESH_CIDRS : 0),
       proxyPort: p.proxyPort,
       blockedAction: BLOCKED_ACTION_IDS[p.blockedAction],
       unknownPodPolicy: p.unknownPodPolicy === 'deny-external' ? 1 : 0,
@@ -250,15 +315,22 @@ export class Datapath {
   }
 
   private kernelCgroups(cgroups: readonly DesiredCgroup[], newLabels: Map<string, number>): Map<bigint, string> {
-    const kinds = { pod: CGROUP_KIND.MG_CGROUP_POD, proxy: CGROUP_KIND.MG_CGROUP_PROXY, unenforced: CGROUP_KIND.MG_CGROUP_UNENFORCED };
+    const kinds = {
+      pod: CGROUP_KIND.MG_CGROUP_POD,
+      proxy: CGROUP_KIND.MG_CGROUP_PROXY,
+      unenforced: CGROUP_KIND.MG_CGROUP_UNENFORCED,
+    };
     const out = new Map<bigint, string>();
     for (const c of cgroups) {
-      out.set(c.cgroupId, encodeCgroup({
-        kind: kinds[c.kind],
-        namespaceId: this.labelId(namespaceLabel(c.namespace), newLabels),
-        flags: c.proxyCgroupKnown ? CGROUP_FLAG.MG_POD_PROXY_CGROUP_KNOWN : 0,
-        labelId: this.labelId(cgroupLabel(c), newLabels),
-      }).toString('latin1'));
+      out.set(
+        c.cgroupId,
+        encodeCgroup({
+          kind: kinds[c.kind],
+          namespaceId: this.labelId(namespaceLabel(c.namespace), newLabels),
+          flags: c.proxyCgroupKnown ? CGROUP_FLAG.MG_POD_PROXY_CGROUP_KNOWN : 0,
+          labelId: this.labelId(cgroupLabel(c), newLabels),
+        }).toString('latin1'),
+      );
     }
     return out;
   }
@@ -282,12 +354,17 @@ export class Datapath {
     const started = performance.now();
     const active = this.slots[this.activeSlot]!;
     const groupsSame = (s: SlotShadow): boolean =>
-      s.groups.size === desired.policy.groups.length && desired.policy.groups.every((g) => s.groups.get(g.id)?.source === g);
+      s.groups.size === desired.policy.groups.length &&
+      desired.policy.groups.every((g) => s.groups.get(g.id)?.source === g);
     const newLabels = new Map<string, number>();
     const wantedCgroups = this.kernelCgroups(desired.cgroups, newLabels);
     const wantedNamespaces = this.kernelNamespaces(desired, newLabels);
-    const policyUnchanged = !this.dirty[this.activeSlot] && active.config !== null && groupsSame(active) &&
-      sameSet(active.ports, desired.policy.excludedPorts) && sameMap(active.namespaces, wantedNamespaces) &&
+    const policyUnchanged =
+      !this.dirty[this.activeSlot] &&
+      active.config !== null &&
+      groupsSame(active) &&
+      sameSet(active.ports, desired.policy.excludedPorts) &&
+      sameMap(active.namespaces, wantedNamespaces) &&
       sameDnsHosts(active.dnsHosts, desired.policy.dnsHosts) &&
       this.kernelConfig(desired, this.generation).equals(active.config);
 
@@ -301,7 +378,9 @@ export class Datapath {
         const changed = desired.policy.groups.filter((g) => slot.groups.get(g.id)?.source !== g);
         const total = desired.policy.groups.reduce((n, g) => n + groupSize(g), 0);
         validateDesired(desired, changed, total);
-        const plan = planTrie(slot.groups, desired.policy.groups, changed, (g, owner) => this.encodeGroup(g, newLabels, owner));
+        const plan = planTrie(slot.groups, desired.policy.groups, changed, (g, owner) =>
+          this.encodeGroup(g, newLabels, owner),
+        );
         const dnsWant = this.planDns(desired, target, newLabels);
         this.waitForGracePeriod();
         this.dirty[target] = true;
@@ -339,7 +418,8 @@ export class Datapath {
         this.writeLabels(newLabels);
         // Same policy, other per-node settings (a restart with another --flows-max): same slot, new knobs.
         const state = encodeState(this.kernelState(this.activeSlot));
-        if (!this.object.maps.mg_state.lookup(encodeU32(0))?.equals(state)) this.object.maps.mg_state.update(encodeU32(0), state);
+        if (!this.object.maps.mg_state.lookup(encodeU32(0))?.equals(state))
+          this.object.maps.mg_state.update(encodeU32(0), state);
       }
       const cgroupWrites = this.writeCgroups(wantedCgroups);
       this.collectLabels(desired);
@@ -365,7 +445,11 @@ export class Datapath {
       };
     } catch (err) {
       if (err instanceof MeshgateError && err.code !== 'MG_BPF_CALL_FAILED') throw err; // already says what failed
-      throw new MeshgateError('MG_APPLY_FAILED', `apply of generation ${this.generation + 1n} failed; generation ${this.generation} stays in force: ${(err as Error).message}`, { cause: err });
+      throw new MeshgateError(
+        'MG_APPLY_FAILED',
+        `apply of generation ${this.generation + 1n} failed; generation ${this.generation} stays in force: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   }
 
@@ -382,9 +466,18 @@ export class Datapath {
   /** The DNS tables the target slot must hold; encodes every name before anything is written. */
   private planDns(desired: DesiredState, slot: number, newLabels: Map<string, number>): DnsSlotShadow {
     try {
-      return wantedDnsSlot(desired.policy.dnsHosts ?? [], slot, (ns) => this.labelId(namespaceLabel(ns), newLabels), (text) => this.labelId(text, newLabels));
+      return wantedDnsSlot(
+        desired.policy.dnsHosts ?? [],
+        slot,
+        (ns) => this.labelId(namespaceLabel(ns), newLabels),
+        (text) => this.labelId(text, newLabels),
+      );
     } catch (err) {
-      throw new MeshgateError('MG_DESIRED_STATE_INVALID', `desired state rejected before any kernel write: ${(err as Error).message}`, { cause: err });
+      throw new MeshgateError(
+        'MG_DESIRED_STATE_INVALID',
+        `desired state rejected before any kernel write: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   }
 
@@ -435,7 +528,8 @@ export class Datapath {
   private writeNamespaces(slot: number, have: ReadonlyMap<number, number>, want: ReadonlyMap<number, number>): void {
     const map = this.object.maps.mg_namespaces;
     for (const id of have.keys()) if (!want.has(id)) map.delete(encodeNamespaceKey(slot, id));
-    for (const [id, action] of want) if (have.get(id) !== action) map.update(encodeNamespaceKey(slot, id), encodeNamespace(action));
+    for (const [id, action] of want)
+      if (have.get(id) !== action) map.update(encodeNamespaceKey(slot, id), encodeNamespace(action));
   }
 
   private writeLabels(newLabels: Map<string, number>): void {
@@ -478,7 +572,8 @@ export class Datapath {
    * rebuild yet (its config is invalid at startup) while pods come and go.
    */
   applyCgroups(cgroups: readonly DesiredCgroup[]): number {
-    if (!this.hasPolicy()) throw new MeshgateError('MG_APPLY_FAILED', 'no policy in the kernel: a complete desired state is needed first');
+    if (!this.hasPolicy())
+      throw new MeshgateError('MG_APPLY_FAILED', 'no policy in the kernel: a complete desired state is needed first');
     const newLabels = new Map<string, number>();
     const wanted = this.kernelCgroups(cgroups, newLabels);
     this.writeLabels(newLabels);
@@ -525,7 +620,14 @@ export class Datapath {
       const k = decodeNamespaceKey(key);
       if (k.slot === slot) namespaces.set(k.namespaceId, decodeNamespace(value).blockedAction);
     }
-    this.slots[slot] = { groups: new Map([[ADOPTED_GROUP, shadowFrom(null, keys)]]), ports, namespaces, config: null, dns: readDnsSlots(this.object.maps)[slot]!, dnsHosts: null };
+    this.slots[slot] = {
+      groups: new Map([[ADOPTED_GROUP, shadowFrom(null, keys)]]),
+      ports,
+      namespaces,
+      config: null,
+      dns: readDnsSlots(this.object.maps)[slot]!,
+      dnsHosts: null,
+    };
     this.dirty[slot] = false;
   }
 
@@ -565,8 +667,11 @@ export class Datapath {
     let trie = 0;
     for (const g of slot.groups.values()) trie += g.labels.length;
     return {
-      mg_policy_trie: trie, mg_excluded_ports: slot.ports.size, mg_namespaces: slot.namespaces.size,
-      mg_cgroups: this.cgroups.size, mg_labels: this.labelIds.size,
+      mg_policy_trie: trie,
+      mg_excluded_ports: slot.ports.size,
+      mg_namespaces: slot.namespaces.size,
+      mg_cgroups: this.cgroups.size,
+      mg_labels: this.labelIds.size,
     };
   }
 
@@ -582,6 +687,3 @@ function sameSet(a: ReadonlySet<number>, b: readonly number[]): boolean {
 function sameMap(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): boolean {
   return a.size === b.size && [...b].every(([k, v]) => a.get(k) === v);
 }
-
-
-

@@ -2,7 +2,14 @@
 // Produced by src/policy (pure), consumed by Datapath.apply().
 import { MAPS } from './abi.generated.js';
 import { MeshgateError } from '../errors.js';
-import { BLOCKED_ACTION_IDS, parsePrefix, type BlockedActionName, type Proto, type TableName, type VerdictName } from './codec.js';
+import {
+  BLOCKED_ACTION_IDS,
+  parsePrefix,
+  type BlockedActionName,
+  type Proto,
+  type TableName,
+  type VerdictName,
+} from './codec.js';
 
 export interface DesiredTrieEntry {
   readonly table: TableName;
@@ -106,10 +113,15 @@ const isPort = (n: unknown): boolean => Number.isInteger(n) && (n as number) >= 
  * Checks only the groups that changed (the others passed before). Throws
  * MG_DESIRED_STATE_INVALID naming the group, the entry and the value.
  */
-export function validateDesired(state: DesiredState, changedGroups: readonly DesiredGroup[], totalEntries: number): void {
+export function validateDesired(
+  state: DesiredState,
+  changedGroups: readonly DesiredGroup[],
+  totalEntries: number,
+): void {
   const p = state.policy;
   if (!isPort(p.proxyPort)) invalid(`proxy port ${p.proxyPort} is not in 1..65535`);
-  if (!Number.isInteger(p.proxyUid) || p.proxyUid < 0 || p.proxyUid > 0xfffffffe) invalid(`proxy uid ${p.proxyUid} is out of range`);
+  if (!Number.isInteger(p.proxyUid) || p.proxyUid < 0 || p.proxyUid > 0xfffffffe)
+    invalid(`proxy uid ${p.proxyUid} is out of range`);
   if (totalEntries > DATAPATH_LIMITS.maxPolicyEntries) {
     invalid(`${totalEntries} trie entries exceed the map's ${DATAPATH_LIMITS.maxPolicyEntries} per policy`);
   }
@@ -117,28 +129,39 @@ export function validateDesired(state: DesiredState, changedGroups: readonly Des
     invalid(`${p.excludedPorts.length} excluded ports exceed the map's ${DATAPATH_LIMITS.maxExcludedPorts}`);
   }
   for (const port of p.excludedPorts) if (!isPort(port)) invalid(`excluded port ${port} is not in 1..65535`);
-  if (state.cgroups.length > DATAPATH_LIMITS.maxCgroups) invalid(`${state.cgroups.length} cgroups exceed ${DATAPATH_LIMITS.maxCgroups}`);
-  if (!(p.blockedAction in BLOCKED_ACTION_IDS)) invalid(`blocked action ${String(p.blockedAction)} is not deny, redirect or audit`);
+  if (state.cgroups.length > DATAPATH_LIMITS.maxCgroups)
+    invalid(`${state.cgroups.length} cgroups exceed ${DATAPATH_LIMITS.maxCgroups}`);
+  if (!(p.blockedAction in BLOCKED_ACTION_IDS))
+    invalid(`blocked action ${String(p.blockedAction)} is not deny, redirect or audit`);
   const actions = p.namespaceActions ?? [];
-  if (actions.length > DATAPATH_LIMITS.maxNamespaceActions) invalid(`${actions.length} namespace actions exceed the map's ${DATAPATH_LIMITS.maxNamespaceActions} per policy`);
+  if (actions.length > DATAPATH_LIMITS.maxNamespaceActions)
+    invalid(`${actions.length} namespace actions exceed the map's ${DATAPATH_LIMITS.maxNamespaceActions} per policy`);
   const seen = new Set<string>();
   for (const a of actions) {
-    if (!a.namespace || seen.has(a.namespace)) invalid(`namespace action for ${JSON.stringify(a.namespace)} is empty or repeated`);
-    if (!(a.action in BLOCKED_ACTION_IDS)) invalid(`namespace ${a.namespace}: blocked action ${String(a.action)} is not deny, redirect or audit`);
+    if (!a.namespace || seen.has(a.namespace))
+      invalid(`namespace action for ${JSON.stringify(a.namespace)} is empty or repeated`);
+    if (!(a.action in BLOCKED_ACTION_IDS))
+      invalid(`namespace ${a.namespace}: blocked action ${String(a.action)} is not deny, redirect or audit`);
     seen.add(a.namespace);
   }
   const hosts = p.dnsHosts ?? [];
-  if (hosts.length > DATAPATH_LIMITS.maxDnsHosts) invalid(`${hosts.length} allowlisted hostnames exceed the map's ${DATAPATH_LIMITS.maxDnsHosts} per policy`);
+  if (hosts.length > DATAPATH_LIMITS.maxDnsHosts)
+    invalid(`${hosts.length} allowlisted hostnames exceed the map's ${DATAPATH_LIMITS.maxDnsHosts} per policy`);
   const hostPorts = hosts.reduce((n, h) => n + h.ports.length, 0);
-  if (hostPorts > DATAPATH_LIMITS.maxDnsHostPorts) invalid(`${hostPorts} hostname ports exceed the map's ${DATAPATH_LIMITS.maxDnsHostPorts} per policy`);
+  if (hostPorts > DATAPATH_LIMITS.maxDnsHostPorts)
+    invalid(`${hostPorts} hostname ports exceed the map's ${DATAPATH_LIMITS.maxDnsHostPorts} per policy`);
   for (const h of hosts) {
     for (const port of h.ports) {
-      if ((port.proto !== 'tcp' && port.proto !== 'udp') || !isPort(port.port)) invalid(`host ${h.host} of namespace "${h.namespace}": port ${String(port.port)}/${String(port.proto)} is not tcp or udp in 1..65535`);
+      if ((port.proto !== 'tcp' && port.proto !== 'udp') || !isPort(port.port))
+        invalid(
+          `host ${h.host} of namespace "${h.namespace}": port ${String(port.port)}/${String(port.proto)} is not tcp or udp in 1..65535`,
+        );
     }
   }
   for (const group of changedGroups) {
     if (group.cidrs) {
-      if (group.table !== 'mesh' && group.table !== 'exclude') invalid(`group ${group.id}: a CIDR group's table ${String(group.table)} is not mesh or exclude`);
+      if (group.table !== 'mesh' && group.table !== 'exclude')
+        invalid(`group ${group.id}: a CIDR group's table ${String(group.table)} is not mesh or exclude`);
       group.cidrs.forEach((cidr, i) => {
         try {
           parsePrefix(cidr);

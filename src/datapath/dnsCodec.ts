@@ -27,11 +27,16 @@ export function wireName(name: string): Buffer {
   const parts: Buffer[] = [];
   for (const label of labels) {
     const bytes = Buffer.from(label, 'ascii');
-    if (bytes.length === 0 || bytes.length > 63) throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `label "${label}" of ${name} is not 1..63 bytes`);
+    if (bytes.length === 0 || bytes.length > 63)
+      throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `label "${label}" of ${name} is not 1..63 bytes`);
     parts.push(Buffer.from([bytes.length]), bytes);
   }
   const wire = Buffer.concat(parts);
-  if (wire.length > DNS_LIMITS.MG_DNS_NAME_MAX) throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `${name} is longer than ${DNS_LIMITS.MG_DNS_NAME_MAX} bytes in wire format`);
+  if (wire.length > DNS_LIMITS.MG_DNS_NAME_MAX)
+    throw new MeshgateError(
+      'MG_VALUE_OUT_OF_RANGE',
+      `${name} is longer than ${DNS_LIMITS.MG_DNS_NAME_MAX} bytes in wire format`,
+    );
   return wire;
 }
 
@@ -61,11 +66,25 @@ export const forwardHash = (wire: Uint8Array): bigint => fnv(wire, false);
 /** MG_DNS_HASH_SUFFIX: FNV-1a 64 over the wire bytes in reverse order (mg_dns_hosts keys). */
 export const suffixHash = (wire: Uint8Array): bigint => fnv(wire, true);
 
-const HOST_KEY = { hash: fieldOffset('mg_dns_host_key', 'name_hash', 8), ns: fieldOffset('mg_dns_host_key', 'namespace_id', 4), slot: fieldOffset('mg_dns_host_key', 'slot', 1), kind: fieldOffset('mg_dns_host_key', 'kind', 1) };
-const HOST_VALUE = { id: fieldOffset('mg_dns_host', 'host_id', 4), len: fieldOffset('mg_dns_host', 'name_len', 2), name: fieldOffset('mg_dns_host', 'name', 256) };
+const HOST_KEY = {
+  hash: fieldOffset('mg_dns_host_key', 'name_hash', 8),
+  ns: fieldOffset('mg_dns_host_key', 'namespace_id', 4),
+  slot: fieldOffset('mg_dns_host_key', 'slot', 1),
+  kind: fieldOffset('mg_dns_host_key', 'kind', 1),
+};
+const HOST_VALUE = {
+  id: fieldOffset('mg_dns_host', 'host_id', 4),
+  len: fieldOffset('mg_dns_host', 'name_len', 2),
+  name: fieldOffset('mg_dns_host', 'name', 256),
+};
 
 /** An allowlisted host as mg_dns_hosts stores it: "*.example.com" is a wildcard over example.com. */
-export function encodeDnsHost(host: string, namespaceId: number, slot: number, hostId: number): { key: Buffer; value: Buffer } {
+export function encodeDnsHost(
+  host: string,
+  namespaceId: number,
+  slot: number,
+  hostId: number,
+): { key: Buffer; value: Buffer } {
   const wildcard = host.startsWith('*.');
   const wire = wireName(wildcard ? host.slice(2) : host);
   const key = Buffer.alloc(size('mg_dns_host_key'));
@@ -83,7 +102,12 @@ export function encodeDnsHost(host: string, namespaceId: number, slot: number, h
 export const dnsHostKeySlot = (key: Buffer): number => key.readUInt8(HOST_KEY.slot);
 export const decodeDnsHostId = (value: Buffer): number => value.readUInt32LE(HOST_VALUE.id);
 
-const PORT_KEY = { id: fieldOffset('mg_dns_port_key', 'host_id', 4), port: fieldOffset('mg_dns_port_key', 'port', 2), proto: fieldOffset('mg_dns_port_key', 'proto', 1), slot: fieldOffset('mg_dns_port_key', 'slot', 1) };
+const PORT_KEY = {
+  id: fieldOffset('mg_dns_port_key', 'host_id', 4),
+  port: fieldOffset('mg_dns_port_key', 'port', 2),
+  proto: fieldOffset('mg_dns_port_key', 'proto', 1),
+  slot: fieldOffset('mg_dns_port_key', 'slot', 1),
+};
 
 export function encodeDnsPortKey(hostId: number, port: number, proto: number, slot: number): Buffer {
   const key = Buffer.alloc(size('mg_dns_port_key'));
@@ -95,10 +119,16 @@ export function encodeDnsPortKey(hostId: number, port: number, proto: number, sl
 }
 
 export const decodeDnsPortKey = (key: Buffer) => ({
-  hostId: key.readUInt32LE(PORT_KEY.id), port: key.readUInt16LE(PORT_KEY.port), proto: key.readUInt8(PORT_KEY.proto), slot: key.readUInt8(PORT_KEY.slot),
+  hostId: key.readUInt32LE(PORT_KEY.id),
+  port: key.readUInt16LE(PORT_KEY.port),
+  proto: key.readUInt8(PORT_KEY.proto),
+  slot: key.readUInt8(PORT_KEY.slot),
 });
 
-const RESOLVER_KEY = { addr: fieldOffset('mg_dns_resolver_key', 'addr', 16), port: fieldOffset('mg_dns_resolver_key', 'port', 2) };
+const RESOLVER_KEY = {
+  addr: fieldOffset('mg_dns_resolver_key', 'addr', 16),
+  port: fieldOffset('mg_dns_resolver_key', 'port', 2),
+};
 
 export function encodeResolverKey(address: string, port: number): Buffer {
   const key = Buffer.alloc(size('mg_dns_resolver_key'));
@@ -111,12 +141,15 @@ export const decodeResolverPort = (key: Buffer): number => key.readUInt16LE(RESO
 
 /** "10.96.0.10", "10.96.0.10:53", "[fd00::a]:53", "fd00::a" -> address and port (default 53). */
 export function parseResolver(text: string): { address: string; port: number } {
-  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? (text.split(':').length === 2 ? /^([^:]+):(\d+)$/.exec(text) : null);
+  const m =
+    /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? (text.split(':').length === 2 ? /^([^:]+):(\d+)$/.exec(text) : null);
   const address = m ? m[1]! : text;
   const port = m?.[2] !== undefined ? Number(m[2]) : 53;
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new MeshgateError('MG_DNS_RESOLVER_OPTIONS', `DNS server ${text}: port is not in 1..65535`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new MeshgateError('MG_DNS_RESOLVER_OPTIONS', `DNS server ${text}: port is not in 1..65535`);
   parsePrefix(address); // throws on a bad address
-  if (address.includes('/')) throw new MeshgateError('MG_DNS_RESOLVER_OPTIONS', `DNS server ${text}: an address, not a CIDR`);
+  if (address.includes('/'))
+    throw new MeshgateError('MG_DNS_RESOLVER_OPTIONS', `DNS server ${text}: an address, not a CIDR`);
   return { address, port };
 }
 
@@ -127,7 +160,12 @@ export interface DnsKernelConfig {
   readonly learnedMax: number;
 }
 
-const DNS_CONFIG = { floor: fieldOffset('mg_dns_config', 'ttl_floor_ns', 8), ceiling: fieldOffset('mg_dns_config', 'ttl_ceiling_ns', 8), grace: fieldOffset('mg_dns_config', 'grace_ns', 8), max: fieldOffset('mg_dns_config', 'learned_max', 4) };
+const DNS_CONFIG = {
+  floor: fieldOffset('mg_dns_config', 'ttl_floor_ns', 8),
+  ceiling: fieldOffset('mg_dns_config', 'ttl_ceiling_ns', 8),
+  grace: fieldOffset('mg_dns_config', 'grace_ns', 8),
+  max: fieldOffset('mg_dns_config', 'learned_max', 4),
+};
 
 export function encodeDnsConfig(c: DnsKernelConfig): Buffer {
   const b = Buffer.alloc(size('mg_dns_config'));
@@ -139,7 +177,12 @@ export function encodeDnsConfig(c: DnsKernelConfig): Buffer {
 }
 
 export function decodeDnsConfig(b: Buffer): DnsKernelConfig {
-  return { ttlFloorNs: b.readBigUInt64LE(DNS_CONFIG.floor), ttlCeilingNs: b.readBigUInt64LE(DNS_CONFIG.ceiling), graceNs: b.readBigUInt64LE(DNS_CONFIG.grace), learnedMax: b.readUInt32LE(DNS_CONFIG.max) };
+  return {
+    ttlFloorNs: b.readBigUInt64LE(DNS_CONFIG.floor),
+    ttlCeilingNs: b.readBigUInt64LE(DNS_CONFIG.ceiling),
+    graceNs: b.readBigUInt64LE(DNS_CONFIG.grace),
+    learnedMax: b.readUInt32LE(DNS_CONFIG.max),
+  };
 }
 
 export interface LearnedHost {
@@ -156,9 +199,18 @@ export interface LearnedAddress {
   readonly hosts: readonly LearnedHost[];
 }
 
-const LEARNED_KEY = { ns: fieldOffset('mg_learned_key', 'namespace_id', 4), addr: fieldOffset('mg_learned_key', 'addr', 16) };
+const LEARNED_KEY = {
+  ns: fieldOffset('mg_learned_key', 'namespace_id', 4),
+  addr: fieldOffset('mg_learned_key', 'addr', 16),
+};
 const LEARNED_VALUE = { hosts: fieldOffset('mg_learned', 'hosts', 128) };
-const LEARNED_HOST = { id: fieldOffset('mg_learned_host', 'host_id', 4), ttl: fieldOffset('mg_learned_host', 'ttl_s', 4), learned: fieldOffset('mg_learned_host', 'learned_ns', 8), expires: fieldOffset('mg_learned_host', 'expires_ns', 8), hash: fieldOffset('mg_learned_host', 'name_hash', 8) };
+const LEARNED_HOST = {
+  id: fieldOffset('mg_learned_host', 'host_id', 4),
+  ttl: fieldOffset('mg_learned_host', 'ttl_s', 4),
+  learned: fieldOffset('mg_learned_host', 'learned_ns', 8),
+  expires: fieldOffset('mg_learned_host', 'expires_ns', 8),
+  hash: fieldOffset('mg_learned_host', 'name_hash', 8),
+};
 const LEARNED_HOST_SIZE = size('mg_learned_host');
 
 export function encodeLearnedKey(namespaceId: number, address: string): Buffer {
@@ -182,7 +234,11 @@ export function decodeLearned(key: Buffer, value: Buffer): LearnedAddress {
       nameHash: value.readBigUInt64LE(at + LEARNED_HOST.hash),
     });
   }
-  return { namespaceId: key.readUInt32LE(LEARNED_KEY.ns), address: Uint8Array.from(key.subarray(LEARNED_KEY.addr, LEARNED_KEY.addr + 16)), hosts };
+  return {
+    namespaceId: key.readUInt32LE(LEARNED_KEY.ns),
+    address: Uint8Array.from(key.subarray(LEARNED_KEY.addr, LEARNED_KEY.addr + 16)),
+    hosts,
+  };
 }
 
 const NAME_VALUE = { len: fieldOffset('mg_dns_name', 'len', 4), name: fieldOffset('mg_dns_name', 'name', 256) };

@@ -4,8 +4,19 @@
 // the kernel; the agent never adds to them.
 import { encodeU32, formatAddress, decodeLabel } from './codec.js';
 import {
-  DNS_STAT, DNS_STAT_NAMES, decodeDnsConfig, decodeDnsName, decodeLearned, encodeDnsConfig, encodeNameKey, encodeResolverKey, decodeResolverPort, encodeLearnedKey, encodeDnsPortKey,
-  type DnsKernelConfig, type LearnedHost,
+  DNS_STAT,
+  DNS_STAT_NAMES,
+  decodeDnsConfig,
+  decodeDnsName,
+  decodeLearned,
+  encodeDnsConfig,
+  encodeNameKey,
+  encodeResolverKey,
+  decodeResolverPort,
+  encodeLearnedKey,
+  encodeDnsPortKey,
+  type DnsKernelConfig,
+  type LearnedHost,
 } from './dnsCodec.js';
 import type { MapHandle } from './maps.js';
 
@@ -40,10 +51,17 @@ export function writeDnsSettings(maps: DnsMaps, s: DnsLearningSettings): void {
     oldPorts.add(decodeResolverPort(key));
   }
   for (const hex of want.keys()) maps.mg_dns_resolvers.update(Buffer.from(hex, 'hex'), Buffer.from([1]));
-  for (const port of oldPorts) if (!ports.has(port)) maps.mg_dns_resolver_ports.update(encodeU32(port), Buffer.from([0]));
-  maps.mg_dns_config.update(encodeU32(0), encodeDnsConfig({
-    ttlFloorNs: ns(s.ttlFloorMs), ttlCeilingNs: ns(s.ttlCeilingMs), graceNs: ns(s.graceMs), learnedMax: s.learnedMax,
-  }));
+  for (const port of oldPorts)
+    if (!ports.has(port)) maps.mg_dns_resolver_ports.update(encodeU32(port), Buffer.from([0]));
+  maps.mg_dns_config.update(
+    encodeU32(0),
+    encodeDnsConfig({
+      ttlFloorNs: ns(s.ttlFloorMs),
+      ttlCeilingNs: ns(s.ttlCeilingMs),
+      graceNs: ns(s.graceMs),
+      learnedMax: s.learnedMax,
+    }),
+  );
 }
 
 export function readDnsConfig(maps: Pick<DnsMaps, 'mg_dns_config'>): DnsKernelConfig | null {
@@ -111,7 +129,10 @@ export function readLearned(maps: LearnedMaps, nowNs: bigint = process.hrtime.bi
       });
     }
   }
-  return out.sort((a, b) => a.namespace.localeCompare(b.namespace) || a.address.localeCompare(b.address) || a.host.localeCompare(b.host));
+  return out.sort(
+    (a, b) =>
+      a.namespace.localeCompare(b.namespace) || a.address.localeCompare(b.address) || a.host.localeCompare(b.host),
+  );
 }
 
 /**
@@ -119,9 +140,18 @@ export function readLearned(maps: LearnedMaps, nowNs: bigint = process.hrtime.bi
  * unexpired host of the address whose entry allows proto/port at `slot`.
  */
 export function learnedLookup(
-  maps: Record<'mg_learned' | 'mg_dns_ports' | 'mg_labels' | 'mg_dns_names', MapHandle>, slot: number, namespaceId: number, proto: number, port: number,
-  address: Uint8Array, nowNs: bigint = process.hrtime.bigint(),
-): { map: 'mg_learned'; labelId: number; learned: { namespaceId: number; host: string; name: string | null; ttlS: number; ageMs: number; expiresInMs: number } } | null {
+  maps: Record<'mg_learned' | 'mg_dns_ports' | 'mg_labels' | 'mg_dns_names', MapHandle>,
+  slot: number,
+  namespaceId: number,
+  proto: number,
+  port: number,
+  address: Uint8Array,
+  nowNs: bigint = process.hrtime.bigint(),
+): {
+  map: 'mg_learned';
+  labelId: number;
+  learned: { namespaceId: number; host: string; name: string | null; ttlS: number; ageMs: number; expiresInMs: number };
+} | null {
   const key = encodeLearnedKey(namespaceId, formatAddress(address));
   const raw = maps.mg_learned.lookup(key);
   if (!raw) return null;
@@ -141,8 +171,12 @@ export function learnedLookup(
       map: 'mg_learned',
       labelId: label.readUInt32LE(0),
       learned: {
-        namespaceId, host, name: nameRaw ? decodeDnsName(nameRaw) : null, ttlS: h.ttlS,
-        ageMs: Number((nowNs - h.learnedNs) / 1_000_000n), expiresInMs: Number((h.expiresNs - nowNs) / 1_000_000n),
+        namespaceId,
+        host,
+        name: nameRaw ? decodeDnsName(nameRaw) : null,
+        ttlS: h.ttlS,
+        ageMs: Number((nowNs - h.learnedNs) / 1_000_000n),
+        expiresInMs: Number((h.expiresNs - nowNs) / 1_000_000n),
       },
     };
   }

@@ -14,7 +14,12 @@ export type DnsSlotShadow = Map<string, string>;
 const id = (map: DnsMapName, key: Buffer): string => `${map}|${key.toString('hex')}`;
 
 /** The entries a slot must hold for `hosts`. labelId gives (and reserves) the id of a label text. */
-export function wantedDnsSlot(hosts: readonly DesiredDnsHost[], slot: number, namespaceId: (ns: string) => number, labelId: (text: string) => number): DnsSlotShadow {
+export function wantedDnsSlot(
+  hosts: readonly DesiredDnsHost[],
+  slot: number,
+  namespaceId: (ns: string) => number,
+  labelId: (text: string) => number,
+): DnsSlotShadow {
   const out: DnsSlotShadow = new Map();
   for (const h of hosts) {
     const hostId = labelId(hostLabel(h.namespace, h.host));
@@ -50,8 +55,10 @@ export function writeDnsSlot(maps: Record<DnsMapName, MapHandle>, have: DnsSlotS
 /** Both slots as the kernel holds them (after a restart, or a failed write). */
 export function readDnsSlots(maps: Record<DnsMapName, MapHandle>): [DnsSlotShadow, DnsSlotShadow] {
   const slots: [DnsSlotShadow, DnsSlotShadow] = [new Map(), new Map()];
-  for (const [key, value] of maps.mg_dns_hosts.entries()) slots[dnsHostKeySlot(key) & 1]!.set(id('mg_dns_hosts', key), value.toString('hex'));
-  for (const [key, value] of maps.mg_dns_ports.entries()) slots[decodeDnsPortKey(key).slot & 1]!.set(id('mg_dns_ports', key), value.toString('hex'));
+  for (const [key, value] of maps.mg_dns_hosts.entries())
+    slots[dnsHostKeySlot(key) & 1]!.set(id('mg_dns_hosts', key), value.toString('hex'));
+  for (const [key, value] of maps.mg_dns_ports.entries())
+    slots[decodeDnsPortKey(key).slot & 1]!.set(id('mg_dns_ports', key), value.toString('hex'));
   return slots;
 }
 

@@ -1,7 +1,13 @@
 // Reads decision events from the mg_events ring buffer without blocking the
 // event loop: libbpf's non-blocking ring_buffer__consume runs on a timer, and
 // its callback fires synchronously on this thread.
-import { copyFromPointer, libbpf, registerSampleCallback, unregisterCallback, type RingBufferPtr } from '../../native/libbpf.js';
+import {
+  copyFromPointer,
+  libbpf,
+  registerSampleCallback,
+  unregisterCallback,
+  type RingBufferPtr,
+} from '../../native/libbpf.js';
 import { EVENT_SIZE, decodeEvent, type KernelEvent } from './codec.js';
 import type { MapHandle } from './maps.js';
 

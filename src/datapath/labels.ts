@@ -47,5 +47,7 @@ export function parseLabel(text: string): ParsedLabel {
 
 /** "shop/stripe (api.stripe.com)" for an entry label, "(global)/…" for the global allowlist; null for any other label. */
 export function entryLabelText(label: ParsedLabel | null): string | null {
-  return label && label.kind === 'entry' ? `${label.namespace || '(global)'}/${label.name}${label.host ? ` (${label.host})` : ''}` : null;
+  return label && label.kind === 'entry'
+    ? `${label.namespace || '(global)'}/${label.name}${label.host ? ` (${label.host})` : ''}`
+    : null;
 }

@@ -74,7 +74,8 @@ export class LastGoodPins {
       const map = libbpf.findMap(obj, LAST_GOOD_MAP);
       libbpf.setMapPinPath(map, pin);
       libbpf.loadObject(obj, objectPath);
-      if (libbpf.mapKeySize(map) !== 8) throw new MeshgateError('MG_MAP_LAYOUT_MISMATCH', `${pin} has ${libbpf.mapKeySize(map)}-byte keys, not 8`);
+      if (libbpf.mapKeySize(map) !== 8)
+        throw new MeshgateError('MG_MAP_LAYOUT_MISMATCH', `${pin} has ${libbpf.mapKeySize(map)}-byte keys, not 8`);
       return new LastGoodPins(obj, libbpf.mapFd(map), libbpf.mapValueSize(map), created);
     } catch (err) {
       libbpf.closeObject(obj);
@@ -155,7 +156,11 @@ export class LastGoodPins {
   /** Persists one object's record, replacing its previous one only once the new one is complete. */
   write(key: string, payload: Buffer): void {
     const keyBytes = Buffer.from(key, 'utf8');
-    if (payload.length > this.maxPayload) throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `last good record of ${key} is ${payload.length} bytes, more than ${this.maxPayload}`);
+    if (payload.length > this.maxPayload)
+      throw new MeshgateError(
+        'MG_VALUE_OUT_OF_RANGE',
+        `last good record of ${key} is ${payload.length} bytes, more than ${this.maxPayload}`,
+      );
     const seq = ++this.seq;
     const head = Buffer.alloc(HEADER);
     head.writeUInt32LE(MAGIC, 0);

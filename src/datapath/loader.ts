@@ -78,7 +78,10 @@ function requireBpffs(dir: string): void {
   let probe = dir;
   while (!existsSync(probe)) probe = path.dirname(probe);
   if (Number(statfsSync(probe).type) !== BPF_FS_MAGIC) {
-    throw new MeshgateError('MG_PIN_DIR_NOT_BPFFS', `pin directory ${dir} is not on a bpffs mount (mount -t bpf bpf /sys/fs/bpf)`);
+    throw new MeshgateError(
+      'MG_PIN_DIR_NOT_BPFFS',
+      `pin directory ${dir} is not on a bpffs mount (mount -t bpf bpf /sys/fs/bpf)`,
+    );
   }
 }
 
@@ -160,7 +163,10 @@ export class LoadedObject {
     if (pinnedFlows !== null && pinnedFlows !== flowsSize) unlinkSync(flowsPin);
     const learnedMax = opts.learnedMax ?? DEFAULT_LEARNED_MAX;
     if (!Number.isInteger(learnedMax) || learnedMax < LEARNED_MAX_RANGE.min || learnedMax > LEARNED_MAX_RANGE.max) {
-      throw new MeshgateError('MG_LEARNED_MAX_INVALID', `learned address capacity ${learnedMax} is not an integer in ${LEARNED_MAX_RANGE.min}..${LEARNED_MAX_RANGE.max}`);
+      throw new MeshgateError(
+        'MG_LEARNED_MAX_INVALID',
+        `learned address capacity ${learnedMax} is not an integer in ${LEARNED_MAX_RANGE.min}..${LEARNED_MAX_RANGE.max}`,
+      );
     }
     // A new capacity needs new maps: what was learned is learned again from the next answers.
     for (const name of LEARNED_MAPS) {
@@ -201,7 +207,10 @@ export class LoadedObject {
    */
   attach(cgroupPath: string): AttachReport {
     if (cgroupLevel(cgroupPath) === 0) {
-      throw new MeshgateError('MG_ATTACH_ROOT_CGROUP', `refusing to attach to the root cgroup ${cgroupPath}: the node's own daemons would be enforced`);
+      throw new MeshgateError(
+        'MG_ATTACH_ROOT_CGROUP',
+        `refusing to attach to the root cgroup ${cgroupPath}: the node's own daemons would be enforced`,
+      );
     }
     mkdirSync(this.layout.linksDir, { recursive: true });
     const wantedId = cgroupId(cgroupPath);
@@ -315,20 +324,22 @@ export interface PinnedLink {
 export function listPinnedLinks(pinDir: string): PinnedLink[] {
   const { linksDir } = pinLayout(pinDir);
   if (!existsSync(linksDir)) return [];
-  return readdirSync(linksDir).sort().map((program) => {
-    const pin = path.join(linksDir, program);
-    const hook = HOOK_PROGRAMS.find((h) => h.program === program)?.hook ?? 'unknown';
-    try {
-      const fd = libbpf.objGet(pin);
+  return readdirSync(linksDir)
+    .sort()
+    .map((program) => {
+      const pin = path.join(linksDir, program);
+      const hook = HOOK_PROGRAMS.find((h) => h.program === program)?.hook ?? 'unknown';
       try {
-        return { program, hook, pin, info: linkInfo(fd, pin), error: null };
-      } finally {
-        libbpf.close(fd);
+        const fd = libbpf.objGet(pin);
+        try {
+          return { program, hook, pin, info: linkInfo(fd, pin), error: null };
+        } finally {
+          libbpf.close(fd);
+        }
+      } catch (err) {
+        return { program, hook, pin, info: null, error: (err as Error).message };
       }
-    } catch (err) {
-      return { program, hook, pin, info: null, error: (err as Error).message };
-    }
-  });
+    });
 }
 
 export interface CleanupReport {
@@ -364,7 +375,10 @@ export function cleanupPins(pinDir: string): CleanupReport {
   const r: CleanupReport = { detached: [], unpinned: [], left: [], errors: [] };
   if (!existsSync(pinDir)) return r;
   if (Number(statfsSync(pinDir).type) !== BPF_FS_MAGIC) {
-    throw new MeshgateError('MG_PIN_DIR_NOT_BPFFS', `pin directory ${pinDir} is not on a bpffs mount: refusing to remove anything there (its files are not meshgate's pins)`);
+    throw new MeshgateError(
+      'MG_PIN_DIR_NOT_BPFFS',
+      `pin directory ${pinDir} is not on a bpffs mount: refusing to remove anything there (its files are not meshgate's pins)`,
+    );
   }
   const { linksDir, mapsRoot } = pinLayout(pinDir);
   const stateDir = path.join(pinDir, 'state');
@@ -382,7 +396,9 @@ export function cleanupPins(pinDir: string): CleanupReport {
     const obj = inspectPin(pin);
     if (!obj || obj.type !== type || !namedAs(obj, name)) {
       r.left.push(pin);
-      r.errors.push(`${pin} is ${obj ? `a BPF ${obj.type}${obj.name ? ` named ${obj.name}` : ''}` : 'not a BPF object'}, not meshgate's ${type} ${name}: left in place`);
+      r.errors.push(
+        `${pin} is ${obj ? `a BPF ${obj.type}${obj.name ? ` named ${obj.name}` : ''}` : 'not a BPF object'}, not meshgate's ${type} ${name}: left in place`,
+      );
       return null;
     }
     return pin;

@@ -29,11 +29,16 @@ export class MapHandle {
     this.keySize = actual.keySize;
     this.valueSize = actual.valueSize;
     this.cpus = PERCPU_TYPES.has(expected.type) ? libbpf.numPossibleCpus() : 1;
-    this.lookupSize = this.cpus > 1 || PERCPU_TYPES.has(expected.type) ? Math.ceil(this.valueSize / 8) * 8 * this.cpus : this.valueSize;
+    this.lookupSize =
+      this.cpus > 1 || PERCPU_TYPES.has(expected.type) ? Math.ceil(this.valueSize / 8) * 8 * this.cpus : this.valueSize;
   }
 
   private checkKey(key: Buffer): void {
-    if (key.length !== this.keySize) throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `${this.name}: key is ${key.length} bytes, map wants ${this.keySize}`);
+    if (key.length !== this.keySize)
+      throw new MeshgateError(
+        'MG_VALUE_OUT_OF_RANGE',
+        `${this.name}: key is ${key.length} bytes, map wants ${this.keySize}`,
+      );
   }
 
   lookup(key: Buffer): Buffer | null {
@@ -44,7 +49,11 @@ export class MapHandle {
 
   update(key: Buffer, value: Buffer, flags = 0): void {
     this.checkKey(key);
-    if (value.length !== this.valueSize) throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `${this.name}: value is ${value.length} bytes, map wants ${this.valueSize}`);
+    if (value.length !== this.valueSize)
+      throw new MeshgateError(
+        'MG_VALUE_OUT_OF_RANGE',
+        `${this.name}: value is ${value.length} bytes, map wants ${this.valueSize}`,
+      );
     libbpf.mapUpdate(this.fd, key, value, flags, this.name);
   }
 
@@ -78,14 +87,18 @@ export class MapHandle {
   updateBatch(keys: Buffer, values: Buffer, count: number): void {
     if (count === 0) return;
     if (keys.length !== count * this.keySize || values.length !== count * this.valueSize) {
-      throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `${this.name}: batch of ${count} has ${keys.length}/${values.length} bytes`);
+      throw new MeshgateError(
+        'MG_VALUE_OUT_OF_RANGE',
+        `${this.name}: batch of ${count} has ${keys.length}/${values.length} bytes`,
+      );
     }
     libbpf.mapUpdateBatch(this.fd, keys, values, count, this.name);
   }
 
   deleteBatch(keys: Buffer, count: number): void {
     if (count === 0) return;
-    if (keys.length !== count * this.keySize) throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `${this.name}: batch of ${count} has ${keys.length} key bytes`);
+    if (keys.length !== count * this.keySize)
+      throw new MeshgateError('MG_VALUE_OUT_OF_RANGE', `${this.name}: batch of ${count} has ${keys.length} key bytes`);
     libbpf.mapDeleteBatch(this.fd, keys, count, this.name);
   }
 

@@ -7,8 +7,17 @@ import path from 'node:path';
 import { libbpf } from '../../native/libbpf.js';
 import { MAPS, STRUCTS, type MapName } from './abi.generated.js';
 import {
-  CGROUP_KIND, CONFIG_FLAG, decodeCgroup, decodeConfig, decodeLabel, decodeState, encodeCgroupKey, encodeU32,
-  type KernelCgroup, type KernelConfig, type KernelState,
+  CGROUP_KIND,
+  CONFIG_FLAG,
+  decodeCgroup,
+  decodeConfig,
+  decodeLabel,
+  decodeState,
+  encodeCgroupKey,
+  encodeU32,
+  type KernelCgroup,
+  type KernelConfig,
+  type KernelState,
 } from './codec.js';
 import { MeshgateError } from '../errors.js';
 import { parseLabel, type ParsedLabel } from './labels.js';
@@ -19,17 +28,30 @@ import { MapHandle } from './maps.js';
 export function openPinnedMaps(pinDir: string): { maps: Maps; close(): void } {
   const { mapsDir } = pinLayout(pinDir);
   if (!existsSync(path.join(mapsDir, 'mg_state'))) {
-    throw new MeshgateError('MG_PINS_NOT_FOUND', `no meshgate maps pinned under ${mapsDir}: is the agent running? (pin dir ${pinDir})`);
+    throw new MeshgateError(
+      'MG_PINS_NOT_FOUND',
+      `no meshgate maps pinned under ${mapsDir}: is the agent running? (pin dir ${pinDir})`,
+    );
   }
   const fds: number[] = [];
-  const maps = Object.fromEntries((Object.keys(MAPS) as MapName[]).map((name) => {
-    const fd = libbpf.objGet(path.join(mapsDir, name));
-    fds.push(fd);
-    const info = Buffer.alloc(STRUCTS.bpf_map_info.size);
-    libbpf.objGetInfo(fd, info, name);
-    return [name, new MapHandle(name, fd, { keySize: info.readUInt32LE(MAP_INFO.keySize), valueSize: info.readUInt32LE(MAP_INFO.valueSize) })];
-  })) as unknown as Maps;
-  return { maps, close: () => {
+  const maps = Object.fromEntries(
+    (Object.keys(MAPS) as MapName[]).map((name) => {
+      const fd = libbpf.objGet(path.join(mapsDir, name));
+      fds.push(fd);
+      const info = Buffer.alloc(STRUCTS.bpf_map_info.size);
+      libbpf.objGetInfo(fd, info, name);
+      return [
+        name,
+        new MapHandle(name, fd, {
+          keySize: info.readUInt32LE(MAP_INFO.keySize),
+          valueSize: info.readUInt32LE(MAP_INFO.valueSize),
+        }),
+      ];
+    }),
+  ) as unknown as Maps;
+  return {
+    maps,
+    close: () => {
       for (const fd of fds) libbpf.close(fd);
     },
   };
@@ -52,12 +74,15 @@ export function attachedPrograms(cgroupPath: string, attachType: number): number
 /** Why nothing can be read under pinDir, in one line; null when the current ABI's maps are there. */
 export function pinsProblem(pinDir: string): string | null {
   const { mapsRoot, mapsDir } = pinLayout(pinDir);
-  if (!existsSync(pinDir)) return `no meshgate pins found: is the agent running? (pin dir ${pinDir} does not exist; see --pin-dir)`;
+  if (!existsSync(pinDir))
+    return `no meshgate pins found: is the agent running? (pin dir ${pinDir} does not exist; see --pin-dir)`;
   if (existsSync(`${mapsDir}/mg_state`)) return null;
   const others = existsSync(mapsRoot) ? readdirSync(mapsRoot).filter((d) => d !== ABI_HASH) : [];
   if (others.length) {
-    return `the maps under ${mapsRoot}/${others.join(', ')} belong to another meshgate version (this CLI reads ABI ${ABI_HASH}): ` +
-      'use the CLI of the running agent, or `meshgate cleanup`';
+    return (
+      `the maps under ${mapsRoot}/${others.join(', ')} belong to another meshgate version (this CLI reads ABI ${ABI_HASH}): ` +
+      'use the CLI of the running agent, or `meshgate cleanup`'
+    );
   }
   return `no meshgate maps pinned under ${mapsDir}: is the agent running? (pin dir ${pinDir})`;
 }
@@ -151,7 +176,8 @@ export class Pins {
 
   /** Every mapped cgroup, sorted by pod then kind. */
   cgroups(): MappedCgroup[] {
-    return this.maps.mg_cgroups.entries()
+    return this.maps.mg_cgroups
+      .entries()
       .map(([k, v]) => this.describeCgroup(k.readBigUInt64LE(0), decodeCgroup(v)))
       .sort((a, b) => (a.pod < b.pod ? -1 : a.pod > b.pod ? 1 : a.kind - b.kind));
   }
@@ -162,10 +188,22 @@ export class Pins {
     const pods = all.filter((c) => c.kind !== CGROUP_KIND.MG_CGROUP_PROXY);
     const match = pods.filter((c) => c.pod === ref);
     if (match.length === 1) return match[0]!;
-    if (match.length > 1) throw new MeshgateError('MG_POD_AMBIGUOUS', `pod ${ref} is mapped ${match.length} times (cgroups ${match.map((m) => m.cgroupId).join(', ')}): use --cgroup ID`);
-    const known = pods.slice(0, 5).map((p) => p.pod).join(', ');
-    throw new MeshgateError('MG_POD_NOT_FOUND', `no such pod: ${ref} is not in mg_cgroups under ${this.pinDir}` +
-      (pods.length ? ` (known: ${known}${pods.length > 5 ? `, … ${pods.length} in all` : ''})` : ' (no pods are mapped)'));
+    if (match.length > 1)
+      throw new MeshgateError(
+        'MG_POD_AMBIGUOUS',
+        `pod ${ref} is mapped ${match.length} times (cgroups ${match.map((m) => m.cgroupId).join(', ')}): use --cgroup ID`,
+      );
+    const known = pods
+      .slice(0, 5)
+      .map((p) => p.pod)
+      .join(', ');
+    throw new MeshgateError(
+      'MG_POD_NOT_FOUND',
+      `no such pod: ${ref} is not in mg_cgroups under ${this.pinDir}` +
+        (pods.length
+          ? ` (known: ${known}${pods.length > 5 ? `, … ${pods.length} in all` : ''})`
+          : ' (no pods are mapped)'),
+    );
   }
 
   close(): void {

@@ -20,7 +20,8 @@ export interface ShadowGroup {
   readonly labels: Uint32Array;
 }
 
-export const keyAt = (g: ShadowGroup, i: number): string => g.keys.toString('latin1', i * TRIE_KEY_SIZE, (i + 1) * TRIE_KEY_SIZE);
+export const keyAt = (g: ShadowGroup, i: number): string =>
+  g.keys.toString('latin1', i * TRIE_KEY_SIZE, (i + 1) * TRIE_KEY_SIZE);
 
 /** A group's keys as latin1 strings -> label id: only for the groups a plan diffs. */
 export function keyMap(g: ShadowGroup): Map<string, number> {
@@ -116,7 +117,8 @@ export function planTrie(
       const key = keyAt(enc, i);
       const label = enc.labels[i]!;
       // An adopted key with the same label is already in the kernel.
-      if (oldKeys.get(key) !== label && !(old === undefined && adoptedKeys?.get(key) === label)) upserts.set(key, label);
+      if (oldKeys.get(key) !== label && !(old === undefined && adoptedKeys?.get(key) === label))
+        upserts.set(key, label);
     }
     for (const key of oldKeys.keys()) if (owner.get(key) !== g.id) deleted.add(key);
   }

@@ -2,7 +2,13 @@
 // BPF_PROG_TEST_RUN (the DNS reader's fuzz test and benchmark) and a single
 // program attached to a cgroup for a measurement. Nothing here touches the
 // agent's pinned maps or links.
-import { libbpf, type BpfLinkPtr, type BpfObjectPtr, type BpfProgramFd, type TestRunResult } from '../../native/libbpf.js';
+import {
+  libbpf,
+  type BpfLinkPtr,
+  type BpfObjectPtr,
+  type BpfProgramFd,
+  type TestRunResult,
+} from '../../native/libbpf.js';
 import type { MapName } from './abi.generated.js';
 import { MapHandle } from './maps.js';
 import { MeshgateError } from '../errors.js';

@@ -63,7 +63,14 @@ export interface HostResolverOptions {
   resolve?: ResolveFamily;
 }
 
-export const DEFAULTS = Object.freeze({ floorMs: 5_000, ceilingMs: 300_000, graceMs: 600_000, retryMs: 5_000, timeoutMs: 2_000, tries: 2 });
+export const DEFAULTS = Object.freeze({
+  floorMs: 5_000,
+  ceilingMs: 300_000,
+  graceMs: 600_000,
+  retryMs: 5_000,
+  timeoutMs: 2_000,
+  tries: 2,
+});
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const noop = (): void => undefined;
@@ -111,16 +118,30 @@ export class HostResolver {
 
   constructor(opts: HostResolverOptions = {}) {
     const floorMs = checkedNumber('floorMs', opts.floorMs, DEFAULTS.floorMs, 1, MAX_TIMER_MS);
-    const ceilingMs = checkedNumber('ceilingMs', opts.ceilingMs, Math.max(DEFAULTS.ceilingMs, floorMs), floorMs, MAX_TIMER_MS);
+    const ceilingMs = checkedNumber(
+      'ceilingMs',
+      opts.ceilingMs,
+      Math.max(DEFAULTS.ceilingMs, floorMs),
+      floorMs,
+      MAX_TIMER_MS,
+    );
     const graceMs = checkedNumber('graceMs', opts.graceMs, DEFAULTS.graceMs, 0, Number.MAX_SAFE_INTEGER);
     const retryMs = checkedNumber('retryMs', opts.retryMs, DEFAULTS.retryMs, 1, MAX_TIMER_MS);
-    this.timing = Object.freeze({ floorMs, ceilingMs, graceMs, retryMs: Math.min(ceilingMs, Math.max(floorMs, retryMs)) });
+    this.timing = Object.freeze({
+      floorMs,
+      ceilingMs,
+      graceMs,
+      retryMs: Math.min(ceilingMs, Math.max(floorMs, retryMs)),
+    });
     this.clock = opts.clock ?? systemClock;
     this.log = (opts.logger ?? silentLogger).child({ module: 'dns' });
 
     if (opts.resolve !== undefined) {
       if (opts.servers !== undefined) {
-        throw new HostResolverOptionsError('servers', 'only applies to the built-in resolver, not to an injected resolve');
+        throw new HostResolverOptionsError(
+          'servers',
+          'only applies to the built-in resolver, not to an injected resolve',
+        );
       }
       this.resolveFamily = opts.resolve;
       this.cancelQueries = noop;
@@ -167,7 +188,12 @@ export class HostResolver {
         this.refresh(entry);
       } else {
         // Never queried, never retried: the name itself is the problem, so it must be fixed in config.
-        entry.view = freezeView({ ...entry.view, state: 'failed', lastError: `EBADNAME ${host}`, consecutiveFailures: 1 });
+        entry.view = freezeView({
+          ...entry.view,
+          state: 'failed',
+          lastError: `EBADNAME ${host}`,
+          consecutiveFailures: 1,
+        });
         this.log.warn({ host }, 'hostname is not resolvable, no addresses allowed for it');
       }
     }
@@ -251,12 +277,18 @@ export class HostResolver {
     const err = decision.error;
 
     for (const drop of decision.dropped) {
-      this.log.error({ host, err, family: drop.family, droppedAddresses: drop.addresses }, 'hostname grace period over, addresses dropped');
+      this.log.error(
+        { host, err, family: drop.family, droppedAddresses: drop.addresses },
+        'hostname grace period over, addresses dropped',
+      );
     }
     if (decision.keptWhileFailing.length > 0) {
       const fields = { host, err, graceLeftMs: decision.graceLeftMs };
       if (decision.success) {
-        this.log.warn({ ...fields, families: decision.keptWhileFailing }, 'hostname refresh failed for one address family, keeping its last addresses');
+        this.log.warn(
+          { ...fields, families: decision.keptWhileFailing },
+          'hostname refresh failed for one address family, keeping its last addresses',
+        );
       } else {
         this.log.warn(fields, 'hostname refresh failed, keeping last addresses');
       }

@@ -115,7 +115,9 @@ export function decideRefresh(
 
   // TTL 0 (or a bogus negative one) means "do not cache": the floor protects the server.
   const ttlDelay =
-    minTtlSeconds === null ? timing.retryMs : clamp(Math.max(0, minTtlSeconds) * 1000, timing.floorMs, timing.ceilingMs);
+    minTtlSeconds === null
+      ? timing.retryMs
+      : clamp(Math.max(0, minTtlSeconds) * 1000, timing.floorMs, timing.ceilingMs);
   let delayMs = success ? ttlDelay : timing.retryMs;
   if (keptWhileFailing.length > 0) {
     // Retry soon while old addresses are on borrowed time, and ask once more right at the end of the

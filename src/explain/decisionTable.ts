@@ -5,8 +5,20 @@
 // of DECISION_STEPS is the order of decide() and decide_destination() in the
 // C program; rule ids come from the ABI (RULE_NAMES), never from here.
 import {
-  BLOCKED_ACTION, CGROUP_FLAG, CGROUP_KIND, CONFIG_FLAG, IPPROTO_TCP, IPPROTO_UDP, RULE_NAMES, blockedActionName, formatAddress, protoName,
-  type KernelCgroup, type KernelConfig, type TableName, type VerdictName,
+  BLOCKED_ACTION,
+  CGROUP_FLAG,
+  CGROUP_KIND,
+  CONFIG_FLAG,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  RULE_NAMES,
+  blockedActionName,
+  formatAddress,
+  protoName,
+  type KernelCgroup,
+  type KernelConfig,
+  type TableName,
+  type VerdictName,
 } from '../datapath/codec.js';
 import { MeshgateError } from '../errors.js';
 
@@ -118,51 +130,72 @@ export function isMulticastOrBroadcast(a: Uint8Array): boolean {
   return a[0] === 0xff;
 }
 
-const verb: Record<VerdictName, string> = { pass: 'passed', redirect: 'redirected to the proxy', deny: 'denied', audit: 'audit: would be denied by rule 7' };
+const verb: Record<VerdictName, string> = {
+  pass: 'passed',
+  redirect: 'redirected to the proxy',
+  deny: 'denied',
+  audit: 'audit: would be denied by rule 7',
+};
 
 /** Rule 7's action for the caller: the namespace's own, else the global blocked_egress_action. */
 function blockedAction(c: DecisionContext): { action: number; source: string } {
   const own = c.namespaceId ? c.lookups.namespaceAction(c.namespaceId) : null;
-  if (own !== null) return { action: own, source: `namespace ${c.lookups.namespaceName(c.namespaceId)}'s blocked_egress_action` };
+  if (own !== null)
+    return { action: own, source: `namespace ${c.lookups.namespaceName(c.namespaceId)}'s blocked_egress_action` };
   return { action: c.config!.blockedAction, source: 'blocked_egress_action' };
 }
-const nsText = (ctx: DecisionContext): string => (ctx.namespaceId ? `namespace ${ctx.lookups.namespaceName(ctx.namespaceId)}` : 'the global allowlist');
+const nsText = (ctx: DecisionContext): string =>
+  ctx.namespaceId ? `namespace ${ctx.lookups.namespaceName(ctx.namespaceId)}` : 'the global allowlist';
 
 /** The ordered decision. Several steps may report the same rule (unknown-pod passes early and denies late). */
 export const DECISION_STEPS: readonly DecisionStep[] = Object.freeze([
   {
-    rule: 'no-policy', spec: 'no policy applied yet',
+    rule: 'no-policy',
+    spec: 'no policy applied yet',
     decide: (c) => (flag(c.config, CONFIG_FLAG.MG_CFG_LOADED) ? null : { verdict: 'pass' }),
     message: () => 'passed: no complete policy is loaded (mg_state or mg_config of the active slot is empty)',
   },
   {
-    rule: 'proxy-cgroup', spec: 'rule 1',
+    rule: 'proxy-cgroup',
+    spec: 'rule 1',
     decide: (c) => (c.proxyCgroup ? { verdict: 'pass' } : null),
-    message: (c) => `passed: cgroup ${c.proxyCgroup!.cgroupId} is a sidecar's container cgroup; the proxy's own traffic always passes`,
+    message: (c) =>
+      `passed: cgroup ${c.proxyCgroup!.cgroupId} is a sidecar's container cgroup; the proxy's own traffic always passes`,
   },
   {
-    rule: 'unknown-pod', spec: 'unknown_pod_policy pass',
+    rule: 'unknown-pod',
+    spec: 'unknown_pod_policy pass',
     decide: (c) => (!c.pod && c.config!.unknownPodPolicy === 0 ? { verdict: 'pass' } : null),
     message: () => 'passed: no pod is mapped for this cgroup and unknown_pod_policy is pass',
   },
   {
-    rule: 'not-enforced', spec: 'pods that are not meshed',
+    rule: 'not-enforced',
+    spec: 'pods that are not meshed',
     decide: (c) => (c.pod && c.pod.entry!.kind !== CGROUP_KIND.MG_CGROUP_POD ? { verdict: 'pass' } : null),
     message: (c) => `passed: the pod (cgroup ${c.pod!.cgroupId}) is known but not meshed, so it is not enforced`,
   },
   {
-    rule: 'proxy-uid', spec: 'rule 1 fallback',
-    decide: (c) => (c.pod && !(c.pod.entry!.flags & CGROUP_FLAG.MG_POD_PROXY_CGROUP_KNOWN) && c.uid !== null && c.uid === c.config!.proxyUid
-      ? { verdict: 'pass' } : null),
-    message: (c) => `passed: uid ${c.uid} is proxy_uid and the pod's sidecar cgroup is unknown, so the caller counts as the proxy`,
+    rule: 'proxy-uid',
+    spec: 'rule 1 fallback',
+    decide: (c) =>
+      c.pod &&
+      !(c.pod.entry!.flags & CGROUP_FLAG.MG_POD_PROXY_CGROUP_KNOWN) &&
+      c.uid !== null &&
+      c.uid === c.config!.proxyUid
+        ? { verdict: 'pass' }
+        : null,
+    message: (c) =>
+      `passed: uid ${c.uid} is proxy_uid and the pod's sidecar cgroup is unknown, so the caller counts as the proxy`,
   },
   {
-    rule: 'loopback', spec: 'rule 2',
+    rule: 'loopback',
+    spec: 'rule 2',
     decide: (c) => (isLoopbackOrUnspecified(c.address) ? { verdict: 'pass' } : null),
     message: (c) => `passed: ${c.dest} is loopback or the unspecified address`,
   },
   {
-    rule: 'excluded-cidr', spec: 'rule 3',
+    rule: 'excluded-cidr',
+    spec: 'rule 3',
     decide: (c) => {
       const hit = c.lookups.trie('exclude', 0, 0, 0, c.address);
       return hit ? { verdict: 'pass', hit } : null;
@@ -170,37 +203,45 @@ export const DECISION_STEPS: readonly DecisionStep[] = Object.freeze([
     message: (c) => `passed: ${formatAddress(c.address)} is in outbound_ip_range_exclusion_list`,
   },
   {
-    rule: 'excluded-port', spec: 'rule 3',
-    decide: (c) => (c.lookups.excludedPort(c.port) ? { verdict: 'pass', hit: { map: 'mg_excluded_ports', labelId: 0 } } : null),
+    rule: 'excluded-port',
+    spec: 'rule 3',
+    decide: (c) =>
+      c.lookups.excludedPort(c.port) ? { verdict: 'pass', hit: { map: 'mg_excluded_ports', labelId: 0 } } : null,
     message: (c) => `passed: port ${c.port} is in outbound_port_exclusion_list`,
   },
   {
-    rule: 'mesh-cidr', spec: 'rule 4',
+    rule: 'mesh-cidr',
+    spec: 'rule 4',
     decide: (c) => {
       if (isMulticastOrBroadcast(c.address)) return null;
       const hit = c.lookups.trie('mesh', 0, 0, 0, c.address);
       if (!hit) return null;
       return { verdict: c.tcp && c.enforced ? 'redirect' : 'pass', hit };
     },
-    message: (c, v) => `${verb[v]}: ${formatAddress(c.address)} is in mesh_cidr_ranges` +
+    message: (c, v) =>
+      `${verb[v]}: ${formatAddress(c.address)} is in mesh_cidr_ranges` +
       (v === 'redirect' ? '' : c.tcp ? ' (an unmapped cgroup is never redirected)' : '; UDP to the mesh passes'),
   },
   {
-    rule: 'egress-enabled', spec: 'rule 5',
+    rule: 'egress-enabled',
+    spec: 'rule 5',
     decide: (c) => (flag(c.config, CONFIG_FLAG.MG_CFG_EGRESS) ? { verdict: 'pass' } : null),
     message: (c) => `passed: egress is on, so ${c.dest} outside the mesh may be reached`,
   },
   {
-    rule: 'allow-namespace', spec: 'rule 6',
+    rule: 'allow-namespace',
+    spec: 'rule 6',
     decide: (c) => {
       if ((c.proto !== IPPROTO_TCP && c.proto !== IPPROTO_UDP) || !c.namespaceId) return null;
       const hit = c.lookups.trie('allow', c.proto, c.port, c.namespaceId, c.address);
       return hit ? { verdict: 'pass', hit } : null;
     },
-    message: (c) => `passed: an allowlist entry of namespace ${c.lookups.namespaceName(c.namespaceId)} covers ${c.dest}`,
+    message: (c) =>
+      `passed: an allowlist entry of namespace ${c.lookups.namespaceName(c.namespaceId)} covers ${c.dest}`,
   },
   {
-    rule: 'allow-global', spec: 'rule 6',
+    rule: 'allow-global',
+    spec: 'rule 6',
     decide: (c) => {
       if (c.proto !== IPPROTO_TCP && c.proto !== IPPROTO_UDP) return null;
       const hit = c.lookups.trie('allow', c.proto, c.port, 0, c.address);
@@ -209,33 +250,44 @@ export const DECISION_STEPS: readonly DecisionStep[] = Object.freeze([
     message: (c) => `passed: an entry of the global egress_allowlist covers ${c.dest}`,
   },
   {
-    rule: 'allow-learned', spec: 'rule 6 (DNS)',
+    rule: 'allow-learned',
+    spec: 'rule 6 (DNS)',
     decide: (c) => {
       if ((c.proto !== IPPROTO_TCP && c.proto !== IPPROTO_UDP) || !c.lookups.learned) return null;
-      const hit = (c.namespaceId ? c.lookups.learned(c.namespaceId, c.proto, c.port, c.address) : null) ?? c.lookups.learned(0, c.proto, c.port, c.address);
+      const hit =
+        (c.namespaceId ? c.lookups.learned(c.namespaceId, c.proto, c.port, c.address) : null) ??
+        c.lookups.learned(0, c.proto, c.port, c.address);
       return hit ? { verdict: 'pass', hit } : null;
     },
     message: (c, _v, hit) => {
       const l = hit?.learned;
       if (!l) return `passed: ${c.dest} was learned from a DNS answer`;
       const name = l.name && l.name !== l.host ? `${l.name} (${l.host})` : l.host;
-      return `passed: learned from the DNS answer for ${name} ${(l.ageMs / 1000).toFixed(1)}s ago (TTL ${l.ttlS}s); ` +
-        `allowed for ${(l.expiresInMs / 1000).toFixed(1)}s more`;
+      return (
+        `passed: learned from the DNS answer for ${name} ${(l.ageMs / 1000).toFixed(1)}s ago (TTL ${l.ttlS}s); ` +
+        `allowed for ${(l.expiresInMs / 1000).toFixed(1)}s more`
+      );
     },
   },
   {
-    rule: 'no-mesh-cidrs', spec: 'special case (OSM)',
-    decide: (c) => (flag(c.config, CONFIG_FLAG.MG_CFG_HAS_MESH_CIDRS) ? null : { verdict: c.tcp && c.enforced ? 'redirect' : 'pass' }),
-    message: (c, v) => `${verb[v]}: egress is off and mesh_cidr_ranges is empty, so in-mesh and external cannot be told apart; ` +
+    rule: 'no-mesh-cidrs',
+    spec: 'special case (OSM)',
+    decide: (c) =>
+      flag(c.config, CONFIG_FLAG.MG_CFG_HAS_MESH_CIDRS) ? null : { verdict: c.tcp && c.enforced ? 'redirect' : 'pass' },
+    message: (c, v) =>
+      `${verb[v]}: egress is off and mesh_cidr_ranges is empty, so in-mesh and external cannot be told apart; ` +
       (c.tcp ? (v === 'redirect' ? 'TCP goes to the proxy' : 'an unmapped cgroup is never redirected') : 'UDP passes'),
   },
   {
-    rule: 'unknown-pod', spec: 'unknown_pod_policy deny-external',
+    rule: 'unknown-pod',
+    spec: 'unknown_pod_policy deny-external',
     decide: (c) => (c.enforced ? null : { verdict: 'deny' }),
-    message: (c) => `denied: no pod is mapped for this cgroup, unknown_pod_policy is deny-external, and no global allowlist entry covers ${c.dest}`,
+    message: (c) =>
+      `denied: no pod is mapped for this cgroup, unknown_pod_policy is deny-external, and no global allowlist entry covers ${c.dest}`,
   },
   {
-    rule: 'blocked', spec: 'rule 7',
+    rule: 'blocked',
+    spec: 'rule 7',
     decide: (c) => {
       const { action } = blockedAction(c);
       if (action === BLOCKED_ACTION.MG_ACTION_AUDIT) return { verdict: 'audit' };
@@ -244,14 +296,17 @@ export const DECISION_STEPS: readonly DecisionStep[] = Object.freeze([
     message: (c, v) => {
       const { action, source } = blockedAction(c);
       const why = v === 'deny' && action === BLOCKED_ACTION.MG_ACTION_REDIRECT ? ' (redirect applies to TCP only)' : '';
-      return `${verb[v]}: no allowlist entry in ${nsText(c)} or the global allowlist covers ${c.dest}; egress is off` +
-        ` and ${source} is ${blockedActionName(action)}${why}`;
+      return (
+        `${verb[v]}: no allowlist entry in ${nsText(c)} or the global allowlist covers ${c.dest}; egress is off` +
+        ` and ${source} is ${blockedActionName(action)}${why}`
+      );
     },
   },
 ] satisfies DecisionStep[]);
 
 for (const s of DECISION_STEPS) {
-  if (!RULE_NAMES.includes(s.rule)) throw new MeshgateError('MG_ABI_MISMATCH', `decision table names rule ${s.rule}, which the BPF ABI does not have`);
+  if (!RULE_NAMES.includes(s.rule))
+    throw new MeshgateError('MG_ABI_MISMATCH', `decision table names rule ${s.rule}, which the BPF ABI does not have`);
 }
 
 /** The pod-level part of decide(): proxy cgroup anywhere on the walk wins, else the shallowest mapped cgroup is the pod. */

@@ -3,8 +3,20 @@
 // the live pinned maps with the kernel's own LPM lookups (DECISION_STEPS).
 import ipaddr from 'ipaddr.js';
 import {
-  CGROUP_FLAG, IPPROTO_TCP, IPPROTO_UDP, decodeTrieKey, decodeTrieValue, formatAddress, formatPrefix, protoName,
-  trieLookupKey, decodeNamespace, encodeNamespaceKey, encodePortKey, type TableName, type VerdictName,
+  CGROUP_FLAG,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  decodeTrieKey,
+  decodeTrieValue,
+  formatAddress,
+  formatPrefix,
+  protoName,
+  trieLookupKey,
+  decodeNamespace,
+  encodeNamespaceKey,
+  encodePortKey,
+  type TableName,
+  type VerdictName,
 } from '../datapath/codec.js';
 import { ENUMS } from '../datapath/abi.generated.js';
 import { listPinnedLinks } from '../datapath/loader.js';
@@ -18,7 +30,12 @@ import { MeshgateError } from '../errors.js';
 export const MAX_CGROUP_WALK = ENUMS.mg_walk_limits.MG_MAX_CGROUP_WALK;
 
 /** explain's exit status per verdict; 1 and 2 stay "error" and "usage". */
-export const VERDICT_EXIT_CODES: Readonly<Record<VerdictName, number>> = Object.freeze({ pass: 0, redirect: 3, deny: 4, audit: 5 });
+export const VERDICT_EXIT_CODES: Readonly<Record<VerdictName, number>> = Object.freeze({
+  pass: 0,
+  redirect: 3,
+  deny: 4,
+  audit: 5,
+});
 
 export interface Destination {
   readonly address: Uint8Array;
@@ -29,25 +46,44 @@ export interface Destination {
 /** "198.51.100.7:443", "[2001:db8::1]:443", "[::ffff:10.0.0.1]:80"; throws one line on anything else. */
 /** Command-line input as messages echo it: quoted, control characters escaped, at most 64 characters. */
 export function quoteInput(text: string, max = 64): string {
-  return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text).replace(/[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) + (text.length > max ? ` (${text.length} characters)` : '');
+  return (
+    JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text).replace(
+      /[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    ) + (text.length > max ? ` (${text.length} characters)` : '')
+  );
 }
 
 export function parseDestination(text: string): Destination {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
   if (!m) {
-    throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', text.split(':').length > 2
-      ? `destination ${quoteInput(text)}: write an IPv6 destination as [ADDRESS]:PORT, e.g. [2001:db8::1]:443`
-      : `destination ${quoteInput(text)} is not ADDRESS:PORT, e.g. 198.51.100.7:443`);
+    throw new MeshgateError(
+      'MG_EXPLAIN_BAD_DESTINATION',
+      text.split(':').length > 2
+        ? `destination ${quoteInput(text)}: write an IPv6 destination as [ADDRESS]:PORT, e.g. [2001:db8::1]:443`
+        : `destination ${quoteInput(text)} is not ADDRESS:PORT, e.g. 198.51.100.7:443`,
+    );
   }
   const port = Number(m[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', `destination ${quoteInput(text)}: port ${m[2]!.length > 12 ? `${m[2]!.slice(0, 12)}…` : m[2]} is not in 1..65535`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new MeshgateError(
+      'MG_EXPLAIN_BAD_DESTINATION',
+      `destination ${quoteInput(text)}: port ${m[2]!.length > 12 ? `${m[2]!.slice(0, 12)}…` : m[2]} is not in 1..65535`,
+    );
   let addr: ipaddr.IPv4 | ipaddr.IPv6;
   try {
     addr = ipaddr.parse(m[1]!);
   } catch {
-    throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', `destination ${quoteInput(text)}: ${quoteInput(m[1]!)} is not an IP address (explain takes addresses, not hostnames)`);
+    throw new MeshgateError(
+      'MG_EXPLAIN_BAD_DESTINATION',
+      `destination ${quoteInput(text)}: ${quoteInput(m[1]!)} is not an IP address (explain takes addresses, not hostnames)`,
+    );
   }
-  if (m[0].startsWith('[') !== (addr.kind() === 'ipv6')) throw new MeshgateError('MG_EXPLAIN_BAD_DESTINATION', `destination ${quoteInput(text)}: brackets are for IPv6 addresses only`);
+  if (m[0].startsWith('[') !== (addr.kind() === 'ipv6'))
+    throw new MeshgateError(
+      'MG_EXPLAIN_BAD_DESTINATION',
+      `destination ${quoteInput(text)}: brackets are for IPv6 addresses only`,
+    );
   const bytes = new Uint8Array(16);
   if (addr.kind() === 'ipv4') {
     bytes[10] = 0xff;
@@ -80,7 +116,12 @@ export interface EntryView {
   readonly name: string | null;
   readonly host: string | null;
   /** mg_learned: the pod's DNS answer it came from */
-  readonly learned?: { readonly name: string | null; readonly ttlS: number; readonly ageMs: number; readonly expiresInMs: number };
+  readonly learned?: {
+    readonly name: string | null;
+    readonly ttlS: number;
+    readonly ageMs: number;
+    readonly expiresInMs: number;
+  };
 }
 
 export interface Explanation {
@@ -89,10 +130,20 @@ export interface Explanation {
   readonly ruleId: number;
   readonly spec: string;
   readonly message: string;
-  readonly destination: { readonly address: string; readonly port: number; readonly protocol: string; readonly v4Mapped: boolean };
+  readonly destination: {
+    readonly address: string;
+    readonly port: number;
+    readonly protocol: string;
+    readonly v4Mapped: boolean;
+  };
   readonly caller: {
-    readonly cgroupId: string; readonly path: string | null; readonly pod: string | null; readonly namespace: string | null;
-    readonly kind: string; readonly proxyCgroupKnown: boolean | null; readonly uid: number | null;
+    readonly cgroupId: string;
+    readonly path: string | null;
+    readonly pod: string | null;
+    readonly namespace: string | null;
+    readonly kind: string;
+    readonly proxyCgroupKnown: boolean | null;
+    readonly uid: number | null;
   };
   readonly entry: EntryView | null;
   readonly redirectTo: string | null;
@@ -127,23 +178,38 @@ export class Explainer {
     const id = 'pod' in ref ? this.pins.findPod(ref.pod).cgroupId : ref.cgroupId;
     const node = this.tree.find(id);
     if (!node) {
-      if (!('pod' in ref)) throw new MeshgateError('MG_CGROUP_NOT_FOUND', `no cgroup with id ${id} under ${this.tree.mount}`);
+      if (!('pod' in ref))
+        throw new MeshgateError('MG_CGROUP_NOT_FOUND', `no cgroup with id ${id} under ${this.tree.mount}`);
       // The pod is mapped but its directory is gone (or elsewhere): decide as if it were the caller's pod.
-      notes.push(`the directory of cgroup ${id} was not found under ${this.tree.mount}; decided as if it were the caller's pod cgroup`);
-      return { cgroupId: id, path: null, walk: [{ level: walkStart, cgroupId: id, entry: this.pins.cgroup(id) }], notes };
+      notes.push(
+        `the directory of cgroup ${id} was not found under ${this.tree.mount}; decided as if it were the caller's pod cgroup`,
+      );
+      return {
+        cgroupId: id,
+        path: null,
+        walk: [{ level: walkStart, cgroupId: id, entry: this.pins.cgroup(id) }],
+        notes,
+      };
     }
     const attach = this.attachCgroup();
     if (attach && !CgroupTree.isUnder(node, attach)) {
-      throw new MeshgateError('MG_CGROUP_OUTSIDE_ATTACH', `cgroup ${id} (${node.path}) is not below the attach cgroup ${attach.path}: meshgate's hooks never see its connects`);
+      throw new MeshgateError(
+        'MG_CGROUP_OUTSIDE_ATTACH',
+        `cgroup ${id} (${node.path}) is not below the attach cgroup ${attach.path}: meshgate's hooks never see its connects`,
+      );
     }
-    if (!attach) notes.push('no pinned link is attached: the kernel decides nothing right now; this is what it would decide');
+    if (!attach)
+      notes.push('no pinned link is attached: the kernel decides nothing right now; this is what it would decide');
     const walk: WalkStep[] = [];
     for (let i = 0; i < MAX_CGROUP_WALK; i++) {
       const ancestor = this.tree.ancestorAt(node, walkStart + i);
       if (!ancestor) break;
       walk.push({ level: ancestor.level, cgroupId: ancestor.id, entry: this.pins.cgroup(ancestor.id) });
     }
-    if (node.level >= walkStart + MAX_CGROUP_WALK) notes.push(`the caller is more than ${MAX_CGROUP_WALK} levels below the attach point; deeper cgroups are not looked at`);
+    if (node.level >= walkStart + MAX_CGROUP_WALK)
+      notes.push(
+        `the caller is more than ${MAX_CGROUP_WALK} levels below the attach point; deeper cgroups are not looked at`,
+      );
     return { cgroupId: id, path: node.path, walk, notes };
   }
 
@@ -165,11 +231,25 @@ export class Explainer {
   }
 
   /** The trie entry a hit came from: the longest stored prefix with that header that holds the address (display only). */
-  private matchedPrefix(slot: number, hit: MapHit, proto: number, port: number, namespaceId: number, address: Uint8Array): string | null {
+  private matchedPrefix(
+    slot: number,
+    hit: MapHit,
+    proto: number,
+    port: number,
+    namespaceId: number,
+    address: Uint8Array,
+  ): string | null {
     let best: { bits: number; text: string } | null = null;
     for (const kb of this.pins.maps.mg_policy_trie.keys()) {
       const k = decodeTrieKey(kb);
-      if (k.slot !== slot || k.table !== hit.table || k.proto !== proto || k.port !== port || k.namespaceId !== namespaceId) continue;
+      if (
+        k.slot !== slot ||
+        k.table !== hit.table ||
+        k.proto !== proto ||
+        k.port !== port ||
+        k.namespaceId !== namespaceId
+      )
+        continue;
       if (!prefixHolds(k.prefix.bytes, k.prefix.bits, address) || (best && best.bits >= k.prefix.bits)) continue;
       best = { bits: k.prefix.bits, text: formatPrefix(k.prefix.bytes, k.prefix.bits) };
     }
@@ -182,7 +262,15 @@ export class Explainer {
     const config = state ? this.pins.config(slot) : null;
     const caller = this.resolveCaller(ref, state?.cgroupWalkStart ?? 0);
     const proto = opts.udp ? IPPROTO_UDP : IPPROTO_TCP;
-    const d = decide({ config, walk: caller.walk, uid: opts.uid ?? null, address: dest.address, port: dest.port, proto, lookups: this.lookups(slot) });
+    const d = decide({
+      config,
+      walk: caller.walk,
+      uid: opts.uid ?? null,
+      address: dest.address,
+      port: dest.port,
+      proto,
+      lookups: this.lookups(slot),
+    });
     const ctx = d.context;
     const notes = [...caller.notes];
     const podEntry = ctx.pod?.entry ? this.pins.describeCgroup(ctx.pod.cgroupId, ctx.pod.entry) : null;
@@ -190,7 +278,9 @@ export class Explainer {
     const ownView = own ? this.pins.describeCgroup(caller.cgroupId, own) : null;
     const proxyKnown = ctx.pod?.entry ? Boolean(ctx.pod.entry.flags & CGROUP_FLAG.MG_POD_PROXY_CGROUP_KNOWN) : null;
     if (config && opts.uid == null && proxyKnown === false && ctx.pod?.entry?.kind === 1 && d.rule !== 'proxy-uid') {
-      notes.push(`the pod's sidecar cgroup is unknown: a process running as proxy_uid ${config.proxyUid} would pass (rule 1 fallback); see --uid`);
+      notes.push(
+        `the pod's sidecar cgroup is unknown: a process running as proxy_uid ${config.proxyUid} would pass (rule 1 fallback); see --uid`,
+      );
     }
     const mapped = isV4(dest.address) && dest.text.startsWith('[');
     if (mapped) notes.push(`a v4-mapped destination is decided as the IPv4 address ${formatAddress(dest.address)}`);
@@ -199,9 +289,20 @@ export class Explainer {
     if (d.hit?.learned) {
       const label = this.pins.label(d.hit.labelId);
       entry = {
-        map: d.hit.map, table: 'allow', cidr: `${formatAddress(dest.address)}/${isV4(dest.address) ? 32 : 128}`, port: dest.port, protocol: protoName(proto),
-        namespace: d.hit.learned.namespaceId ? this.pins.namespaceName(d.hit.learned.namespaceId) : '', name: label?.name ?? null, host: d.hit.learned.host,
-        learned: { name: d.hit.learned.name, ttlS: d.hit.learned.ttlS, ageMs: d.hit.learned.ageMs, expiresInMs: d.hit.learned.expiresInMs },
+        map: d.hit.map,
+        table: 'allow',
+        cidr: `${formatAddress(dest.address)}/${isV4(dest.address) ? 32 : 128}`,
+        port: dest.port,
+        protocol: protoName(proto),
+        namespace: d.hit.learned.namespaceId ? this.pins.namespaceName(d.hit.learned.namespaceId) : '',
+        name: label?.name ?? null,
+        host: d.hit.learned.host,
+        learned: {
+          name: d.hit.learned.name,
+          ttlS: d.hit.learned.ttlS,
+          ageMs: d.hit.learned.ageMs,
+          expiresInMs: d.hit.learned.expiresInMs,
+        },
       };
     } else if (d.hit) {
       const allow = d.hit.table === 'allow';
@@ -210,8 +311,10 @@ export class Explainer {
       entry = {
         map: d.hit.map,
         table: d.hit.table ?? null,
-        cidr: d.hit.map === 'mg_policy_trie'
-          ? this.matchedPrefix(slot, d.hit, allow ? proto : 0, allow ? dest.port : 0, namespaceId, dest.address) : null,
+        cidr:
+          d.hit.map === 'mg_policy_trie'
+            ? this.matchedPrefix(slot, d.hit, allow ? proto : 0, allow ? dest.port : 0, namespaceId, dest.address)
+            : null,
         port: allow || d.hit.map === 'mg_excluded_ports' ? dest.port : null,
         protocol: allow ? protoName(proto) : null,
         namespace: allow ? (namespaceId ? this.pins.namespaceName(namespaceId) : '') : null,
@@ -226,18 +329,24 @@ export class Explainer {
       ruleId: d.ruleId,
       spec: d.spec,
       message: d.message,
-      destination: { address: formatAddress(dest.address), port: dest.port, protocol: protoName(proto), v4Mapped: mapped },
+      destination: {
+        address: formatAddress(dest.address),
+        port: dest.port,
+        protocol: protoName(proto),
+        v4Mapped: mapped,
+      },
       caller: {
         cgroupId: caller.cgroupId.toString(),
         path: caller.path,
         pod: podEntry?.pod ?? ownView?.pod ?? null,
         namespace: podEntry?.namespace ?? ownView?.namespace ?? null,
-        kind: ctx.proxyCgroup ? 'proxy' : podEntry?.kindName ?? 'unmapped',
+        kind: ctx.proxyCgroup ? 'proxy' : (podEntry?.kindName ?? 'unmapped'),
         proxyCgroupKnown: proxyKnown,
         uid: opts.uid ?? null,
       },
       entry,
-      redirectTo: d.verdict === 'redirect' ? (isV4(dest.address) ? `127.0.0.1:${proxyPort}` : `[::1]:${proxyPort}`) : null,
+      redirectTo:
+        d.verdict === 'redirect' ? (isV4(dest.address) ? `127.0.0.1:${proxyPort}` : `[::1]:${proxyPort}`) : null,
       generation: (config?.generation ?? 0n).toString(),
       slot,
       checked: d.checked,
@@ -272,11 +381,21 @@ export function wrap(text: string, width = 80, indent = '  '): string[] {
   return out;
 }
 
-const KIND_TEXT: Record<string, string> = { pod: 'meshed pod', unenforced: 'pod, not meshed', proxy: 'sidecar cgroup', unmapped: 'not mapped by the agent' };
+const KIND_TEXT: Record<string, string> = {
+  pod: 'meshed pod',
+  unenforced: 'pod, not meshed',
+  proxy: 'sidecar cgroup',
+  unmapped: 'not mapped by the agent',
+};
 
 export function formatEntry(e: EntryView): string {
   if (e.map === 'mg_excluded_ports') return `mg_excluded_ports: port ${e.port}`;
-  const where = e.table === 'allow' ? `allowlist ${e.namespace ? e.namespace : '(global)'}${e.name ? `/${e.name}` : ''}` : e.table === 'mesh' ? 'mesh_cidr_ranges' : 'outbound_ip_range_exclusion_list';
+  const where =
+    e.table === 'allow'
+      ? `allowlist ${e.namespace ? e.namespace : '(global)'}${e.name ? `/${e.name}` : ''}`
+      : e.table === 'mesh'
+        ? 'mesh_cidr_ranges'
+        : 'outbound_ip_range_exclusion_list';
   const dest = `${e.cidr ?? '?'}${e.port !== null ? ` ${e.port}/${e.protocol}` : ''}`;
   if (e.learned) return `${where}: ${dest}, learned from the DNS answer for ${e.learned.name ?? e.host} (${e.host})`;
   return `${where}: ${dest}${e.host ? ` (from ${e.host})` : ''}`;
@@ -285,7 +404,9 @@ export function formatEntry(e: EntryView): string {
 export function formatExplanation(x: Explanation): string {
   const lines = wrap(x.message);
   const row = (k: string, v: string) => lines.push(...wrap(`  ${k.padEnd(12)}${v}`, 80, ' '.repeat(14)));
-  const who = x.caller.pod ? `${x.caller.pod} (cgroup ${x.caller.cgroupId}, ${KIND_TEXT[x.caller.kind] ?? x.caller.kind})` : `cgroup ${x.caller.cgroupId} (${KIND_TEXT[x.caller.kind] ?? x.caller.kind})`;
+  const who = x.caller.pod
+    ? `${x.caller.pod} (cgroup ${x.caller.cgroupId}, ${KIND_TEXT[x.caller.kind] ?? x.caller.kind})`
+    : `cgroup ${x.caller.cgroupId} (${KIND_TEXT[x.caller.kind] ?? x.caller.kind})`;
   row('caller', who + (x.caller.uid !== null ? `, uid ${x.caller.uid}` : ''));
   const d = x.destination;
   row('destination', `${d.address.includes(':') ? `[${d.address}]` : d.address}:${d.port}/${d.protocol}`);

@@ -24,7 +24,11 @@ export interface KubeConnection {
 
 /** A failed request: the HTTP status (undefined for a network error), and the server's Status message. */
 export class KubeApiError extends MeshgateError {
-  constructor(message: string, readonly statusCode: number | undefined, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly statusCode: number | undefined,
+    options?: { cause?: unknown },
+  ) {
     super('MG_KUBE_REQUEST_FAILED', message, options);
     this.name = 'KubeApiError';
   }
@@ -38,7 +42,8 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== 
 
 function named(list: unknown, name: string | undefined, what: string, field: string): Obj {
   const found = Array.isArray(list) ? list.find((x) => isObj(x) && x['name'] === name) : undefined;
-  if (!isObj(found) || !isObj(found[field])) throw new MeshgateError('MG_KUBECONFIG_INVALID', `kubeconfig: no ${what} named ${JSON.stringify(name)}`);
+  if (!isObj(found) || !isObj(found[field]))
+    throw new MeshgateError('MG_KUBECONFIG_INVALID', `kubeconfig: no ${what} named ${JSON.stringify(name)}`);
   return found[field] as Obj;
 }
 
@@ -49,7 +54,11 @@ function inClusterConnection(): KubeConnection {
   const server = new URL(`https://${host.includes(':') ? `[${host}]` : host}:${port}`);
   const agent = new https.Agent({ keepAlive: true, ca: readFileSync(path.join(SERVICE_ACCOUNT_DIR, 'ca.crt')) });
   const tokenFile = path.join(SERVICE_ACCOUNT_DIR, 'token');
-  return { server, agent, headers: async () => ({ authorization: `Bearer ${readFileSync(tokenFile, 'utf8').trim()}` }) };
+  return {
+    server,
+    agent,
+    headers: async () => ({ authorization: `Bearer ${readFileSync(tokenFile, 'utf8').trim()}` }),
+  };
 }
 
 /** A kubeconfig's current context: server, TLS and credentials. Exec and auth-provider users go through client-node. */
@@ -59,7 +68,10 @@ async function fileConnection(file: string): Promise<KubeConnection> {
   const contextName = str(config['current-context']);
   const context = named(config['contexts'], contextName, 'context', 'context');
   const cluster = named(config['clusters'], str(context['cluster']), 'cluster', 'cluster');
-  const user = isObj(config['users']) || Array.isArray(config['users']) ? named(config['users'], str(context['user']), 'user', 'user') : {};
+  const user =
+    isObj(config['users']) || Array.isArray(config['users'])
+      ? named(config['users'], str(context['user']), 'user', 'user')
+      : {};
   if (user['exec'] !== undefined || user['auth-provider'] !== undefined) return clientNodeConnection(file);
   const dir = path.dirname(path.resolve(file));
   const fileOrData = (fileKey: string, dataKey: string): Buffer | undefined => {
@@ -76,10 +88,14 @@ async function fileConnection(file: string): Promise<KubeConnection> {
     rejectUnauthorized: cluster['insecure-skip-tls-verify'] !== true,
     servername: str(cluster['tls-server-name']),
   };
-  const agent = server.protocol === 'https:' ? new https.Agent({ keepAlive: true, ...tls }) : new http.Agent({ keepAlive: true });
+  const agent =
+    server.protocol === 'https:' ? new https.Agent({ keepAlive: true, ...tls }) : new http.Agent({ keepAlive: true });
   const token = str(user['token']);
   const tokenFile = str(user['tokenFile']);
-  const basic = str(user['username']) !== undefined ? Buffer.from(`${user['username']}:${user['password'] ?? ''}`).toString('base64') : undefined;
+  const basic =
+    str(user['username']) !== undefined
+      ? Buffer.from(`${user['username']}:${user['password'] ?? ''}`).toString('base64')
+      : undefined;
   return {
     server,
     agent,
@@ -138,7 +154,11 @@ function statusMessage(status: number | undefined, body: string): string {
 export class KubeClient {
   constructor(readonly connection: KubeConnection) {}
 
-  private async open(method: string, pathAndQuery: string, body?: unknown): Promise<{ req: http.ClientRequest; res: Promise<http.IncomingMessage> }> {
+  private async open(
+    method: string,
+    pathAndQuery: string,
+    body?: unknown,
+  ): Promise<{ req: http.ClientRequest; res: Promise<http.IncomingMessage> }> {
     const url = new URL(pathAndQuery, this.connection.server);
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const headers: Record<string, string> = { accept: 'application/json', ...(await this.connection.headers()) };
@@ -147,7 +167,9 @@ export class KubeClient {
     const req = send(url, { method, headers, agent: this.connection.agent });
     const res = new Promise<http.IncomingMessage>((resolve, reject) => {
       req.once('response', resolve);
-      req.on('error', (err) => reject(new KubeApiError(`${method} ${url.pathname}: ${err.message}`, undefined, { cause: err })));
+      req.on('error', (err) =>
+        reject(new KubeApiError(`${method} ${url.pathname}: ${err.message}`, undefined, { cause: err })),
+      );
     });
     req.end(payload);
     return { req, res };
@@ -161,7 +183,8 @@ export class KubeClient {
     for await (const chunk of answer) chunks.push(chunk as Buffer);
     const text = Buffer.concat(chunks).toString('utf8');
     const status = answer.statusCode ?? 0;
-    if (status < 200 || status > 299) throw new KubeApiError(`${method} ${pathAndQuery}: HTTP ${status}: ${statusMessage(status, text)}`, status);
+    if (status < 200 || status > 299)
+      throw new KubeApiError(`${method} ${pathAndQuery}: HTTP ${status}: ${statusMessage(status, text)}`, status);
     return JSON.parse(text) as T;
   }
 
@@ -169,7 +192,11 @@ export class KubeClient {
    * A watch: `onEvent` for each line of the stream ({type, object}), then
    * `done` once, with null when the server ended the stream, or the error.
    */
-  async watch(pathAndQuery: string, onEvent: (type: string, object: unknown) => void, done: (err: Error | null) => void): Promise<WatchHandle> {
+  async watch(
+    pathAndQuery: string,
+    onEvent: (type: string, object: unknown) => void,
+    done: (err: Error | null) => void,
+  ): Promise<WatchHandle> {
     let finished = false;
     const finish = (err: Error | null) => {
       if (finished) return;
@@ -185,32 +212,39 @@ export class KubeClient {
     }
     const { req, res } = opened;
     const handle = { abort: () => req.destroy(new KubeApiError('watch aborted', undefined)) };
-    res.then((answer) => {
-      const status = answer.statusCode ?? 0;
-      if (status !== 200) {
-        let text = '';
-        answer.on('data', (d: Buffer) => (text += d.toString()));
-        answer.on('end', () => finish(new KubeApiError(`watch ${pathAndQuery}: HTTP ${status}: ${statusMessage(status, text)}`, status)));
-        answer.on('error', (err) => finish(err));
-        return;
-      }
-      answer.socket?.setKeepAlive(true, 30_000);
-      const lines = createInterface({ input: answer, crlfDelay: Infinity });
-      lines.on('line', (line) => {
-        if (finished || line.trim() === '') return;
-        let event: unknown;
-        try {
-          event = JSON.parse(line);
-        } catch {
-          return; // not a watch event
+    res.then(
+      (answer) => {
+        const status = answer.statusCode ?? 0;
+        if (status !== 200) {
+          let text = '';
+          answer.on('data', (d: Buffer) => (text += d.toString()));
+          answer.on('end', () =>
+            finish(new KubeApiError(`watch ${pathAndQuery}: HTTP ${status}: ${statusMessage(status, text)}`, status)),
+          );
+          answer.on('error', (err) => finish(err));
+          return;
         }
-        if (isObj(event) && typeof event['type'] === 'string') onEvent(event['type'], event['object']);
-      });
-      answer.on('error', (err) => finish(err));
-      lines.on('error', (err) => finish(err)); // readline re-emits the stream's error
-      answer.on('aborted', () => finish(new KubeApiError('watch stream aborted', undefined)));
-      lines.on('close', () => finish(answer.complete ? null : new KubeApiError('watch stream ended early', undefined)));
-    }, (err: Error) => finish(err));
+        answer.socket?.setKeepAlive(true, 30_000);
+        const lines = createInterface({ input: answer, crlfDelay: Infinity });
+        lines.on('line', (line) => {
+          if (finished || line.trim() === '') return;
+          let event: unknown;
+          try {
+            event = JSON.parse(line);
+          } catch {
+            return; // not a watch event
+          }
+          if (isObj(event) && typeof event['type'] === 'string') onEvent(event['type'], event['object']);
+        });
+        answer.on('error', (err) => finish(err));
+        lines.on('error', (err) => finish(err)); // readline re-emits the stream's error
+        answer.on('aborted', () => finish(new KubeApiError('watch stream aborted', undefined)));
+        lines.on('close', () =>
+          finish(answer.complete ? null : new KubeApiError('watch stream ended early', undefined)),
+        );
+      },
+      (err: Error) => finish(err),
+    );
     return handle;
   }
 }

@@ -12,7 +12,11 @@ const MAX_MESSAGE = 1000;
 export class EventRecorder {
   private readonly posted = new Set<string>();
 
-  constructor(private readonly client: KubeClient, private readonly nodeName: string, private readonly log: Logger) {}
+  constructor(
+    private readonly client: KubeClient,
+    private readonly nodeName: string,
+    private readonly log: Logger,
+  ) {}
 
   /** Posts one Warning event on the ConfigMap naming every error (key, entry, value). Never throws. */
   async rejected(cm: V1ConfigMap, errors: readonly ConfigIssue[]): Promise<void> {
@@ -24,8 +28,18 @@ export class EventRecorder {
     if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE - 20)}… (${errors.length} errors)`;
     const now = new Date();
     const event: CoreV1Event = {
-      metadata: { name: `${meta.name}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xfff).toString(16)}`, namespace: meta.namespace },
-      involvedObject: { apiVersion: 'v1', kind: 'ConfigMap', namespace: meta.namespace, name: meta.name, uid: meta.uid, resourceVersion: meta.resourceVersion },
+      metadata: {
+        name: `${meta.name}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xfff).toString(16)}`,
+        namespace: meta.namespace,
+      },
+      involvedObject: {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        namespace: meta.namespace,
+        name: meta.name,
+        uid: meta.uid,
+        resourceVersion: meta.resourceVersion,
+      },
       reason: EVENT_REASON_INVALID,
       message,
       type: 'Warning',
@@ -41,7 +55,10 @@ export class EventRecorder {
       this.log.info({ configmap: `${meta.namespace}/${meta.name}`, reason: EVENT_REASON_INVALID }, 'event posted');
     } catch (err) {
       this.posted.delete(key);
-      this.log.warn({ err: (err as Error).message, configmap: `${meta.namespace}/${meta.name}` }, 'could not post the event');
+      this.log.warn(
+        { err: (err as Error).message, configmap: `${meta.namespace}/${meta.name}` },
+        'could not post the event',
+      );
     }
   }
 }

@@ -44,7 +44,10 @@ export class ResilientInformer<T extends KubernetesObject> {
   synced = false;
   restarts = 0;
 
-  constructor(private readonly client: KubeClient, opts: InformerOptions) {
+  constructor(
+    private readonly client: KubeClient,
+    opts: InformerOptions,
+  ) {
     this.opts = opts;
     this.log = opts.log.child({ informer: opts.name });
     this.delayMs = opts.backoffMs?.initial ?? 200;
@@ -95,7 +98,8 @@ export class ResilientInformer<T extends KubernetesObject> {
       this.changed('delete', old);
     }
     this.resourceVersion = answer.metadata?.resourceVersion ?? '';
-    if (!this.synced) this.log.info({ objects: this.cache.size, resourceVersion: this.resourceVersion }, 'informer synced');
+    if (!this.synced)
+      this.log.info({ objects: this.cache.size, resourceVersion: this.resourceVersion }, 'informer synced');
     else this.log.info({ resourceVersion: this.resourceVersion }, 'informer watching again');
     const wasSynced = this.synced;
     this.synced = true;
@@ -109,7 +113,12 @@ export class ResilientInformer<T extends KubernetesObject> {
     const timeoutSeconds = Math.round((this.opts.watchTimeoutSeconds ?? 300) * (0.75 + Math.random() / 2));
     let relist = false;
     const handle = await this.client.watch(
-      this.query({ watch: 'true', resourceVersion: this.resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: String(timeoutSeconds) }),
+      this.query({
+        watch: 'true',
+        resourceVersion: this.resourceVersion,
+        allowWatchBookmarks: 'true',
+        timeoutSeconds: String(timeoutSeconds),
+      }),
       (type, object) => {
         const obj = object as T & { code?: number; message?: string };
         if (type === 'BOOKMARK') {
@@ -154,7 +163,10 @@ export class ResilientInformer<T extends KubernetesObject> {
     const delay = this.delayMs;
     this.delayMs = Math.min(this.delayMs * 2, this.opts.backoffMs?.max ?? 30_000);
     const e = err as { message?: string; statusCode?: number; code?: string };
-    this.log.warn({ err: e?.message ?? String(err), status: e?.statusCode, code: e?.code, retryInMs: delay }, 'list/watch failed; enforcement is unchanged, retrying');
+    this.log.warn(
+      { err: e?.message ?? String(err), status: e?.statusCode, code: e?.code, retryInMs: delay },
+      'list/watch failed; enforcement is unchanged, retrying',
+    );
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       this.restarts++;

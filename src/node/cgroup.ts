@@ -20,7 +20,11 @@ function unescapeMountPath(p: string): string {
 
 export function findCgroup2Mount(): string {
   const mount = findCgroup2MountIn(readFileSync('/proc/self/mountinfo', 'utf8'));
-  if (!mount) throw new MeshgateError('MG_NO_CGROUP2', 'no cgroup2 filesystem is mounted (see /proc/self/mountinfo): meshgate needs cgroup v2');
+  if (!mount)
+    throw new MeshgateError(
+      'MG_NO_CGROUP2',
+      'no cgroup2 filesystem is mounted (see /proc/self/mountinfo): meshgate needs cgroup v2',
+    );
   return mount;
 }
 
@@ -32,13 +36,16 @@ export function cgroupId(dir: string): bigint {
 /** The cgroup's level below the root (the root is 0), as bpf_get_current_ancestor_cgroup_id counts. */
 export function cgroupLevel(dir: string, mount = findCgroup2Mount()): number {
   const rel = path.relative(path.resolve(mount), path.resolve(dir));
-  if (rel.startsWith('..') || path.isAbsolute(rel)) throw new MeshgateError('MG_CGROUP_OUTSIDE_MOUNT', `${dir} is not under the cgroup2 mount ${mount}`);
+  if (rel.startsWith('..') || path.isAbsolute(rel))
+    throw new MeshgateError('MG_CGROUP_OUTSIDE_MOUNT', `${dir} is not under the cgroup2 mount ${mount}`);
   return rel === '' ? 0 : rel.split(path.sep).length;
 }
 
 /** The cgroup v2 directory the given process runs in ("0::/path" in /proc/PID/cgroup). */
 export function cgroupOfProcess(pid: number | 'self', mount = findCgroup2Mount()): string {
-  const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
+  const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('0::'));
   if (!line) throw new MeshgateError('MG_PROCESS_NO_CGROUP', `process ${pid} has no cgroup v2 entry`);
   return path.join(mount, line.slice(3));
 }

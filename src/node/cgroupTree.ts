@@ -34,7 +34,9 @@ export class CgroupTree {
         byId.set(node.id, node);
         let subdirs: string[];
         try {
-          subdirs = readdirSync(node.path, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+          subdirs = readdirSync(node.path, { withFileTypes: true })
+            .filter((d) => d.isDirectory())
+            .map((d) => d.name);
         } catch {
           continue; // removed while we looked
         }

@@ -33,14 +33,21 @@ export function driverOf(root: string): CgroupDriver {
  * Finds the kubelet's kubepods cgroup below the cgroup2 mount (breadth first,
  * a few levels deep), or null. `driver` narrows the search.
  */
-export function findKubepods(mount: string, driver: CgroupDriver | 'auto' = 'auto', maxDepth = 3): KubepodsLayout | null {
+export function findKubepods(
+  mount: string,
+  driver: CgroupDriver | 'auto' = 'auto',
+  maxDepth = 3,
+): KubepodsLayout | null {
   let level = [mount];
   for (let depth = 0; depth < maxDepth && level.length; depth++) {
     const next: string[] = [];
     for (const dir of level) {
       let names: string[];
       try {
-        names = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+        names = readdirSync(dir, { withFileTypes: true })
+          .filter((e) => e.isDirectory())
+          .map((e) => e.name)
+          .sort();
       } catch {
         continue;
       }

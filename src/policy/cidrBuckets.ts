@@ -17,7 +17,11 @@ type CidrTable = 'mesh' | 'exclude';
 
 /** A group of plain CIDRs of one table: entries are made on demand, never kept. */
 export class CidrGroup implements DesiredGroup {
-  constructor(readonly id: string, readonly table: CidrTable, readonly cidrs: readonly string[]) {
+  constructor(
+    readonly id: string,
+    readonly table: CidrTable,
+    readonly cidrs: readonly string[],
+  ) {
     Object.freeze(this);
   }
 
@@ -40,7 +44,8 @@ export function cidrBucketHash(cidr: string): number {
   return h >>> 0;
 }
 
-const bucketCount = (length: number): number => (length <= BUCKET_SIZE ? 1 : 2 ** Math.ceil(Math.log2(length / BUCKET_SIZE)));
+const bucketCount = (length: number): number =>
+  length <= BUCKET_SIZE ? 1 : 2 ** Math.ceil(Math.log2(length / BUCKET_SIZE));
 
 /**
  * What turns sorted list `a` into sorted list `b`: a greedy walk with one item
@@ -48,7 +53,11 @@ const bucketCount = (length: number): number => (length <= BUCKET_SIZE ? 1 : 2 *
  * valid edit: removed ∪ kept = a and added ∪ kept = b). Null when more than
  * `max` items change.
  */
-export function diffSortedLists(a: readonly string[], b: readonly string[], max: number): { removed: string[]; added: string[] } | null {
+export function diffSortedLists(
+  a: readonly string[],
+  b: readonly string[],
+  max: number,
+): { removed: string[]; added: string[] } | null {
   const removed: string[] = [];
   const added: string[] = [];
   let i = 0;
@@ -112,8 +121,14 @@ export class CidrLists {
     let buckets: Array<readonly string[]>;
     // A list the parser made incrementally from the previous one says what changed; other lists are diffed.
     const delta = cidrListDelta(cidrs);
-    const known = delta && previous && delta.previous === previous.cidrs && delta.removed.length + delta.added.length <= MAX_INCREMENTAL_CHANGES ? delta : undefined;
-    const diff = previous ? known ?? diffSortedLists(previous.cidrs, cidrs, MAX_INCREMENTAL_CHANGES) : null;
+    const known =
+      delta &&
+      previous &&
+      delta.previous === previous.cidrs &&
+      delta.removed.length + delta.added.length <= MAX_INCREMENTAL_CHANGES
+        ? delta
+        : undefined;
+    const diff = previous ? (known ?? diffSortedLists(previous.cidrs, cidrs, MAX_INCREMENTAL_CHANGES)) : null;
     if (previous && diff) {
       buckets = [...previous.buckets];
       const removed = new Set(diff.removed);

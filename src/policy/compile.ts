@@ -6,7 +6,13 @@
 import type { AllowlistEntry, BlockedEgressAction, GlobalConfig } from '../config/types.js';
 import { createHash } from 'node:crypto';
 import { BUCKET_SIZE, CidrLists } from './cidrBuckets.js';
-import type { DesiredCgroup, DesiredDnsHost, DesiredGroup, DesiredState, DesiredTrieEntry } from '../datapath/desired.js';
+import type {
+  DesiredCgroup,
+  DesiredDnsHost,
+  DesiredGroup,
+  DesiredState,
+  DesiredTrieEntry,
+} from '../datapath/desired.js';
 import { isWildcardHost } from '../config/hostname.js';
 import type { VerdictName } from '../datapath/codec.js';
 import { entryLabel } from '../datapath/labels.js';
@@ -36,16 +42,22 @@ export interface CompileInput {
 /** Verdicts that emit ring buffer events unless asked otherwise: denies and audits ("would deny"). */
 export const DEFAULT_EVENT_VERDICTS: readonly VerdictName[] = Object.freeze(['deny', 'audit']);
 
-const cidrOf = (address: string): string => (address.includes('/') ? address : `${address}/${address.includes(':') ? 128 : 32}`);
+const cidrOf = (address: string): string =>
+  address.includes('/') ? address : `${address}/${address.includes(':') ? 128 : 32}`;
 
-function allowEntries(namespace: string, entries: readonly AllowlistEntry[], resolved: ReadonlyMap<string, readonly string[]>): DesiredTrieEntry[] {
+function allowEntries(
+  namespace: string,
+  entries: readonly AllowlistEntry[],
+  resolved: ReadonlyMap<string, readonly string[]>,
+): DesiredTrieEntry[] {
   const out: DesiredTrieEntry[] = [];
   const seen = new Set<string>();
   const sorted = [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of sorted) {
     // One label string per (entry, host), shared by all its trie entries: 50,000 addresses of one entry are one label.
     const labels = new Map<string | undefined, string>();
-    const labelOf = (host: string | undefined): string => labels.get(host) ?? labels.set(host, entryLabel(namespace, entry.name, host)).get(host)!;
+    const labelOf = (host: string | undefined): string =>
+      labels.get(host) ?? labels.set(host, entryLabel(namespace, entry.name, host)).get(host)!;
     const sources: Array<[string, string | undefined]> = entry.addresses.map((a) => [a, undefined]);
     for (const host of entry.hosts) for (const a of resolved.get(host) ?? []) sources.push([cidrOf(a), host]);
     for (const [cidr, host] of sources) {
@@ -66,9 +78,15 @@ function allowEntries(namespace: string, entries: readonly AllowlistEntry[], res
  * the entries that name it: what the kernel learns addresses for from the
  * pods' own DNS answers. The first entry by name that allows a port labels it.
  */
-export function dnsHosts(global: GlobalConfig, allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>): DesiredDnsHost[] {
+export function dnsHosts(
+  global: GlobalConfig,
+  allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>,
+): DesiredDnsHost[] {
   const out: DesiredDnsHost[] = [];
-  const namespaces: Array<[string, readonly AllowlistEntry[]]> = [['', global.globalAllowlist], ...[...allowlists].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))];
+  const namespaces: Array<[string, readonly AllowlistEntry[]]> = [
+    ['', global.globalAllowlist],
+    ...[...allowlists].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+  ];
   for (const [namespace, entries] of namespaces) {
     const byHost = new Map<string, Map<string, { proto: 'tcp' | 'udp'; port: number; label: string }>>();
     for (const entry of [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
@@ -78,7 +96,8 @@ export function dnsHosts(global: GlobalConfig, allowlists: ReadonlyMap<string, r
         for (const port of entry.ports) {
           const proto = port.protocol === 'UDP' ? 'udp' : 'tcp';
           const key = `${proto}/${port.number}`;
-          if (!ports.has(key)) ports.set(key, { proto, port: port.number, label: entryLabel(namespace, entry.name, host) });
+          if (!ports.has(key))
+            ports.set(key, { proto, port: port.number, label: entryLabel(namespace, entry.name, host) });
         }
       }
     }
@@ -101,7 +120,9 @@ function fnv1a(text: string): number {
 
 /** A digest of a group's entries: what the memo compares (kept instead of the entries' text). */
 const entryFingerprint = (entries: readonly DesiredTrieEntry[]): string =>
-  digest(entries.map((e) => `${e.cidr}|${e.proto ?? ''}|${e.port ?? ''}|${e.namespace ?? ''}|${e.label ?? ''}`).join('\n'));
+  digest(
+    entries.map((e) => `${e.cidr}|${e.proto ?? ''}|${e.port ?? ''}|${e.namespace ?? ''}|${e.label ?? ''}`).join('\n'),
+  );
 
 const digest = (text: string): string => createHash('sha256').update(text).digest('base64');
 
@@ -109,7 +130,10 @@ export class PolicyCompiler {
   /** Mesh CIDRs and exclusions: bucketed, updated incrementally, no entry objects. */
   private readonly cidrLists = new CidrLists();
   /** The last allowlist input per list id, to skip its fingerprint when it is the same object. */
-  private readonly allowInputs = new Map<string, { entries: readonly AllowlistEntry[]; resolvedKey: string; fingerprint: string }>();
+  private readonly allowInputs = new Map<
+    string,
+    { entries: readonly AllowlistEntry[]; resolvedKey: string; fingerprint: string }
+  >();
   private readonly groups = new Map<string, { fingerprint: string; group: DesiredGroup }>();
   private readonly lists = new Map<string, { fingerprint: string; groups: readonly DesiredGroup[] }>();
 
@@ -149,7 +173,10 @@ export class PolicyCompiler {
   private dnsCache: { fingerprint: string; hosts: readonly DesiredDnsHost[] } | null = null;
 
   /** The same array while the hosts and their ports are unchanged, so Datapath.apply skips them. */
-  private dnsHostsOf(g: GlobalConfig, allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>): readonly DesiredDnsHost[] {
+  private dnsHostsOf(
+    g: GlobalConfig,
+    allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>,
+  ): readonly DesiredDnsHost[] {
     const hosts = dnsHosts(g, allowlists);
     const fingerprint = JSON.stringify(hosts);
     if (this.dnsCache?.fingerprint !== fingerprint) this.dnsCache = { fingerprint, hosts: Object.freeze(hosts) };
@@ -159,12 +186,26 @@ export class PolicyCompiler {
   /** The pods' cgroups: the pod cgroup (enforced or not), and its sidecar's when known. Sorted by id. */
   compileCgroups(pods: readonly PodInput[]): readonly DesiredCgroup[] {
     const cgroups: DesiredCgroup[] = [];
-    for (const pod of [...pods].sort((a, b) => (a.podCgroupId < b.podCgroupId ? -1 : a.podCgroupId > b.podCgroupId ? 1 : 0))) {
+    for (const pod of [...pods].sort((a, b) =>
+      a.podCgroupId < b.podCgroupId ? -1 : a.podCgroupId > b.podCgroupId ? 1 : 0,
+    )) {
       const label = `${pod.namespace}/${pod.name}`;
       const proxyCgroupKnown = pod.meshed && pod.proxyCgroupId !== null;
-      cgroups.push({ cgroupId: pod.podCgroupId, kind: pod.meshed ? 'pod' : 'unenforced', namespace: pod.namespace, label, proxyCgroupKnown });
+      cgroups.push({
+        cgroupId: pod.podCgroupId,
+        kind: pod.meshed ? 'pod' : 'unenforced',
+        namespace: pod.namespace,
+        label,
+        proxyCgroupKnown,
+      });
       if (proxyCgroupKnown) {
-        cgroups.push({ cgroupId: pod.proxyCgroupId!, kind: 'proxy', namespace: pod.namespace, label: `${label} sidecar`, proxyCgroupKnown });
+        cgroups.push({
+          cgroupId: pod.proxyCgroupId!,
+          kind: 'proxy',
+          namespace: pod.namespace,
+          label: `${label} sidecar`,
+          proxyCgroupKnown,
+        });
       }
     }
     return Object.freeze(cgroups);
@@ -180,8 +221,13 @@ export class PolicyCompiler {
     };
     if (g.meshCidrs.length) groups.push(...this.cidrLists.groups('mesh', 'mesh', g.meshCidrs));
     if (g.excludedCidrs.length) groups.push(...this.cidrLists.groups('exclude', 'exclude', g.excludedCidrs));
-    this.cidrLists.retain(new Set([...(g.meshCidrs.length ? ['mesh'] : []), ...(g.excludedCidrs.length ? ['exclude'] : [])]));
-    const namespaces: Array<[string, readonly AllowlistEntry[]]> = [['', g.globalAllowlist], ...[...input.allowlists].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))];
+    this.cidrLists.retain(
+      new Set([...(g.meshCidrs.length ? ['mesh'] : []), ...(g.excludedCidrs.length ? ['exclude'] : [])]),
+    );
+    const namespaces: Array<[string, readonly AllowlistEntry[]]> = [
+      ['', g.globalAllowlist],
+      ...[...input.allowlists].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    ];
     for (const [namespace, entries] of namespaces) {
       if (entries.length === 0) continue;
       const id = `allow:${namespace}`;
@@ -190,7 +236,10 @@ export class PolicyCompiler {
       // The very same entries (an unchanged object's parse) skip the content fingerprint, which costs
       // about 10 ms for 50,000 addresses.
       const seen = this.allowInputs.get(id);
-      const fingerprint = seen && seen.entries === entries && seen.resolvedKey === resolvedKey ? seen.fingerprint : digest(JSON.stringify([entries, resolvedKey]));
+      const fingerprint =
+        seen && seen.entries === entries && seen.resolvedKey === resolvedKey
+          ? seen.fingerprint
+          : digest(JSON.stringify([entries, resolvedKey]));
       this.allowInputs.set(id, { entries, resolvedKey, fingerprint });
       add(id, fingerprint, () => allowEntries(namespace, entries, input.resolved));
     }
@@ -207,10 +256,12 @@ export class PolicyCompiler {
         proxyPort: g.proxyOutboundPort,
         proxyUid: g.proxyUid,
         blockedAction: g.blockedEgressAction,
-        namespaceActions: Object.freeze([...(input.namespaceActions ?? [])]
-          .filter(([namespace]) => namespace !== '')
-          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-          .map(([namespace, action]) => Object.freeze({ namespace, action }))),
+        namespaceActions: Object.freeze(
+          [...(input.namespaceActions ?? [])]
+            .filter(([namespace]) => namespace !== '')
+            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+            .map(([namespace, action]) => Object.freeze({ namespace, action })),
+        ),
         unknownPodPolicy: g.unknownPodPolicy,
         eventVerdicts: input.eventVerdicts ?? DEFAULT_EVENT_VERDICTS,
         groups: Object.freeze(groups),
@@ -223,7 +274,10 @@ export class PolicyCompiler {
 }
 
 /** Every exact hostname the allowlists name: what the agent's own resolver tracks (wildcards are learned only). */
-export function allowlistHosts(global: GlobalConfig, allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>): string[] {
+export function allowlistHosts(
+  global: GlobalConfig,
+  allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>,
+): string[] {
   const hosts = new Set<string>();
   for (const e of global.globalAllowlist) for (const h of e.hosts) hosts.add(h);
   for (const entries of allowlists.values()) for (const e of entries) for (const h of e.hosts) hosts.add(h);

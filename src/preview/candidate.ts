@@ -3,8 +3,14 @@
 // the agent checks a namespace's allowlists (merge, and agreement on blocked_egress_action).
 import { readFileObjects } from '../agent/fileSources.js';
 import {
-  checkNamespaceObjects, describeObject, mergeNamespaceAllowlists,
-  type AllowlistEntry, type BlockedEgressAction, type ConfigIssue, type GlobalConfig, type NamespaceObject,
+  checkNamespaceObjects,
+  describeObject,
+  mergeNamespaceAllowlists,
+  type AllowlistEntry,
+  type BlockedEgressAction,
+  type ConfigIssue,
+  type GlobalConfig,
+  type NamespaceObject,
 } from '../config/index.js';
 
 export type CandidateIssue = ConfigIssue & { readonly file: string };
@@ -63,7 +69,11 @@ export function readCandidate(files: readonly string[], defaultNamespace: string
   if (globals.length > 1) {
     for (const g of globals) {
       issues.push({
-        code: 'MG_CONFIG_FILE_SHAPE', severity: 'error', object: g.object, key: '', file: g.file,
+        code: 'MG_CONFIG_FILE_SHAPE',
+        severity: 'error',
+        object: g.object,
+        key: '',
+        file: g.file,
         message: `${g.object}: is one of ${globals.length} global configs given to preview (${globals.map((x) => x.object).join(', ')}); give exactly one, or none to keep the live one`,
       });
     }
@@ -74,9 +84,14 @@ export function readCandidate(files: readonly string[], defaultNamespace: string
     const merged = mergeNamespaceAllowlists(list);
     const check = checkNamespaceObjects(list);
     if (!merged.ok) for (const e of merged.errors) issues.push({ ...e, file: fileOf.get(e.object) ?? '' });
-    for (const [object, list2] of check.issuesByObject) for (const e of list2) issues.push({ ...e, file: fileOf.get(object) ?? '' });
+    for (const [object, list2] of check.issuesByObject)
+      for (const e of list2) issues.push({ ...e, file: fileOf.get(object) ?? '' });
     if (merged.ok && check.issuesByObject.size === 0) {
-      namespaces.set(namespace, { entries: merged.value, action: check.action, objects: list.map((o) => describeObject(o.ref)) });
+      namespaces.set(namespace, {
+        entries: merged.value,
+        action: check.action,
+        objects: list.map((o) => describeObject(o.ref)),
+      });
     }
   }
   const valid = !issues.some((i) => i.severity === 'error');

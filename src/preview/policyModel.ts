@@ -4,8 +4,18 @@
 // compiled parts put in place of the live ones. Nothing here writes to the kernel.
 import type { BlockedEgressAction, GlobalConfig } from '../config/index.js';
 import {
-  BLOCKED_ACTION_IDS, CONFIG_FLAG, decodeNamespace, decodeNamespaceKey, decodePortKey, decodeTrieKey, decodeTrieValue, formatPrefix,
-  parsePrefix, protoNumber, type KernelConfig, type TableName,
+  BLOCKED_ACTION_IDS,
+  CONFIG_FLAG,
+  decodeNamespace,
+  decodeNamespaceKey,
+  decodePortKey,
+  decodeTrieKey,
+  decodeTrieValue,
+  formatPrefix,
+  parsePrefix,
+  protoNumber,
+  type KernelConfig,
+  type TableName,
 } from '../datapath/codec.js';
 import type { DesiredState } from '../datapath/desired.js';
 import { decodeDnsPortKey, decodeLearned } from '../datapath/dnsCodec.js';
@@ -48,14 +58,17 @@ export interface ModelSource {
   readonly dnsPorts?: ReadonlyMap<string, string | null>;
 }
 
-const dnsPortKey = (namespace: string, host: string, proto: number, port: number): string => `${namespace}|${host}|${proto}|${port}`;
+const dnsPortKey = (namespace: string, host: string, proto: number, port: number): string =>
+  `${namespace}|${host}|${proto}|${port}`;
 const learnedKey = (namespace: string, address: Uint8Array): string => `${namespace}|${hex(address, 128)}`;
 
 function hostOfLabel(text: string | undefined): { namespace: string; host: string } | null {
   if (!text) return null;
   try {
     const v = JSON.parse(text) as { kind?: unknown; namespace?: unknown; host?: unknown };
-    return v.kind === 'host' && typeof v.host === 'string' ? { namespace: typeof v.namespace === 'string' ? v.namespace : '', host: v.host } : null;
+    return v.kind === 'host' && typeof v.host === 'string'
+      ? { namespace: typeof v.namespace === 'string' ? v.namespace : '', host: v.host }
+      : null;
   } catch {
     return null;
   }
@@ -80,13 +93,20 @@ export function livePolicy(pins: Pins): ModelSource {
     if (k.slot !== slot) continue;
     const labelId = decodeTrieValue(vb).labelId;
     entries.push({
-      table: k.table, proto: k.proto, port: k.port,
+      table: k.table,
+      proto: k.proto,
+      port: k.port,
       namespace: k.namespaceId ? pins.namespaceName(k.namespaceId) : '',
-      bytes: k.prefix.bytes, bits: k.prefix.bits,
-      label: labelId ? pins.label(labelId)?.text ?? null : null,
+      bytes: k.prefix.bytes,
+      bits: k.prefix.bits,
+      label: labelId ? (pins.label(labelId)?.text ?? null) : null,
     });
   }
-  const excludedPorts = pins.maps.mg_excluded_ports.keys().map(decodePortKey).filter((p) => p.slot === slot).map((p) => p.port);
+  const excludedPorts = pins.maps.mg_excluded_ports
+    .keys()
+    .map(decodePortKey)
+    .filter((p) => p.slot === slot)
+    .map((p) => p.port);
   const actions = new Map<string, number>();
   for (const [k, v] of pins.maps.mg_namespaces.entries()) {
     const key = decodeNamespaceKey(k);
@@ -107,7 +127,14 @@ export function livePolicy(pins: Pins): ModelSource {
     const hosts: ModelLearned[] = [];
     for (const h of l.hosts) {
       const host = hostOfLabel(labels.get(h.hostId));
-      if (host) hosts.push({ hostNamespace: host.namespace, host: host.host, ttlS: h.ttlS, learnedNs: h.learnedNs, expiresNs: h.expiresNs });
+      if (host)
+        hosts.push({
+          hostNamespace: host.namespace,
+          host: host.host,
+          ttlS: h.ttlS,
+          learnedNs: h.learnedNs,
+          expiresNs: h.expiresNs,
+        });
     }
     if (hosts.length) learned.set(learnedKey(l.namespaceId ? pins.namespaceName(l.namespaceId) : '', l.address), hosts);
   }
@@ -139,8 +166,15 @@ function labelHost(label: string): string | null {
 
 // Stands in for the global config when the candidate has none: only its allowlists are compiled.
 const NO_GLOBAL: GlobalConfig = Object.freeze({
-  egress: false, meshCidrs: [], excludedCidrs: [], excludedPorts: [], proxyOutboundPort: 15001, proxyUid: 1500,
-  blockedEgressAction: 'deny', unknownPodPolicy: 'pass', globalAllowlist: [],
+  egress: false,
+  meshCidrs: [],
+  excludedCidrs: [],
+  excludedPorts: [],
+  proxyOutboundPort: 15001,
+  proxyUid: 1500,
+  blockedEgressAction: 'deny',
+  unknownPodPolicy: 'pass',
+  globalAllowlist: [],
 });
 
 /** The candidate compiled by the agent's own compiler, exactly as the agent would write it. */
@@ -176,18 +210,32 @@ export function overlay(live: ModelSource, candidate: Candidate, compiled: Desir
       if (!globalGiven) continue;
       for (const cidr of group.cidrs) {
         const prefix = parsePrefix(cidr);
-        entries.push({ table: group.table, proto: 0, port: 0, namespace: '', bytes: prefix.bytes, bits: prefix.bits, label: null });
+        entries.push({
+          table: group.table,
+          proto: 0,
+          port: 0,
+          namespace: '',
+          bytes: prefix.bytes,
+          bits: prefix.bits,
+          label: null,
+        });
       }
       continue;
     }
     for (const e of group.entries) {
       const namespace = e.namespace ?? '';
-      const fromCandidate = e.table === 'allow' ? (namespace === '' ? globalGiven : replaced.has(namespace)) : globalGiven;
+      const fromCandidate =
+        e.table === 'allow' ? (namespace === '' ? globalGiven : replaced.has(namespace)) : globalGiven;
       if (!fromCandidate) continue;
       const prefix = parsePrefix(e.cidr);
       entries.push({
-        table: e.table, proto: e.proto ? protoNumber(e.proto) : 0, port: e.port ?? 0, namespace,
-        bytes: prefix.bytes, bits: prefix.bits, label: e.label ?? null,
+        table: e.table,
+        proto: e.proto ? protoNumber(e.proto) : 0,
+        port: e.port ?? 0,
+        namespace,
+        bytes: prefix.bytes,
+        bits: prefix.bits,
+        label: e.label ?? null,
       });
     }
   }
@@ -197,10 +245,12 @@ export function overlay(live: ModelSource, candidate: Candidate, compiled: Desir
     else actions.delete(ns);
   }
   // A host's ports come with its allowlist: replaced with it. What pods learned stays (the kernel keeps it).
-  const dnsPorts = new Map([...(live.dnsPorts ?? [])].filter(([key]) => {
-    const namespace = key.slice(0, key.indexOf('|'));
-    return namespace === '' ? !globalGiven : !replaced.has(namespace);
-  }));
+  const dnsPorts = new Map(
+    [...(live.dnsPorts ?? [])].filter(([key]) => {
+      const namespace = key.slice(0, key.indexOf('|'));
+      return namespace === '' ? !globalGiven : !replaced.has(namespace);
+    }),
+  );
   for (const h of compiled.policy.dnsHosts ?? []) {
     if (!(h.namespace === '' ? globalGiven : replaced.has(h.namespace))) continue;
     for (const p of h.ports) dnsPorts.set(dnsPortKey(h.namespace, h.host, protoNumber(p.proto), p.port), p.label);
@@ -209,9 +259,14 @@ export function overlay(live: ModelSource, candidate: Candidate, compiled: Desir
   let excludedPorts = live.excludedPorts;
   if (globalGiven) {
     const p = compiled.policy;
-    const hasMesh = p.groups.some((g) => (g.cidrs ? g.table === 'mesh' && g.cidrs.length > 0 : g.entries.some((e) => e.table === 'mesh')));
+    const hasMesh = p.groups.some((g) =>
+      g.cidrs ? g.table === 'mesh' && g.cidrs.length > 0 : g.entries.some((e) => e.table === 'mesh'),
+    );
     config = {
-      flags: CONFIG_FLAG.MG_CFG_LOADED | (p.egress ? CONFIG_FLAG.MG_CFG_EGRESS : 0) | (hasMesh ? CONFIG_FLAG.MG_CFG_HAS_MESH_CIDRS : 0),
+      flags:
+        CONFIG_FLAG.MG_CFG_LOADED |
+        (p.egress ? CONFIG_FLAG.MG_CFG_EGRESS : 0) |
+        (hasMesh ? CONFIG_FLAG.MG_CFG_HAS_MESH_CIDRS : 0),
       proxyPort: p.proxyPort,
       blockedAction: BLOCKED_ACTION_IDS[p.blockedAction],
       unknownPodPolicy: p.unknownPodPolicy === 'deny-external' ? 1 : 0,
@@ -234,7 +289,11 @@ export class PolicyModel implements PolicyLookups {
   private readonly source: ModelSource;
 
   /** `nowNs`: the monotonic time learned addresses expire against (bpf_ktime_get_ns). */
-  constructor(source: ModelSource, private readonly namespaceOf: (id: number) => string, private readonly nowNs: bigint = process.hrtime.bigint()) {
+  constructor(
+    source: ModelSource,
+    private readonly namespaceOf: (id: number) => string,
+    private readonly nowNs: bigint = process.hrtime.bigint(),
+  ) {
     this.source = source;
     this.config = source.config;
     this.excluded = new Set(source.excludedPorts);
@@ -283,8 +342,12 @@ export class PolicyModel implements PolicyLookups {
         map: 'mg_learned',
         labelId: this.labels.length - 1,
         learned: {
-          namespaceId, host: h.host, name: null, ttlS: h.ttlS,
-          ageMs: Number((this.nowNs - h.learnedNs) / 1_000_000n), expiresInMs: Number((h.expiresNs - this.nowNs) / 1_000_000n),
+          namespaceId,
+          host: h.host,
+          name: null,
+          ttlS: h.ttlS,
+          ageMs: Number((this.nowNs - h.learnedNs) / 1_000_000n),
+          expiresInMs: Number((h.expiresNs - this.nowNs) / 1_000_000n),
         },
       };
     }

@@ -90,7 +90,9 @@ export function previewFlows(pins: Pins, candidate: Candidate, opts: PreviewOpti
   const notes: string[] = [];
   const missing = unresolvedHosts(candidate, resolved);
   if (missing.length) {
-    notes.push(`the agent has resolved no address for these hosts yet: in "after" they allow only what pods already learned from DNS answers for them (once applied, the agent resolves them): ${missing.join(', ')}`);
+    notes.push(
+      `the agent has resolved no address for these hosts yet: in "after" they allow only what pods already learned from DNS answers for them (once applied, the agent resolves them): ${missing.join(', ')}`,
+    );
   }
   if (!(state?.recordFlows ?? true)) notes.push('the agent runs with --flows-max 0: no flows are recorded');
 
@@ -104,18 +106,45 @@ export function previewFlows(pins: Pins, candidate: Candidate, opts: PreviewOpti
       skipped++;
       continue;
     }
-    const input = { walk: [{ level: walkStart, cgroupId: f.podCgroupId, entry: cg }], uid: f.uid, address: f.address, port: f.port, proto: f.proto };
+    const input = {
+      walk: [{ level: walkStart, cgroupId: f.podCgroupId, entry: cg }],
+      uid: f.uid,
+      address: f.address,
+      port: f.port,
+      proto: f.proto,
+    };
     const now = view(decide({ ...input, config: nowModel.config, lookups: nowModel }), (id) => nowModel.label(id));
-    const next = view(decide({ ...input, config: afterModel.config, lookups: afterModel }), (id) => afterModel.label(id));
+    const next = view(decide({ ...input, config: afterModel.config, lookups: afterModel }), (id) =>
+      afterModel.label(id),
+    );
     const shown = describeFlow(pins, f, nowNs, wall);
     rows.push({
-      pod: shown.pod, podCgroupId: shown.podCgroupId, destination: shown.destination, address: shown.address, port: f.port,
-      protocol: shown.protocol, count: shown.count, lastSeen: shown.lastSeen, uid: f.uid,
-      kernel: { verdict: VERDICT_NAMES[f.verdict] ?? `verdict-${f.verdict}`, rule: shown.rule, generation: shown.generation },
-      now, after: next, changed: now.verdict !== next.verdict,
+      pod: shown.pod,
+      podCgroupId: shown.podCgroupId,
+      destination: shown.destination,
+      address: shown.address,
+      port: f.port,
+      protocol: shown.protocol,
+      count: shown.count,
+      lastSeen: shown.lastSeen,
+      uid: f.uid,
+      kernel: {
+        verdict: VERDICT_NAMES[f.verdict] ?? `verdict-${f.verdict}`,
+        rule: shown.rule,
+        generation: shown.generation,
+      },
+      now,
+      after: next,
+      changed: now.verdict !== next.verdict,
     });
   }
-  rows.sort((a, b) => (podText(a) < podText(b) ? -1 : podText(a) > podText(b) ? 1 : a.destination.localeCompare(b.destination) || a.protocol.localeCompare(b.protocol)));
+  rows.sort((a, b) =>
+    podText(a) < podText(b)
+      ? -1
+      : podText(a) > podText(b)
+        ? 1
+        : a.destination.localeCompare(b.destination) || a.protocol.localeCompare(b.protocol),
+  );
   if (skipped) notes.push(`${skipped} recorded flow(s) belong to pods that are no longer mapped and were not decided`);
   return {
     valid: true,
@@ -134,9 +163,16 @@ export function previewFlows(pins: Pins, candidate: Candidate, opts: PreviewOpti
 /** An invalid candidate's report: its issues, nothing decided. */
 export function invalidReport(candidate: Candidate): PreviewReport {
   return {
-    valid: false, issues: candidate.issues, objects: candidate.objects,
+    valid: false,
+    issues: candidate.issues,
+    objects: candidate.objects,
     replaces: { global: candidate.global !== null, namespaces: [...candidate.namespaces.keys()] },
-    generation: '', changes: [], rows: [], flows: 0, skipped: 0, notes: [],
+    generation: '',
+    changes: [],
+    rows: [],
+    flows: 0,
+    skipped: 0,
+    notes: [],
   };
 }
 
@@ -151,19 +187,30 @@ const verdictText = (v: VerdictView): string => `${v.verdict} (${v.rule}${v.entr
 export function formatPreview(r: PreviewReport): string {
   const lines = r.issues.map((i) => `${i.severity} ${i.code}: ${i.message}`);
   if (!r.valid) {
-    lines.push(`invalid candidate: ${r.issues.filter((i) => i.severity === 'error').length} error(s); nothing was previewed`);
+    lines.push(
+      `invalid candidate: ${r.issues.filter((i) => i.severity === 'error').length} error(s); nothing was previewed`,
+    );
     return lines.join('\n');
   }
   const shown = r.rows.length ? r.rows : r.changes;
   if (shown.length) lines.push(`${'POD'.padEnd(20)} ${'DESTINATION'.padEnd(24)} NOW -> AFTER`);
   for (const row of shown) {
     const mark = row.changed ? '' : '   (unchanged)';
-    lines.push(`${podText(row).padEnd(20)} ${`${row.destination}/${row.protocol}`.padEnd(24)} ${verdictText(row.now)} -> ${verdictText(row.after)}${mark}`);
+    lines.push(
+      `${podText(row).padEnd(20)} ${`${row.destination}/${row.protocol}`.padEnd(24)} ${verdictText(row.now)} -> ${verdictText(row.after)}${mark}`,
+    );
   }
   for (const n of r.notes) lines.push(`note: ${n}`);
-  const what = [r.replaces.global ? 'the global config' : '', r.replaces.namespaces.length ? `the allowlists of ${r.replaces.namespaces.join(', ')}` : '']
-    .filter(Boolean).join(' and ') || 'nothing';
+  const what =
+    [
+      r.replaces.global ? 'the global config' : '',
+      r.replaces.namespaces.length ? `the allowlists of ${r.replaces.namespaces.join(', ')}` : '',
+    ]
+      .filter(Boolean)
+      .join(' and ') || 'nothing';
   const decided = r.flows - r.skipped;
-  lines.push(`${r.changes.length} of ${decided} recent flow(s) would change verdict (candidate replaces ${what}; live generation ${r.generation})`);
+  lines.push(
+    `${r.changes.length} of ${decided} recent flow(s) would change verdict (candidate replaces ${what}; live generation ${r.generation})`,
+  );
   return lines.join('\n');
 }

@@ -23,10 +23,23 @@ export interface LearnedDump {
 
 const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-export function dumpLearned(maps: Maps, slot: number, label: (id: number) => ParsedLabel | null): { learned: LearnedDump[]; dnsReader: Record<string, number> } {
-  const learned: LearnedDump[] = readLearned(maps).filter((l) => !l.expired).map((l) => ({
-    namespace: l.namespace, address: l.address, host: l.host, name: l.name, source: 'pod-dns', ttlS: l.ttlS, ageMs: l.ageMs, expiresInMs: l.expiresInMs,
-  }));
+export function dumpLearned(
+  maps: Maps,
+  slot: number,
+  label: (id: number) => ParsedLabel | null,
+): { learned: LearnedDump[]; dnsReader: Record<string, number> } {
+  const learned: LearnedDump[] = readLearned(maps)
+    .filter((l) => !l.expired)
+    .map((l) => ({
+      namespace: l.namespace,
+      address: l.address,
+      host: l.host,
+      name: l.name,
+      source: 'pod-dns',
+      ttlS: l.ttlS,
+      ageMs: l.ageMs,
+      expiresInMs: l.expiresInMs,
+    }));
   const agent = new Set<string>();
   for (const [kb, vb] of maps.mg_policy_trie.entries()) {
     const k = decodeTrieKey(kb);
@@ -38,9 +51,24 @@ export function dumpLearned(maps: Maps, slot: number, label: (id: number) => Par
     const key = `${namespace}|${cidr}|${entry.host}`;
     if (agent.has(key)) continue;
     agent.add(key);
-    learned.push({ namespace, address: cidr.slice(0, cidr.lastIndexOf('/')), host: entry.host, name: null, source: 'agent', ttlS: null, ageMs: null, expiresInMs: null });
+    learned.push({
+      namespace,
+      address: cidr.slice(0, cidr.lastIndexOf('/')),
+      host: entry.host,
+      name: null,
+      source: 'agent',
+      ttlS: null,
+      ageMs: null,
+      expiresInMs: null,
+    });
   }
-  learned.sort((a, b) => byText(a.namespace, b.namespace) || byText(a.address, b.address) || byText(a.host, b.host) || byText(a.source, b.source));
+  learned.sort(
+    (a, b) =>
+      byText(a.namespace, b.namespace) ||
+      byText(a.address, b.address) ||
+      byText(a.host, b.host) ||
+      byText(a.source, b.source),
+  );
   const dnsReader = Object.fromEntries(Object.entries(readDnsStats(maps.mg_dns_stats)).map(([k, v]) => [k, Number(v)]));
   return { learned, dnsReader };
 }
@@ -56,7 +84,10 @@ export function formatLearned(learned: readonly LearnedDump[], dnsReader: Record
       lines.push(ns ? `namespace ${ns}` : 'global (every namespace)');
     }
     const host = l.name && l.name !== l.host ? `${l.host} (${l.name})` : l.host;
-    const timing = l.source === 'pod-dns' ? `pod DNS, ttl ${l.ttlS}s, ${seconds(l.ageMs ?? 0)} ago, ${seconds(l.expiresInMs ?? 0)} left` : 'agent';
+    const timing =
+      l.source === 'pod-dns'
+        ? `pod DNS, ttl ${l.ttlS}s, ${seconds(l.ageMs ?? 0)} ago, ${seconds(l.expiresInMs ?? 0)} left`
+        : 'agent';
     lines.push(`  ${l.address.padEnd(15)} ${host}  ${timing}`);
   }
   const r = dnsReader;

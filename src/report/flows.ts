@@ -1,14 +1,23 @@
 // `meshgate flows`: the recent flows the kernel decided (mg_flows, an LRU written by
 // every decision of an enforced pod), with pod names and the entry that decided.
 import {
-  CGROUP_KIND, HOOK, RULE_NAMES, VERDICT_NAMES, decodeFlow, formatAddress, protoName,
-  type KernelFlow, type VerdictName,
+  CGROUP_KIND,
+  HOOK,
+  RULE_NAMES,
+  VERDICT_NAMES,
+  decodeFlow,
+  formatAddress,
+  protoName,
+  type KernelFlow,
+  type VerdictName,
 } from '../datapath/codec.js';
 import { entryLabelText } from '../datapath/labels.js';
 import type { Pins } from '../datapath/pinned.js';
 import { formatDestination } from '../explain/decisionTable.js';
 
-const HOOK_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(HOOK).map(([k, v]) => [v, k.replace('MG_HOOK_', '').toLowerCase()]));
+const HOOK_NAMES: ReadonlyMap<number, string> = new Map(
+  Object.entries(HOOK).map(([k, v]) => [v, k.replace('MG_HOOK_', '').toLowerCase()]),
+);
 
 export interface FlowView {
   /** "namespace/name" of the pod; null when its cgroup is no longer mapped (the pod is gone). */
@@ -91,7 +100,11 @@ export function describeFlow(pins: Pins, f: KernelFlow, nowNs: bigint, wallNowMs
 }
 
 /** The flows, most recent first, filtered by pod ("namespace/name") and verdicts. */
-export function readFlows(pins: Pins, filter: FlowFilter = {}, now: () => bigint = () => process.hrtime.bigint()): FlowsReport {
+export function readFlows(
+  pins: Pins,
+  filter: FlowFilter = {},
+  now: () => bigint = () => process.hrtime.bigint(),
+): FlowsReport {
   const raw = readKernelFlows(pins);
   const nowNs = now();
   const wall = Date.now();
@@ -99,21 +112,31 @@ export function readFlows(pins: Pins, filter: FlowFilter = {}, now: () => bigint
     .map((f) => describeFlow(pins, f, nowNs, wall))
     .filter((f) => filter.pod === undefined || f.pod === filter.pod)
     .filter((f) => filter.verdicts === undefined || filter.verdicts.includes(f.verdict))
-    .sort((a, b) => a.ageMs - b.ageMs || (a.pod ?? '').localeCompare(b.pod ?? '') || a.destination.localeCompare(b.destination));
+    .sort(
+      (a, b) =>
+        a.ageMs - b.ageMs || (a.pod ?? '').localeCompare(b.pod ?? '') || a.destination.localeCompare(b.destination),
+    );
   return { flows, total: raw.length, capacity: pins.flowsCapacity(), recording: pins.state()?.recordFlows ?? false };
 }
 
 /** Pod name, or the cgroup id of a pod that is gone. */
-export const podText = (f: { pod: string | null; podCgroupId: string }): string => f.pod ?? `cgroup:${f.podCgroupId} (gone)`;
+export const podText = (f: { pod: string | null; podCgroupId: string }): string =>
+  f.pod ?? `cgroup:${f.podCgroupId} (gone)`;
 
 export function formatFlows(r: FlowsReport): string {
-  const lines = [`${'LAST SEEN'.padEnd(12)} ${'COUNT'.padStart(6)} ${'VERDICT'.padEnd(8)} ${'POD'.padEnd(20)} ${'DESTINATION'.padEnd(24)} RULE`];
+  const lines = [
+    `${'LAST SEEN'.padEnd(12)} ${'COUNT'.padStart(6)} ${'VERDICT'.padEnd(8)} ${'POD'.padEnd(20)} ${'DESTINATION'.padEnd(24)} RULE`,
+  ];
   for (const f of r.flows) {
     const rule = f.verdict === 'audit' ? `${f.rule} (would deny)` : f.rule;
-    lines.push(`${f.lastSeen.slice(11, 23)} ${String(f.count).padStart(6)} ${f.verdict.padEnd(8)} ${podText(f).padEnd(20)} ` +
-      `${`${f.destination}/${f.protocol}`.padEnd(24)} ${rule}${f.entry ? ` ${f.entry}` : ''}`);
+    lines.push(
+      `${f.lastSeen.slice(11, 23)} ${String(f.count).padStart(6)} ${f.verdict.padEnd(8)} ${podText(f).padEnd(20)} ` +
+        `${`${f.destination}/${f.protocol}`.padEnd(24)} ${rule}${f.entry ? ` ${f.entry}` : ''}`,
+    );
   }
   const shown = r.flows.length === r.total ? `${r.total}` : `${r.flows.length} of ${r.total}`;
-  lines.push(`${shown} flow(s); the kernel keeps the ${r.capacity} most recent${r.recording ? '' : ' (recording is off: --flows-max 0)'}`);
+  lines.push(
+    `${shown} flow(s); the kernel keeps the ${r.capacity} most recent${r.recording ? '' : ' (recording is off: --flows-max 0)'}`,
+  );
   return lines.join('\n');
 }

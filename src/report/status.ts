@@ -29,9 +29,14 @@ export interface StatusReport {
   readonly hooks: readonly HookStatus[];
   readonly policy: { readonly loaded: boolean; readonly generation: string; readonly slot: number } | null;
   readonly agent: {
-    readonly mode: string; readonly pid: number; readonly running: boolean;
-    readonly lastApply: string | null; readonly lastReconcile: string | null;
-    readonly objectsTotal: number; readonly objectsInvalid: number; readonly configValid: boolean;
+    readonly mode: string;
+    readonly pid: number;
+    readonly running: boolean;
+    readonly lastApply: string | null;
+    readonly lastReconcile: string | null;
+    readonly objectsTotal: number;
+    readonly objectsInvalid: number;
+    readonly configValid: boolean;
   } | null;
   readonly events: { readonly emitted: number; readonly rateLimited: number; readonly ringFull: number } | null;
   readonly problems: readonly string[];
@@ -57,23 +62,28 @@ export function readStatus(pinDir: string, tree = new CgroupTree()): StatusRepor
   // Pins that are not meshgate's, or not this version's.
   for (const name of readdirSync(pinDir)) {
     // state/ holds the last good configuration (lastGoodPins.ts), which outlives the agent.
-    if (name !== 'maps' && name !== 'links' && name !== 'state') problems.push(`unknown pin ${path.join(pinDir, name)}: not created by meshgate; cleanup leaves it`);
+    if (name !== 'maps' && name !== 'links' && name !== 'state')
+      problems.push(`unknown pin ${path.join(pinDir, name)}: not created by meshgate; cleanup leaves it`);
   }
   if (existsSync(layout.mapsRoot)) {
     for (const abi of readdirSync(layout.mapsRoot)) {
       if (abi === ABI_HASH) continue;
-      problems.push(`orphaned maps under ${path.join(layout.mapsRoot, abi)} (another ABI than ${ABI_HASH}): left by an older or newer meshgate; ` +
-        'an agent of this version removes them after it attaches, or run `meshgate cleanup`');
+      problems.push(
+        `orphaned maps under ${path.join(layout.mapsRoot, abi)} (another ABI than ${ABI_HASH}): left by an older or newer meshgate; ` +
+          'an agent of this version removes them after it attaches, or run `meshgate cleanup`',
+      );
     }
   }
   const linked = listPinnedLinks(pinDir);
   for (const l of linked) {
-    if (!HOOK_PROGRAMS.some((h) => h.program === l.program)) problems.push(`unknown link pin ${l.pin}: not one of meshgate's hooks`);
+    if (!HOOK_PROGRAMS.some((h) => h.program === l.program))
+      problems.push(`unknown link pin ${l.pin}: not one of meshgate's hooks`);
   }
 
   // Links, per hook.
   const cgroupIds = new Set(linked.filter((l) => l.info && l.info.cgroupId !== 0n).map((l) => l.info!.cgroupId));
-  if (cgroupIds.size > 1) problems.push(`links are attached to ${cgroupIds.size} different cgroups (${[...cgroupIds].join(', ')})`);
+  if (cgroupIds.size > 1)
+    problems.push(`links are attached to ${cgroupIds.size} different cgroups (${[...cgroupIds].join(', ')})`);
   const attachId = [...cgroupIds][0] ?? null;
   const attachNode = attachId !== null ? tree.find(attachId) : null;
   const hooks: HookStatus[] = HOOK_PROGRAMS.map((h) => {
@@ -81,18 +91,49 @@ export function readStatus(pinDir: string, tree = new CgroupTree()): StatusRepor
     const pin = path.join(layout.linksDir, h.program);
     if (!l) {
       problems.push(`${h.hook}: no link pinned at ${pin}: this hook decides nothing`);
-      return { hook: h.hook, program: h.program, pin, pinned: false, linkId: null, programId: null, cgroupId: null, attached: false };
+      return {
+        hook: h.hook,
+        program: h.program,
+        pin,
+        pinned: false,
+        linkId: null,
+        programId: null,
+        cgroupId: null,
+        attached: false,
+      };
     }
     if (!l.info) {
       problems.push(`${h.hook}: ${pin} cannot be read as a link: ${l.error}`);
-      return { hook: h.hook, program: h.program, pin, pinned: true, linkId: null, programId: null, cgroupId: null, attached: false };
+      return {
+        hook: h.hook,
+        program: h.program,
+        pin,
+        pinned: true,
+        linkId: null,
+        programId: null,
+        cgroupId: null,
+        attached: false,
+      };
     }
     const progs = attachNode ? attachedPrograms(attachNode.path, h.attachType) : null;
     const attached = l.info.cgroupId !== 0n && (progs === null || progs.includes(l.info.progId));
-    if (!attached) problems.push(`${h.hook}: link ${l.info.id} is pinned at ${pin} but not attached to any cgroup (run the agent, or \`meshgate cleanup\`)`);
-    return { hook: h.hook, program: h.program, pin, pinned: true, linkId: l.info.id, programId: l.info.progId, cgroupId: l.info.cgroupId.toString(), attached };
+    if (!attached)
+      problems.push(
+        `${h.hook}: link ${l.info.id} is pinned at ${pin} but not attached to any cgroup (run the agent, or \`meshgate cleanup\`)`,
+      );
+    return {
+      hook: h.hook,
+      program: h.program,
+      pin,
+      pinned: true,
+      linkId: l.info.id,
+      programId: l.info.progId,
+      cgroupId: l.info.cgroupId.toString(),
+      attached,
+    };
   });
-  if (attachId !== null && !attachNode) problems.push(`the links' cgroup ${attachId} no longer exists under ${tree.mount}`);
+  if (attachId !== null && !attachNode)
+    problems.push(`the links' cgroup ${attachId} no longer exists under ${tree.mount}`);
 
   // Maps: the policy in force, the agent's last reconcile, event counters.
   let policy: StatusReport['policy'] = null;
@@ -116,11 +157,23 @@ export function readStatus(pinDir: string, tree = new CgroupTree()): StatusRepor
       if (a && (a.lastReconcileUnixMs > 0 || a.lastApplyUnixMs > 0)) {
         const running = processRunning(a.agentPid);
         agent = {
-          mode: a.mode, pid: a.agentPid, running, lastApply: iso(a.lastApplyUnixMs), lastReconcile: iso(a.lastReconcileUnixMs),
-          objectsTotal: a.objectsTotal, objectsInvalid: a.objectsInvalid, configValid: a.objectsInvalid === 0,
+          mode: a.mode,
+          pid: a.agentPid,
+          running,
+          lastApply: iso(a.lastApplyUnixMs),
+          lastReconcile: iso(a.lastReconcileUnixMs),
+          objectsTotal: a.objectsTotal,
+          objectsInvalid: a.objectsInvalid,
+          configValid: a.objectsInvalid === 0,
         };
-        if (a.objectsInvalid > 0) problems.push(`${a.objectsInvalid} of ${a.objectsTotal} config objects are invalid: their last good state stays in force (see the agent's log and events)`);
-        if (!running) problems.push(`the agent (pid ${a.agentPid}) is not running here: enforcement continues at generation ${policy.generation}, nothing follows config changes`);
+        if (a.objectsInvalid > 0)
+          problems.push(
+            `${a.objectsInvalid} of ${a.objectsTotal} config objects are invalid: their last good state stays in force (see the agent's log and events)`,
+          );
+        if (!running)
+          problems.push(
+            `the agent (pid ${a.agentPid}) is not running here: enforcement continues at generation ${policy.generation}, nothing follows config changes`,
+          );
       } else {
         problems.push('no agent has recorded a reconcile in mg_agent_status');
       }
@@ -135,16 +188,32 @@ export function readStatus(pinDir: string, tree = new CgroupTree()): StatusRepor
     }
   }
   return {
-    pinDir, abi: ABI_HASH, mapsDir: layout.mapsDir,
-    attachCgroup: attachId === null ? null : { id: attachId.toString(), path: attachNode?.path ?? null, level: attachNode?.level ?? null },
-    hooks, policy, agent, events, problems,
+    pinDir,
+    abi: ABI_HASH,
+    mapsDir: layout.mapsDir,
+    attachCgroup:
+      attachId === null
+        ? null
+        : { id: attachId.toString(), path: attachNode?.path ?? null, level: attachNode?.level ?? null },
+    hooks,
+    policy,
+    agent,
+    events,
+    problems,
   };
 }
 
 function ago(isoTime: string | null, now: number): string {
   if (!isoTime) return 'never';
   const s = Math.max(0, Math.round((now - Date.parse(isoTime)) / 1000));
-  const text = s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : s < 172800 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86400)} d`;
+  const text =
+    s < 120
+      ? `${s} s`
+      : s < 7200
+        ? `${Math.round(s / 60)} min`
+        : s < 172800
+          ? `${Math.round(s / 3600)} h`
+          : `${Math.round(s / 86400)} d`;
   return `${isoTime.replace('T', ' ').slice(0, 19)}Z (${text} ago)`;
 }
 
@@ -152,20 +221,34 @@ export function formatStatus(r: StatusReport, now = Date.now()): string {
   const lines: string[] = [];
   const row = (k: string, v: string) => lines.push(`${k.padEnd(13)}${v}`);
   row('pin dir', `${r.pinDir} (maps ABI ${r.abi})`);
-  row('attached to', r.attachCgroup ? `${r.attachCgroup.path ?? '(cgroup not found)'} (cgroup ${r.attachCgroup.id}${r.attachCgroup.level !== null ? `, level ${r.attachCgroup.level}` : ''})` : 'nothing');
+  row(
+    'attached to',
+    r.attachCgroup
+      ? `${r.attachCgroup.path ?? '(cgroup not found)'} (cgroup ${r.attachCgroup.id}${r.attachCgroup.level !== null ? `, level ${r.attachCgroup.level}` : ''})`
+      : 'nothing',
+  );
   lines.push('hooks:');
   for (const h of r.hooks) {
     const state = !h.pinned ? 'NOT PINNED' : h.attached ? 'attached' : 'NOT ATTACHED';
-    lines.push(`  ${h.hook.padEnd(19)} link ${String(h.linkId ?? '-').padEnd(6)} prog ${String(h.programId ?? '-').padEnd(6)} ${state}`);
+    lines.push(
+      `  ${h.hook.padEnd(19)} link ${String(h.linkId ?? '-').padEnd(6)} prog ${String(h.programId ?? '-').padEnd(6)} ${state}`,
+    );
   }
-  if (r.policy) row('policy', r.policy.loaded ? `generation ${r.policy.generation} (slot ${r.policy.slot})` : 'none loaded');
+  if (r.policy)
+    row('policy', r.policy.loaded ? `generation ${r.policy.generation} (slot ${r.policy.slot})` : 'none loaded');
   if (r.agent) {
-    row('config', r.agent.configValid ? `valid (${r.agent.objectsTotal} objects)` : `${r.agent.objectsInvalid} of ${r.agent.objectsTotal} objects INVALID (last good kept)`);
+    row(
+      'config',
+      r.agent.configValid
+        ? `valid (${r.agent.objectsTotal} objects)`
+        : `${r.agent.objectsInvalid} of ${r.agent.objectsTotal} objects INVALID (last good kept)`,
+    );
     row('last apply', ago(r.agent.lastApply, now));
     row('last sync', ago(r.agent.lastReconcile, now));
     row('agent', `pid ${r.agent.pid}, ${r.agent.mode} mode, ${r.agent.running ? 'running' : 'NOT RUNNING'}`);
   }
-  if (r.events) row('events', `${r.events.emitted} emitted, ${r.events.rateLimited} rate-limited, ${r.events.ringFull} ring full`);
+  if (r.events)
+    row('events', `${r.events.emitted} emitted, ${r.events.rateLimited} rate-limited, ${r.events.ringFull} ring full`);
   if (r.problems.length) {
     lines.push('problems:');
     for (const p of r.problems) lines.push(...wrapIndented(`- ${p}`));

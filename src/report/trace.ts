@@ -6,8 +6,17 @@
 // TRACE_LEASE_NS. Rate-limited and ring-full drops are read from
 // mg_event_stats and reported as they happen.
 import {
-  EVENT_STAT, HOOK, RULE_NAMES, VERDICT_NAMES, decodeTrace, encodeTrace, encodeU32, formatAddress, protoName,
-  type KernelEvent, type VerdictName,
+  EVENT_STAT,
+  HOOK,
+  RULE_NAMES,
+  VERDICT_NAMES,
+  decodeTrace,
+  encodeTrace,
+  encodeU32,
+  formatAddress,
+  protoName,
+  type KernelEvent,
+  type VerdictName,
 } from '../datapath/codec.js';
 import { EventReader } from '../datapath/events.js';
 import { entryLabelText } from '../datapath/labels.js';
@@ -15,7 +24,9 @@ import type { Pins } from '../datapath/pinned.js';
 
 export const TRACE_LEASE_NS = 10_000_000_000n;
 const REFRESH_MS = 3000;
-const HOOK_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(HOOK).map(([k, v]) => [v, k.replace('MG_HOOK_', '').toLowerCase()]));
+const HOOK_NAMES: ReadonlyMap<number, string> = new Map(
+  Object.entries(HOOK).map(([k, v]) => [v, k.replace('MG_HOOK_', '').toLowerCase()]),
+);
 
 export interface TraceEvent {
   readonly type: 'event';
@@ -55,7 +66,8 @@ export interface TraceOptions {
   readonly now?: () => bigint;
 }
 
-export const verdictMask = (verdicts: readonly VerdictName[]): number => verdicts.reduce((m, v) => m | (1 << VERDICT_NAMES.indexOf(v)), 0);
+export const verdictMask = (verdicts: readonly VerdictName[]): number =>
+  verdicts.reduce((m, v) => m | (1 << VERDICT_NAMES.indexOf(v)), 0);
 
 export class TraceStream {
   private readonly pins: Pins;
@@ -102,10 +114,13 @@ export class TraceStream {
   start(): void {
     this.requestEvents();
     this.reader = new EventReader(this.pins.maps.mg_events, (e) => this.deliver(e), this.opts.pollMs ?? 100);
-    this.timer = setInterval(() => {
-      this.requestEvents();
-      this.reportDrops();
-    }, Math.min(REFRESH_MS, this.opts.pollMs ? this.opts.pollMs * 10 : REFRESH_MS));
+    this.timer = setInterval(
+      () => {
+        this.requestEvents();
+        this.reportDrops();
+      },
+      Math.min(REFRESH_MS, this.opts.pollMs ? this.opts.pollMs * 10 : REFRESH_MS),
+    );
   }
 
   private reportDrops(): void {
@@ -114,7 +129,12 @@ export class TraceStream {
     const ringFull = d.ringFull - this.drops.ringFull;
     this.drops = d;
     if (rateLimited > 0n || ringFull > 0n) {
-      this.opts.onDrops({ type: 'dropped', time: new Date().toISOString(), rateLimited: Number(rateLimited), ringFull: Number(ringFull) });
+      this.opts.onDrops({
+        type: 'dropped',
+        time: new Date().toISOString(),
+        rateLimited: Number(rateLimited),
+        ringFull: Number(ringFull),
+      });
     }
   }
 
@@ -184,6 +204,9 @@ export function formatTraceEvent(e: TraceEvent): string {
 }
 
 export function formatTraceDrops(d: TraceDrops): string {
-  const parts = [d.rateLimited ? `${d.rateLimited} by the rate limit` : '', d.ringFull ? `${d.ringFull} because the ring buffer was full` : ''].filter(Boolean);
+  const parts = [
+    d.rateLimited ? `${d.rateLimited} by the rate limit` : '',
+    d.ringFull ? `${d.ringFull} because the ring buffer was full` : '',
+  ].filter(Boolean);
   return `${d.time.slice(11, 23)} -- events dropped: ${parts.join(', ')}`;
 }

@@ -17,7 +17,8 @@ let reachable: boolean | undefined;
 
 /** True when nobody can read the checkout where it is. */
 export function checkoutReadableByNobody(): boolean {
-  reachable ??= spawnSync('test', ['-r', path.join(REPO_ROOT, 'bin/meshgate.js')], { uid: NOBODY, gid: NOBODY }).status === 0;
+  reachable ??=
+    spawnSync('test', ['-r', path.join(REPO_ROOT, 'bin/meshgate.js')], { uid: NOBODY, gid: NOBODY }).status === 0;
   return reachable;
 }
 
@@ -28,9 +29,29 @@ export function nodeAsNobody(args: readonly string[], opts: { timeout?: number }
   const view = mkdtempSync('/tmp/mgtest-nobody-');
   try {
     chmodSync(view, 0o755);
-    const mapped = args.map((a) => (a === REPO_ROOT || a.startsWith(`${REPO_ROOT}/`) ? view + a.slice(REPO_ROOT.length) : a));
-    const script = 'mount --bind "$1" "$2" && shift 2 && exec setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"';
-    return spawnSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', REPO_ROOT, view, process.execPath, ...mapped], common);
+    const mapped = args.map((a) =>
+      a === REPO_ROOT || a.startsWith(`${REPO_ROOT}/`) ? view + a.slice(REPO_ROOT.length) : a,
+    );
+    const script =
+      'mount --bind "$1" "$2" && shift 2 && exec setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"';
+    return spawnSync(
+      'unshare',
+      [
+        '--mount',
+        '--propagation',
+        'private',
+        '--',
+        'sh',
+        '-c',
+        script,
+        'sh',
+        REPO_ROOT,
+        view,
+        process.execPath,
+        ...mapped,
+      ],
+      common,
+    );
   } finally {
     rmdirSync(view);
   }

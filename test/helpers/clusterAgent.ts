@@ -18,13 +18,39 @@ export interface AgentProcess {
 
 export function startClusterAgent(node: FakeNode, kubeconfig: string): AgentProcess {
   let log = '';
-  const child = spawn(process.execPath, [MESHGATE, 'agent', '--kubeconfig', kubeconfig, '--node-name', 'node-a', '--cgroup-root', node.kubepods,
-    '--pin-dir', node.sb.pinDir, '--listen', '127.0.0.1:0', '--debounce-ms', '5', '--informer-backoff-max-ms', '500'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      MESHGATE,
+      'agent',
+      '--kubeconfig',
+      kubeconfig,
+      '--node-name',
+      'node-a',
+      '--cgroup-root',
+      node.kubepods,
+      '--pin-dir',
+      node.sb.pinDir,
+      '--listen',
+      '127.0.0.1:0',
+      '--debounce-ms',
+      '5',
+      '--informer-backoff-max-ms',
+      '500',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const port = () => Number(/"port":(\d+)/.exec(log)?.[1] ?? 0);
-  return { child, log: () => log, port, exited, metrics: async () => (await fetch(`http://127.0.0.1:${port()}/metrics`)).text() };
+  return {
+    child,
+    log: () => log,
+    port,
+    exited,
+    metrics: async () => (await fetch(`http://127.0.0.1:${port()}/metrics`)).text(),
+  };
 }
 
 /** Kills the agent (by its PID) and waits for it to exit; nothing when it was never started. */
@@ -34,12 +60,18 @@ export async function killClusterAgent(agent: AgentProcess | null): Promise<void
   await agent.exited;
 }
 
-export const osmConfig = (data: Record<string, string>): KubeObject => ({
-  apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'osm-config', namespace: 'osm-system' }, data,
-} as unknown as KubeObject);
+export const osmConfig = (data: Record<string, string>): KubeObject =>
+  ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'osm-config', namespace: 'osm-system' },
+    data,
+  }) as unknown as KubeObject;
 
-export const allowlistConfigMap = (namespace: string, name: string, yaml: string): KubeObject => ({
-  apiVersion: 'v1', kind: 'ConfigMap',
-  metadata: { name, namespace, labels: { 'meshgate.io/egress-allowlist': 'true' } },
-  data: { egress: yaml },
-} as unknown as KubeObject);
+export const allowlistConfigMap = (namespace: string, name: string, yaml: string): KubeObject =>
+  ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace, labels: { 'meshgate.io/egress-allowlist': 'true' } },
+    data: { egress: yaml },
+  }) as unknown as KubeObject;

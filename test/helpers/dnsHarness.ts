@@ -71,21 +71,51 @@ export class DnsHarness {
 
   constructor(opts: HarnessOptions) {
     const learnedMax = opts.learnedMax ?? 1024;
-    const obj = UnpinnedObject.load(path.join(REPO_ROOT, 'build/dnstest.bpf.o'), { mg_learned: learnedMax, mg_learned_ring: learnedMax });
+    const obj = UnpinnedObject.load(path.join(REPO_ROOT, 'build/dnstest.bpf.o'), {
+      mg_learned: learnedMax,
+      mg_learned_ring: learnedMax,
+    });
     this.obj = obj;
     try {
-      this.maps = Object.fromEntries((['mg_state', 'mg_dns_config', 'mg_dns_resolvers', 'mg_dns_hosts', 'mg_dns_ports', 'mg_learned', 'mg_labels', 'mg_dns_names', 'mg_dns_stats'] as MapName[]).map((n) => [n, obj.map(n)]));
-      this.maps['mg_state']!.update(encodeU32(0), encodeState({ activeSlot: 0, cgroupWalkStart: 1, eventsPerSec: 0, eventsBurst: 0 }));
-      this.maps['mg_dns_config']!.update(encodeU32(0), encodeDnsConfig({
-        ttlFloorNs: BigInt((opts.ttlFloorS ?? 5) * 1e9), ttlCeilingNs: BigInt((opts.ttlCeilingS ?? 300) * 1e9), graceNs: BigInt((opts.graceS ?? 0) * 1e9), learnedMax,
-      }));
+      this.maps = Object.fromEntries(
+        (
+          [
+            'mg_state',
+            'mg_dns_config',
+            'mg_dns_resolvers',
+            'mg_dns_hosts',
+            'mg_dns_ports',
+            'mg_learned',
+            'mg_labels',
+            'mg_dns_names',
+            'mg_dns_stats',
+          ] as MapName[]
+        ).map((n) => [n, obj.map(n)]),
+      );
+      this.maps['mg_state']!.update(
+        encodeU32(0),
+        encodeState({ activeSlot: 0, cgroupWalkStart: 1, eventsPerSec: 0, eventsBurst: 0 }),
+      );
+      this.maps['mg_dns_config']!.update(
+        encodeU32(0),
+        encodeDnsConfig({
+          ttlFloorNs: BigInt((opts.ttlFloorS ?? 5) * 1e9),
+          ttlCeilingNs: BigInt((opts.ttlCeilingS ?? 300) * 1e9),
+          graceNs: BigInt((opts.graceS ?? 0) * 1e9),
+          learnedMax,
+        }),
+      );
       this.maps['mg_dns_resolvers']!.update(encodeResolverKey(RESOLVER, 53), Buffer.from([1]));
       const labels = new Map<string, number>();
       const labelId = (text: string) => {
         if (!labels.has(text)) labels.set(text, labels.size + 100);
         return labels.get(text)!;
       };
-      writeDnsSlot(this.maps as never, new Map(), wantedDnsSlot(opts.hosts, 0, () => NAMESPACE_ID, labelId));
+      writeDnsSlot(
+        this.maps as never,
+        new Map(),
+        wantedDnsSlot(opts.hosts, 0, () => NAMESPACE_ID, labelId),
+      );
       for (const [text, id] of labels) {
         const b = Buffer.alloc(512);
         b.write(text);

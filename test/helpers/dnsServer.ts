@@ -111,11 +111,7 @@ export async function startDnsServer(records: DnsTestRecords, opts: DnsServerOpt
     const response = encode({
       type: 'response',
       id: query.id ?? 0,
-      flags:
-        AUTHORITATIVE_ANSWER |
-        RECURSION_AVAILABLE |
-        (query.flag_rd ? RECURSION_DESIRED : 0) |
-        rcode,
+      flags: AUTHORITATIVE_ANSWER | RECURSION_AVAILABLE | (query.flag_rd ? RECURSION_DESIRED : 0) | rcode,
       questions: [question],
       answers,
     });
@@ -141,7 +137,10 @@ export async function startDnsServer(records: DnsTestRecords, opts: DnsServerOpt
       table = normalise(next);
     },
     queries: () => questionCount,
-    send: (packet, port, address) => new Promise<void>((resolve, reject) => socket.send(packet, port, address, (err) => (err ? reject(err) : resolve()))),
+    send: (packet, port, address) =>
+      new Promise<void>((resolve, reject) =>
+        socket.send(packet, port, address, (err) => (err ? reject(err) : resolve())),
+      ),
     stop(): Promise<void> {
       if (stopped) return Promise.resolve();
       stopped = true;

@@ -18,7 +18,10 @@ let n = 0;
 const lines = createInterface({ input: process.stdin });
 lines.on('line', (line) => {
   void (async () => {
-    const cmd = JSON.parse(line) as { records?: Parameters<typeof server.setRecords>[0]; send?: { hex: string; port: number; address: string } };
+    const cmd = JSON.parse(line) as {
+      records?: Parameters<typeof server.setRecords>[0];
+      send?: { hex: string; port: number; address: string };
+    };
     if (cmd.records) server.setRecords(cmd.records);
     if (cmd.send) await server.send(Buffer.from(cmd.send.hex, 'hex'), cmd.send.port, cmd.send.address);
     process.stdout.write(`${JSON.stringify({ ok: ++n })}\n`);

@@ -73,7 +73,8 @@ function podDirOf(kubepods: string, driver: Driver, uid: string, qos: string): s
   return qos === 'Guaranteed' ? path.join(kubepods, `pod${uid}`) : path.join(kubepods, qos.toLowerCase(), `pod${uid}`);
 }
 
-const containerDirName = (driver: Driver, id: string): string => (driver === 'systemd' ? `cri-containerd-${id}.scope` : id);
+const containerDirName = (driver: Driver, id: string): string =>
+  driver === 'systemd' ? `cri-containerd-${id}.scope` : id;
 
 export function createFakeNode(label: string, driver: Driver): FakeNode {
   const sb = createSandbox(label);
@@ -83,12 +84,33 @@ export function createFakeNode(label: string, driver: Driver): FakeNode {
   let podCount = 0;
 
   const stopProcesses = (uid: string) => {
-    for (const child of processes.get(uid) ?? []) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const child of processes.get(uid) ?? [])
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     processes.delete(uid);
   };
 
   const listen = (uid: string, netns: string, cgroup: string, port: number, banner: string): Promise<void> => {
-    const child = spawn(SOCKPROBE, ['--netns', `/run/netns/${netns}`, '--cgroup', cgroup, 'listen', '--family', '4', '--proto', 'tcp', '--addr', '0.0.0.0', '--port', String(port), '--banner', banner], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      SOCKPROBE,
+      [
+        '--netns',
+        `/run/netns/${netns}`,
+        '--cgroup',
+        cgroup,
+        'listen',
+        '--family',
+        '4',
+        '--proto',
+        'tcp',
+        '--addr',
+        '0.0.0.0',
+        '--port',
+        String(port),
+        '--banner',
+        banner,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     (processes.get(uid) ?? processes.set(uid, []).get(uid)!).push(child);
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`listener ${banner} did not start`)), 5000);
@@ -109,13 +131,24 @@ export function createFakeNode(label: string, driver: Driver): FakeNode {
       const appId = randomBytes(32).toString('hex');
       const proxyId = randomBytes(32).toString('hex');
       const containers = [{ name: 'app', image: 'app' }, ...(spec.meshed ? [{ name: 'envoy', image: 'envoy' }] : [])];
-      const status = (name: string, id: string) => ({ name, containerID: `containerd://${id}`, ready: true, restartCount: 0, image: name, imageID: name });
+      const status = (name: string, id: string) => ({
+        name,
+        containerID: `containerd://${id}`,
+        ready: true,
+        restartCount: 0,
+        image: name,
+        imageID: name,
+      });
       const stored = register({
         apiVersion: 'v1',
         kind: 'Pod',
         metadata: { name: spec.name, namespace: spec.namespace, labels: spec.labels, annotations: spec.annotations },
         spec: { nodeName: NODE_NAME, containers, hostNetwork: spec.hostNetwork },
-        status: { phase: 'Running', qosClass: qos, containerStatuses: [status('app', appId), ...(spec.meshed ? [status('envoy', proxyId)] : [])] },
+        status: {
+          phase: 'Running',
+          qosClass: qos,
+          containerStatuses: [status('app', appId), ...(spec.meshed ? [status('envoy', proxyId)] : [])],
+        },
       } as unknown as KubeObject);
       const uid = stored.metadata.uid!;
       const dir = podDirOf(kubepods, driver, uid, qos);
@@ -137,7 +170,24 @@ export function createFakeNode(label: string, driver: Driver): FakeNode {
       await listen(uid, netns, listenerCgroup, PROXY_PORT, 'proxy');
       for (const port of [80, 443]) await listen(uid, netns, listenerCgroup, port, `service:${port}`);
       const netnsPath = `/run/netns/${netns}`;
-      const probeArgs = (addr: string, port: number) => ['--netns', netnsPath, '--cgroup', appDir, 'connect', '--family', '4', '--proto', 'tcp', '--addr', addr, '--port', String(port), '--read', '--timeout-ms', '1000'];
+      const probeArgs = (addr: string, port: number) => [
+        '--netns',
+        netnsPath,
+        '--cgroup',
+        appDir,
+        'connect',
+        '--family',
+        '4',
+        '--proto',
+        'tcp',
+        '--addr',
+        addr,
+        '--port',
+        String(port),
+        '--read',
+        '--timeout-ms',
+        '1000',
+      ];
       return {
         spec,
         uid,

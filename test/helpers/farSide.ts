@@ -87,7 +87,8 @@ export async function createFarSidePod(label: string): Promise<FarSidePod> {
   const farIface = `mgv${tag}f`;
   const started: ChildProcess[] = [];
   let dp: Datapath | null = null;
-  const far = (cmd: string, args: string[]): string => execFileSync('ip', ['netns', 'exec', farNetns, cmd, ...args], { encoding: 'utf8' });
+  const far = (cmd: string, args: string[]): string =>
+    execFileSync('ip', ['netns', 'exec', farNetns, cmd, ...args], { encoding: 'utf8' });
   const cleanupFar = (): void => {
     for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     spawnSync('ip', ['netns', 'del', farNetns]);
@@ -95,7 +96,20 @@ export async function createFarSidePod(label: string): Promise<FarSidePod> {
   try {
     execFileSync('ip', ['netns', 'add', farNetns]);
     far('ip', ['link', 'set', 'lo', 'up']);
-    execFileSync('ip', ['link', 'add', podIface, 'netns', sb.netns, 'type', 'veth', 'peer', 'name', farIface, 'netns', farNetns]);
+    execFileSync('ip', [
+      'link',
+      'add',
+      podIface,
+      'netns',
+      sb.netns,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      farIface,
+      'netns',
+      farNetns,
+    ]);
     sb.inNetns('ip', ['addr', 'add', `${FAR.podAddr4}/30`, 'dev', podIface]);
     sb.inNetns('ip', ['addr', 'add', `${FAR.podAddr6}/64`, 'dev', podIface, 'nodad']);
     sb.inNetns('ip', ['link', 'set', podIface, 'up']);
@@ -122,7 +136,13 @@ export async function createFarSidePod(label: string): Promise<FarSidePod> {
       cgroups(kind = 'pod') {
         return [
           { cgroupId: cgroupId(sb.cgroup), kind, namespace: 'shop', label: 'shop/web', proxyCgroupKnown: true },
-          { cgroupId: cgroupId(proxy), kind: 'proxy', namespace: 'shop', label: 'shop/web envoy', proxyCgroupKnown: true },
+          {
+            cgroupId: cgroupId(proxy),
+            kind: 'proxy',
+            namespace: 'shop',
+            label: 'shop/web envoy',
+            proxyCgroupKnown: true,
+          },
         ];
       },
       apply(policy, cgroups = pod.cgroups()) {
@@ -133,7 +153,10 @@ export async function createFarSidePod(label: string): Promise<FarSidePod> {
         }
       },
       attempt(args, opts = {}) {
-        const r = spawnSync(SIDEDOOR, ['--cgroup', opts.cgroup ?? app, '--netns', sb.netnsPath, ...args], { encoding: 'utf8', timeout: 10_000 });
+        const r = spawnSync(SIDEDOOR, ['--cgroup', opts.cgroup ?? app, '--netns', sb.netnsPath, ...args], {
+          encoding: 'utf8',
+          timeout: 10_000,
+        });
         if (r.status !== 0) throw new Error(`sidedoor ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
         return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as SideDoorResult;
       },

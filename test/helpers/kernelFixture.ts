@@ -27,9 +27,18 @@ export function basePolicy(overrides: Partial<DesiredPolicy> = {}): DesiredPolic
 }
 
 export const group = (id: string, entries: DesiredTrieEntry[]) => ({ id, entries });
-export const mesh = (...cidrs: string[]) => group('mesh', cidrs.map((cidr) => ({ table: 'mesh' as const, cidr })));
-export const allow = (namespace: string, cidr: string, port: number, proto: 'tcp' | 'udp' = 'tcp', label = `${namespace || 'global'}/entry`) =>
-  ({ table: 'allow' as const, cidr, port, proto, namespace, label });
+export const mesh = (...cidrs: string[]) =>
+  group(
+    'mesh',
+    cidrs.map((cidr) => ({ table: 'mesh' as const, cidr })),
+  );
+export const allow = (
+  namespace: string,
+  cidr: string,
+  port: number,
+  proto: 'tcp' | 'udp' = 'tcp',
+  label = `${namespace || 'global'}/entry`,
+) => ({ table: 'allow' as const, cidr, port, proto, namespace, label });
 
 export interface PodFixture {
   readonly sb: Sandbox;
@@ -62,7 +71,9 @@ export interface Verdict {
 
 export function classify(r: ProbeResult): Verdict {
   if (!r.ok && r.error === 'EPERM') return { verdict: 'deny', origdst: null, raw: r };
-  const reply = r.reply ? (JSON.parse(r.reply.trim().split('\n')[0]!) as { server: string; origdst: string | null }) : null;
+  const reply = r.reply
+    ? (JSON.parse(r.reply.trim().split('\n')[0]!) as { server: string; origdst: string | null })
+    : null;
   if (reply?.server === 'proxy') return { verdict: 'redirect', origdst: reply.origdst, raw: r };
   return { verdict: 'pass', origdst: null, raw: r };
 }
@@ -78,10 +89,64 @@ export async function createPod(label: string): Promise<PodFixture> {
     const app = sb.child('app');
     const proxy = sb.child('proxy');
     // The sidecar listens dual-stack on the proxy port, in its own cgroup.
-    listeners.push(await listen(sb, ['--family', '6', '--dual-stack', '--proto', 'tcp', '--addr', '::', '--port', String(PROXY_PORT), '--banner', 'proxy'], { cgroup: proxy }));
+    listeners.push(
+      await listen(
+        sb,
+        [
+          '--family',
+          '6',
+          '--dual-stack',
+          '--proto',
+          'tcp',
+          '--addr',
+          '::',
+          '--port',
+          String(PROXY_PORT),
+          '--banner',
+          'proxy',
+        ],
+        { cgroup: proxy },
+      ),
+    );
     for (const port of SERVICE_PORTS) {
-      listeners.push(await listen(sb, ['--family', '6', '--dual-stack', '--proto', 'tcp', '--addr', '::', '--port', String(port), '--banner', `service:${port}`], { cgroup: proxy }));
-      listeners.push(await listen(sb, ['--family', '6', '--dual-stack', '--proto', 'udp', '--addr', '::', '--port', String(port), '--banner', `udp:${port}`], { cgroup: proxy }));
+      listeners.push(
+        await listen(
+          sb,
+          [
+            '--family',
+            '6',
+            '--dual-stack',
+            '--proto',
+            'tcp',
+            '--addr',
+            '::',
+            '--port',
+            String(port),
+            '--banner',
+            `service:${port}`,
+          ],
+          { cgroup: proxy },
+        ),
+      );
+      listeners.push(
+        await listen(
+          sb,
+          [
+            '--family',
+            '6',
+            '--dual-stack',
+            '--proto',
+            'udp',
+            '--addr',
+            '::',
+            '--port',
+            String(port),
+            '--banner',
+            `udp:${port}`,
+          ],
+          { cgroup: proxy },
+        ),
+      );
     }
     dp = Datapath.open({ pinDir: sb.pinDir, cgroupWalkStart: cgroupLevel(sb.cgroup) });
     const datapath = dp;
@@ -92,8 +157,17 @@ export async function createPod(label: string): Promise<PodFixture> {
       app,
       proxy,
       cgroups({ proxyCgroupKnown = true, podKind = 'pod' } = {}) {
-        const out: DesiredCgroup[] = [{ cgroupId: cgroupId(sb.cgroup), kind: podKind, namespace: 'shop', label: 'shop/web', proxyCgroupKnown }];
-        if (proxyCgroupKnown) out.push({ cgroupId: cgroupId(proxy), kind: 'proxy', namespace: 'shop', label: 'shop/web envoy', proxyCgroupKnown });
+        const out: DesiredCgroup[] = [
+          { cgroupId: cgroupId(sb.cgroup), kind: podKind, namespace: 'shop', label: 'shop/web', proxyCgroupKnown },
+        ];
+        if (proxyCgroupKnown)
+          out.push({
+            cgroupId: cgroupId(proxy),
+            kind: 'proxy',
+            namespace: 'shop',
+            label: 'shop/web envoy',
+            proxyCgroupKnown,
+          });
         return out;
       },
       apply(policy, cgroups = fixture.cgroups()) {
@@ -106,9 +180,22 @@ export async function createPod(label: string): Promise<PodFixture> {
       },
       connect(addr, port, opts = {}) {
         const family = opts.family ?? (addr.includes(':') ? '6' : '4');
-        const args = opts.sendto || opts.proto === 'udp'
-          ? [opts.sendto ? 'sendto' : 'connect', '--family', family, '--addr', addr, '--port', String(port), ...(opts.sendto ? ['--data', 'ping'] : ['--proto', 'udp', '--send', 'ping']), '--read', '--timeout-ms', '1000']
-          : ['connect', '--family', family, '--proto', 'tcp', '--addr', addr, '--port', String(port), '--read'];
+        const args =
+          opts.sendto || opts.proto === 'udp'
+            ? [
+                opts.sendto ? 'sendto' : 'connect',
+                '--family',
+                family,
+                '--addr',
+                addr,
+                '--port',
+                String(port),
+                ...(opts.sendto ? ['--data', 'ping'] : ['--proto', 'udp', '--send', 'ping']),
+                '--read',
+                '--timeout-ms',
+                '1000',
+              ]
+            : ['connect', '--family', family, '--proto', 'tcp', '--addr', addr, '--port', String(port), '--read'];
         return classify(probe(sb, [...args, ...(opts.extra ?? [])], { cgroup: opts.cgroup ?? app, uid: opts.uid }));
       },
       close() {

@@ -73,10 +73,24 @@ import { writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import { handleList, handleWatch, handleWrite, route, sendJson, verbOf, type HandlerContext } from './kubeApi/handlers.js';
+import {
+  handleList,
+  handleWatch,
+  handleWrite,
+  route,
+  sendJson,
+  verbOf,
+  type HandlerContext,
+} from './kubeApi/handlers.js';
 import { ObjectStore } from './kubeApi/objectStore.js';
 import { ApiError, REASONS, clone, matchesFilter, statusBody } from './kubeApi/protocol.js';
-import type { ExpiredWatchResponse, KubeApiServer, KubeApiServerOptions, RequestFilter, RequestRecord } from './kubeApi/types.js';
+import type {
+  ExpiredWatchResponse,
+  KubeApiServer,
+  KubeApiServerOptions,
+  RequestFilter,
+  RequestRecord,
+} from './kubeApi/types.js';
 
 export { statusBody } from './kubeApi/protocol.js';
 export { parseFieldSelector, parseLabelSelector } from './kubeApi/selectors.js';
@@ -122,7 +136,12 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         failure.remaining--;
         throw new ApiError(failure.status, REASONS[failure.status] ?? 'Unknown', `injected failure ${failure.status}`);
       }
-      if (!target) throw new ApiError(404, 'NotFound', `the server could not find the requested resource (${method} ${url.pathname})`);
+      if (!target)
+        throw new ApiError(
+          404,
+          'NotFound',
+          `the server could not find the requested resource (${method} ${url.pathname})`,
+        );
       switch (verb) {
         case 'list':
           handleList(ctx, res, entry, target, url.searchParams);
@@ -143,7 +162,11 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
           await handleWrite(ctx, req, res, entry, target, verb);
           return;
         default:
-          throw new ApiError(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource (${method} ${url.pathname})`);
+          throw new ApiError(
+            405,
+            'MethodNotAllowed',
+            `the server does not allow this method on the requested resource (${method} ${url.pathname})`,
+          );
       }
     } catch (err) {
       if (err instanceof ApiError) sendJson(res, entry, err.code, statusBody(err.code, err.reason, err.message));
@@ -192,7 +215,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     delete: (resource, namespace, name) => rethrowPlain(() => store.delete(resource, namespace, name)),
     get: (resource, namespace, name) => store.get(resource, namespace, name),
     list(resource, namespace) {
-      return store.sortedObjects(resource)
+      return store
+        .sortedObjects(resource)
         .filter(([, obj]) => namespace === undefined || obj.metadata.namespace === namespace)
         .map(([, obj]) => clone(obj));
     },
@@ -230,7 +254,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       }
       return open.length;
     },
-    openWatches: (resource) => [...store.watchers].filter((w) => resource === undefined || w.type.resource === resource).length,
+    openWatches: (resource) =>
+      [...store.watchers].filter((w) => resource === undefined || w.type.resource === resource).length,
     hold(filter) {
       const hold = { filter, waiting: [] as (() => void)[] };
       holds.push(hold);

@@ -29,7 +29,12 @@ export function endpoint(text: string): { addr: ipaddr.IPv4 | ipaddr.IPv6; port:
   return { addr: ipaddr.process(m[1]!), port: Number(m[2]) };
 }
 
-export interface BatchResult { i: number; ok: boolean; error: string | null; peer: string | null }
+export interface BatchResult {
+  i: number;
+  ok: boolean;
+  error: string | null;
+  peer: string | null;
+}
 
 /** What the socket saw: EPERM is a deny; a connected peer other than the destination is a redirect. */
 export function socketVerdict(p: Probe, r: BatchResult): 'pass' | 'redirect' | 'deny' {
@@ -45,10 +50,22 @@ export function socketVerdict(p: Probe, r: BatchResult): 'pass' | 'redirect' | '
 
 export function runBatch(pod: PodFixture, cgroup: string, uid: number, probes: readonly Probe[]): BatchResult[] {
   const input = probes.map((p) => `${p.op} ${p.family} ${p.addr} ${p.port}\n`).join('');
-  const args = ['--netns', pod.sb.netnsPath, '--cgroup', cgroup, ...(uid ? ['--uid', String(uid)] : []), 'batch', '--timeout-ms', '1000'];
+  const args = [
+    '--netns',
+    pod.sb.netnsPath,
+    '--cgroup',
+    cgroup,
+    ...(uid ? ['--uid', String(uid)] : []),
+    'batch',
+    '--timeout-ms',
+    '1000',
+  ];
   const r = spawnSync(SOCKPROBE, args, { input, encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, `sockprobe batch failed: ${r.stderr}`);
-  const out = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as BatchResult);
+  const out = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as BatchResult);
   assert.equal(out.length, probes.length);
   return out;
 }

@@ -169,7 +169,12 @@ export function writeCgroupProcs(dir: string, pid: number): void {
 }
 
 /** Polls `check` every 25 ms until it holds; fails after `ms`, adding `detail()` (e.g. a log tail). */
-export async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000, detail?: () => string): Promise<void> {
+export async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  ms = 10_000,
+  detail?: () => string,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (await check()) return;

@@ -17,11 +17,36 @@ export interface DnsAgentOptions {
 
 /** Starts the agent for namespace "shop"; everything it prints goes to `onOutput`. */
 export function startDnsAgent(o: DnsAgentOptions, onOutput: (text: string) => void): ChildProcess {
-  const agent = spawn(process.execPath, [
-    path.join(REPO_ROOT, 'bin/meshgate.js'), 'agent', '--config-file', o.configFile, '--allowlist-file', o.allowlistFile,
-    '--cgroup', o.pod.sb.cgroup, '--proxy-cgroup', o.pod.proxy, '--pin-dir', o.pod.sb.pinDir, '--namespace', 'shop', '--listen', '127.0.0.1:0',
-    '--dns-server', `127.0.0.1:${o.dnsPort}`, '--dns-ttl-floor', '0.1', '--dns-ttl-ceiling', String(o.ttlCeilingS), '--dns-grace', String(o.graceS),
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const agent = spawn(
+    process.execPath,
+    [
+      path.join(REPO_ROOT, 'bin/meshgate.js'),
+      'agent',
+      '--config-file',
+      o.configFile,
+      '--allowlist-file',
+      o.allowlistFile,
+      '--cgroup',
+      o.pod.sb.cgroup,
+      '--proxy-cgroup',
+      o.pod.proxy,
+      '--pin-dir',
+      o.pod.sb.pinDir,
+      '--namespace',
+      'shop',
+      '--listen',
+      '127.0.0.1:0',
+      '--dns-server',
+      `127.0.0.1:${o.dnsPort}`,
+      '--dns-ttl-floor',
+      '0.1',
+      '--dns-ttl-ceiling',
+      String(o.ttlCeilingS),
+      '--dns-grace',
+      String(o.graceS),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   agent.stdout!.on('data', (d: Buffer) => onOutput(d.toString()));
   agent.stderr!.on('data', (d: Buffer) => onOutput(d.toString()));
   return agent;

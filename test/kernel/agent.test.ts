@@ -23,7 +23,6 @@ const allow198 = `  - name: partner
     ports: [{number: 443, protocol: TLS}]
 `;
 
-
 describe('standalone agent', { skip: skip ?? false }, () => {
   let pod: PodFixture;
   let dir: string;
@@ -34,8 +33,26 @@ describe('standalone agent', { skip: skip ?? false }, () => {
 
   async function startAgent(): Promise<void> {
     log = '';
-    agent = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'agent', '--config-file', configFile, '--cgroup', pod.sb.cgroup,
-      '--proxy-cgroup', pod.proxy, '--pin-dir', pod.sb.pinDir, '--namespace', 'shop', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    agent = spawn(
+      process.execPath,
+      [
+        path.join(REPO_ROOT, 'bin/meshgate.js'),
+        'agent',
+        '--config-file',
+        configFile,
+        '--cgroup',
+        pod.sb.cgroup,
+        '--proxy-cgroup',
+        pod.proxy,
+        '--pin-dir',
+        pod.sb.pinDir,
+        '--namespace',
+        'shop',
+        '--listen',
+        '127.0.0.1:0',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     agent.stdout!.on('data', (d: Buffer) => (log += d.toString()));
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     await until('the agent to apply its first policy', () => log.includes('"policy applied"'));
@@ -78,7 +95,9 @@ describe('standalone agent', { skip: skip ?? false }, () => {
     assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect');
     assert.match(await metrics(), /meshgate_config_valid\{configmap="file [^"]+"\} 0/);
     writeFileSync(configFile, config(allow198));
-    await until('config_valid back to 1', async () => /meshgate_config_valid\{configmap="file [^"]+"\} 1/.test(await metrics()));
+    await until('config_valid back to 1', async () =>
+      /meshgate_config_valid\{configmap="file [^"]+"\} 1/.test(await metrics()),
+    );
   });
 
   test('kill -9 leaves enforcement in force, and a restarted agent adopts the pins with no wrong verdict under traffic', async () => {
@@ -93,7 +112,10 @@ describe('standalone agent', { skip: skip ?? false }, () => {
     await startAgent();
     assert.match(log, /"adopted":true/);
     await finished;
-    const verdicts = out.trim().split('\n').map((l) => classify(JSON.parse(l)).verdict);
+    const verdicts = out
+      .trim()
+      .split('\n')
+      .map((l) => classify(JSON.parse(l)).verdict);
     assert.equal(verdicts.length, 450);
     const expected = ['pass', 'redirect', 'deny'];
     verdicts.forEach((v, i) => assert.equal(v, expected[i % 3], `connect ${i} got ${v}`));

@@ -23,7 +23,12 @@ egress_allowlist: |
     ports: [{number: 443, protocol: TLS}]
 `;
 // The DaemonSet's memory limit, as deploy/daemonset.yaml sets it.
-const LIMIT_BYTES = Number(/limits:\s*\n\s*memory:\s*(\d+)Mi/.exec(readFileSync(path.join(REPO_ROOT, 'deploy/daemonset.yaml'), 'utf8'))?.[1]) * 1024 * 1024;
+const LIMIT_BYTES =
+  Number(
+    /limits:\s*\n\s*memory:\s*(\d+)Mi/.exec(readFileSync(path.join(REPO_ROOT, 'deploy/daemonset.yaml'), 'utf8'))?.[1],
+  ) *
+  1024 *
+  1024;
 const RAW_CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/;
 
 describe('standalone agent against hostile config files', { skip: skip ?? false }, () => {
@@ -35,8 +40,28 @@ describe('standalone agent against hostile config files', { skip: skip ?? false 
 
   async function startAgent(): Promise<void> {
     log = '';
-    agent = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'agent', '--config-file', configFile, '--cgroup', pod.sb.cgroup,
-      '--proxy-cgroup', pod.proxy, '--pin-dir', pod.sb.pinDir, '--namespace', 'shop', '--listen', '127.0.0.1:0', '--debounce-ms', '5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    agent = spawn(
+      process.execPath,
+      [
+        path.join(REPO_ROOT, 'bin/meshgate.js'),
+        'agent',
+        '--config-file',
+        configFile,
+        '--cgroup',
+        pod.sb.cgroup,
+        '--proxy-cgroup',
+        pod.proxy,
+        '--pin-dir',
+        pod.sb.pinDir,
+        '--namespace',
+        'shop',
+        '--listen',
+        '127.0.0.1:0',
+        '--debounce-ms',
+        '5',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     agent.stdout!.on('data', (d: Buffer) => (log += d.toString()));
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     await until('the agent to apply a policy', () => log.includes('"policy applied"'));
@@ -70,7 +95,10 @@ describe('standalone agent against hostile config files', { skip: skip ?? false 
 
   test('a config symlinked to an unrelated file is refused, and none of its text reaches the log', async () => {
     const secret = path.join(dir, 'shadow');
-    writeFileSync(secret, Array.from({ length: 24 }, (_, i) => `user${i}:$6$s3cr3tHash${i}:19000:0:99999:7:::`).join('\n'));
+    writeFileSync(
+      secret,
+      Array.from({ length: 24 }, (_, i) => `user${i}:$6$s3cr3tHash${i}:19000:0:99999:7:::`).join('\n'),
+    );
     replace((tmp) => symlinkSync(secret, tmp));
     await until('the rejection', () => rejections('MG_CONFIG_NO_MESHGATE_KEY') > 0);
     assert.doesNotMatch(log, /s3cr3t/);
@@ -84,11 +112,20 @@ describe('standalone agent against hostile config files', { skip: skip ?? false 
   });
 
   test('control characters reach the log escaped', async () => {
-    replace((tmp) => writeFileSync(tmp, `${GOOD.replace('10.0.0.0/8', '10.0.0.0/\\e[2J\\0')}\n"\\e]0;pwned\\a": x\n`.replace('mesh_cidr_ranges: "', 'mesh_cidr_ranges: "')));
+    replace((tmp) =>
+      writeFileSync(
+        tmp,
+        `${GOOD.replace('10.0.0.0/8', '10.0.0.0/\\e[2J\\0')}\n"\\e]0;pwned\\a": x\n`.replace(
+          'mesh_cidr_ranges: "',
+          'mesh_cidr_ranges: "',
+        ),
+      ),
+    );
     await until('the rejection', () => rejections('MG_CONFIG_BAD_CIDR') > 0);
     for (const line of log.trim().split('\n')) {
       const entry = JSON.parse(line) as Record<string, unknown>;
-      for (const [field, value] of Object.entries(entry)) if (typeof value === 'string') assert.doesNotMatch(value, RAW_CONTROL, `${field}: ${JSON.stringify(value)}`);
+      for (const [field, value] of Object.entries(entry))
+        if (typeof value === 'string') assert.doesNotMatch(value, RAW_CONTROL, `${field}: ${JSON.stringify(value)}`);
     }
     assert.match(log, /\\\\x1b\[2J/);
     enforcedAsGood();
@@ -101,13 +138,21 @@ describe('standalone agent against hostile config files', { skip: skip ?? false 
     const items = Array.from({ length: 110_000 }, (_, i) => `"10.${i % 250}.0.999"`).join(',');
     replace((tmp) => writeFileSync(tmp, `egress: "false"\nmesh_cidr_ranges: [${items.slice(0, 1024 * 1024 - 64)}"]\n`));
     await until('the 1 MiB file of invalid items refused', () => rejections('MG_CONFIG_MORE_ERRORS') > 0, 30_000);
-    const lines = log.split('\n').slice(before).filter((l) => l.includes('config rejected'));
+    const lines = log
+      .split('\n')
+      .slice(before)
+      .filter((l) => l.includes('config rejected'));
     assert.ok(lines.length <= 101, `${lines.length} error lines for one edit`);
     const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent!.pid}/status`, 'utf8'))?.[1]) * 1024;
     assert.ok(LIMIT_BYTES > 0, 'the manifest sets a memory limit');
-    assert.ok(hwm < LIMIT_BYTES, `peak RSS ${Math.round(hwm / 1048576)} MiB is within the manifest's ${LIMIT_BYTES / 1048576} MiB limit`);
+    assert.ok(
+      hwm < LIMIT_BYTES,
+      `peak RSS ${Math.round(hwm / 1048576)} MiB is within the manifest's ${LIMIT_BYTES / 1048576} MiB limit`,
+    );
     // SPEC §7 wants 25% to spare; measured, not asserted (the peak depends on when the GC runs).
-    console.log(`# agent peak RSS after the rejected edits: ${Math.round(hwm / 1048576)} MiB (${Math.round((hwm / LIMIT_BYTES) * 100)}% of the limit)`);
+    console.log(
+      `# agent peak RSS after the rejected edits: ${Math.round(hwm / 1048576)} MiB (${Math.round((hwm / LIMIT_BYTES) * 100)}% of the limit)`,
+    );
     enforcedAsGood();
   });
 

@@ -41,7 +41,11 @@ describe('standalone agent with a hostname allowlist entry', { skip: skip ?? fal
   const until = (what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> =>
     waitUntil(what, check, ms, () => `agent log tail:\n${log.split('\n').slice(-15).join('\n')}`);
   const verdict = (address: string, port = 443) => pod!.connect(address, port).verdict;
-  const logLines = (msg: string) => log.split('\n').filter((l) => l.includes(`"msg":"${msg}"`)).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const logLines = (msg: string) =>
+    log
+      .split('\n')
+      .filter((l) => l.includes(`"msg":"${msg}"`))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
 
   before(async () => {
     dns = await startDnsServer({ [HOST]: { a: [{ address: FIRST, ttl: TTL_S }] } });
@@ -51,7 +55,10 @@ describe('standalone agent with a hostname allowlist entry', { skip: skip ?? fal
     const allowlistFile = path.join(dir, 'egress.yaml');
     writeFileSync(configFile, CONFIG);
     writeFileSync(allowlistFile, ALLOWLIST);
-    agent = startDnsAgent({ pod, configFile, allowlistFile, dnsPort: dns.port, ttlCeilingS: TTL_S, graceS: GRACE_S }, (text) => (log += text));
+    agent = startDnsAgent(
+      { pod, configFile, allowlistFile, dnsPort: dns.port, ttlCeilingS: TTL_S, graceS: GRACE_S },
+      (text) => (log += text),
+    );
     await until('the agent to apply its first policy', () => log.includes('"policy applied"'));
   });
 
@@ -62,24 +69,41 @@ describe('standalone agent with a hostname allowlist entry', { skip: skip ?? fal
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('the address the hostname resolves to passes on the entry\'s port; others are denied', async () => {
+  test("the address the hostname resolves to passes on the entry's port; others are denied", async () => {
     await until(`${FIRST}:443 to pass once ${HOST} is resolved`, () => verdict(FIRST) === 'pass');
     assert.equal(verdict(SECOND), 'deny');
-    assert.equal(verdict(FIRST, 80), 'deny', 'only the entry\'s port is allowed');
+    assert.equal(verdict(FIRST, 80), 'deny', "only the entry's port is allowed");
     assert.equal(verdict('10.1.2.3', 80), 'redirect', 'the mesh still redirects');
     // The verdict can flip before the agent's log line has come through the pipe: wait for it.
-    await until('the resolver\'s log line', () => logLines('hostname addresses changed').some((l) => l['host'] === HOST && JSON.stringify(l['addresses']) === JSON.stringify([FIRST])));
+    await until("the resolver's log line", () =>
+      logLines('hostname addresses changed').some(
+        (l) => l['host'] === HOST && JSON.stringify(l['addresses']) === JSON.stringify([FIRST]),
+      ),
+    );
   });
 
   test('meshgate dump allowlists names the entry and its hostname', () => {
-    const run = (...args: string[]) => spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'dump', ...args, '--pin-dir', pod!.sb.pinDir], { encoding: 'utf8', timeout: 30_000 });
+    const run = (...args: string[]) =>
+      spawnSync(
+        process.execPath,
+        [path.join(REPO_ROOT, 'bin/meshgate.js'), 'dump', ...args, '--pin-dir', pod!.sb.pinDir],
+        { encoding: 'utf8', timeout: 30_000 },
+      );
     const text = run('allowlists');
     assert.equal(text.status, 0, text.stderr);
-    assert.match(text.stdout, new RegExp(`namespace shop\\n\\s+partner \\(${HOST.replace(/\./g, '\\.')}\\)\\n\\s+${FIRST.replace(/\./g, '\\.')}/32 443/tcp`));
+    assert.match(
+      text.stdout,
+      new RegExp(
+        `namespace shop\\n\\s+partner \\(${HOST.replace(/\./g, '\\.')}\\)\\n\\s+${FIRST.replace(/\./g, '\\.')}/32 443/tcp`,
+      ),
+    );
     const json = run('allowlists', '--json');
     assert.equal(json.status, 0, json.stderr);
     assert.deepEqual(JSON.parse(json.stdout).allowlists, [
-      { namespace: 'shop', entries: [{ name: 'partner', destinations: [{ cidr: `${FIRST}/32`, host: HOST, ports: ['443/tcp'] }] }] },
+      {
+        namespace: 'shop',
+        entries: [{ name: 'partner', destinations: [{ cidr: `${FIRST}/32`, host: HOST, ports: ['443/tcp'] }] }],
+      },
     ]);
   });
 
@@ -95,15 +119,25 @@ describe('standalone agent with a hostname allowlist entry', { skip: skip ?? fal
 
   test('when the DNS server stops answering, the last addresses stay through the grace period, and the log says so', async () => {
     await dns!.stop();
-    await until('the agent to log the failed refresh', () => logLines('hostname refresh failed, keeping last addresses').length > 0);
+    await until(
+      'the agent to log the failed refresh',
+      () => logLines('hostname refresh failed, keeping last addresses').length > 0,
+    );
     const kept = logLines('hostname refresh failed, keeping last addresses')[0]!;
     assert.equal(kept['host'], HOST);
-    assert.ok(typeof kept['graceLeftMs'] === 'number' && kept['graceLeftMs'] > 0 && kept['graceLeftMs'] <= GRACE_S * 1000, JSON.stringify(kept));
+    assert.ok(
+      typeof kept['graceLeftMs'] === 'number' && kept['graceLeftMs'] > 0 && kept['graceLeftMs'] <= GRACE_S * 1000,
+      JSON.stringify(kept),
+    );
     assert.equal(verdict(SECOND), 'pass', 'the last address stays allowed during the grace period');
     assert.equal(verdict(FIRST), 'deny');
 
     // The grace period is bounded: once over, the addresses go, and so does the allowance.
-    await until('the grace period to end', () => logLines('hostname grace period over, addresses dropped').length > 0, (GRACE_S + 6) * 1000);
+    await until(
+      'the grace period to end',
+      () => logLines('hostname grace period over, addresses dropped').length > 0,
+      (GRACE_S + 6) * 1000,
+    );
     await until(`${SECOND}:443 to be denied after the grace period`, () => verdict(SECOND) === 'deny');
     assert.equal(agent!.exitCode, null);
   });

@@ -21,10 +21,14 @@ egress_allowlist: |
   - name: api
     addresses: [203.0.113.10]
     ports: [{number: 443, protocol: HTTPS}]
-${allow ? `  - name: partner
+${
+  allow
+    ? `  - name: partner
     addresses: [198.51.100.7/32]
     ports: [{number: 443, protocol: TLS}]
-` : ''}`;
+`
+    : ''
+}`;
 
 describe('failed reconciles are retried', { skip: skip ?? false }, () => {
   let pod: PodFixture;
@@ -44,7 +48,11 @@ describe('failed reconciles are retried', { skip: skip ?? false }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const lines = (msg: string) => log.split('\n').filter((l) => l.includes(`"msg":"${msg}"`)).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = (msg: string) =>
+    log
+      .split('\n')
+      .filter((l) => l.includes(`"msg":"${msg}"`))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   const metric = async (name: string) => {
     const port = Number(lines('serving /healthz /readyz /metrics')[0]?.port);
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -54,23 +62,50 @@ describe('failed reconciles are retried', { skip: skip ?? false }, () => {
   test('an injected apply failure is retried with backoff and the policy then enforced', async () => {
     const configFile = path.join(dir, 'osm-config.yaml');
     writeFileSync(configFile, config(false));
-    const sink = new Writable({ write(chunk, _enc, done) { log += chunk.toString(); done(); } });
-    failNext = 2;
-    agent = new StandaloneAgent({
-      configFile, allowlistFiles: [], cgroup: pod.sb.cgroup, proxyCgroup: pod.proxy, namespace: 'shop', podName: 'web',
-      pinDir: pod.sb.pinDir, listen: '127.0.0.1:0', debounceMs: 10,
-      retryBackoff: { initialMs: 30, maxMs: 60 },
-      beforeWrite: (step) => {
-        if (step === 'trie-update' && failNext > 0) {
-          failNext--;
-          throw new Error('injected trie write failure');
-        }
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        log += chunk.toString();
+        done();
       },
-    }, pino({ level: 'info' }, sink));
+    });
+    failNext = 2;
+    agent = new StandaloneAgent(
+      {
+        configFile,
+        allowlistFiles: [],
+        cgroup: pod.sb.cgroup,
+        proxyCgroup: pod.proxy,
+        namespace: 'shop',
+        podName: 'web',
+        pinDir: pod.sb.pinDir,
+        listen: '127.0.0.1:0',
+        debounceMs: 10,
+        retryBackoff: { initialMs: 30, maxMs: 60 },
+        beforeWrite: (step) => {
+          if (step === 'trie-update' && failNext > 0) {
+            failNext--;
+            throw new Error('injected trie write failure');
+          }
+        },
+      },
+      pino({ level: 'info' }, sink),
+    );
     await agent.start();
-    await until('the policy to be applied by a retry', () => lines('policy applied').length === 1, 10_000, () => log);
+    await until(
+      'the policy to be applied by a retry',
+      () => lines('policy applied').length === 1,
+      10_000,
+      () => log,
+    );
     const retries = lines('reconcile failed, keeping the policy in force; retrying');
-    assert.deepEqual(retries.map((l) => [l.attempt, l.retryInMs]), [[1, 30], [2, 60]], 'one log line per attempt, with its backoff');
+    assert.deepEqual(
+      retries.map((l) => [l.attempt, l.retryInMs]),
+      [
+        [1, 30],
+        [2, 60],
+      ],
+      'one log line per attempt, with its backoff',
+    );
     assert.equal(lines('reconcile succeeded after failures')[0]?.failures, 2);
     assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect');
     assert.equal(pod.connect('198.51.100.7', 443).verdict, 'deny');
@@ -80,8 +115,17 @@ describe('failed reconciles are retried', { skip: skip ?? false }, () => {
     // A failed apply of an edit is retried too: no second edit is needed for it to take effect.
     failNext = 1;
     writeFileSync(configFile, config(true));
-    await until('198.51.100.7:443 to pass after the retry', () => pod.connect('198.51.100.7', 443).verdict === 'pass', 10_000, () => log);
-    assert.equal(lines('reconcile failed, keeping the policy in force; retrying').at(-1)?.attempt, 1, 'the count restarts after a success');
+    await until(
+      '198.51.100.7:443 to pass after the retry',
+      () => pod.connect('198.51.100.7', 443).verdict === 'pass',
+      10_000,
+      () => log,
+    );
+    assert.equal(
+      lines('reconcile failed, keeping the policy in force; retrying').at(-1)?.attempt,
+      1,
+      'the count restarts after a success',
+    );
     assert.equal(await metric('meshgate_reconcile_retries_total'), 3);
     assert.equal(lines('policy applied').length, 2);
   });

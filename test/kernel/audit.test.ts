@@ -5,7 +5,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { AgentMetrics } from '../../src/agent/metrics.js';
 import { parseGlobalConfig, type BlockedEgressAction } from '../../src/config/index.js';
-import { RULE_NAMES, VERDICT_NAMES, encodeTrace, encodeU32, formatAddress, type KernelEvent } from '../../src/datapath/codec.js';
+import {
+  RULE_NAMES,
+  VERDICT_NAMES,
+  encodeTrace,
+  encodeU32,
+  formatAddress,
+  type KernelEvent,
+} from '../../src/datapath/codec.js';
 import { readVerdictCounters } from '../../src/datapath/counters.js';
 import { EventReader } from '../../src/datapath/events.js';
 import { Explainer, parseDestination } from '../../src/explain/explain.js';
@@ -29,7 +36,10 @@ describe('blocked_egress_action audit in the kernel', { skip: skip ?? false }, (
 
   /** Compiles a config the way the agent does (defaults included: event verdicts) and applies it. */
   function applyConfig(global: BlockedEgressAction, shop: BlockedEgressAction | null): void {
-    const parsed = parseGlobalConfig({ mesh_cidr_ranges: '10.0.0.0/8', blocked_egress_action: global }, { kind: 'ConfigMap', namespace: 'osm-system', name: 'osm-config' });
+    const parsed = parseGlobalConfig(
+      { mesh_cidr_ranges: '10.0.0.0/8', blocked_egress_action: global },
+      { kind: 'ConfigMap', namespace: 'osm-system', name: 'osm-config' },
+    );
     assert.ok(parsed.ok);
     const state = new PolicyCompiler().compile({
       global: parsed.value,
@@ -42,15 +52,20 @@ describe('blocked_egress_action audit in the kernel', { skip: skip ?? false }, (
   }
 
   const auditCount = (): bigint =>
-    readVerdictCounters(pod.dp.maps.mg_counters).find((c) => c.verdict === 'audit' && c.rule === 'blocked')?.count ?? 0n;
+    readVerdictCounters(pod.dp.maps.mg_counters).find((c) => c.verdict === 'audit' && c.rule === 'blocked')?.count ??
+    0n;
 
   test("an audit namespace's TCP connect and UDP datagram get through untouched, are counted as audit/blocked, and traced by default", async () => {
     applyConfig('deny', 'audit');
     const callerId = cgroupId(pod.app);
     const events: KernelEvent[] = [];
-    const reader = new EventReader(pod.dp.maps.mg_events, (e) => {
-      if (e.cgroupId === callerId) events.push(e);
-    }, 10);
+    const reader = new EventReader(
+      pod.dp.maps.mg_events,
+      (e) => {
+        if (e.cgroupId === callerId) events.push(e);
+      },
+      10,
+    );
     try {
       reader.poll();
       events.length = 0;
@@ -71,14 +86,19 @@ describe('blocked_egress_action audit in the kernel', { skip: skip ?? false }, (
       reader.close();
     }
     const audits = events.filter((e) => VERDICT_NAMES[e.verdict] === 'audit');
-    assert.deepEqual(audits.map((e) => `${formatAddress(e.address)}:${e.port}/${e.proto}/${RULE_NAMES[e.rule]}`).sort(),
-      ['198.51.100.7:443/17/blocked', '198.51.100.7:443/6/blocked', '2001:db8::20:80/6/blocked']);
+    assert.deepEqual(
+      audits.map((e) => `${formatAddress(e.address)}:${e.port}/${e.proto}/${RULE_NAMES[e.rule]}`).sort(),
+      ['198.51.100.7:443/17/blocked', '198.51.100.7:443/6/blocked', '2001:db8::20:80/6/blocked'],
+    );
   });
 
   test('meshgate_verdicts_total has the audit/blocked series read from the kernel', async () => {
     applyConfig('audit', null);
     pod.connect('198.51.100.7', 443);
-    const metrics = new AgentMetrics(() => pod.dp, () => new Map());
+    const metrics = new AgentMetrics(
+      () => pod.dp,
+      () => new Map(),
+    );
     const text = await metrics.registry.metrics();
     const line = text.split('\n').find((l) => l.startsWith('meshgate_verdicts_total{verdict="audit",rule="blocked"}'));
     assert.ok(line, text);
@@ -114,7 +134,11 @@ describe('blocked_egress_action audit in the kernel', { skip: skip ?? false }, (
           const v = pod.connect('198.51.100.7', 443, { proto });
           const after = readVerdictCounters(pod.dp.maps.mg_counters);
           // (The UDP listener's reply, from the sidecar's cgroup, is counted as pass/proxy-cgroup: not ours.)
-          const grew = after.filter((c) => c.rule === 'blocked' && c.count > (before.find((b) => b.verdict === c.verdict && b.rule === c.rule)?.count ?? 0n));
+          const grew = after.filter(
+            (c) =>
+              c.rule === 'blocked' &&
+              c.count > (before.find((b) => b.verdict === c.verdict && b.rule === c.rule)?.count ?? 0n),
+          );
           const effective = shop ?? global;
           const name = `global ${global}, shop ${shop ?? 'unset'}, ${proto}`;
           seen.push(`${name}: ${v.verdict} counted ${grew.map((c) => `${c.verdict}/${c.rule}`).join(',')}`);

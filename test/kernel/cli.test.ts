@@ -16,11 +16,20 @@ const skip = requireRoot();
 if (skip) console.log(`# SKIP CLI tests: ${skip}`);
 
 const CLI = path.join(REPO_ROOT, 'bin/meshgate.js');
-const entry = (namespace: string, name: string, host?: string) => JSON.stringify(host ? { kind: 'entry', namespace, name, host } : { kind: 'entry', namespace, name });
+const entry = (namespace: string, name: string, host?: string) =>
+  JSON.stringify(host ? { kind: 'entry', namespace, name, host } : { kind: 'entry', namespace, name });
 
 function cli(args: string[], opts: { uid?: number } = {}) {
   // As nobody from any checkout location, also one nobody cannot read (test/helpers/asNobody.ts).
-  const r = opts.uid === NOBODY ? nodeAsNobody([CLI, ...args]) : spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000, uid: opts.uid, gid: opts.uid });
+  const r =
+    opts.uid === NOBODY
+      ? nodeAsNobody([CLI, ...args])
+      : spawnSync(process.execPath, [CLI, ...args], {
+          encoding: 'utf8',
+          timeout: 30_000,
+          uid: opts.uid,
+          gid: opts.uid,
+        });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -30,8 +39,14 @@ function cgroupPrograms(cgroup: string): string[] {
 }
 
 /** Runs `meshgate trace`, waits until it has asked the kernel for events, runs `act`, then collects its output. */
-async function traceWhile(pod: PodFixture, args: string[], act: () => void): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, 'trace', '--pin-dir', pod.sb.pinDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function traceWhile(
+  pod: PodFixture,
+  args: string[],
+  act: () => void,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, 'trace', '--pin-dir', pod.sb.pinDir, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -57,28 +72,48 @@ async function traceWhile(pod: PodFixture, args: string[], act: () => void): Pro
 describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
   let pod: PodFixture;
   let pin: string[];
-  const policy = (overrides: Partial<DesiredPolicy> = {}) => basePolicy({
-    groups: [
-      mesh('10.0.0.0/8', 'fd00::/8'),
-      group('allow:shop', [
-        allow('shop', '203.0.113.0/24', 443, 'tcp', entry('shop', 'stripe')),
-        allow('shop', '198.51.100.200/32', 443, 'tcp', entry('shop', 'stripe', 'api.stripe.com')),
-        allow('shop', '2001:db8::10/128', 53, 'udp', entry('shop', 'dns')),
-      ]),
-      group('allow:', [allow('', '192.0.2.1/32', 8080, 'tcp', entry('', 'metrics'))]),
-    ],
-    ...overrides,
-  });
+  const policy = (overrides: Partial<DesiredPolicy> = {}) =>
+    basePolicy({
+      groups: [
+        mesh('10.0.0.0/8', 'fd00::/8'),
+        group('allow:shop', [
+          allow('shop', '203.0.113.0/24', 443, 'tcp', entry('shop', 'stripe')),
+          allow('shop', '198.51.100.200/32', 443, 'tcp', entry('shop', 'stripe', 'api.stripe.com')),
+          allow('shop', '2001:db8::10/128', 53, 'udp', entry('shop', 'dns')),
+        ]),
+        group('allow:', [allow('', '192.0.2.1/32', 8080, 'tcp', entry('', 'metrics'))]),
+      ],
+      ...overrides,
+    });
   before(async () => {
     pod = await createPod('cli');
     pin = ['--pin-dir', pod.sb.pinDir];
     pod.apply(policy());
-    pod.dp.writeAgentStatus({ lastApplyUnixMs: Date.now(), lastReconcileUnixMs: Date.now(), generation: pod.dp.currentGeneration, agentPid: process.pid, mode: 'standalone', objectsTotal: 2, objectsInvalid: 0 });
+    pod.dp.writeAgentStatus({
+      lastApplyUnixMs: Date.now(),
+      lastReconcileUnixMs: Date.now(),
+      generation: pod.dp.currentGeneration,
+      agentPid: process.pid,
+      mode: 'standalone',
+      objectsTotal: 2,
+      objectsInvalid: 0,
+    });
   });
   after(() => pod?.close());
 
   test('every command has --help, also without root', () => {
-    for (const cmd of ['agent', 'validate', 'cleanup', 'status', 'dump', 'explain', 'trace', 'flows', 'preview', 'demo']) {
+    for (const cmd of [
+      'agent',
+      'validate',
+      'cleanup',
+      'status',
+      'dump',
+      'explain',
+      'trace',
+      'flows',
+      'preview',
+      'demo',
+    ]) {
       const r = cli([cmd, '--help'], { uid: 65534 });
       assert.equal(r.status, 0, `${cmd} --help: ${r.stderr}`);
       assert.match(r.stdout, new RegExp(`^Usage: meshgate ${cmd}`));
@@ -97,7 +132,10 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
     for (const args of [['dump'], ['status'], ['explain', 'shop/web', '1.2.3.4:80'], ['trace']]) {
       const r = cli([...args, '--pin-dir', '/sys/fs/bpf/mgtest-none']);
       assert.equal(r.status, 1, args[0]);
-      assert.equal(r.stderr, 'meshgate: no meshgate pins found: is the agent running? (pin dir /sys/fs/bpf/mgtest-none does not exist; see --pin-dir)\n');
+      assert.equal(
+        r.stderr,
+        'meshgate: no meshgate pins found: is the agent running? (pin dir /sys/fs/bpf/mgtest-none does not exist; see --pin-dir)\n',
+      );
     }
   });
 
@@ -106,14 +144,29 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
     const r = cli(['dump', ...pin]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^ {2}namespace shop$/m);
-    assert.match(r.stdout, /^ {4}stripe \(api\.stripe\.com\)\n {6}198\.51\.100\.200\/32 443\/tcp {2}\(api\.stripe\.com\)\n {6}203\.0\.113\.0\/24 443\/tcp$/m);
+    assert.match(
+      r.stdout,
+      /^ {4}stripe \(api\.stripe\.com\)\n {6}198\.51\.100\.200\/32 443\/tcp {2}\(api\.stripe\.com\)\n {6}203\.0\.113\.0\/24 443\/tcp$/m,
+    );
     assert.match(r.stdout, /^ {2}global \(every namespace\)$/m);
     assert.match(r.stdout, /shop\/web +meshed +sidecar cgroup \d+/);
     assert.match(r.stdout, /^ {2}deny +blocked +\d+$/m);
     for (const line of r.stdout.split('\n')) assert.ok(line.length <= 80, `longer than 80 columns: ${line}`);
 
     const j = JSON.parse(cli(['dump', '--json', ...pin]).stdout);
-    assert.deepEqual(Object.keys(j), ['generation', 'activeSlot', 'config', 'meshCidrs', 'exclusions', 'allowlists', 'pods', 'counters', 'events', 'learned', 'dnsReader']);
+    assert.deepEqual(Object.keys(j), [
+      'generation',
+      'activeSlot',
+      'config',
+      'meshCidrs',
+      'exclusions',
+      'allowlists',
+      'pods',
+      'counters',
+      'events',
+      'learned',
+      'dnsReader',
+    ]);
     assert.deepEqual(j.meshCidrs, ['10.0.0.0/8', 'fd00::/8']);
     const shop = j.allowlists.find((a: { namespace: string }) => a.namespace === 'shop');
     assert.deepEqual(shop.entries.find((e: { name: string }) => e.name === 'stripe').destinations, [
@@ -124,7 +177,12 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
     assert.equal(j.pods[0].pod, 'shop/web');
     assert.equal(j.pods[0].meshed, true);
     assert.equal(j.pods[0].proxyIdentity, 'cgroup');
-    assert.ok(j.counters.some((c: { verdict: string; rule: string; count: number }) => c.verdict === 'deny' && c.rule === 'blocked' && c.count >= 1));
+    assert.ok(
+      j.counters.some(
+        (c: { verdict: string; rule: string; count: number }) =>
+          c.verdict === 'deny' && c.rule === 'blocked' && c.count >= 1,
+      ),
+    );
 
     const only = JSON.parse(cli(['dump', 'pods', '--json', ...pin]).stdout);
     assert.deepEqual(Object.keys(only), ['generation', 'activeSlot', 'pods']);
@@ -136,7 +194,10 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
   test('explain: verdict, rule and entry from the live maps, and the verdict as exit code', () => {
     const deny = cli(['explain', 'shop/web', '198.51.100.7:443', ...pin]);
     assert.equal(deny.status, 4, deny.stderr);
-    assert.match(deny.stdout, /^denied: no allowlist entry in namespace shop or the global allowlist covers\n\s+198\.51\.100\.7:443\/tcp; egress is off/);
+    assert.match(
+      deny.stdout,
+      /^denied: no allowlist entry in namespace shop or the global allowlist covers\n\s+198\.51\.100\.7:443\/tcp; egress is off/,
+    );
     assert.equal(pod.connect('198.51.100.7', 443).verdict, 'deny');
 
     const redirect = cli(['explain', 'shop/web', '10.1.2.3:80', ...pin]);
@@ -149,14 +210,29 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
     const x = JSON.parse(pass.stdout);
     assert.equal(x.verdict, 'pass');
     assert.equal(x.rule, 'allow-namespace');
-    assert.deepEqual(x.entry, { map: 'mg_policy_trie', table: 'allow', cidr: '198.51.100.200/32', port: 443, protocol: 'tcp', namespace: 'shop', name: 'stripe', host: 'api.stripe.com' });
+    assert.deepEqual(x.entry, {
+      map: 'mg_policy_trie',
+      table: 'allow',
+      cidr: '198.51.100.200/32',
+      port: 443,
+      protocol: 'tcp',
+      namespace: 'shop',
+      name: 'stripe',
+      host: 'api.stripe.com',
+    });
     assert.equal(pod.connect('198.51.100.200', 443).verdict, 'pass');
 
     const udp = cli(['explain', '--cgroup', String(x.caller.cgroupId), '[2001:db8::10]:53', '--udp', ...pin]);
     assert.equal(udp.status, 0, udp.stderr);
     assert.match(udp.stdout, /allowlist shop\/dns: 2001:db8::10\/128 53\/udp/);
 
-    const proxy = cli(['explain', '--cgroup', execFileSync('stat', ['-c', '%i', pod.proxy], { encoding: 'utf8' }).trim(), '198.51.100.7:443', ...pin]);
+    const proxy = cli([
+      'explain',
+      '--cgroup',
+      execFileSync('stat', ['-c', '%i', pod.proxy], { encoding: 'utf8' }).trim(),
+      '198.51.100.7:443',
+      ...pin,
+    ]);
     assert.equal(proxy.status, 0);
     assert.match(proxy.stdout, /^passed: cgroup \d+ is a sidecar's container cgroup/);
   });
@@ -164,7 +240,10 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
   test('explain: one-line errors for no such pod (1) and bad arguments (2)', () => {
     const nopod = cli(['explain', 'shop/nope', '1.2.3.4:80', ...pin]);
     assert.equal(nopod.status, 1);
-    assert.match(nopod.stderr, /^meshgate: no such pod: shop\/nope is not in mg_cgroups under .* \(known: shop\/web\)\n$/);
+    assert.match(
+      nopod.stderr,
+      /^meshgate: no such pod: shop\/nope is not in mg_cgroups under .* \(known: shop\/web\)\n$/,
+    );
     for (const [args, message] of [
       [['shop/web', '2001:db8::1:443'], /write an IPv6 destination as \[ADDRESS\]:PORT/],
       [['shop/web', 'example.com:443'], /is not an IP address/],
@@ -173,7 +252,7 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
       [['--cgroup', 'abc', '1.2.3.4:80'], /is not a cgroup id/],
       [['shop/web', `${'a'.repeat(100_000)}:443`], /"a{64}…" \(100000 characters\) is not an IP address/],
       [['shop/web', `1.2.3.4:${'9'.repeat(100_000)}`], /port 9{12}… is not in/],
-      [["shop/web\u001b[2J\u0007", "1.2.3.4:80"], /"shop\/web\\u001b\[2J\\u0007" is not NAMESPACE\/POD/],
+      [['shop/web\u001b[2J\u0007', '1.2.3.4:80'], /"shop\/web\\u001b\[2J\\u0007" is not NAMESPACE\/POD/],
     ] as const) {
       const r = cli(['explain', ...args, ...pin]);
       assert.equal(r.status, 2, `${args.join(' ').slice(0, 200)}: ${r.stderr.slice(0, 500)}`);
@@ -185,7 +264,9 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
   });
 
   test('trace shows a denied connect from the test cgroup, with pod and rule', async () => {
-    const r = await traceWhile(pod, ['--json', '--count', '1'], () => assert.equal(pod.connect('198.51.100.7', 443).verdict, 'deny'));
+    const r = await traceWhile(pod, ['--json', '--count', '1'], () =>
+      assert.equal(pod.connect('198.51.100.7', 443).verdict, 'deny'),
+    );
     assert.equal(r.status, 0, r.stderr);
     const e = JSON.parse(r.stdout.trim().split('\n')[0]!);
     assert.equal(e.type, 'event');
@@ -194,11 +275,17 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
     assert.equal(e.pod, 'shop/web');
     assert.equal(e.destination, '198.51.100.7:443');
     assert.equal(e.protocol, 'tcp');
-    assert.equal(pod.dp.maps.mg_trace.lookup(encodeU32(0))!.readBigUInt64LE(8), 0n, 'trace withdrew its request on exit');
+    assert.equal(
+      pod.dp.maps.mg_trace.lookup(encodeU32(0))!.readBigUInt64LE(8),
+      0n,
+      'trace withdrew its request on exit',
+    );
   });
 
   test('trace --verdict redirect asks the programs for redirect events', async () => {
-    const r = await traceWhile(pod, ['--verdict', 'redirect', '--pod', 'shop/web', '--count', '1'], () => assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect'));
+    const r = await traceWhile(pod, ['--verdict', 'redirect', '--pod', 'shop/web', '--count', '1'], () =>
+      assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect'),
+    );
     assert.equal(r.status, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
     assert.match(lines[0]!, /^TIME +VERDICT +POD +DESTINATION +RULE$/);
@@ -208,10 +295,15 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
   test('trace shows audits by default, as would-deny; the call got through', async () => {
     pod.apply(policy({ namespaceActions: [{ namespace: 'shop', action: 'audit' }] }));
     try {
-      const r = await traceWhile(pod, ['--count', '1'], () => assert.equal(pod.connect('198.51.100.7', 443).verdict, 'pass'));
+      const r = await traceWhile(pod, ['--count', '1'], () =>
+        assert.equal(pod.connect('198.51.100.7', 443).verdict, 'pass'),
+      );
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stderr, /^tracing deny, audit events/);
-      assert.match(r.stdout.trim().split('\n')[1]!, /^\d\d:\d\d:\d\d\.\d{3} audit +shop\/web +198\.51\.100\.7:443\/tcp +blocked \(would deny\)$/);
+      assert.match(
+        r.stdout.trim().split('\n')[1]!,
+        /^\d\d:\d\d:\d\d\.\d{3} audit +shop\/web +198\.51\.100\.7:443\/tcp +blocked \(would deny\)$/,
+      );
     } finally {
       pod.apply(policy());
     }
@@ -220,7 +312,27 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
   test('trace reports events dropped by the rate limit', async () => {
     const r = await traceWhile(pod, ['--duration', '4'], () => {
       // 600 denied connects in a burst: far over the bucket (burst 200, 100/s per CPU).
-      spawnSync(SOCKPROBE, ['--netns', pod.sb.netnsPath, '--cgroup', pod.app, 'loop', '--family', '4', '--addr', '198.51.100.7', '--port', '443', '--count', '600', '--batches', '1'], { timeout: 30_000 });
+      spawnSync(
+        SOCKPROBE,
+        [
+          '--netns',
+          pod.sb.netnsPath,
+          '--cgroup',
+          pod.app,
+          'loop',
+          '--family',
+          '4',
+          '--addr',
+          '198.51.100.7',
+          '--port',
+          '443',
+          '--count',
+          '600',
+          '--batches',
+          '1',
+        ],
+        { timeout: 30_000 },
+      );
     });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /-- events dropped: \d+ by the rate limit/);
@@ -265,16 +377,33 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
     const r = cli(['status', ...pin]);
     assert.equal(r.status, 3);
     assert.match(r.stdout, /cgroup\/connect4 +link \d+ +prog \d+ +NOT ATTACHED/);
-    assert.match(r.stdout.replace(/\n +/g, ' '), /cgroup\/connect4: link \d+ is pinned at \S+\/links\/mg_connect4 but not attached/);
+    assert.match(
+      r.stdout.replace(/\n +/g, ' '),
+      /cgroup\/connect4: link \d+ is pinned at \S+\/links\/mg_connect4 but not attached/,
+    );
   });
 
   test("cleanup removes meshgate's links and maps and spares another tool's program and pins", () => {
     const foreignProg = `${pod.sb.pinDir}-foreign`;
     const foreignInPinDir = path.join(pod.sb.pinDir, 'foreign_prog');
-    execFileSync('bpftool', ['prog', 'load', path.join(REPO_ROOT, 'build/foreign.bpf.o'), foreignProg, 'type', 'cgroup/connect4']);
+    execFileSync('bpftool', [
+      'prog',
+      'load',
+      path.join(REPO_ROOT, 'build/foreign.bpf.o'),
+      foreignProg,
+      'type',
+      'cgroup/connect4',
+    ]);
     try {
       execFileSync('bpftool', ['cgroup', 'attach', pod.sb.cgroup, 'connect4', 'pinned', foreignProg, 'multi']);
-      execFileSync('bpftool', ['prog', 'load', path.join(REPO_ROOT, 'build/foreign.bpf.o'), foreignInPinDir, 'type', 'cgroup/connect4']);
+      execFileSync('bpftool', [
+        'prog',
+        'load',
+        path.join(REPO_ROOT, 'build/foreign.bpf.o'),
+        foreignInPinDir,
+        'type',
+        'cgroup/connect4',
+      ]);
       assert.ok(cgroupPrograms(pod.sb.cgroup).includes('mg_connect6'));
       const r = cli(['cleanup', '--json', ...pin]);
       assert.equal(r.status, 0, r.stdout + r.stderr);

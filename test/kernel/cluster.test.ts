@@ -8,9 +8,22 @@ import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createFakeNode, API_ADDR, FORBIDDEN_ADDR, MESH_ADDR, type FakeNode, type FakePod } from '../helpers/fakeNode.js';
+import {
+  createFakeNode,
+  API_ADDR,
+  FORBIDDEN_ADDR,
+  MESH_ADDR,
+  type FakeNode,
+  type FakePod,
+} from '../helpers/fakeNode.js';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../helpers/kubeApiServer.js';
-import { allowlistConfigMap, osmConfig, killClusterAgent, startClusterAgent, type AgentProcess } from '../helpers/clusterAgent.js';
+import {
+  allowlistConfigMap,
+  osmConfig,
+  killClusterAgent,
+  startClusterAgent,
+  type AgentProcess,
+} from '../helpers/clusterAgent.js';
 import { classify } from '../helpers/kernelFixture.js';
 import { requireRoot, until } from '../helpers/sandbox.js';
 import { openPinnedMaps } from '../../src/datapath/pinned.js';
@@ -19,15 +32,11 @@ import { cgroupId } from '../../src/node/cgroup.js';
 const skip = requireRoot();
 if (skip) console.log(`# skipping cluster agent tests: ${skip}`);
 
-
-
-
 const BASE = {
   egress: 'false',
   mesh_cidr_ranges: '10.96.0.0/12',
   egress_allowlist: '- name: payments\n  addresses: [203.0.113.10]\n  ports: [{number: 443, protocol: HTTPS}]\n',
 };
-
 
 describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () => {
   let node: FakeNode;
@@ -41,7 +50,11 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
   let plain: FakePod;
 
   const metrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${agent!.port()}/metrics`)).text();
-  const appliedCount = (): number => agent!.log().split('\n').filter((l) => l.includes('"policy applied"') || l.includes('pods applied')).length;
+  const appliedCount = (): number =>
+    agent!
+      .log()
+      .split('\n')
+      .filter((l) => l.includes('"policy applied"') || l.includes('pods applied')).length;
 
   before(async () => {
     node = createFakeNode('cluster', 'systemd');
@@ -63,7 +76,9 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
   test('writes nothing to the kernel until every informer has synced', async () => {
     const release = api.hold({ verb: 'list', resource: 'pods' });
     agent = startClusterAgent(node, kubeconfig);
-    await until('the agent to wait for its informers', () => agent!.log().includes('waiting for every informer to sync'));
+    await until('the agent to wait for its informers', () =>
+      agent!.log().includes('waiting for every informer to sync'),
+    );
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(appliedCount(), 0, 'nothing applied while the pod list is pending');
     const pinned = openPinnedMaps(node.sb.pinDir);
@@ -131,8 +146,15 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
     await until('egress off again', () => shop.connect(FORBIDDEN_ADDR, 443).verdict === 'deny');
   });
 
-  test('an allowlist in one namespace lets only that namespace\'s pods through', async () => {
-    api.create('configmaps', allowlistConfigMap('shop', 'partners', '- name: partner\n  addresses: [198.51.100.0/24]\n  ports: [{number: 443, protocol: TLS}]\n'));
+  test("an allowlist in one namespace lets only that namespace's pods through", async () => {
+    api.create(
+      'configmaps',
+      allowlistConfigMap(
+        'shop',
+        'partners',
+        '- name: partner\n  addresses: [198.51.100.0/24]\n  ports: [{number: 443, protocol: TLS}]\n',
+      ),
+    );
     await until('shop to reach the partner', () => shop.connect(FORBIDDEN_ADDR, 443).verdict === 'pass');
     assert.equal(blog.connect(FORBIDDEN_ADDR, 443).verdict, 'deny', 'blog has no such allowlist');
     assert.equal(shop.connect(FORBIDDEN_ADDR, 80).verdict, 'deny', 'only the listed port');
@@ -145,7 +167,12 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
       data.mesh_cidr_ranges = '10.96.0.0/33';
     });
     await until('an Event on the ConfigMap', () => api.list('events', 'osm-system').length > 0);
-    const event = api.list('events', 'osm-system')[0] as unknown as { reason: string; type: string; message: string; involvedObject: { name: string; kind: string } };
+    const event = api.list('events', 'osm-system')[0] as unknown as {
+      reason: string;
+      type: string;
+      message: string;
+      involvedObject: { name: string; kind: string };
+    };
     assert.equal(event.involvedObject.kind, 'ConfigMap');
     assert.equal(event.involvedObject.name, 'osm-config');
     assert.equal(event.type, 'Warning');
@@ -166,11 +193,16 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
     assert.equal(blog.connect(FORBIDDEN_ADDR, 443).verdict, 'deny');
     assert.equal(shop.connect(MESH_ADDR, 80).verdict, 'redirect');
     const late = await node.addPod({ namespace: 'blog', name: 'late', meshed: true }, createPod);
-    await until('the new pod to be enforced under the kept policy', () => late.connect(FORBIDDEN_ADDR, 443).verdict === 'deny');
+    await until(
+      'the new pod to be enforced under the kept policy',
+      () => late.connect(FORBIDDEN_ADDR, 443).verdict === 'deny',
+    );
     node.removePod(late);
     api.delete('pods', 'blog', 'late');
     api.update('configmaps', osmConfig(BASE));
-    await until('the ConfigMap valid again', async () => /meshgate_config_valid\{configmap="ConfigMap osm-system\/osm-config"\} 1/.test(await metrics()));
+    await until('the ConfigMap valid again', async () =>
+      /meshgate_config_valid\{configmap="ConfigMap osm-system\/osm-config"\} 1/.test(await metrics()),
+    );
   });
 
   test('API server down: enforcement continues; the agent catches up when it returns', async () => {
@@ -180,7 +212,14 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
     assert.equal(blog.connect(FORBIDDEN_ADDR, 443).verdict, 'deny');
     assert.equal((await fetch(`http://127.0.0.1:${agent!.port()}/healthz`)).status, 200);
     // Changed while the server is down: applied once the watch resumes.
-    api.create('configmaps', allowlistConfigMap('blog', 'partners', '- name: partner\n  addresses: [198.51.100.7]\n  ports: [{number: 443, protocol: TLS}]\n'));
+    api.create(
+      'configmaps',
+      allowlistConfigMap(
+        'blog',
+        'partners',
+        '- name: partner\n  addresses: [198.51.100.7]\n  ports: [{number: 443, protocol: TLS}]\n',
+      ),
+    );
     await api.restart();
     await until('blog to reach the partner', () => blog.connect(FORBIDDEN_ADDR, 443).verdict === 'pass', 15_000);
     assert.match(await metrics(), /meshgate_informer_restarts_total\{informer="[a-z-]+"\} [1-9]/);
@@ -190,7 +229,11 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
     api.compact();
     api.delete('configmaps', 'blog', 'partners');
     api.dropWatches();
-    await until('the deletion to be seen after the relist', () => blog.connect(FORBIDDEN_ADDR, 443).verdict === 'deny', 15_000);
+    await until(
+      'the deletion to be seen after the relist',
+      () => blog.connect(FORBIDDEN_ADDR, 443).verdict === 'deny',
+      15_000,
+    );
   });
 
   test('a deleted global ConfigMap keeps the last good global config', async () => {
@@ -203,7 +246,10 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
   });
 
   test('hostNetwork pods are skipped, with a log line', async () => {
-    const host = await node.addPod({ namespace: 'kube-system', name: 'node-exporter', meshed: true, hostNetwork: true }, createPod);
+    const host = await node.addPod(
+      { namespace: 'kube-system', name: 'node-exporter', meshed: true, hostNetwork: true },
+      createPod,
+    );
     await until('the skip to be logged', () => agent!.log().includes('hostNetwork pods are never enforced'));
     assert.equal(host.connect(FORBIDDEN_ADDR, 443).verdict, 'pass');
     node.removePod(host);
@@ -222,7 +268,10 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
     await until('the restarted agent to apply', () => agent!.log().includes('"policy applied"'));
     assert.match(agent.log(), /"adopted":true/);
     await finished;
-    const verdicts = out.trim().split('\n').map((l) => classify(JSON.parse(l)).verdict);
+    const verdicts = out
+      .trim()
+      .split('\n')
+      .map((l) => classify(JSON.parse(l)).verdict);
     assert.equal(verdicts.length, 300);
     const expected = ['redirect', 'pass', 'deny'];
     verdicts.forEach((v, i) => assert.equal(v, expected[i % 3], `connect ${i} got ${v}`));
@@ -263,9 +312,15 @@ describe('cluster agent (cgroupfs cgroup layout)', { skip: skip ?? false }, () =
     const pods = [
       await node.addPod({ namespace: 'a', name: 'g', meshed: true, qos: 'Guaranteed' }, createPod),
       await node.addPod({ namespace: 'a', name: 'b', meshed: true, qos: 'Burstable' }, createPod),
-      await node.addPod({ namespace: 'a', name: 'e', meshed: false, qos: 'BestEffort', labels: { 'meshgate.io/enforce': 'true' } }, createPod),
+      await node.addPod(
+        { namespace: 'a', name: 'e', meshed: false, qos: 'BestEffort', labels: { 'meshgate.io/enforce': 'true' } },
+        createPod,
+      ),
     ];
-    const optedOut = await node.addPod({ namespace: 'a', name: 'o', meshed: true, annotations: { 'meshgate.io/enforce': 'false' } }, createPod);
+    const optedOut = await node.addPod(
+      { namespace: 'a', name: 'o', meshed: true, annotations: { 'meshgate.io/enforce': 'false' } },
+      createPod,
+    );
     for (const p of pods) {
       await until(`${p.spec.name} to be enforced`, () => p.connect(FORBIDDEN_ADDR, 443).verdict === 'deny');
       assert.equal(p.connect(MESH_ADDR, 80).verdict, 'redirect');

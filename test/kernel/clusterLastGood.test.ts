@@ -8,8 +8,22 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { allowlistConfigMap, MESHGATE, osmConfig, killClusterAgent, startClusterAgent, type AgentProcess } from '../helpers/clusterAgent.js';
-import { createFakeNode, API_ADDR, FORBIDDEN_ADDR, MESH_ADDR, type FakeNode, type FakePod } from '../helpers/fakeNode.js';
+import {
+  allowlistConfigMap,
+  MESHGATE,
+  osmConfig,
+  killClusterAgent,
+  startClusterAgent,
+  type AgentProcess,
+} from '../helpers/clusterAgent.js';
+import {
+  createFakeNode,
+  API_ADDR,
+  FORBIDDEN_ADDR,
+  MESH_ADDR,
+  type FakeNode,
+  type FakePod,
+} from '../helpers/fakeNode.js';
 import { classify } from '../helpers/kernelFixture.js';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../helpers/kubeApiServer.js';
 import { requireRoot, until } from '../helpers/sandbox.js';
@@ -18,10 +32,15 @@ const skip = requireRoot();
 if (skip) console.log(`# skipping cluster last good tests: ${skip}`);
 
 const GLOBAL = { egress: 'false', mesh_cidr_ranges: '10.96.0.0/12' };
-const entry = (name: string, address: string) => `- name: ${name}\n  addresses: [${address}]\n  ports: [{number: 443, protocol: TLS}]\n`;
+const entry = (name: string, address: string) =>
+  `- name: ${name}\n  addresses: [${address}]\n  ports: [{number: 443, protocol: TLS}]\n`;
 const BAD = '- name: broken\n  addresses: [10.0.0.1/33]\n  ports: [{number: 443, protocol: TLS}]\n';
 
-interface EventObject { reason: string; message: string; involvedObject: { name: string } }
+interface EventObject {
+  reason: string;
+  message: string;
+  involvedObject: { name: string };
+}
 
 describe('cluster agent: per-object last good survives restarts', { skip: skip ?? false }, () => {
   let node: FakeNode;
@@ -33,7 +52,12 @@ describe('cluster agent: per-object last good survives restarts', { skip: skip ?
   let billing: FakePod;
   const createPod = (pod: KubeObject): KubeObject => api.create('pods', pod);
   const setEgress = (ns: string, name: string, yaml: string) =>
-    api.patch('configmaps', ns, name, (cm) => void ((cm as unknown as { data: Record<string, string> }).data.egress = yaml));
+    api.patch(
+      'configmaps',
+      ns,
+      name,
+      (cm) => void ((cm as unknown as { data: Record<string, string> }).data.egress = yaml),
+    );
   const valid = async (object: string): Promise<string | undefined> =>
     new RegExp(`meshgate_config_valid\\{configmap="ConfigMap ${object}"\\} (\\d)`).exec(await agent!.metrics())?.[1];
 
@@ -72,15 +96,25 @@ describe('cluster agent: per-object last good survives restarts', { skip: skip ?
 
   test('a name used in two ConfigMaps is reported three ways on both, and no verdict changes', async () => {
     setEgress('shop', 'b', entry('payments', API_ADDR));
-    await until('an Event on each ConfigMap', () => new Set(api.list('events', 'shop').map((e) => (e as unknown as EventObject).involvedObject.name)).size === 2);
+    await until(
+      'an Event on each ConfigMap',
+      () =>
+        new Set(api.list('events', 'shop').map((e) => (e as unknown as EventObject).involvedObject.name)).size === 2,
+    );
     for (const e of api.list('events', 'shop') as unknown as EventObject[]) {
       assert.equal(e.reason, 'MeshgateConfigRejected');
       assert.match(e.message, /name "payments" is also the name of an entry in ConfigMap shop\/[ab]/);
     }
     assert.equal(await valid('shop/a'), '0');
     assert.equal(await valid('shop/b'), '0');
-    const logged = agent!.log().split('\n').filter((l) => l.includes('MG_ALLOWLIST_DUPLICATE_NAME'));
-    assert.ok(logged.some((l) => l.includes('"configmap":"shop/a"')) && logged.some((l) => l.includes('"configmap":"shop/b"')), 'a log line for each');
+    const logged = agent!
+      .log()
+      .split('\n')
+      .filter((l) => l.includes('MG_ALLOWLIST_DUPLICATE_NAME'));
+    assert.ok(
+      logged.some((l) => l.includes('"configmap":"shop/a"')) && logged.some((l) => l.includes('"configmap":"shop/b"')),
+      'a log line for each',
+    );
     assert.equal(shop.connect(FORBIDDEN_ADDR, 443).verdict, 'pass');
     assert.equal(shop.connect(API_ADDR, 443).verdict, 'pass', "b's last good entry stays");
   });
@@ -94,20 +128,37 @@ describe('cluster agent: per-object last good survives restarts', { skip: skip ?
     await new Promise((r) => setTimeout(r, 150));
     await restart();
     await finished;
-    const verdicts = out.trim().split('\n').map((l) => classify(JSON.parse(l)).verdict);
+    const verdicts = out
+      .trim()
+      .split('\n')
+      .map((l) => classify(JSON.parse(l)).verdict);
     assert.equal(verdicts.length, 180);
     const expected = ['pass', 'pass', 'deny'];
     verdicts.forEach((v, i) => assert.equal(v, expected[i % 3], `connect ${i} got ${v}`));
     assert.match(agent!.log(), /"last good configuration restored from the pins"/);
     assert.doesNotMatch(agent!.log(), /pods applied/, 'a full apply from the persisted last good, not a frozen policy');
-    const explain = spawnSync(process.execPath, [MESHGATE, 'explain', '--pin-dir', node.sb.pinDir, 'shop/web', `${FORBIDDEN_ADDR}:443`], { encoding: 'utf8' });
+    const explain = spawnSync(
+      process.execPath,
+      [MESHGATE, 'explain', '--pin-dir', node.sb.pinDir, 'shop/web', `${FORBIDDEN_ADDR}:443`],
+      { encoding: 'utf8' },
+    );
     assert.equal(explain.status, 0, `explain says pass: ${explain.stdout}${explain.stderr}`);
-    await until('both still reported invalid', async () => (await valid('shop/a')) === '0' && (await valid('shop/b')) === '0');
+    await until(
+      'both still reported invalid',
+      async () => (await valid('shop/a')) === '0' && (await valid('shop/b')) === '0',
+    );
   });
 
   test('after a restart, an allowlist that never was valid freezes nothing: a global edit applies', async () => {
     // Invalid, with a terminal escape in its value: the Event carries it escaped.
-    api.create('configmaps', allowlistConfigMap('billing', 'c', '- name: broken\n  addresses: ["10.0.0.1/\\e[2J"]\n  ports: [{number: 443, protocol: TLS}]\n'));
+    api.create(
+      'configmaps',
+      allowlistConfigMap(
+        'billing',
+        'c',
+        '- name: broken\n  addresses: ["10.0.0.1/\\e[2J"]\n  ports: [{number: 443, protocol: TLS}]\n',
+      ),
+    );
     await until('billing/c rejected', async () => (await valid('billing/c')) === '0');
     await until('an Event on billing/c', () => api.list('events', 'billing').length > 0);
     const event = api.list('events', 'billing')[0] as unknown as EventObject;

@@ -42,7 +42,11 @@ describe('atomic policy switch', { skip: skip ?? false }, () => {
     // A half-applied policy (B's mesh without B's allowlist) would deny it: a third verdict.
     const a: DesiredPolicy = basePolicy({ groups: [filler('fill-a', 10_000, 0), mesh('10.1.2.3/32')] });
     const b: DesiredPolicy = basePolicy({
-      groups: [filler('fill-b', 10_000, 20_000), group('allow:shop', [allow('shop', '10.1.2.3/32', 80)]), { id: 'mesh', entries: [{ table: 'mesh', cidr: '10.200.0.0/16' }] }],
+      groups: [
+        filler('fill-b', 10_000, 20_000),
+        group('allow:shop', [allow('shop', '10.1.2.3/32', 80)]),
+        { id: 'mesh', entries: [{ table: 'mesh', cidr: '10.200.0.0/16' }] },
+      ],
     });
     pod.apply(a);
     const script = `for i in $(seq 1 400); do ${SOCKPROBE} --netns ${pod.sb.netnsPath} --cgroup ${pod.app} connect --family 4 --proto tcp --addr 10.1.2.3 --port 80 --read --timeout-ms 1000; done`;
@@ -59,11 +63,18 @@ describe('atomic policy switch', { skip: skip ?? false }, () => {
       await new Promise((r) => setImmediate(r));
     }
     await done;
-    const verdicts = out.trim().split('\n').map((line) => classify(JSON.parse(line)).verdict);
+    const verdicts = out
+      .trim()
+      .split('\n')
+      .map((line) => classify(JSON.parse(line)).verdict);
     const seen = new Set(verdicts);
     assert.ok(verdicts.length === 400, `storm made ${verdicts.length} connects`);
     assert.ok(flips >= 4, `only ${flips} flips happened during the storm`);
-    assert.deepEqual([...seen].filter((v) => v !== 'redirect' && v !== 'pass'), [], `verdicts seen: ${[...seen]}`);
+    assert.deepEqual(
+      [...seen].filter((v) => v !== 'redirect' && v !== 'pass'),
+      [],
+      `verdicts seen: ${[...seen]}`,
+    );
   });
 
   test('a failure partway through an apply leaves the previous policy in force', () => {
@@ -123,7 +134,8 @@ describe('atomic policy switch', { skip: skip ?? false }, () => {
   test('a one-entry change to a large policy writes one entry', () => {
     const big = filler('fill', 50_000, 0);
     const cgroups = pod.cgroups();
-    const apply = (...meshCidrs: string[]) => pod.dp.apply({ policy: basePolicy({ groups: [big, mesh(...meshCidrs)] }), cgroups });
+    const apply = (...meshCidrs: string[]) =>
+      pod.dp.apply({ policy: basePolicy({ groups: [big, mesh(...meshCidrs)] }), cgroups });
     apply('10.0.0.0/8');
     apply('10.0.0.0/8');
     // Both slots now hold the same policy: a one-entry change writes that entry and nothing of the big group.
@@ -146,7 +158,11 @@ describe('persistence, adoption and cleanup', { skip: skip ?? false }, () => {
 
   test('enforcement holds after the loading process exits, and a new process adopts without a second attachment', () => {
     // The fixture's own Datapath must not attach here: a separate process does it all.
-    const child = spawnSync(process.execPath, [path.join(REPO_ROOT, 'dist/test/helpers/applyAndExit.js'), pod.sb.pinDir, pod.sb.cgroup, stateJson(state())], { encoding: 'utf8' });
+    const child = spawnSync(
+      process.execPath,
+      [path.join(REPO_ROOT, 'dist/test/helpers/applyAndExit.js'), pod.sb.pinDir, pod.sb.cgroup, stateJson(state())],
+      { encoding: 'utf8' },
+    );
     assert.equal(child.status, 0, child.stderr);
     assert.equal(JSON.parse(child.stdout).attached.length, HOOK_PROGRAMS.length);
     assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect', 'enforcement after the loader exited');
@@ -186,7 +202,10 @@ describe('persistence, adoption and cleanup', { skip: skip ?? false }, () => {
       libbpf.closeObject(old);
     }
     const before = bpftoolCgroupPrograms(pod.sb.cgroup);
-    assert.ok(before.some((p) => p.name === 'mg_sockops'), JSON.stringify(before));
+    assert.ok(
+      before.some((p) => p.name === 'mg_sockops'),
+      JSON.stringify(before),
+    );
 
     const adopter = Datapath.open({ pinDir: pod.sb.pinDir, cgroupWalkStart: cgroupLevel(pod.sb.cgroup) });
     try {
@@ -197,7 +216,10 @@ describe('persistence, adoption and cleanup', { skip: skip ?? false }, () => {
     }
     assert.equal(existsSync(pin), false);
     const programs = bpftoolCgroupPrograms(pod.sb.cgroup);
-    assert.deepEqual(programs.filter((p) => p.name === 'mg_sockops'), []);
+    assert.deepEqual(
+      programs.filter((p) => p.name === 'mg_sockops'),
+      [],
+    );
     assert.equal(programs.length, HOOK_PROGRAMS.length);
     const v = pod.connect('10.1.2.3', 80);
     assert.equal(v.verdict, 'redirect');
@@ -205,21 +227,38 @@ describe('persistence, adoption and cleanup', { skip: skip ?? false }, () => {
   });
 
   test('a process killed with SIGKILL leaves enforcement in force', () => {
-    const child = spawnSync('bash', ['-c', `node ${path.join(REPO_ROOT, 'dist/test/helpers/applyAndExit.js')} ${pod.sb.pinDir} ${pod.sb.cgroup} '${stateJson(state())}' && kill -9 $$`], { encoding: 'utf8' });
+    const child = spawnSync(
+      'bash',
+      [
+        '-c',
+        `node ${path.join(REPO_ROOT, 'dist/test/helpers/applyAndExit.js')} ${pod.sb.pinDir} ${pod.sb.cgroup} '${stateJson(state())}' && kill -9 $$`,
+      ],
+      { encoding: 'utf8' },
+    );
     assert.notEqual(child.signal, null);
     assert.equal(pod.connect('198.51.100.7', 443).verdict, 'deny');
   });
 
   test("cleanup detaches and unpins everything meshgate owns and spares another tool's program", () => {
     const foreignPin = `${pod.sb.pinDir}-foreign`;
-    execFileSync('bpftool', ['prog', 'load', path.join(REPO_ROOT, 'build/foreign.bpf.o'), foreignPin, 'type', 'cgroup/connect4']);
+    execFileSync('bpftool', [
+      'prog',
+      'load',
+      path.join(REPO_ROOT, 'build/foreign.bpf.o'),
+      foreignPin,
+      'type',
+      'cgroup/connect4',
+    ]);
     try {
       execFileSync('bpftool', ['cgroup', 'attach', pod.sb.cgroup, 'connect4', 'pinned', foreignPin, 'multi']);
       const report = cleanupPins(pod.sb.pinDir);
       assert.equal(report.detached.length, HOOK_PROGRAMS.length);
       assert.equal(existsSync(pod.sb.pinDir), false);
       const left = bpftoolCgroupPrograms(pod.sb.cgroup);
-      assert.deepEqual(left.map((p) => p.name), ['foreign_connect4']);
+      assert.deepEqual(
+        left.map((p) => p.name),
+        ['foreign_connect4'],
+      );
       assert.notEqual(pod.connect('198.51.100.7', 443).verdict, 'deny', 'no meshgate program decides any more');
       execFileSync('bpftool', ['cgroup', 'detach', pod.sb.cgroup, 'connect4', 'pinned', foreignPin]);
       assert.deepEqual(bpftoolCgroupPrograms(pod.sb.cgroup), []);
@@ -227,6 +266,9 @@ describe('persistence, adoption and cleanup', { skip: skip ?? false }, () => {
       spawnSync('bpftool', ['cgroup', 'detach', pod.sb.cgroup, 'connect4', 'pinned', foreignPin]);
       spawnSync('rm', ['-f', foreignPin]);
     }
-    assert.deepEqual(readdirSync('/sys/fs/bpf').filter((n) => n.startsWith(path.basename(pod.sb.pinDir))), []);
+    assert.deepEqual(
+      readdirSync('/sys/fs/bpf').filter((n) => n.startsWith(path.basename(pod.sb.pinDir))),
+      [],
+    );
   });
 });

@@ -24,15 +24,28 @@ const HOSTS: DesiredDnsHost[] = [
 
 function allowlisted(name: string): boolean {
   const n = name.toLowerCase().replace(/\.$/, '');
-  return HOSTS.some(({ host }) => (host.startsWith('*.') ? n.endsWith(host.slice(1)) && n.length > host.length - 1 : n === host));
+  return HOSTS.some(({ host }) =>
+    host.startsWith('*.') ? n.endsWith(host.slice(1)) && n.length > host.length - 1 : n === host,
+  );
 }
 
-interface Query { id: number; name: string; type: 'A' | 'AAAA' }
+interface Query {
+  id: number;
+  name: string;
+  type: 'A' | 'AAAA';
+}
 
-const query = (q: Query): Buffer => encode({ type: 'query', id: q.id, flags: 0x0100, questions: [{ type: q.type, name: q.name }] });
+const query = (q: Query): Buffer =>
+  encode({ type: 'query', id: q.id, flags: 0x0100, questions: [{ type: q.type, name: q.name }] });
 
 function answer(q: Query, answers: Answer[], opts: { flags?: number; name?: string } = {}): Buffer {
-  return encode({ type: 'response', id: q.id, flags: opts.flags ?? 0x8180, questions: [{ type: q.type, name: opts.name ?? q.name }], answers });
+  return encode({
+    type: 'response',
+    id: q.id,
+    flags: opts.flags ?? 0x8180,
+    questions: [{ type: q.type, name: opts.name ?? q.name }],
+    answers,
+  });
 }
 
 const A = (name: string, data: string, ttl = 60): Answer => ({ type: 'A', name, ttl, data });
@@ -49,10 +62,22 @@ function reference(q: Query, packet: Buffer): Set<string> {
     return none;
   }
   const flags = d.flags ?? 0;
-  if (d.type !== 'response' || d.id !== q.id || ((flags >> 11) & 0xf) !== 0 || (flags & 0x200) !== 0 || (flags & 0xf) !== 0) return none;
+  if (
+    d.type !== 'response' ||
+    d.id !== q.id ||
+    ((flags >> 11) & 0xf) !== 0 ||
+    (flags & 0x200) !== 0 ||
+    (flags & 0xf) !== 0
+  )
+    return none;
   if (d.questions?.length !== 1) return none;
   const question = d.questions[0]!;
-  if (question.name.toLowerCase() !== q.name.toLowerCase() || question.type !== q.type || (question.class ?? 'IN') !== 'IN') return none;
+  if (
+    question.name.toLowerCase() !== q.name.toLowerCase() ||
+    question.type !== q.type ||
+    (question.class ?? 'IN') !== 'IN'
+  )
+    return none;
   if (!allowlisted(question.name)) return none;
   const chain = new Set([question.name.toLowerCase()]);
   const out = new Set<string>();
@@ -66,12 +91,13 @@ function reference(q: Query, packet: Buffer): Set<string> {
 }
 
 /** One text per address (dns-packet and meshgate compress IPv6 zeros differently); junk stays as it is. */
-const canonical = (address: string): string => (ipaddr.isValid(address) ? ipaddr.parse(address).toNormalizedString() : address);
+const canonical = (address: string): string =>
+  ipaddr.isValid(address) ? ipaddr.parse(address).toNormalizedString() : address;
 
 describe('the DNS reader under BPF_PROG_TEST_RUN', { skip: skip ?? false }, () => {
   let h: DnsHarness;
   let nextId = 1;
-  const q = (name: string, type: 'A' | 'AAAA' = 'A'): Query => ({ id: (nextId++ & 0xffff) || 1, name, type });
+  const q = (name: string, type: 'A' | 'AAAA' = 'A'): Query => ({ id: nextId++ & 0xffff || 1, name, type });
 
   /** One exchange on a fresh socket with nothing learned: the query goes out, the answer comes in. */
   const exchange = (qq: Query | null, packet: Buffer, from?: string, sport?: number): string[] => {
@@ -79,7 +105,10 @@ describe('the DNS reader under BPF_PROG_TEST_RUN', { skip: skip ?? false }, () =
     h.clearLearned();
     if (qq) h.sendQuery(query(qq));
     assert.equal(h.receive(packet, from, sport), 1, 'the answer is always delivered');
-    return h.learned().map((l) => l.address).sort();
+    return h
+      .learned()
+      .map((l) => l.address)
+      .sort();
   };
 
   before(() => {
@@ -87,24 +116,54 @@ describe('the DNS reader under BPF_PROG_TEST_RUN', { skip: skip ?? false }, () =
   });
   after(() => h?.close());
 
-  test('a well-formed, solicited, trusted answer teaches exactly its chain\'s addresses', () => {
+  test("a well-formed, solicited, trusted answer teaches exactly its chain's addresses", () => {
     let x = q('api.example.com');
-    assert.deepEqual(exchange(x, answer(x, [A(x.name, '203.0.113.1'), A(x.name, '203.0.113.2')])), ['203.0.113.1', '203.0.113.2']);
+    assert.deepEqual(exchange(x, answer(x, [A(x.name, '203.0.113.1'), A(x.name, '203.0.113.2')])), [
+      '203.0.113.1',
+      '203.0.113.2',
+    ]);
     x = q('api.example.com', 'AAAA');
     assert.deepEqual(exchange(x, answer(x, [AAAA(x.name, '2001:db8::1')])), ['2001:db8::1']);
     x = q('API.Example.COM');
-    assert.deepEqual(exchange(x, answer(x, [A('api.example.com', '203.0.113.3')])), ['203.0.113.3'], 'case does not matter (0x20 randomisation)');
+    assert.deepEqual(
+      exchange(x, answer(x, [A('api.example.com', '203.0.113.3')])),
+      ['203.0.113.3'],
+      'case does not matter (0x20 randomisation)',
+    );
     x = q('a.b.cdn.example.net');
-    assert.deepEqual(exchange(x, answer(x, [A(x.name, '198.51.100.9')])), ['198.51.100.9'], 'a wildcard matches any depth');
+    assert.deepEqual(
+      exchange(x, answer(x, [A(x.name, '198.51.100.9')])),
+      ['198.51.100.9'],
+      'a wildcard matches any depth',
+    );
     x = q('api.example.com');
-    assert.deepEqual(exchange(x, answer(x, [CNAME(x.name, 'edge.cdnprovider.test'), CNAME('edge.cdnprovider.test', 'e1.cdnprovider.test'), A('e1.cdnprovider.test', '192.0.2.44'), A('unrelated.test', '192.0.2.99')])), ['192.0.2.44'], 'CNAME chain followed; records for other names ignored');
+    assert.deepEqual(
+      exchange(
+        x,
+        answer(x, [
+          CNAME(x.name, 'edge.cdnprovider.test'),
+          CNAME('edge.cdnprovider.test', 'e1.cdnprovider.test'),
+          A('e1.cdnprovider.test', '192.0.2.44'),
+          A('unrelated.test', '192.0.2.99'),
+        ]),
+      ),
+      ['192.0.2.44'],
+      'CNAME chain followed; records for other names ignored',
+    );
     x = q('global.example.org');
     exchange(x, answer(x, [A(x.name, '192.0.2.7', 120)]));
     const [g] = h.learned();
-    assert.deepEqual([g?.address, g?.namespace, g?.host, g?.ttlS], ['192.0.2.7', '', 'global.example.org', 120], 'a global host is learned for every namespace');
+    assert.deepEqual(
+      [g?.address, g?.namespace, g?.host, g?.ttlS],
+      ['192.0.2.7', '', 'global.example.org', 120],
+      'a global host is learned for every namespace',
+    );
     x = q('api.example.com');
     exchange(x, answer(x, [A(x.name, '203.0.113.1')]));
-    assert.deepEqual(h.learned().map((l) => [l.namespace, l.host, l.name]), [['shop', 'api.example.com', 'api.example.com']]);
+    assert.deepEqual(
+      h.learned().map((l) => [l.namespace, l.host, l.name]),
+      [['shop', 'api.example.com', 'api.example.com']],
+    );
   });
 
   test('untrusted, unsolicited, unlisted and malformed answers teach nothing, and each is counted', () => {
@@ -116,9 +175,20 @@ describe('the DNS reader under BPF_PROG_TEST_RUN', { skip: skip ?? false }, () =
     assert.deepEqual(exchange(null, good), [], 'no query was sent');
     assert.deepEqual(exchange({ ...x, id: x.id + 1 }, good), [], 'another id');
     assert.deepEqual(exchange({ ...x, type: 'AAAA' }, good), [], 'another type');
-    assert.deepEqual(exchange({ ...x, name: 'www.example.com' }, answer({ ...x, name: 'www.example.com' }, [A('www.example.com', '203.0.113.1')])), [], 'not allowlisted');
+    assert.deepEqual(
+      exchange(
+        { ...x, name: 'www.example.com' },
+        answer({ ...x, name: 'www.example.com' }, [A('www.example.com', '203.0.113.1')]),
+      ),
+      [],
+      'not allowlisted',
+    );
     const bare = q('cdn.example.net');
-    assert.deepEqual(exchange(bare, answer(bare, [A(bare.name, '203.0.113.1')])), [], '*.cdn.example.net does not match cdn.example.net');
+    assert.deepEqual(
+      exchange(bare, answer(bare, [A(bare.name, '203.0.113.1')])),
+      [],
+      '*.cdn.example.net does not match cdn.example.net',
+    );
     // The same answer twice: the query is used up by the first.
     h.resetSocket();
     h.clearLearned();
@@ -134,13 +204,25 @@ describe('the DNS reader under BPF_PROG_TEST_RUN', { skip: skip ?? false }, () =
       ['zero answers', answer(x, [])],
       ['cut short', good.subarray(0, good.length - 2)],
       ['absurd count', Buffer.concat([good.subarray(0, 6), Buffer.from([0xff, 0xff]), good.subarray(8)])],
-      ['wrong class', Buffer.concat([good.subarray(0, good.length - 12), Buffer.from([0, 3]), good.subarray(good.length - 10)])],
+      [
+        'wrong class',
+        Buffer.concat([good.subarray(0, good.length - 12), Buffer.from([0, 3]), good.subarray(good.length - 10)]),
+      ],
       ['additional record missing', Buffer.concat([good.subarray(0, 10), Buffer.from([0, 1]), good.subarray(12)])],
       ['compression loop', withOwner(good, Buffer.from([0xc0, good.length - 16]))],
       ['pointer out of bounds', withOwner(good, Buffer.from([0xcf, 0xff]))],
       ['forward pointer', withOwner(good, Buffer.from([0xc0, 0xff]))],
       ['label over 63', withOwner(good, Buffer.concat([Buffer.from([64]), Buffer.alloc(64, 0x61), Buffer.from([0])]))],
-      ['name over 255', withOwner(good, Buffer.concat([...Array.from({ length: 5 }, () => Buffer.concat([Buffer.from([60]), Buffer.alloc(60, 0x62)])), Buffer.from([0])]))],
+      [
+        'name over 255',
+        withOwner(
+          good,
+          Buffer.concat([
+            ...Array.from({ length: 5 }, () => Buffer.concat([Buffer.from([60]), Buffer.alloc(60, 0x62)])),
+            Buffer.from([0]),
+          ]),
+        ),
+      ],
       ['A with 5 bytes', Buffer.concat([good.subarray(0, good.length - 6), Buffer.from([0, 5, 203, 0, 113, 1, 9])])],
     ];
     for (const [what, packet] of malformed) assert.deepEqual(exchange(x, packet), [], what);
@@ -156,25 +238,41 @@ describe('the DNS reader under BPF_PROG_TEST_RUN', { skip: skip ?? false }, () =
     const seed = Number(process.env.MG_FUZZ_SEED ?? Date.now() % 1_000_000);
     const rnd = seededRandom(seed);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
-    const names = ['api.example.com', 'x.cdn.example.net', 'a.b.c.cdn.example.net', 'global.example.org', 'www.example.com'];
+    const names = [
+      'api.example.com',
+      'x.cdn.example.net',
+      'a.b.c.cdn.example.net',
+      'global.example.org',
+      'www.example.com',
+    ];
     let learnedSome = 0;
     const iterations = 2000;
     for (let i = 0; i < iterations; i++) {
       const x = q(pick(names), rnd() < 0.8 ? 'A' : 'AAAA');
-      const rr = x.type === 'A' ? (n: string, k: number) => A(n, `203.0.113.${k}`) : (n: string, k: number) => AAAA(n, `2001:db8::${k}`);
-      const base = rnd() < 0.5
-        ? answer(x, [rr(x.name, 1 + Math.floor(rnd() * 200)), rr(x.name, 201 + Math.floor(rnd() * 50))])
-        : answer(x, [CNAME(x.name, 'edge.test'), rr('edge.test', 1 + Math.floor(rnd() * 250))]);
+      const rr =
+        x.type === 'A'
+          ? (n: string, k: number) => A(n, `203.0.113.${k}`)
+          : (n: string, k: number) => AAAA(n, `2001:db8::${k}`);
+      const base =
+        rnd() < 0.5
+          ? answer(x, [rr(x.name, 1 + Math.floor(rnd() * 200)), rr(x.name, 201 + Math.floor(rnd() * 50))])
+          : answer(x, [CNAME(x.name, 'edge.test'), rr('edge.test', 1 + Math.floor(rnd() * 250))]);
       const packet = mutate(base, rnd);
       const learned = exchange(x, packet);
       const allowed = reference(x, packet);
       for (const a of learned.map(canonical)) {
-        assert.ok(allowed.has(a), `seed ${seed} iteration ${i}: learned ${a} from ${packet.toString('hex')} (query ${JSON.stringify(x)}), reference allows ${JSON.stringify([...allowed])}`);
+        assert.ok(
+          allowed.has(a),
+          `seed ${seed} iteration ${i}: learned ${a} from ${packet.toString('hex')} (query ${JSON.stringify(x)}), reference allows ${JSON.stringify([...allowed])}`,
+        );
       }
       if (learned.length) learnedSome++;
     }
     // The fuzzer must exercise the learning path too, not only the refusals.
-    assert.ok(learnedSome > iterations / 20, `seed ${seed}: only ${learnedSome} of ${iterations} packets taught anything`);
+    assert.ok(
+      learnedSome > iterations / 20,
+      `seed ${seed}: only ${learnedSome} of ${iterations} packets taught anything`,
+    );
   });
 
   test('bounded: when mg_learned is full the oldest learned address goes first, and it is counted', () => {
@@ -189,7 +287,11 @@ describe('the DNS reader under BPF_PROG_TEST_RUN', { skip: skip ?? false }, () =
       }
       const addresses = small.learned().map((l) => l.address);
       assert.equal(addresses.length, 16);
-      assert.deepEqual(addresses.map((a) => Number(a.split('.')[3])).sort((a, b) => a - b), Array.from({ length: 16 }, (_, i) => i + 5), 'the first four learned went first');
+      assert.deepEqual(
+        addresses.map((a) => Number(a.split('.')[3])).sort((a, b) => a - b),
+        Array.from({ length: 16 }, (_, i) => i + 5),
+        'the first four learned went first',
+      );
       assert.equal(small.stats()['evicted']! - evictedBefore, 4n);
       assert.ok(small.learned().every((l) => l.namespace === 'shop' && !l.expired));
       void NAMESPACE_ID;
@@ -204,11 +306,14 @@ function withOwner(packet: Buffer, name: Buffer): Buffer {
   let off = 12;
   while (packet[off] !== 0) off += 1 + packet[off]!;
   off += 5; // root byte, QTYPE, QCLASS
-  const ownerLen = (packet[off]! & 0xc0) === 0xc0 ? 2 : (() => {
-    let o = off;
-    while (packet[o] !== 0) o += 1 + packet[o]!;
-    return o + 1 - off;
-  })();
+  const ownerLen =
+    (packet[off]! & 0xc0) === 0xc0
+      ? 2
+      : (() => {
+          let o = off;
+          while (packet[o] !== 0) o += 1 + packet[o]!;
+          return o + 1 - off;
+        })();
   return Buffer.concat([packet.subarray(0, off), name, packet.subarray(off + ownerLen)]);
 }
 
@@ -217,24 +322,36 @@ function mutate(packet: Buffer, rnd: () => number): Buffer {
   const kind = Math.floor(rnd() * 7);
   const at = () => Math.floor(rnd() * p.length);
   switch (kind) {
-    case 0: return p; // unchanged: the positive path
-    case 1: { // flip bits
+    case 0:
+      return p; // unchanged: the positive path
+    case 1: {
+      // flip bits
       for (let n = 1 + Math.floor(rnd() * 3); n > 0; n--) p[at()]! ^= 1 << Math.floor(rnd() * 8);
       return p;
     }
-    case 2: { // set bytes to interesting values
-      for (let n = 1 + Math.floor(rnd() * 3); n > 0; n--) p[at()] = [0, 0xff, 0xc0, 0x3f, 0x40, 1, 12][Math.floor(rnd() * 7)]!;
+    case 2: {
+      // set bytes to interesting values
+      for (let n = 1 + Math.floor(rnd() * 3); n > 0; n--)
+        p[at()] = [0, 0xff, 0xc0, 0x3f, 0x40, 1, 12][Math.floor(rnd() * 7)]!;
       return p;
     }
-    case 3: return p.subarray(0, Math.max(0, at())); // truncate
-    case 4: { // insert random bytes
+    case 3:
+      return p.subarray(0, Math.max(0, at())); // truncate
+    case 4: {
+      // insert random bytes
       const i = at();
-      return Buffer.concat([p.subarray(0, i), Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 4) }, () => Math.floor(rnd() * 256))), p.subarray(i)]);
+      return Buffer.concat([
+        p.subarray(0, i),
+        Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 4) }, () => Math.floor(rnd() * 256))),
+        p.subarray(i),
+      ]);
     }
-    case 5: { // keep the header, random rest
+    case 5: {
+      // keep the header, random rest
       for (let i = 12; i < p.length; i++) if (rnd() < 0.3) p[i] = Math.floor(rnd() * 256);
       return p;
     }
-    default: return Buffer.from(Array.from({ length: Math.floor(rnd() * 300) }, () => Math.floor(rnd() * 256))); // noise
+    default:
+      return Buffer.from(Array.from({ length: Math.floor(rnd() * 300) }, () => Math.floor(rnd() * 256))); // noise
   }
 }

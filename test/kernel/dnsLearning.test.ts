@@ -72,9 +72,27 @@ class NetnsDnsServer {
   }
 
   static async start(netns: string, address: string, port: number, records: DnsTestRecords): Promise<NetnsDnsServer> {
-    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, path.join(REPO_ROOT, 'dist/test/helpers/dnsServerMain.js'), '--address', address, '--port', String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        netns,
+        process.execPath,
+        path.join(REPO_ROOT, 'dist/test/helpers/dnsServerMain.js'),
+        '--address',
+        address,
+        '--port',
+        String(port),
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
     const server = new NetnsDnsServer(child);
-    await waitUntil(`DNS server on ${address}:${port} in ${netns}`, () => server.lines.some((l) => l.includes('listening')), 10_000);
+    await waitUntil(
+      `DNS server on ${address}:${port} in ${netns}`,
+      () => server.lines.some((l) => l.includes('listening')),
+      10_000,
+    );
     await server.command({ records });
     return server;
   }
@@ -82,7 +100,11 @@ class NetnsDnsServer {
   async command(cmd: object): Promise<void> {
     const want = this.lines.filter((l) => l.includes('"ok"')).length + 1;
     this.child.stdin!.write(`${JSON.stringify(cmd)}\n`);
-    await waitUntil('the DNS server to take a command', () => this.lines.filter((l) => l.includes('"ok"')).length >= want, 5_000);
+    await waitUntil(
+      'the DNS server to take a command',
+      () => this.lines.filter((l) => l.includes('"ok"')).length >= want,
+      5_000,
+    );
   }
 
   async stop(): Promise<void> {
@@ -93,7 +115,7 @@ class NetnsDnsServer {
   }
 }
 
-describe('the kernel learns allowlisted hostnames from the pod\'s own DNS answers', { skip: skip ?? false }, () => {
+describe("the kernel learns allowlisted hostnames from the pod's own DNS answers", { skip: skip ?? false }, () => {
   let pod: PodFixture | undefined;
   let agentDns: DnsTestServer | undefined;
   let podDns: NetnsDnsServer | undefined;
@@ -107,12 +129,34 @@ describe('the kernel learns allowlisted hostnames from the pod\'s own DNS answer
     waitUntil(what, check, ms, () => `agent log tail:\n${log.split('\n').slice(-15).join('\n')}`);
   const verdict = (address: string, p = 443) => pod!.connect(address, p).verdict;
   const resolve = (name: string, server = '127.0.0.1'): ResolveResult => {
-    const r = spawnSync(DNSPROBE, ['--cgroup', pod!.app, '--netns', pod!.sb.netnsPath, 'resolve', '--server', server, '--port', String(port), '--name', name, '--connect-port', '443'], { encoding: 'utf8', timeout: 10_000 });
+    const r = spawnSync(
+      DNSPROBE,
+      [
+        '--cgroup',
+        pod!.app,
+        '--netns',
+        pod!.sb.netnsPath,
+        'resolve',
+        '--server',
+        server,
+        '--port',
+        String(port),
+        '--name',
+        name,
+        '--connect-port',
+        '443',
+      ],
+      { encoding: 'utf8', timeout: 10_000 },
+    );
     assert.equal(r.status, 0, r.stderr);
     return JSON.parse(r.stdout.trim()) as ResolveResult;
   };
   const dump = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'dump', ...args, '--pin-dir', pod!.sb.pinDir], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(
+      process.execPath,
+      [path.join(REPO_ROOT, 'bin/meshgate.js'), 'dump', ...args, '--pin-dir', pod!.sb.pinDir],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
     assert.equal(r.status, 0, r.stderr);
     return r.stdout;
   };
@@ -130,7 +174,10 @@ describe('the kernel learns allowlisted hostnames from the pod\'s own DNS answer
     const allowlistFile = path.join(dir, 'egress.yaml');
     writeFileSync(configFile, CONFIG);
     writeFileSync(allowlistFile, ALLOWLIST);
-    agent = startDnsAgent({ pod, configFile, allowlistFile, dnsPort: port, ttlCeilingS: TTL_CEILING_S, graceS: GRACE_S }, (text) => (log += text));
+    agent = startDnsAgent(
+      { pod, configFile, allowlistFile, dnsPort: port, ttlCeilingS: TTL_CEILING_S, graceS: GRACE_S },
+      (text) => (log += text),
+    );
     await until('the agent to apply its first policy', () => log.includes('"policy applied"'));
   });
 
@@ -150,15 +197,19 @@ describe('the kernel learns allowlisted hostnames from the pod\'s own DNS answer
       const r = resolve('pool.partner.test');
       assert.equal(r.rcode, 0);
       assert.equal(r.answers.length, 1, JSON.stringify(r));
-      assert.deepEqual(r.connects.map((c) => [c.addr, c.ok, c.error]), [[r.answers[0], true, null]], `connect at once to ${r.answers[0]}`);
+      assert.deepEqual(
+        r.connects.map((c) => [c.addr, c.ok, c.error]),
+        [[r.answers[0], true, null]],
+        `connect at once to ${r.answers[0]}`,
+      );
       seen.add(r.answers[0]!);
     }
     assert.deepEqual([...seen].sort(), [...POOL].sort(), 'the server rotated through the whole pool');
     assert.equal(verdict(NEVER), 'deny', 'an address no answer held stays denied');
-    assert.equal(verdict(POOL[0]!, 80), 'deny', 'only the entry\'s port is learned');
+    assert.equal(verdict(POOL[0]!, 80), 'deny', "only the entry's port is learned");
   });
 
-  test('the agent\'s own resolver seeing another answer changes nothing for the pod; either source allows', async () => {
+  test("the agent's own resolver seeing another answer changes nothing for the pod; either source allows", async () => {
     await until(`${AGENT_VIEW} to pass through the agent's own resolution`, () => verdict(AGENT_VIEW) === 'pass');
     const r = resolve('pool.partner.test');
     assert.notEqual(r.answers[0], AGENT_VIEW);
@@ -167,19 +218,49 @@ describe('the kernel learns allowlisted hostnames from the pod\'s own DNS answer
 
   test('a wildcard host learns any deeper name, but not the bare domain', () => {
     const deep = resolve('x.y.cdn.test');
-    assert.deepEqual(deep.connects.map((c) => [c.addr, c.ok]), [[WILDCARD_ANSWER, true]]);
+    assert.deepEqual(
+      deep.connects.map((c) => [c.addr, c.ok]),
+      [[WILDCARD_ANSWER, true]],
+    );
     const bare = resolve('cdn.test');
-    assert.deepEqual(bare.connects.map((c) => [c.addr, c.ok, c.error]), [[NEVER, false, 'EPERM']], '*.cdn.test does not match cdn.test');
+    assert.deepEqual(
+      bare.connects.map((c) => [c.addr, c.ok, c.error]),
+      [[NEVER, false, 'EPERM']],
+      '*.cdn.test does not match cdn.test',
+    );
   });
 
   test('explain names the DNS answer a learned address came from, with its age and expiry, and agrees with the kernel', () => {
     resolve('x.y.cdn.test');
-    const run = (...args: string[]) => spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'explain', '--cgroup', String(cgroupId(pod!.app)), ...args, '--pin-dir', pod!.sb.pinDir], { encoding: 'utf8', timeout: 30_000 });
+    const run = (...args: string[]) =>
+      spawnSync(
+        process.execPath,
+        [
+          path.join(REPO_ROOT, 'bin/meshgate.js'),
+          'explain',
+          '--cgroup',
+          String(cgroupId(pod!.app)),
+          ...args,
+          '--pin-dir',
+          pod!.sb.pinDir,
+        ],
+        { encoding: 'utf8', timeout: 30_000 },
+      );
     const text = run(`${WILDCARD_ANSWER}:443`);
     assert.equal(text.status, 0, text.stderr);
-    assert.match(text.stdout.replace(/\n +/g, ' '), /passed: learned from the DNS answer for x\.y\.cdn\.test \(\*\.cdn\.test\) \d+\.\ds ago \(TTL 30s\); allowed for \d+\.\ds more/);
-    const json = JSON.parse(run(`${WILDCARD_ANSWER}:443`, '--json').stdout) as { verdict: string; rule: string; entry: { name: string; host: string; learned: { name: string; expiresInMs: number } } };
-    assert.deepEqual([json.verdict, json.rule, json.entry.name, json.entry.host, json.entry.learned.name], ['pass', 'allow-learned', 'cdn', '*.cdn.test', 'x.y.cdn.test']);
+    assert.match(
+      text.stdout.replace(/\n +/g, ' '),
+      /passed: learned from the DNS answer for x\.y\.cdn\.test \(\*\.cdn\.test\) \d+\.\ds ago \(TTL 30s\); allowed for \d+\.\ds more/,
+    );
+    const json = JSON.parse(run(`${WILDCARD_ANSWER}:443`, '--json').stdout) as {
+      verdict: string;
+      rule: string;
+      entry: { name: string; host: string; learned: { name: string; expiresInMs: number } };
+    };
+    assert.deepEqual(
+      [json.verdict, json.rule, json.entry.name, json.entry.host, json.entry.learned.name],
+      ['pass', 'allow-learned', 'cdn', '*.cdn.test', 'x.y.cdn.test'],
+    );
     assert.ok(json.entry.learned.expiresInMs > 0 && json.entry.learned.expiresInMs <= (TTL_CEILING_S + GRACE_S) * 1000);
     assert.equal(verdict(WILDCARD_ANSWER), 'pass', 'the kernel agrees');
     const other = JSON.parse(run(`${WILDCARD_ANSWER}:80`, '--json').stdout) as { verdict: string; rule: string };
@@ -195,8 +276,31 @@ describe('the kernel learns allowlisted hostnames from the pod\'s own DNS answer
       return path.join(dir!, name);
     };
     const preview = (file: string) => {
-      const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'preview', '--pin-dir', pod!.sb.pinDir, '--namespace', 'shop', '--all', '--json', file], { encoding: 'utf8', timeout: 30_000 });
-      const report = JSON.parse(r.stdout) as { rows: Array<{ address: string; port: number; protocol: string; kernel: { verdict: string; rule: string }; now: { verdict: string; rule: string; entry: string | null }; after: { verdict: string; rule: string } }> };
+      const r = spawnSync(
+        process.execPath,
+        [
+          path.join(REPO_ROOT, 'bin/meshgate.js'),
+          'preview',
+          '--pin-dir',
+          pod!.sb.pinDir,
+          '--namespace',
+          'shop',
+          '--all',
+          '--json',
+          file,
+        ],
+        { encoding: 'utf8', timeout: 30_000 },
+      );
+      const report = JSON.parse(r.stdout) as {
+        rows: Array<{
+          address: string;
+          port: number;
+          protocol: string;
+          kernel: { verdict: string; rule: string };
+          now: { verdict: string; rule: string; entry: string | null };
+          after: { verdict: string; rule: string };
+        }>;
+      };
       const row = report.rows.find((x) => x.address === WILDCARD_ANSWER && x.port === 443 && x.protocol === 'tcp');
       assert.ok(row, r.stdout);
       return { status: r.status, row };
@@ -204,62 +308,119 @@ describe('the kernel learns allowlisted hostnames from the pod\'s own DNS answer
     const same = preview(candidate('same.yaml', ALLOWLIST));
     assert.equal(same.status, 0);
     assert.deepEqual([same.row.kernel.verdict, same.row.kernel.rule], ['pass', 'allow-learned']);
-    assert.deepEqual([same.row.now.verdict, same.row.now.rule, same.row.now.entry], ['pass', 'allow-learned', 'shop/cdn (*.cdn.test)'], 'now is what the kernel did');
+    assert.deepEqual(
+      [same.row.now.verdict, same.row.now.rule, same.row.now.entry],
+      ['pass', 'allow-learned', 'shop/cdn (*.cdn.test)'],
+      'now is what the kernel did',
+    );
     assert.deepEqual([same.row.after.verdict, same.row.after.rule], ['pass', 'allow-learned']);
     const without = preview(candidate('without-cdn.yaml', ALLOWLIST.slice(0, ALLOWLIST.indexOf('- name: cdn'))));
     assert.equal(without.status, 1);
-    assert.deepEqual([without.row.after.verdict, without.row.after.rule], ['deny', 'blocked'], 'without its host, the learned address allows nothing');
+    assert.deepEqual(
+      [without.row.after.verdict, without.row.after.rule],
+      ['deny', 'blocked'],
+      'without its host, the learned address allows nothing',
+    );
   });
 
   test('a CNAME chain inside the answer is followed to its addresses', () => {
     const r = resolve('alias.partner.test');
-    assert.deepEqual(r.connects.map((c) => [c.addr, c.ok]), [[CNAME_ANSWER, true]]);
+    assert.deepEqual(
+      r.connects.map((c) => [c.addr, c.ok]),
+      [[CNAME_ANSWER, true]],
+    );
   });
 
   test('a forged answer from an untrusted resolver and an unsolicited one teach nothing', async () => {
     const forged = resolve('pool.partner.test', '127.0.0.2');
-    assert.deepEqual(forged.connects.map((c) => [c.addr, c.ok, c.error]), [[NEVER, false, 'EPERM']]);
+    assert.deepEqual(
+      forged.connects.map((c) => [c.addr, c.ok, c.error]),
+      [[NEVER, false, 'EPERM']],
+    );
 
     // The trusted server sends a well-formed answer to a pod socket that never asked.
-    const waiter = spawn(DNSPROBE, ['--cgroup', pod!.app, '--netns', pod!.sb.netnsPath, 'wait', '--port', '5533', '--timeout-ms', '3000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const waiter = spawn(
+      DNSPROBE,
+      ['--cgroup', pod!.app, '--netns', pod!.sb.netnsPath, 'wait', '--port', '5533', '--timeout-ms', '3000'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     const out: string[] = [];
     createInterface({ input: waiter.stdout! }).on('line', (l) => out.push(l));
     const exited = new Promise((r) => waiter.once('exit', r));
     await until('the pod socket to bind', () => out.some((l) => l.includes('bound')), 5_000);
     const answer = encode({
-      type: 'response', id: 4242, flags: 0x8180,
+      type: 'response',
+      id: 4242,
+      flags: 0x8180,
       questions: [{ type: 'A', name: 'pool.partner.test' }],
       answers: [{ type: 'A', name: 'pool.partner.test', ttl: 30, data: NEVER }],
     });
     await podDns!.command({ send: { hex: answer.toString('hex'), port: 5533, address: '127.0.0.1' } });
     await exited;
-    assert.ok(out.some((l) => /"received":[1-9]/.test(l)), `the answer was delivered (never dropped): ${out.join(' ')}`);
+    assert.ok(
+      out.some((l) => /"received":[1-9]/.test(l)),
+      `the answer was delivered (never dropped): ${out.join(' ')}`,
+    );
     assert.equal(verdict(NEVER), 'deny');
   });
 
   test('after the TTL (clamped) and the grace period, a learned address is denied again', async () => {
     const r = resolve('short.partner.test');
-    assert.deepEqual(r.connects.map((c) => [c.addr, c.ok]), [[SHORT_ANSWER, true]]);
-    await until(`${SHORT_ANSWER} to be denied after TTL + grace`, () => verdict(SHORT_ANSWER) === 'deny', (TTL_CEILING_S + GRACE_S + 5) * 1000);
+    assert.deepEqual(
+      r.connects.map((c) => [c.addr, c.ok]),
+      [[SHORT_ANSWER, true]],
+    );
+    await until(
+      `${SHORT_ANSWER} to be denied after TTL + grace`,
+      () => verdict(SHORT_ANSWER) === 'deny',
+      (TTL_CEILING_S + GRACE_S + 5) * 1000,
+    );
   });
 
   test('trace --verdict pass shows learn events: the address, the pod and the allowlisted host', async () => {
-    const tracer = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'trace', '--verdict', 'pass', '--json', '--duration', '8', '--pin-dir', pod!.sb.pinDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const tracer = spawn(
+      process.execPath,
+      [
+        path.join(REPO_ROOT, 'bin/meshgate.js'),
+        'trace',
+        '--verdict',
+        'pass',
+        '--json',
+        '--duration',
+        '8',
+        '--pin-dir',
+        pod!.sb.pinDir,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     const lines: string[] = [];
     createInterface({ input: tracer.stdout! }).on('line', (l) => lines.push(l));
     const exited = new Promise((r) => tracer.once('exit', r));
     try {
       // trace asks the kernel for pass events as it starts; retry until one learn event comes through.
-      await until('a learn event in trace', () => {
-        resolve('x.y.cdn.test');
-        return lines.some((l) => l.includes('"dns_learn"'));
-      }, 8_000);
+      await until(
+        'a learn event in trace',
+        () => {
+          resolve('x.y.cdn.test');
+          return lines.some((l) => l.includes('"dns_learn"'));
+        },
+        8_000,
+      );
     } finally {
       tracer.kill('SIGINT');
       await exited;
     }
-    const event = JSON.parse(lines.find((l) => l.includes('"dns_learn"'))!) as { verdict: string; rule: string; address: string; pod: string | null; hook: string };
-    assert.deepEqual([event.verdict, event.rule, event.address, event.hook], ['pass', 'allow-learned', WILDCARD_ANSWER, 'dns_learn']);
+    const event = JSON.parse(lines.find((l) => l.includes('"dns_learn"'))!) as {
+      verdict: string;
+      rule: string;
+      address: string;
+      pod: string | null;
+      hook: string;
+    };
+    assert.deepEqual(
+      [event.verdict, event.rule, event.address, event.hook],
+      ['pass', 'allow-learned', WILDCARD_ANSWER, 'dns_learn'],
+    );
     assert.match(event.pod ?? '', /^shop\//);
   });
 
@@ -270,7 +431,10 @@ describe('the kernel learns allowlisted hostnames from the pod\'s own DNS answer
     const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
     assert.ok(value(/^meshgate_dns_answers_learned_total (\d+)$/m) >= POOL.length * 2, text);
     assert.ok(value(/^meshgate_dns_answers_refused_total\{reason="untrusted"\} (\d+)$/m) >= 1, 'the forged answer');
-    assert.ok(value(/^meshgate_dns_answers_refused_total\{reason="unsolicited"\} (\d+)$/m) >= 1, 'the unsolicited answer');
+    assert.ok(
+      value(/^meshgate_dns_answers_refused_total\{reason="unsolicited"\} (\d+)$/m) >= 1,
+      'the unsolicited answer',
+    );
     assert.ok(value(/^meshgate_dns_answers_refused_total\{reason="not_allowlisted"\} (\d+)$/m) >= 1, 'cdn.test');
     assert.equal(value(/^meshgate_dns_answers_refused_total\{reason="malformed"\} (\d+)$/m), 0);
     assert.equal(value(/^meshgate_dns_learned_evictions_total (\d+)$/m), 0);
@@ -278,12 +442,30 @@ describe('the kernel learns allowlisted hostnames from the pod\'s own DNS answer
 
   test('dump learned lists the learned addresses by namespace, with host, TTL left and source', () => {
     resolve('x.y.cdn.test');
-    const json = JSON.parse(dump('learned', '--json')) as { learned: Array<{ namespace: string; address: string; host: string; name: string | null; source: string; expiresInMs: number }> };
+    const json = JSON.parse(dump('learned', '--json')) as {
+      learned: Array<{
+        namespace: string;
+        address: string;
+        host: string;
+        name: string | null;
+        source: string;
+        expiresInMs: number;
+      }>;
+    };
     const wild = json.learned.find((l) => l.address === WILDCARD_ANSWER);
     assert.ok(wild, JSON.stringify(json));
-    assert.deepEqual([wild.namespace, wild.host, wild.name, wild.source], ['shop', '*.cdn.test', 'x.y.cdn.test', 'pod-dns']);
+    assert.deepEqual(
+      [wild.namespace, wild.host, wild.name, wild.source],
+      ['shop', '*.cdn.test', 'x.y.cdn.test', 'pod-dns'],
+    );
     assert.ok(wild.expiresInMs > 0);
-    assert.ok(json.learned.some((l) => l.address === AGENT_VIEW && l.source === 'agent' && l.host === 'pool.partner.test'), JSON.stringify(json));
-    assert.match(dump('learned'), /namespace shop\n[\s\S]*203\.0\.113\.50\s+\*\.cdn\.test \(x\.y\.cdn\.test\)\s+pod DNS/);
+    assert.ok(
+      json.learned.some((l) => l.address === AGENT_VIEW && l.source === 'agent' && l.host === 'pool.partner.test'),
+      JSON.stringify(json),
+    );
+    assert.match(
+      dump('learned'),
+      /namespace shop\n[\s\S]*203\.0\.113\.50\s+\*\.cdn\.test \(x\.y\.cdn\.test\)\s+pod DNS/,
+    );
   });
 });

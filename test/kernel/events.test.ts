@@ -32,7 +32,11 @@ describe('decision events', { skip: skip ?? false }, () => {
       assert.equal(formatAddress(deny.address), '198.51.100.7');
       assert.equal(deny.verdict, VERDICT.MG_VERDICT_DENY);
       assert.equal(deny.rule, RULE.MG_RULE_BLOCKED);
-      assert.equal(seen.some((e) => e.verdict === VERDICT.MG_VERDICT_REDIRECT), false, 'redirects are not emitted unless asked for');
+      assert.equal(
+        seen.some((e) => e.verdict === VERDICT.MG_VERDICT_REDIRECT),
+        false,
+        'redirects are not emitted unless asked for',
+      );
     } finally {
       reader.close();
     }

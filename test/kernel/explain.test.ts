@@ -6,7 +6,15 @@
 // Reproduce a failure with MG_EXPLAIN_SEED=<seed printed in the failure>.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { EVENT_STAT, RULE_NAMES, VERDICT_NAMES, encodeTrace, encodeU32, protoName, type KernelEvent } from '../../src/datapath/codec.js';
+import {
+  EVENT_STAT,
+  RULE_NAMES,
+  VERDICT_NAMES,
+  encodeTrace,
+  encodeU32,
+  protoName,
+  type KernelEvent,
+} from '../../src/datapath/codec.js';
 import type { DesiredCgroup, DesiredPolicy, DesiredTrieEntry } from '../../src/datapath/desired.js';
 import { EventReader } from '../../src/datapath/events.js';
 import { Explainer, parseDestination, type CallerRef, type Explanation } from '../../src/explain/explain.js';
@@ -26,11 +34,55 @@ const CALLERS = ['known', 'uid-fallback', 'unmapped', 'known', 'proxy', 'known',
 
 // Destinations: local addresses of the sandbox (see kernelFixture), unroutable ones (ENETUNREACH),
 // loopback and unspecified, multicast and broadcast, on both families.
-const V4_DESTS = ['10.1.2.3', '10.1.9.9', '10.200.0.1', '203.0.113.10', '203.0.113.20', '203.0.113.77', '198.51.100.7', '198.51.100.200',
-  '192.0.2.1', '192.0.2.99', '172.16.5.4', '8.8.8.8', '224.0.0.251', '239.1.2.3', '255.255.255.255', '127.0.0.1', '127.3.4.5', '0.0.0.0'];
-const V6_DESTS = ['2001:db8::10', '2001:db8::20', '2001:db8:1::5', 'fd00::5', 'fd00:1::9', '2606:4700::1111', '::1', '::', 'ff05::1:3', 'ff0e::1'];
-const CIDRS = ['10.0.0.0/8', '10.1.0.0/16', '10.1.2.3/32', '203.0.113.0/24', '203.0.113.10/32', '198.51.100.0/24', '192.0.2.0/25', '172.16.0.0/12',
-  '0.0.0.0/0', '224.0.0.0/4', '2001:db8::/32', '2001:db8::10/128', 'fd00::/8', '::/0', 'ff00::/8'];
+const V4_DESTS = [
+  '10.1.2.3',
+  '10.1.9.9',
+  '10.200.0.1',
+  '203.0.113.10',
+  '203.0.113.20',
+  '203.0.113.77',
+  '198.51.100.7',
+  '198.51.100.200',
+  '192.0.2.1',
+  '192.0.2.99',
+  '172.16.5.4',
+  '8.8.8.8',
+  '224.0.0.251',
+  '239.1.2.3',
+  '255.255.255.255',
+  '127.0.0.1',
+  '127.3.4.5',
+  '0.0.0.0',
+];
+const V6_DESTS = [
+  '2001:db8::10',
+  '2001:db8::20',
+  '2001:db8:1::5',
+  'fd00::5',
+  'fd00:1::9',
+  '2606:4700::1111',
+  '::1',
+  '::',
+  'ff05::1:3',
+  'ff0e::1',
+];
+const CIDRS = [
+  '10.0.0.0/8',
+  '10.1.0.0/16',
+  '10.1.2.3/32',
+  '203.0.113.0/24',
+  '203.0.113.10/32',
+  '198.51.100.0/24',
+  '192.0.2.0/25',
+  '172.16.0.0/12',
+  '0.0.0.0/0',
+  '224.0.0.0/4',
+  '2001:db8::/32',
+  '2001:db8::10/128',
+  'fd00::/8',
+  '::/0',
+  'ff00::/8',
+];
 const PORTS = [80, 443, 8080, 53, PROXY_PORT, 9000];
 
 interface Scenario {
@@ -50,33 +102,65 @@ function randomEntries(r: Rng, table: 'mesh' | 'exclude', max: number): DesiredT
 
 function randomAllow(r: Rng, namespace: string): DesiredTrieEntry[] {
   return Array.from({ length: r.int(5) }, (_, i) => ({
-    table: 'allow' as const, cidr: r.pick(CIDRS), port: r.pick(PORTS), proto: r.chance(0.6) ? 'tcp' as const : 'udp' as const,
-    namespace, label: JSON.stringify({ kind: 'entry', namespace, name: `e${i}` }),
+    table: 'allow' as const,
+    cidr: r.pick(CIDRS),
+    port: r.pick(PORTS),
+    proto: r.chance(0.6) ? ('tcp' as const) : ('udp' as const),
+    namespace,
+    label: JSON.stringify({ kind: 'entry', namespace, name: `e${i}` }),
   }));
 }
 
 /** Config 0: a typical mesh, so every run sees all three verdicts (with the FIXED_PROBES below). */
 const TYPICAL_GROUPS = [
-  group('mesh', [{ table: 'mesh', cidr: '10.0.0.0/8' }, { table: 'mesh', cidr: 'fd00::/8' }]),
-  group('allow:shop', [{ table: 'allow', cidr: '203.0.113.10/32', port: 443, proto: 'tcp', namespace: 'shop', label: JSON.stringify({ kind: 'entry', namespace: 'shop', name: 'api' }) }]),
-  group('allow:', [{ table: 'allow', cidr: '192.0.2.1/32', port: 8080, proto: 'tcp', namespace: '', label: JSON.stringify({ kind: 'entry', namespace: '', name: 'metrics' }) }]),
+  group('mesh', [
+    { table: 'mesh', cidr: '10.0.0.0/8' },
+    { table: 'mesh', cidr: 'fd00::/8' },
+  ]),
+  group('allow:shop', [
+    {
+      table: 'allow',
+      cidr: '203.0.113.10/32',
+      port: 443,
+      proto: 'tcp',
+      namespace: 'shop',
+      label: JSON.stringify({ kind: 'entry', namespace: 'shop', name: 'api' }),
+    },
+  ]),
+  group('allow:', [
+    {
+      table: 'allow',
+      cidr: '192.0.2.1/32',
+      port: 8080,
+      proto: 'tcp',
+      namespace: '',
+      label: JSON.stringify({ kind: 'entry', namespace: '', name: 'metrics' }),
+    },
+  ]),
 ];
 
 function randomScenario(r: Rng, pod: PodFixture, index: number): Scenario {
-  const groups = index === 0 ? TYPICAL_GROUPS : [
-    group('mesh', r.chance(0.2) ? [] : randomEntries(r, 'mesh', 3)),
-    group('exclude', randomEntries(r, 'exclude', 2)),
-    group('allow:shop', randomAllow(r, 'shop')),
-    group('allow:other', randomAllow(r, 'other')),
-    group('allow:', randomAllow(r, '')),
-  ].filter((g) => g.entries.length > 0);
+  const groups =
+    index === 0
+      ? TYPICAL_GROUPS
+      : [
+          group('mesh', r.chance(0.2) ? [] : randomEntries(r, 'mesh', 3)),
+          group('exclude', randomEntries(r, 'exclude', 2)),
+          group('allow:shop', randomAllow(r, 'shop')),
+          group('allow:other', randomAllow(r, 'other')),
+          group('allow:', randomAllow(r, '')),
+        ].filter((g) => g.entries.length > 0);
   const policy = basePolicy({
     egress: index > 0 && r.chance(0.2),
     blockedAction: index > 0 ? r.pick(['deny', 'redirect', 'audit'] as const) : 'deny',
     // The pod's namespace may set its own action (rule 7), and another namespace's never applies.
     namespaceActions: [
-      ...(index > 0 && r.chance(0.4) ? [{ namespace: 'other', action: r.pick(['deny', 'redirect', 'audit'] as const) }] : []),
-      ...(index > 0 && r.chance(0.5) ? [{ namespace: 'shop', action: r.pick(['deny', 'redirect', 'audit'] as const) }] : []),
+      ...(index > 0 && r.chance(0.4)
+        ? [{ namespace: 'other', action: r.pick(['deny', 'redirect', 'audit'] as const) }]
+        : []),
+      ...(index > 0 && r.chance(0.5)
+        ? [{ namespace: 'shop', action: r.pick(['deny', 'redirect', 'audit'] as const) }]
+        : []),
     ],
     unknownPodPolicy: r.chance(0.5) ? 'deny-external' : 'pass',
     excludedPorts: index === 0 ? [] : [...new Set(Array.from({ length: r.int(3) }, () => r.pick([53, 8080, 9000])))],
@@ -86,13 +170,30 @@ function randomScenario(r: Rng, pod: PodFixture, index: number): Scenario {
   const base = { policy, byPod: false, caller: 'app' as const, uid: 0 };
   switch (kind) {
     case 'known':
-      return { ...base, name: `config ${index}: meshed pod, sidecar cgroup known`, cgroups: pod.cgroups(), uid: r.pick([0, 1500]), byPod: r.chance(0.5) };
+      return {
+        ...base,
+        name: `config ${index}: meshed pod, sidecar cgroup known`,
+        cgroups: pod.cgroups(),
+        uid: r.pick([0, 1500]),
+        byPod: r.chance(0.5),
+      };
     case 'uid-fallback':
-      return { ...base, name: `config ${index}: meshed pod, sidecar cgroup unknown`, cgroups: pod.cgroups({ proxyCgroupKnown: false }), uid: r.pick([0, 1500]), byPod: r.chance(0.5) };
+      return {
+        ...base,
+        name: `config ${index}: meshed pod, sidecar cgroup unknown`,
+        cgroups: pod.cgroups({ proxyCgroupKnown: false }),
+        uid: r.pick([0, 1500]),
+        byPod: r.chance(0.5),
+      };
     case 'proxy':
       return { ...base, name: `config ${index}: the sidecar's own cgroup`, cgroups: pod.cgroups(), caller: 'proxy' };
     case 'unenforced':
-      return { ...base, name: `config ${index}: a pod that is not meshed`, cgroups: pod.cgroups({ podKind: 'unenforced', proxyCgroupKnown: false }), byPod: r.chance(0.5) };
+      return {
+        ...base,
+        name: `config ${index}: a pod that is not meshed`,
+        cgroups: pod.cgroups({ podKind: 'unenforced', proxyCgroupKnown: false }),
+        byPod: r.chance(0.5),
+      };
     case 'unmapped':
       return { ...base, name: `config ${index}: a cgroup the agent has not mapped`, cgroups: [] };
   }
@@ -111,7 +212,12 @@ function randomProbe(r: Rng): Probe {
   const unspecified = addr === '0.0.0.0' || addr === '::';
   // An unspecified destination connects to loopback: on the proxy port a pass would look like a redirect.
   const port = r.pick(PORTS.filter((p) => !unspecified || p !== PROXY_PORT));
-  return { op: r.pick(['tcp', 'tcp', 'udp', 'sendto'] as const), family: v6 ? '6' : r.chance(0.4) ? 'mapped' : '4', addr, port };
+  return {
+    op: r.pick(['tcp', 'tcp', 'udp', 'sendto'] as const),
+    family: v6 ? '6' : r.chance(0.4) ? 'mapped' : '4',
+    addr,
+    port,
+  };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -144,15 +250,22 @@ describe('explain agrees with the kernel', { skip: skip ?? false }, () => {
       // Ask the programs for every verdict, read the events of our caller.
       const events: KernelEvent[] = [];
       // (In the sidecar scenario the UDP listeners' replies come from the same cgroup: they match no probe.)
-      const reader = new EventReader(maps.mg_events, (e) => {
-        if (e.cgroupId === callerId) events.push(e);
-      }, 10);
+      const reader = new EventReader(
+        maps.mg_events,
+        (e) => {
+          if (e.cgroupId === callerId) events.push(e);
+        },
+        10,
+      );
       const dropsBefore = maps.mg_event_stats.sumPerCpuU64(encodeU32(EVENT_STAT.MG_EVENT_STAT_RATE_LIMITED));
       let kernel: BatchResult[];
       try {
         reader.poll();
         events.length = 0;
-        maps.mg_trace.update(encodeU32(0), encodeTrace((1 << VERDICT_NAMES.length) - 1, process.hrtime.bigint() + 60_000_000_000n));
+        maps.mg_trace.update(
+          encodeU32(0),
+          encodeTrace((1 << VERDICT_NAMES.length) - 1, process.hrtime.bigint() + 60_000_000_000n),
+        );
         kernel = runBatch(pod, caller, s.uid, probes);
         await sleep(50);
         reader.poll();
@@ -167,19 +280,34 @@ describe('explain agrees with the kernel', { skip: skip ?? false }, () => {
         const explainer = new Explainer(pins);
         const ref: CallerRef = s.byPod ? { pod: 'shop/web' } : { cgroupId: callerId };
         probes.forEach((p, i) => {
-          const destText = p.family === '4' ? `${p.addr}:${p.port}` : `[${p.family === 'mapped' ? `::ffff:${p.addr}` : p.addr}]:${p.port}`;
-          const x: Explanation = explainer.explain(ref, parseDestination(destText), { udp: p.op !== 'tcp', uid: s.uid });
+          const destText =
+            p.family === '4'
+              ? `${p.addr}:${p.port}`
+              : `[${p.family === 'mapped' ? `::ffff:${p.addr}` : p.addr}]:${p.port}`;
+          const x: Explanation = explainer.explain(ref, parseDestination(destText), {
+            udp: p.op !== 'tcp',
+            uid: s.uid,
+          });
           const seen = socketVerdict(p, kernel[i]!);
           const dest = parseDestination(destText).address;
-          const ev = events.find((e) => e.port === p.port && Buffer.from(e.address).equals(Buffer.from(dest)) && protoName(e.proto) === (p.op === 'tcp' ? 'tcp' : 'udp'));
+          const ev = events.find(
+            (e) =>
+              e.port === p.port &&
+              Buffer.from(e.address).equals(Buffer.from(dest)) &&
+              protoName(e.proto) === (p.op === 'tcp' ? 'tcp' : 'udp'),
+          );
           if (ev) events.splice(events.indexOf(ev), 1);
-          else if (process.env.MG_DEBUG) console.log(`no event: ${s.name} ${p.op} ${p.family} ${destText} ${JSON.stringify(kernel[i])} dropped=${dropped}`);
+          else if (process.env.MG_DEBUG)
+            console.log(
+              `no event: ${s.name} ${p.op} ${p.family} ${destText} ${JSON.stringify(kernel[i])} dropped=${dropped}`,
+            );
           compared++;
           seenVerdicts.add(x.verdict);
           seenRules.add(x.rule);
           const problems: string[] = [];
           // An audited call gets through untouched: the socket sees a pass.
-          if (seen !== (x.verdict === 'audit' ? 'pass' : x.verdict)) problems.push(`socket saw ${seen} (${JSON.stringify(kernel[i])})`);
+          if (seen !== (x.verdict === 'audit' ? 'pass' : x.verdict))
+            problems.push(`socket saw ${seen} (${JSON.stringify(kernel[i])})`);
           if (ev) {
             ruleCompared++;
             const kv = VERDICT_NAMES[ev.verdict];
@@ -187,8 +315,10 @@ describe('explain agrees with the kernel', { skip: skip ?? false }, () => {
             if (kv !== x.verdict || kr !== x.rule) problems.push(`kernel event says ${kv}/${kr}`);
           }
           if (problems.length) {
-            mismatches.push(`${s.name} (uid ${s.uid}, ${s.byPod ? 'by pod' : `cgroup ${callerId}`}): ${p.op} ${p.family} ${destText}: ` +
-              `explain says ${x.verdict}/${x.rule} but ${problems.join('; ')}\n    policy ${JSON.stringify(s.policy)}`);
+            mismatches.push(
+              `${s.name} (uid ${s.uid}, ${s.byPod ? 'by pod' : `cgroup ${callerId}`}): ${p.op} ${p.family} ${destText}: ` +
+                `explain says ${x.verdict}/${x.rule} but ${problems.join('; ')}\n    policy ${JSON.stringify(s.policy)}`,
+            );
           }
         });
       } finally {
@@ -199,8 +329,13 @@ describe('explain agrees with the kernel', { skip: skip ?? false }, () => {
     }
     assert.deepEqual(mismatches.slice(0, 10), [], `seed ${seed}: ${mismatches.length} of ${compared} cases disagree`);
     assert.equal(compared, CONFIGS * DESTINATIONS_PER_CONFIG);
-    assert.ok(ruleCompared >= compared * 0.95, `seed ${seed}: only ${ruleCompared} of ${compared} cases had a kernel event to compare the rule with (${totalDropped} rate-limited)`);
+    assert.ok(
+      ruleCompared >= compared * 0.95,
+      `seed ${seed}: only ${ruleCompared} of ${compared} cases had a kernel event to compare the rule with (${totalDropped} rate-limited)`,
+    );
     assert.ok(seenVerdicts.size >= 3, `seed ${seed}: the cases covered only ${[...seenVerdicts].join(', ')}`);
-    console.log(`# seed ${seed}: ${compared} cases, ${ruleCompared} with the kernel's rule; verdicts seen: ${[...seenVerdicts].sort().join(" ")}; rules seen: ${[...seenRules].sort().join(' ')}`);
+    console.log(
+      `# seed ${seed}: ${compared} cases, ${ruleCompared} with the kernel's rule; verdicts seen: ${[...seenVerdicts].sort().join(' ')}; rules seen: ${[...seenRules].sort().join(' ')}`,
+    );
   });
 });

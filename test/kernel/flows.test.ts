@@ -44,19 +44,33 @@ describe('mg_flows in the kernel', { skip: skip ?? false }, () => {
   });
   after(() => pod?.close());
 
-  const policy = (overrides: Partial<DesiredPolicy> = {}): DesiredPolicy => basePolicy({
-    groups: [mesh('10.0.0.0/8', 'fd00::/8'), group('allow:shop', [allow('shop', '203.0.113.10/32', 443, 'tcp', entry('shop', 'api'))])],
-    ...overrides,
-  });
+  const policy = (overrides: Partial<DesiredPolicy> = {}): DesiredPolicy =>
+    basePolicy({
+      groups: [
+        mesh('10.0.0.0/8', 'fd00::/8'),
+        group('allow:shop', [allow('shop', '203.0.113.10/32', 443, 'tcp', entry('shop', 'api'))]),
+      ],
+      ...overrides,
+    });
 
   test('every decided connect and datagram of the pod is filed with the verdict its socket saw, the rule and the entry', () => {
     pod.apply(policy());
     const seen = new Map<string, string>();
     const tries: Array<[string, number, 'tcp' | 'udp']> = [
-      ['10.1.2.3', 80, 'tcp'], ['10.1.2.3', 80, 'tcp'], ['203.0.113.10', 443, 'tcp'], ['198.51.100.7', 443, 'tcp'],
-      ['198.51.100.7', 443, 'udp'], ['2001:db8::20', 443, 'tcp'], ['fd00::5', 8080, 'tcp'], ['10.1.2.3', 443, 'udp'],
+      ['10.1.2.3', 80, 'tcp'],
+      ['10.1.2.3', 80, 'tcp'],
+      ['203.0.113.10', 443, 'tcp'],
+      ['198.51.100.7', 443, 'tcp'],
+      ['198.51.100.7', 443, 'udp'],
+      ['2001:db8::20', 443, 'tcp'],
+      ['fd00::5', 8080, 'tcp'],
+      ['10.1.2.3', 443, 'udp'],
     ];
-    for (const [addr, port, proto] of tries) seen.set(`${addr.includes(':') ? `[${addr}]` : addr}:${port}/${proto}`, pod.connect(addr, port, { proto }).verdict);
+    for (const [addr, port, proto] of tries)
+      seen.set(
+        `${addr.includes(':') ? `[${addr}]` : addr}:${port}/${proto}`,
+        pod.connect(addr, port, { proto }).verdict,
+      );
     const flows = flowsNow(pod).filter((f) => f.pod === 'shop/web');
     const mine = [...seen.keys()].map((key) => {
       const [dest, proto] = key.split('/') as [string, string];
@@ -78,7 +92,10 @@ describe('mg_flows in the kernel', { skip: skip ?? false }, () => {
       const [dest, proto] = key.split('/') as [string, string];
       assert.equal(find(flows, dest, proto)[0]!.verdict, verdict, key);
     }
-    assert.equal(flows.every((f) => f.generation === pod.dp.currentGeneration.toString()), true);
+    assert.equal(
+      flows.every((f) => f.generation === pod.dp.currentGeneration.toString()),
+      true,
+    );
   });
 
   test('a flow keeps its key across policies: the last verdict, the new generation, the count goes on', () => {
@@ -117,11 +134,20 @@ describe('mg_flows in the kernel', { skip: skip ?? false }, () => {
     const pin = ['--pin-dir', pod.sb.pinDir];
     const json = cli(['flows', ...pin, '--json']);
     assert.equal(json.status, 0, json.stderr);
-    const report = JSON.parse(json.stdout) as { flows: FlowView[]; total: number; capacity: number; recording: boolean };
+    const report = JSON.parse(json.stdout) as {
+      flows: FlowView[];
+      total: number;
+      capacity: number;
+      recording: boolean;
+    };
     assert.equal(report.capacity, 16384);
     assert.equal(report.recording, true);
-    assert.ok(report.flows.some((f) => f.pod === 'shop/web' && f.destination === '198.51.100.7:443' && f.verdict === 'deny'));
-    const denies = JSON.parse(cli(['flows', ...pin, '--json', '--pod', 'shop/web', '--verdict', 'deny,audit']).stdout) as { flows: FlowView[] };
+    assert.ok(
+      report.flows.some((f) => f.pod === 'shop/web' && f.destination === '198.51.100.7:443' && f.verdict === 'deny'),
+    );
+    const denies = JSON.parse(
+      cli(['flows', ...pin, '--json', '--pod', 'shop/web', '--verdict', 'deny,audit']).stdout,
+    ) as { flows: FlowView[] };
     assert.ok(denies.flows.length > 0 && denies.flows.every((f) => f.verdict === 'deny' || f.verdict === 'audit'));
     const text = cli(['flows', ...pin, '--verdict', 'redirect']);
     assert.equal(text.status, 0);

@@ -26,10 +26,35 @@ if (skip) console.log(`# SKIP preview agreement tests: ${skip}`);
 const CONFIGS = 8;
 const PROBES_PER_CONFIG = 40;
 
-const V4_DESTS = ['10.1.2.3', '10.200.0.1', '203.0.113.10', '203.0.113.20', '198.51.100.7', '198.51.100.200', '192.0.2.1', '172.16.5.4', '8.8.8.8', '224.0.0.251', '127.0.0.1'];
+const V4_DESTS = [
+  '10.1.2.3',
+  '10.200.0.1',
+  '203.0.113.10',
+  '203.0.113.20',
+  '198.51.100.7',
+  '198.51.100.200',
+  '192.0.2.1',
+  '172.16.5.4',
+  '8.8.8.8',
+  '224.0.0.251',
+  '127.0.0.1',
+];
 const V6_DESTS = ['2001:db8::10', '2001:db8::20', 'fd00::5', '2606:4700::1111', '::1', 'ff05::1:3'];
-const CIDRS = ['10.0.0.0/8', '10.1.0.0/16', '10.1.2.3/32', '203.0.113.0/24', '203.0.113.10/32', '198.51.100.0/24', '192.0.2.0/25', '172.16.0.0/12',
-  '0.0.0.0/0', '2001:db8::/32', '2001:db8::10/128', 'fd00::/8', '::/0'];
+const CIDRS = [
+  '10.0.0.0/8',
+  '10.1.0.0/16',
+  '10.1.2.3/32',
+  '203.0.113.0/24',
+  '203.0.113.10/32',
+  '198.51.100.0/24',
+  '192.0.2.0/25',
+  '172.16.0.0/12',
+  '0.0.0.0/0',
+  '2001:db8::/32',
+  '2001:db8::10/128',
+  'fd00::/8',
+  '::/0',
+];
 const PORTS = [80, 443, 8080, 53, 9000];
 const ACTIONS = ['deny', 'redirect', 'audit'] as const;
 
@@ -49,7 +74,9 @@ function randomGlobal(r: Rng): string {
   return JSON.stringify({
     egress,
     mesh_cidr_ranges: [...new Set(mesh)],
-    outbound_ip_range_exclusion_list: [...new Set(Array.from({ length: r.int(2) }, () => r.pick(CIDRS.filter((c) => !c.endsWith('/0')))))],
+    outbound_ip_range_exclusion_list: [
+      ...new Set(Array.from({ length: r.int(2) }, () => r.pick(CIDRS.filter((c) => !c.endsWith('/0'))))),
+    ],
     outbound_port_exclusion_list: [...new Set(Array.from({ length: r.int(2) }, () => r.pick([53, 8080, 9000])))],
     proxy_outbound_port: PROXY_PORT,
     blocked_egress_action: r.pick(ACTIONS),
@@ -61,13 +88,19 @@ function randomGlobal(r: Rng): string {
 /** The two allowlist files of namespace shop; when both set blocked_egress_action they agree. */
 function randomAllowlists(r: Rng): [string, string] {
   const action = r.pick(ACTIONS);
-  const file = (prefix: string, p: number) => JSON.stringify({ egress: randomEntries(r, prefix, 3), ...(r.chance(p) ? { blocked_egress_action: action } : {}) });
+  const file = (prefix: string, p: number) =>
+    JSON.stringify({ egress: randomEntries(r, prefix, 3), ...(r.chance(p) ? { blocked_egress_action: action } : {}) });
   return [file('a', 0.7), file('b', 0.3)];
 }
 
 function randomProbe(r: Rng): Probe {
   const v6 = r.chance(0.3);
-  return { op: r.pick(['tcp', 'tcp', 'udp', 'sendto'] as const), family: v6 ? '6' : r.chance(0.3) ? 'mapped' : '4', addr: v6 ? r.pick(V6_DESTS) : r.pick(V4_DESTS), port: r.pick(PORTS) };
+  return {
+    op: r.pick(['tcp', 'tcp', 'udp', 'sendto'] as const),
+    family: v6 ? '6' : r.chance(0.3) ? 'mapped' : '4',
+    addr: v6 ? r.pick(V6_DESTS) : r.pick(V4_DESTS),
+    port: r.pick(PORTS),
+  };
 }
 
 /** The same decision again: a flow's destination, port and protocol, as it was recorded. */
@@ -76,7 +109,8 @@ function replayProbe(row: PreviewRow): Probe {
   return { op: row.protocol === 'tcp' ? 'tcp' : 'sendto', family: v6 ? '6' : '4', addr: row.address, port: row.port };
 }
 
-const flowKey = (f: { podCgroupId: string; address: string; port: number; protocol: string }) => `${f.podCgroupId}|${f.address}|${f.port}|${f.protocol}`;
+const flowKey = (f: { podCgroupId: string; address: string; port: number; protocol: string }) =>
+  `${f.podCgroupId}|${f.address}|${f.port}|${f.protocol}`;
 
 describe('preview agrees with the kernel once the same files are applied', { skip: skip ?? false }, () => {
   let pod: PodFixture;
@@ -107,7 +141,15 @@ describe('preview agrees with the kernel once the same files are applied', { ski
     }
     // The random files are valid together (an edit of one file alone may clash for a moment).
     const status = pod.dp.readAgentStatus();
-    assert.equal(status?.objectsInvalid, 0, `the agent rejected a file: ${log.split('\n').filter((l) => l.includes('config rejected')).slice(-2).join('\n')}`);
+    assert.equal(
+      status?.objectsInvalid,
+      0,
+      `the agent rejected a file: ${log
+        .split('\n')
+        .filter((l) => l.includes('config rejected'))
+        .slice(-2)
+        .join('\n')}`,
+    );
   }
 
   before(async () => {
@@ -118,9 +160,32 @@ describe('preview agrees with the kernel once the same files are applied', { ski
     [live.a, live.b] = randomAllowlists(r0);
     put('a.yaml', live.a);
     put('b.yaml', live.b);
-    agent = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'agent', '--config-file', path.join(dir, 'global.yaml'),
-      '--allowlist-file', path.join(dir, 'a.yaml'), '--allowlist-file', path.join(dir, 'b.yaml'), '--namespace', 'shop', '--pod-name', 'web',
-      '--cgroup', pod.sb.cgroup, '--proxy-cgroup', pod.proxy, '--pin-dir', pod.sb.pinDir, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    agent = spawn(
+      process.execPath,
+      [
+        path.join(REPO_ROOT, 'bin/meshgate.js'),
+        'agent',
+        '--config-file',
+        path.join(dir, 'global.yaml'),
+        '--allowlist-file',
+        path.join(dir, 'a.yaml'),
+        '--allowlist-file',
+        path.join(dir, 'b.yaml'),
+        '--namespace',
+        'shop',
+        '--pod-name',
+        'web',
+        '--cgroup',
+        pod.sb.cgroup,
+        '--proxy-cgroup',
+        pod.proxy,
+        '--pin-dir',
+        pod.sb.pinDir,
+        '--listen',
+        '127.0.0.1:0',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     agent.stdout!.on('data', (d: Buffer) => (log += d.toString()));
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     await until('the agent to apply its first policy', () => applied() > 0);
@@ -140,7 +205,12 @@ describe('preview agrees with the kernel once the same files are applied', { ski
     let changed = 0;
     const verdictsAfter = new Set<string>();
     for (let c = 0; c < CONFIGS; c++) {
-      runBatch(pod, pod.app, 0, Array.from({ length: PROBES_PER_CONFIG }, () => randomProbe(r)));
+      runBatch(
+        pod,
+        pod.app,
+        0,
+        Array.from({ length: PROBES_PER_CONFIG }, () => randomProbe(r)),
+      );
 
       // Candidate files, outside the agent's view until preview has run.
       const what = r.pick(['global', 'allowlists', 'both'] as const);
@@ -173,7 +243,9 @@ describe('preview agrees with the kernel once the same files are applied', { ski
         if (row.kernel.generation !== liveGeneration) continue;
         nowCompared++;
         if (row.now.verdict !== row.kernel.verdict || row.now.rule !== row.kernel.rule) {
-          mismatches.push(`config ${c} ${row.destination}/${row.protocol}: preview now ${row.now.verdict}/${row.now.rule}, kernel recorded ${row.kernel.verdict}/${row.kernel.rule}`);
+          mismatches.push(
+            `config ${c} ${row.destination}/${row.protocol}: preview now ${row.now.verdict}/${row.now.rule}, kernel recorded ${row.kernel.verdict}/${row.kernel.rule}`,
+          );
         }
       }
 
@@ -195,19 +267,30 @@ describe('preview agrees with the kernel once the same files are applied', { ski
         const seen = socketVerdict(probes[i]!, results[i]!);
         const kernel = recorded.get(flowKey(row));
         const problems: string[] = [];
-        if (seen !== (row.after.verdict === 'audit' ? 'pass' : row.after.verdict)) problems.push(`the socket saw ${seen} (${JSON.stringify(results[i])})`);
-        if (!kernel || kernel.generation !== generation) problems.push(`no flow decided under generation ${generation}: ${JSON.stringify(kernel)}`);
-        else if (kernel.verdict !== row.after.verdict || kernel.rule !== row.after.rule) problems.push(`the kernel filed ${kernel.verdict}/${kernel.rule}`);
+        if (seen !== (row.after.verdict === 'audit' ? 'pass' : row.after.verdict))
+          problems.push(`the socket saw ${seen} (${JSON.stringify(results[i])})`);
+        if (!kernel || kernel.generation !== generation)
+          problems.push(`no flow decided under generation ${generation}: ${JSON.stringify(kernel)}`);
+        else if (kernel.verdict !== row.after.verdict || kernel.rule !== row.after.rule)
+          problems.push(`the kernel filed ${kernel.verdict}/${kernel.rule}`);
         if (problems.length) {
-          mismatches.push(`config ${c} (${what}) ${row.destination}/${row.protocol} uid ${row.uid}: preview after ${row.after.verdict}/${row.after.rule} ` +
-            `but ${problems.join('; ')}\n    candidate ${JSON.stringify(candidate)}\n    live ${JSON.stringify(live)}`);
+          mismatches.push(
+            `config ${c} (${what}) ${row.destination}/${row.protocol} uid ${row.uid}: preview after ${row.after.verdict}/${row.after.rule} ` +
+              `but ${problems.join('; ')}\n    candidate ${JSON.stringify(candidate)}\n    live ${JSON.stringify(live)}`,
+          );
         }
       });
     }
-    assert.deepEqual(mismatches.slice(0, 5), [], `seed ${seed}: ${mismatches.length} disagreements in ${afterCompared} after and ${nowCompared} now cases`);
+    assert.deepEqual(
+      mismatches.slice(0, 5),
+      [],
+      `seed ${seed}: ${mismatches.length} disagreements in ${afterCompared} after and ${nowCompared} now cases`,
+    );
     assert.ok(afterCompared >= CONFIGS * 10, `seed ${seed}: only ${afterCompared} flows compared`);
     assert.ok(nowCompared > 0, `seed ${seed}: no flow was decided under the live generation`);
-    console.log(`# seed ${seed}: ${afterCompared} after / ${nowCompared} now cases agree, ${changed} predicted changes; verdicts after: ${[...verdictsAfter].sort().join(' ')}`);
+    console.log(
+      `# seed ${seed}: ${afterCompared} after / ${nowCompared} now cases agree, ${changed} predicted changes; verdicts after: ${[...verdictsAfter].sort().join(' ')}`,
+    );
   });
   test('meshgate preview: exit 0 without a change, 1 with changes (now -> after, rule and entry), 2 for invalid input, 3 without pins', async () => {
     const global = JSON.stringify({ egress: false, mesh_cidr_ranges: ['10.0.0.0/8'], blocked_egress_action: 'deny' });
@@ -220,11 +303,24 @@ describe('preview agrees with the kernel once the same files are applied', { ski
       writeFileSync(path.join(cdir, name), text);
       return path.join(cdir, name);
     };
-    const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'preview', '--pin-dir', pod.sb.pinDir, ...args], { encoding: 'utf8', timeout: 30_000 });
+    const cli = (...args: string[]) =>
+      spawnSync(
+        process.execPath,
+        [path.join(REPO_ROOT, 'bin/meshgate.js'), 'preview', '--pin-dir', pod.sb.pinDir, ...args],
+        { encoding: 'utf8', timeout: 30_000 },
+      );
 
-    const same = cli('--namespace', 'shop', write('same-global.yaml', global), write('same-a.yaml', JSON.stringify({ egress: [] })));
+    const same = cli(
+      '--namespace',
+      'shop',
+      write('same-global.yaml', global),
+      write('same-a.yaml', JSON.stringify({ egress: [] })),
+    );
     assert.equal(same.status, 0, same.stderr + same.stdout);
-    assert.match(same.stdout, /^0 of \d+ recent flow\(s\) would change verdict \(candidate replaces the global config and the allowlists of shop; live generation \d+\)$/m);
+    assert.match(
+      same.stdout,
+      /^0 of \d+ recent flow\(s\) would change verdict \(candidate replaces the global config and the allowlists of shop; live generation \d+\)$/m,
+    );
 
     const audit = write('audit.yaml', JSON.stringify({ blocked_egress_action: 'audit', egress: [] }));
     const changed = cli('--namespace', 'shop', audit);
@@ -233,30 +329,62 @@ describe('preview agrees with the kernel once the same files are applied', { ski
     assert.match(changed.stdout, /^shop\/web +198\.51\.100\.7:443\/tcp +deny \(blocked\) -> audit \(blocked\)$/m);
     assert.doesNotMatch(changed.stdout, /10\.1\.2\.3:80/, 'an unchanged flow is not listed');
 
-    const partner = write('partner.yaml', [
-      'apiVersion: v1', 'kind: ConfigMap', 'metadata:', '  name: egress-partner', '  namespace: shop', '  labels: {meshgate.io/egress-allowlist: "true"}',
-      'data:', '  egress: |', '    - name: partner', '      addresses: [198.51.100.0/24]', '      ports: [{number: 443, protocol: HTTPS}]', '',
-    ].join('\n'));
+    const partner = write(
+      'partner.yaml',
+      [
+        'apiVersion: v1',
+        'kind: ConfigMap',
+        'metadata:',
+        '  name: egress-partner',
+        '  namespace: shop',
+        '  labels: {meshgate.io/egress-allowlist: "true"}',
+        'data:',
+        '  egress: |',
+        '    - name: partner',
+        '      addresses: [198.51.100.0/24]',
+        '      ports: [{number: 443, protocol: HTTPS}]',
+        '',
+      ].join('\n'),
+    );
     const json = cli('--json', partner);
     assert.equal(json.status, 1, json.stderr);
-    const report = JSON.parse(json.stdout) as { valid: boolean; changes: PreviewRow[]; replaces: { global: boolean; namespaces: string[] } };
+    const report = JSON.parse(json.stdout) as {
+      valid: boolean;
+      changes: PreviewRow[];
+      replaces: { global: boolean; namespaces: string[] };
+    };
     assert.equal(report.valid, true);
     assert.deepEqual(report.replaces, { global: false, namespaces: ['shop'] });
     const row = report.changes.find((c) => c.destination === '198.51.100.7:443' && c.protocol === 'tcp')!;
-    assert.deepEqual([row.now.verdict, row.after.verdict, row.after.rule, row.after.entry], ['deny', 'pass', 'allow-namespace', 'shop/partner']);
+    assert.deepEqual(
+      [row.now.verdict, row.after.verdict, row.after.rule, row.after.entry],
+      ['deny', 'pass', 'allow-namespace', 'shop/partner'],
+    );
 
     const bad = cli(write('bad.yaml', JSON.stringify({ egress: 'yes', mesh_cidr_ranges: ['10.0.0.0/33'] })));
     assert.equal(bad.status, 2);
     assert.match(bad.stdout, /^error MG_CONFIG_BAD_BOOLEAN: file \S+bad\.yaml key egress: "yes"/m);
     assert.match(bad.stdout, /invalid candidate: 2 error\(s\); nothing was previewed$/m);
 
-    const conflict = cli('--namespace', 'shop', audit, write('deny.yaml', JSON.stringify({ blocked_egress_action: 'deny', egress: [] })));
+    const conflict = cli(
+      '--namespace',
+      'shop',
+      audit,
+      write('deny.yaml', JSON.stringify({ blocked_egress_action: 'deny', egress: [] })),
+    );
     assert.equal(conflict.status, 2);
     assert.match(conflict.stdout, /MG_ALLOWLIST_ACTION_CONFLICT/);
 
-    const noPins = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'preview', '--pin-dir', path.join(dir, 'nowhere'), audit], { encoding: 'utf8' });
+    const noPins = spawnSync(
+      process.execPath,
+      [path.join(REPO_ROOT, 'bin/meshgate.js'), 'preview', '--pin-dir', path.join(dir, 'nowhere'), audit],
+      { encoding: 'utf8' },
+    );
     assert.equal(noPins.status, 3);
     assert.match(noPins.stderr, /^meshgate: no meshgate pins found/);
-    assert.equal(spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'preview'], { encoding: 'utf8' }).status, 2);
+    assert.equal(
+      spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), 'preview'], { encoding: 'utf8' }).status,
+      2,
+    );
   });
 });

@@ -42,8 +42,24 @@ describe('no side doors', { skip: skip ?? false }, () => {
   before(async () => {
     pod = await createFarSidePod('sidedoor');
     pod.inFar('ip', ['addr', 'add', `${MESH4}/32`, 'dev', 'lo']);
-    for (const [proto, port] of [['tcp', '443'], ['udp', '53']] as const) {
-      const child = pod.startFar(SOCKPROBE, ['listen', '--family', '6', '--dual-stack', '--proto', proto, '--addr', '::', '--port', port, '--banner', `far:${port}`]);
+    for (const [proto, port] of [
+      ['tcp', '443'],
+      ['udp', '53'],
+    ] as const) {
+      const child = pod.startFar(SOCKPROBE, [
+        'listen',
+        '--family',
+        '6',
+        '--dual-stack',
+        '--proto',
+        proto,
+        '--addr',
+        '::',
+        '--port',
+        port,
+        '--banner',
+        `far:${port}`,
+      ]);
       await new Promise<void>((resolve, reject) => {
         child.stdout!.once('data', () => resolve());
         child.once('exit', (code) => reject(new Error(`far listener exited ${code}`)));
@@ -58,17 +74,72 @@ describe('no side doors', { skip: skip ?? false }, () => {
     const cap = await pod.capture([FAR.denied4, FAR.denied6, FAR.allowed4, FAR.allowed6]);
     for (const addr of [FAR.denied4, FAR.denied6]) {
       const family = addr.includes(':') ? '6' : '4';
-      assert.equal(client(['connect', '--family', family, '--proto', 'tcp', '--addr', addr, '--port', '443']).raw.errno, EPERM);
-      assert.equal(client(['connect', '--family', family, '--proto', 'udp', '--addr', addr, '--port', '53', '--send', 'x']).raw.errno, EPERM);
-      assert.equal(client(['sendto', '--family', family, '--addr', addr, '--port', '53', '--data', 'x']).raw.errno, EPERM);
+      assert.equal(
+        client(['connect', '--family', family, '--proto', 'tcp', '--addr', addr, '--port', '443']).raw.errno,
+        EPERM,
+      );
+      assert.equal(
+        client(['connect', '--family', family, '--proto', 'udp', '--addr', addr, '--port', '53', '--send', 'x']).raw
+          .errno,
+        EPERM,
+      );
+      assert.equal(
+        client(['sendto', '--family', family, '--addr', addr, '--port', '53', '--data', 'x']).raw.errno,
+        EPERM,
+      );
     }
-    assert.equal(client(['connect', '--family', '4', '--proto', 'tcp', '--addr', FAR.allowed4, '--port', '443', '--read']).raw.reply?.includes('far:443'), true);
-    assert.equal(client(['connect', '--family', '6', '--proto', 'tcp', '--addr', FAR.allowed6, '--port', '443', '--read']).raw.reply?.includes('far:443'), true);
-    assert.equal(client(['sendto', '--family', '4', '--addr', FAR.allowed4, '--port', '53', '--data', 'x', '--read']).raw.reply?.includes('far:53'), true);
+    assert.equal(
+      client([
+        'connect',
+        '--family',
+        '4',
+        '--proto',
+        'tcp',
+        '--addr',
+        FAR.allowed4,
+        '--port',
+        '443',
+        '--read',
+      ]).raw.reply?.includes('far:443'),
+      true,
+    );
+    assert.equal(
+      client([
+        'connect',
+        '--family',
+        '6',
+        '--proto',
+        'tcp',
+        '--addr',
+        FAR.allowed6,
+        '--port',
+        '443',
+        '--read',
+      ]).raw.reply?.includes('far:443'),
+      true,
+    );
+    assert.equal(
+      client([
+        'sendto',
+        '--family',
+        '4',
+        '--addr',
+        FAR.allowed4,
+        '--port',
+        '53',
+        '--data',
+        'x',
+        '--read',
+      ]).raw.reply?.includes('far:53'),
+      true,
+    );
     const seen = await cap.stop();
     assert.equal(seen[FAR.denied4], 0);
     assert.equal(seen[FAR.denied6], 0);
-    assert.ok(seen[FAR.allowed4]! > 0 && seen[FAR.allowed6]! > 0, `allowed traffic crossed the veth: ${JSON.stringify(seen)}`);
+    assert.ok(
+      seen[FAR.allowed4]! > 0 && seen[FAR.allowed6]! > 0,
+      `allowed traffic crossed the veth: ${JSON.stringify(seen)}`,
+    );
   });
 
   test('v4-mapped destinations, TCP Fast Open, io_uring and sendmmsg get the verdict of a plain call', async () => {
@@ -76,7 +147,10 @@ describe('no side doors', { skip: skip ?? false }, () => {
     const tcp = (addr: string, extra: string[], family = '4') =>
       client(['connect', '--family', family, '--proto', 'tcp', '--addr', addr, '--port', '443', '--read', ...extra]);
     assert.equal(tcp(FAR.denied4, [], 'mapped').verdict, 'deny');
-    assert.equal(client(['sendto', '--family', 'mapped', '--addr', FAR.denied4, '--port', '53', '--data', 'x']).verdict, 'deny');
+    assert.equal(
+      client(['sendto', '--family', 'mapped', '--addr', FAR.denied4, '--port', '53', '--data', 'x']).verdict,
+      'deny',
+    );
     assert.equal(tcp(FAR.denied4, ['--tfo', '--send', 'hello']).verdict, 'deny');
     assert.equal(tcp(FAR.denied4, ['--io-uring']).verdict, 'deny');
     const mm = pod.attempt(['udp', '4', FAR.denied4, '53', 'sendmmsg:4']);
@@ -93,7 +167,10 @@ describe('no side doors', { skip: skip ?? false }, () => {
   test('ICMP ping sockets are judged on the address: denied outside, passed to the mesh', async () => {
     const before = counter('deny', 'egress-backstop');
     const cap = await pod.capture([FAR.denied4, FAR.denied6, FAR.allowed4, MESH4]);
-    for (const [family, addr] of [['4', FAR.denied4], ['4', FAR.allowed4]]) {
+    for (const [family, addr] of [
+      ['4', FAR.denied4],
+      ['4', FAR.allowed4],
+    ]) {
       const r = pod.attempt(['ping', family!, addr!]);
       assert.deepEqual([r.ok, r.stage, r.errno], [false, 'sendto', EPERM], `ping ${addr}`);
     }
@@ -109,10 +186,15 @@ describe('no side doors', { skip: skip ?? false }, () => {
   });
 
   test('a socket the backstop let through is decided again under a new policy', async () => {
-    const child = spawn(SIDEDOOR, ['--cgroup', pod.app, '--netns', pod.sb.netnsPath, 'ping-again', '4', MESH4], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(SIDEDOOR, ['--cgroup', pod.app, '--netns', pod.sb.netnsPath, 'ping-again', '4', MESH4], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     const lines: string[] = [];
     let buf = '';
-    const next = () => until('a result line', () => lines.length > 0, 5000).then(() => JSON.parse(lines.shift()!) as { ok: boolean; errno: number });
+    const next = () =>
+      until('a result line', () => lines.length > 0, 5000).then(
+        () => JSON.parse(lines.shift()!) as { ok: boolean; errno: number },
+      );
     child.stdout.on('data', (d: Buffer) => {
       buf += d.toString();
       for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
@@ -122,9 +204,15 @@ describe('no side doors', { skip: skip ?? false }, () => {
     });
     try {
       assert.equal((await next()).ok, true, 'the mesh address answers, and the socket remembers that peer');
-      pod.apply(basePolicy({ ...policy(), groups: [mesh('10.99.0.0/16'), ...policy().groups.filter((g) => g.id !== 'mesh')] }));
+      pod.apply(
+        basePolicy({ ...policy(), groups: [mesh('10.99.0.0/16'), ...policy().groups.filter((g) => g.id !== 'mesh')] }),
+      );
       child.stdin.write('again\n');
-      assert.deepEqual(await next(), { ok: false, errno: EPERM, stage: 'sendto', sent: 0 }, 'no longer in the mesh: dropped');
+      assert.deepEqual(
+        await next(),
+        { ok: false, errno: EPERM, stage: 'sendto', sent: 0 },
+        'no longer in the mesh: dropped',
+      );
     } finally {
       child.kill('SIGKILL');
       pod.apply(policy());
@@ -146,13 +234,24 @@ describe('no side doors', { skip: skip ?? false }, () => {
 
   test('raw sockets are decided on the IP header they send, whatever sendto named', async () => {
     const cap = await pod.capture([FAR.denied4, FAR.denied6, FAR.allowed4, MESH4]);
-    for (const [family, addr] of [['4', FAR.denied4], ['6', FAR.denied6]]) {
+    for (const [family, addr] of [
+      ['4', FAR.denied4],
+      ['6', FAR.denied6],
+    ]) {
       const r = pod.attempt(['rawping', family!, addr!]);
       assert.deepEqual([r.ok, r.errno], [false, EPERM], `raw ping ${addr}`);
     }
     const forged = pod.attempt(['hdrincl', '4', FAR.allowed4, FAR.denied4, '53']);
-    assert.deepEqual([forged.ok, forged.errno], [false, EPERM], 'a header naming the denied host, routed to an allowed one');
-    assert.equal(pod.attempt(['hdrincl', '4', FAR.allowed4, FAR.allowed4, '53']).ok, true, 'an allowlisted UDP port in a raw packet');
+    assert.deepEqual(
+      [forged.ok, forged.errno],
+      [false, EPERM],
+      'a header naming the denied host, routed to an allowed one',
+    );
+    assert.equal(
+      pod.attempt(['hdrincl', '4', FAR.allowed4, FAR.allowed4, '53']).ok,
+      true,
+      'an allowlisted UDP port in a raw packet',
+    );
     assert.equal(pod.attempt(['rawping', '4', MESH4]).ok, true);
     const seen = await cap.stop();
     assert.equal(seen[FAR.denied4], 0);
@@ -168,9 +267,17 @@ describe('no side doors', { skip: skip ?? false }, () => {
     const tcp = pod.attempt(['tcp-lsrr', FAR.allowed4, '443', FAR.denied4]);
     assert.deepEqual([tcp.ok, tcp.stage, tcp.errno], [false, 'setsockopt', EPERM]);
     const cmsg = pod.attempt(['udp', '4', FAR.allowed4, '53', `lsrr-cmsg:${FAR.denied4}`]);
-    assert.deepEqual([cmsg.ok, cmsg.stage, cmsg.errno], [false, 'sendmsg', EPERM], 'the datagram leaves addressed to the hop: the backstop drops it');
+    assert.deepEqual(
+      [cmsg.ok, cmsg.stage, cmsg.errno],
+      [false, 'sendmsg', EPERM],
+      'the datagram leaves addressed to the hop: the backstop drops it',
+    );
     const raw = pod.attempt(['hdrincl', '4', FAR.allowed4, FAR.allowed4, '53', FAR.denied4]);
-    assert.deepEqual([raw.ok, raw.errno], [false, EPERM], 'an allowed destination with a source route through the denied host');
+    assert.deepEqual(
+      [raw.ok, raw.errno],
+      [false, EPERM],
+      'an allowed destination with a source route through the denied host',
+    );
     assert.equal(pod.attempt(['udp', '4', FAR.allowed4, '53']).ok, true);
     const seen = await cap.stop();
     assert.equal(seen[FAR.denied4], 0);
@@ -213,7 +320,10 @@ describe('no side doors', { skip: skip ?? false }, () => {
     server.kill('SIGKILL');
     assert.ok(seen[FAR.allowed4]! > 0);
     assert.equal(seen[FAR.denied4], 0, 'no join SYN reached the announced denied address');
-    assert.ok(counter('deny', 'blocked') + counter('deny', 'egress-backstop') > before, 'the join was attempted and denied (not passed as unknown-pod)');
+    assert.ok(
+      counter('deny', 'blocked') + counter('deny', 'egress-backstop') > before,
+      'the join was attempted and denied (not passed as unknown-pod)',
+    );
     assert.equal(counter('pass', 'unknown-pod'), 0n);
   });
 
@@ -247,30 +357,64 @@ describe('no side doors', { skip: skip ?? false }, () => {
     pod.attempt(['ping', '4', FAR.denied4]);
     pod.attempt(['udp', '4', FAR.allowed4, '53', `lsrr-sockopt:${FAR.denied4}`]);
     const cli = (args: string[]) => {
-      const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/meshgate.js'), ...args, '--pin-dir', pod.sb.pinDir, '--json'], { encoding: 'utf8', timeout: 30_000 });
+      const r = spawnSync(
+        process.execPath,
+        [path.join(REPO_ROOT, 'bin/meshgate.js'), ...args, '--pin-dir', pod.sb.pinDir, '--json'],
+        { encoding: 'utf8', timeout: 30_000 },
+      );
       return JSON.parse(r.stdout) as Record<string, unknown>;
     };
-    const hooks = (cli(['status']).hooks as Array<{ hook: string; program: string; attached: boolean }>).filter((h) => h.attached).map((h) => h.program);
+    const hooks = (cli(['status']).hooks as Array<{ hook: string; program: string; attached: boolean }>)
+      .filter((h) => h.attached)
+      .map((h) => h.program);
     assert.ok(hooks.includes('mg_egress') && hooks.includes('mg_setsockopt'), JSON.stringify(hooks));
     assert.ok(!hooks.includes('mg_sockops'));
-    const counters = (cli(['dump', 'counters']).counters as Array<{ verdict: string; rule: string; count: number }>);
+    const counters = cli(['dump', 'counters']).counters as Array<{ verdict: string; rule: string; count: number }>;
     for (const rule of ['egress-backstop', 'source-route']) {
-      assert.ok(counters.some((c) => c.verdict === 'deny' && c.rule === rule && c.count > 0), `${rule} in ${JSON.stringify(counters)}`);
+      assert.ok(
+        counters.some((c) => c.verdict === 'deny' && c.rule === rule && c.count > 0),
+        `${rule} in ${JSON.stringify(counters)}`,
+      );
     }
   });
 
   test('an accepted connection answers an outside client that the pod could not call', async () => {
-    const server = await listen(pod.sb, ['--family', '4', '--proto', 'tcp', '--addr', '0.0.0.0', '--port', '8080', '--banner', 'pod-server'], { cgroup: pod.app });
+    const server = await listen(
+      pod.sb,
+      ['--family', '4', '--proto', 'tcp', '--addr', '0.0.0.0', '--port', '8080', '--banner', 'pod-server'],
+      { cgroup: pod.app },
+    );
     try {
       const before = counter('deny', 'egress-backstop');
       // The far side calls in from 192.168.77.2, an external address no allowlist names.
       const r = JSON.parse(
-        pod.inFar(SOCKPROBE, ['connect', '--family', '4', '--proto', 'tcp', '--addr', FAR.podAddr4, '--port', '8080', '--send', 'hi', '--read']).trim().split('\n').pop()!,
+        pod
+          .inFar(SOCKPROBE, [
+            'connect',
+            '--family',
+            '4',
+            '--proto',
+            'tcp',
+            '--addr',
+            FAR.podAddr4,
+            '--port',
+            '8080',
+            '--send',
+            'hi',
+            '--read',
+          ])
+          .trim()
+          .split('\n')
+          .pop()!,
       ) as { ok: boolean; reply: string | null };
       assert.equal(r.ok, true);
       assert.match(r.reply ?? '', /pod-server/);
       assert.equal(counter('deny', 'egress-backstop'), before);
-      assert.equal(client(['connect', '--family', '4', '--proto', 'tcp', '--addr', '192.168.77.2', '--port', '443']).verdict, 'deny', 'while calling out to it is denied');
+      assert.equal(
+        client(['connect', '--family', '4', '--proto', 'tcp', '--addr', '192.168.77.2', '--port', '443']).verdict,
+        'deny',
+        'while calling out to it is denied',
+      );
     } finally {
       server.kill('SIGKILL');
     }

@@ -14,11 +14,15 @@ describe('kernel verdicts', { skip: skip ?? false }, () => {
   });
   after(() => pod?.close());
 
-  const shopAllowlist = () => group('allow:shop', [allow('shop', '203.0.113.10/32', 443), allow('shop', '2001:db8::10/128', 443)]);
+  const shopAllowlist = () =>
+    group('allow:shop', [allow('shop', '203.0.113.10/32', 443), allow('shop', '2001:db8::10/128', 443)]);
   const otherAllowlist = () => group('allow:other', [allow('other', '203.0.113.20/32', 443)]);
   const globalAllowlist = () => group('allow:', [allow('', '192.0.2.1/32', 8080, 'tcp', 'global/metrics')]);
   const standard = (overrides = {}) =>
-    basePolicy({ groups: [mesh('10.0.0.0/8', 'fd00::/8'), shopAllowlist(), otherAllowlist(), globalAllowlist()], ...overrides });
+    basePolicy({
+      groups: [mesh('10.0.0.0/8', 'fd00::/8'), shopAllowlist(), otherAllowlist(), globalAllowlist()],
+      ...overrides,
+    });
 
   test('TCP to a mesh CIDR lands on the proxy port with the IPv4 original destination', () => {
     pod.apply(standard());
@@ -105,7 +109,12 @@ describe('kernel verdicts', { skip: skip ?? false }, () => {
   });
 
   test('an excluded CIDR and an excluded port pass, even inside the mesh', () => {
-    pod.apply(standard({ groups: [mesh('10.0.0.0/8'), group('exclude', [{ table: 'exclude', cidr: '10.1.0.0/16' }])], excludedPorts: [8080] }));
+    pod.apply(
+      standard({
+        groups: [mesh('10.0.0.0/8'), group('exclude', [{ table: 'exclude', cidr: '10.1.0.0/16' }])],
+        excludedPorts: [8080],
+      }),
+    );
     assert.equal(pod.connect('10.1.2.3', 80).verdict, 'pass');
     assert.equal(pod.connect('198.51.100.7', 8080).verdict, 'pass');
     assert.equal(pod.connect('198.51.100.7', 80).verdict, 'deny');
@@ -144,7 +153,17 @@ describe('kernel side doors', { skip: skip ?? false }, () => {
   let pod: PodFixture;
   before(async () => {
     pod = await createPod('sidedoor');
-    pod.apply(basePolicy({ groups: [mesh('10.0.0.0/8'), group('allow:shop', [allow('shop', '203.0.113.10/32', 443, 'tcp'), allow('shop', '203.0.113.10/32', 80, 'udp')])] }));
+    pod.apply(
+      basePolicy({
+        groups: [
+          mesh('10.0.0.0/8'),
+          group('allow:shop', [
+            allow('shop', '203.0.113.10/32', 443, 'tcp'),
+            allow('shop', '203.0.113.10/32', 80, 'udp'),
+          ]),
+        ],
+      }),
+    );
   });
   after(() => pod?.close());
 
@@ -166,7 +185,10 @@ describe('kernel side doors', { skip: skip ?? false }, () => {
         assert.equal(r.verdict, 'redirect');
         assert.equal(r.origdst, '10.1.2.3:80');
         assert.equal(pod.connect('203.0.113.10', 443, { family: 'mapped', extra }).verdict, 'pass');
-        assert.equal(pod.connect('203.0.113.10', 80, { family: 'mapped', proto: 'udp', sendto: true, extra }).verdict, 'pass');
+        assert.equal(
+          pod.connect('203.0.113.10', 80, { family: 'mapped', proto: 'udp', sendto: true, extra }).verdict,
+          'pass',
+        );
       }
     });
   }

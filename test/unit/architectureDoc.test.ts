@@ -16,14 +16,26 @@ function layoutTable(): string {
 
 test('the source layout names every folder of src/', () => {
   const table = layoutTable();
-  const folders = readdirSync(path.join(REPO_ROOT, 'src'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => `src/${d.name}`);
+  const folders = readdirSync(path.join(REPO_ROOT, 'src'), { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => `src/${d.name}`);
   assert.ok(folders.length > 5);
-  assert.deepEqual(folders.filter((f) => !table.includes(`\`${f}\``)), [], 'add a row for these to docs/architecture.md');
+  assert.deepEqual(
+    folders.filter((f) => !table.includes(`\`${f}\``)),
+    [],
+    'add a row for these to docs/architecture.md',
+  );
 });
 
 test('every path the source layout names exists', () => {
   const table = layoutTable();
-  const rows = [...table.matchAll(/^\| `([^`]+)`(?:, `([^`]+)`)? \|/gm)].flatMap((m) => [m[1]!, m[2]].filter((x): x is string => !!x));
+  const rows = [...table.matchAll(/^\| `([^`]+)`(?:, `([^`]+)`)? \|/gm)].flatMap((m) =>
+    [m[1]!, m[2]].filter((x): x is string => !!x),
+  );
   assert.ok(rows.length > 5);
-  assert.deepEqual(rows.filter((p) => !existsSync(path.join(REPO_ROOT, p))), [], 'these rows name paths that do not exist');
+  assert.deepEqual(
+    rows.filter((p) => !existsSync(path.join(REPO_ROOT, p))),
+    [],
+    'these rows name paths that do not exist',
+  );
 });

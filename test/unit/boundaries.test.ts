@@ -24,13 +24,17 @@ const importsLibbpf = (file: string): boolean =>
   importsOf(readFileSync(path.join(REPO_ROOT, file), 'utf8')).some((s) => /(^|\/)native\/libbpf(\.js)?$/.test(s));
 
 test('the import scan sees static, dynamic and re-export forms', () => {
-  const text = "import { libbpf } from '../../native/libbpf.js';\nexport * from \"../native/libbpf\";\nconst m = await import('../native/libbpf.js');";
+  const text =
+    "import { libbpf } from '../../native/libbpf.js';\nexport * from \"../native/libbpf\";\nconst m = await import('../native/libbpf.js');";
   assert.deepEqual(importsOf(text), ['../../native/libbpf.js', '../native/libbpf', '../native/libbpf.js']);
 });
 
 test('only src/datapath and native import native/libbpf (src and bench)', () => {
   const files = [...sourceFiles('src'), ...sourceFiles('bench')];
-  assert.ok(files.some((f) => f.startsWith('src/datapath/') && importsLibbpf(f)), 'the scan finds the datapath\'s own imports');
+  assert.ok(
+    files.some((f) => f.startsWith('src/datapath/') && importsLibbpf(f)),
+    "the scan finds the datapath's own imports",
+  );
   const offenders = files.filter((f) => !f.startsWith('src/datapath/') && importsLibbpf(f));
   assert.deepEqual(offenders, [], 'route these through src/datapath/');
 });

@@ -14,8 +14,11 @@ type Obj = Record<string, unknown>;
 /** The repository root, found from the working directory or above this test file. */
 function findRoot(): string {
   const candidates = [process.cwd()];
-  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) candidates.push(dir);
-  const root = candidates.find((dir) => existsSync(join(dir, 'deploy', 'daemonset.yaml')) && existsSync(join(dir, 'package.json')));
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir))
+    candidates.push(dir);
+  const root = candidates.find(
+    (dir) => existsSync(join(dir, 'deploy', 'daemonset.yaml')) && existsSync(join(dir, 'package.json')),
+  );
   assert.ok(root, `deploy/daemonset.yaml not found from ${process.cwd()}`);
   return root;
 }
@@ -24,21 +27,30 @@ const ROOT = findRoot();
 const DEPLOY = join(ROOT, 'deploy');
 
 function yamlFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) return yamlFiles(p);
-    return /\.ya?ml$/.test(e.name) ? [p] : [];
-  }).sort();
+  return readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) return yamlFiles(p);
+      return /\.ya?ml$/.test(e.name) ? [p] : [];
+    })
+    .sort();
 }
 
-interface Manifest { readonly file: string; readonly doc: Obj }
+interface Manifest {
+  readonly file: string;
+  readonly doc: Obj;
+}
 
 function loadManifests(): Manifest[] {
   const out: Manifest[] = [];
   for (const file of yamlFiles(DEPLOY)) {
     for (const d of parseAllDocuments(readFileSync(file, 'utf8'))) {
       const where = relative(ROOT, file);
-      assert.deepEqual(d.errors.map((e) => e.message), [], `${where} is not valid YAML`);
+      assert.deepEqual(
+        d.errors.map((e) => e.message),
+        [],
+        `${where} is not valid YAML`,
+      );
       const doc: unknown = d.toJS();
       if (doc === null || doc === undefined) continue;
       assert.ok(isObj(doc), `${where}: a document is not a map`);
@@ -64,7 +76,9 @@ function str(v: unknown, what: string): string {
 
 const MANIFESTS = loadManifests();
 const named = (kind: string, name: string): Obj => {
-  const found = MANIFESTS.filter((m) => m.doc['kind'] === kind && obj(m.doc['metadata'], `${kind} metadata`)['name'] === name);
+  const found = MANIFESTS.filter(
+    (m) => m.doc['kind'] === kind && obj(m.doc['metadata'], `${kind} metadata`)['name'] === name,
+  );
   assert.equal(found.length, 1, `expected exactly one ${kind} ${name} in deploy/, found ${found.length}`);
   return found[0]!.doc;
 };
@@ -88,7 +102,11 @@ function flagValue(args: readonly string[], flag: string): string | undefined {
 }
 
 function runCli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'meshgate.js'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'meshgate.js'), ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -103,26 +121,48 @@ test('every manifest in deploy/ parses and names its apiVersion, kind and metada
   }
 });
 
-test('the agent\'s objects live in meshgate-system, whose Pod Security level admits hostPath and added capabilities', () => {
+test("the agent's objects live in meshgate-system, whose Pod Security level admits hostPath and added capabilities", () => {
   const ns = named('Namespace', NAMESPACE);
-  assert.equal(obj(obj(ns['metadata'], 'metadata')['labels'], 'labels')['pod-security.kubernetes.io/enforce'], 'privileged');
+  assert.equal(
+    obj(obj(ns['metadata'], 'metadata')['labels'], 'labels')['pod-security.kubernetes.io/enforce'],
+    'privileged',
+  );
   for (const { file, doc } of MANIFESTS) {
     if (file.startsWith('deploy/samples/')) continue;
     if (['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(String(doc['kind']))) continue;
-    assert.equal(obj(doc['metadata'], 'metadata')['namespace'], NAMESPACE, `${file}: ${String(doc['kind'])} is not in ${NAMESPACE}`);
+    assert.equal(
+      obj(doc['metadata'], 'metadata')['namespace'],
+      NAMESPACE,
+      `${file}: ${String(doc['kind'])} is not in ${NAMESPACE}`,
+    );
   }
 });
 
 test('RBAC grants exactly get/list/watch on pods and configmaps and create on core events, nothing else', () => {
-  const allowed = new Set(['/pods/get', '/pods/list', '/pods/watch', '/configmaps/get', '/configmaps/list', '/configmaps/watch', '/events/create']);
+  const allowed = new Set([
+    '/pods/get',
+    '/pods/list',
+    '/pods/watch',
+    '/configmaps/get',
+    '/configmaps/list',
+    '/configmaps/watch',
+    '/events/create',
+  ]);
   const granted = new Set<string>();
   const roles = [...ofKind('ClusterRole'), ...ofKind('Role')];
-  assert.deepEqual(roles.map((r) => `${String(r.doc['kind'])}/${String(obj(r.doc['metadata'], 'metadata')['name'])}`), ['ClusterRole/meshgate']);
+  assert.deepEqual(
+    roles.map((r) => `${String(r.doc['kind'])}/${String(obj(r.doc['metadata'], 'metadata')['name'])}`),
+    ['ClusterRole/meshgate'],
+  );
   for (const { file, doc } of roles) {
     assert.equal(doc['aggregationRule'], undefined, `${file}: an aggregated role can grow without an edit here`);
     for (const [i, raw] of arr(doc['rules'], `${file} rules`).entries()) {
       const rule = obj(raw, `${file} rules[${i}]`);
-      assert.deepEqual(Object.keys(rule).sort(), ['apiGroups', 'resources', 'verbs'], `${file} rules[${i}]: no resourceNames, nonResourceURLs or other fields`);
+      assert.deepEqual(
+        Object.keys(rule).sort(),
+        ['apiGroups', 'resources', 'verbs'],
+        `${file} rules[${i}]: no resourceNames, nonResourceURLs or other fields`,
+      );
       for (const group of arr(rule['apiGroups'], 'apiGroups')) {
         for (const resource of arr(rule['resources'], 'resources')) {
           for (const verb of arr(rule['verbs'], 'verbs')) {
@@ -142,19 +182,29 @@ test('the only bindings bind the meshgate role to the meshgate ServiceAccount, w
   const bindings = [...ofKind('ClusterRoleBinding'), ...ofKind('RoleBinding')];
   assert.equal(bindings.length, 1, 'one ClusterRoleBinding');
   for (const { file, doc } of bindings) {
-    assert.deepEqual(doc['roleRef'], { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'meshgate' }, `${file}: roleRef`);
-    assert.deepEqual(doc['subjects'], [{ kind: 'ServiceAccount', name: 'meshgate', namespace: NAMESPACE }], `${file}: subjects`);
+    assert.deepEqual(
+      doc['roleRef'],
+      { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'meshgate' },
+      `${file}: roleRef`,
+    );
+    assert.deepEqual(
+      doc['subjects'],
+      [{ kind: 'ServiceAccount', name: 'meshgate', namespace: NAMESPACE }],
+      `${file}: subjects`,
+    );
   }
   assert.equal(agentPod['serviceAccountName'], 'meshgate');
 });
 
-test('nothing in deploy/ is privileged or shares the host\'s network, PID or IPC namespace', () => {
+test("nothing in deploy/ is privileged or shares the host's network, PID or IPC namespace", () => {
   const walk = (v: unknown, at: string): void => {
     if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${at}[${i}]`));
     else if (isObj(v)) {
       for (const [k, x] of Object.entries(v)) {
-        if (['privileged', 'hostNetwork', 'hostPID', 'hostIPC'].includes(k)) assert.notEqual(x, true, `${at}.${k} is true`);
-        if (k === 'mountPropagation') assert.notEqual(x, 'Bidirectional', `${at}: Bidirectional propagation needs a privileged container`);
+        if (['privileged', 'hostNetwork', 'hostPID', 'hostIPC'].includes(k))
+          assert.notEqual(x, true, `${at}.${k} is true`);
+        if (k === 'mountPropagation')
+          assert.notEqual(x, 'Bidirectional', `${at}: Bidirectional propagation needs a privileged container`);
         walk(x, `${at}.${k}`);
       }
     }
@@ -174,12 +224,17 @@ test('the agent container adds exactly BPF, NET_ADMIN and PERFMON to an otherwis
   assert.deepEqual(sc['seccompProfile'], { type: 'RuntimeDefault' });
 });
 
-test('the agent mounts the node\'s bpffs (HostToContainer) and cgroup2 root (read-only), and no other host path', () => {
-  const volumes = new Map(arr(agentPod['volumes'], 'volumes').map((v, i) => {
-    const vol = obj(v, `volumes[${i}]`);
-    return [str(vol['name'], 'volume name'), vol] as const;
-  }));
-  const hostPaths = [...volumes.values()].filter((v) => v['hostPath'] !== undefined).map((v) => str(obj(v['hostPath'], 'hostPath')['path'], 'path')).sort();
+test("the agent mounts the node's bpffs (HostToContainer) and cgroup2 root (read-only), and no other host path", () => {
+  const volumes = new Map(
+    arr(agentPod['volumes'], 'volumes').map((v, i) => {
+      const vol = obj(v, `volumes[${i}]`);
+      return [str(vol['name'], 'volume name'), vol] as const;
+    }),
+  );
+  const hostPaths = [...volumes.values()]
+    .filter((v) => v['hostPath'] !== undefined)
+    .map((v) => str(obj(v['hostPath'], 'hostPath')['path'], 'path'))
+    .sort();
   assert.deepEqual(hostPaths, ['/sys/fs/bpf', '/sys/fs/cgroup']);
   const mounts = arr(agent['volumeMounts'], 'volumeMounts').map((m, i) => obj(m, `volumeMounts[${i}]`));
   const mountOf = (hostPath: string): Obj => {
@@ -207,33 +262,48 @@ test('the agent runs `meshgate agent` in cluster mode with flags the real CLI ac
   const help = runCli(['agent', '--help']);
   assert.equal(help.status, 0, help.stderr);
   const known = new Set([...help.stdout.matchAll(/^\s+(?:-\w, )?(--[a-z0-9-]+)/gm)].map((m) => m[1]));
-  assert.ok(known.has('--pin-dir') && known.has('--config-map'), 'could not read the flags from `meshgate agent --help`');
+  assert.ok(
+    known.has('--pin-dir') && known.has('--config-map'),
+    'could not read the flags from `meshgate agent --help`',
+  );
   for (const arg of agentArgs.slice(1)) {
     assert.match(arg, /^--[a-z0-9-]+(=.*)?$/, `argument ${arg} is not a --flag=value`);
     const flag = arg.split('=')[0]!;
     assert.ok(known.has(flag), `${flag} is not a flag of meshgate agent`);
   }
   for (const standaloneOnly of ['--config-file', '--allowlist-file', '--cgroup', '--proxy-cgroup']) {
-    assert.equal(flagValue(agentArgs, standaloneOnly), undefined, `${standaloneOnly} would switch the agent to standalone mode`);
+    assert.equal(
+      flagValue(agentArgs, standaloneOnly),
+      undefined,
+      `${standaloneOnly} would switch the agent to standalone mode`,
+    );
   }
   const driver = flagValue(agentArgs, '--cgroup-driver');
   if (driver !== undefined) assert.ok(['auto', 'systemd', 'cgroupfs'].includes(driver));
   assert.equal(agent['workingDir'], undefined);
 });
 
-test('NODE_NAME comes from the downward API, so the agent watches only its own node\'s pods', () => {
+test("NODE_NAME comes from the downward API, so the agent watches only its own node's pods", () => {
   const env = arr(agent['env'], 'env').map((e, i) => obj(e, `env[${i}]`));
   const nodeName = env.find((e) => e['name'] === 'NODE_NAME');
   assert.ok(nodeName, 'NODE_NAME is not set');
   assert.deepEqual(nodeName['valueFrom'], { fieldRef: { fieldPath: 'spec.nodeName' } });
-  assert.equal(flagValue(agentArgs, '--node-name'), undefined, 'a fixed --node-name would make every agent watch one node');
+  assert.equal(
+    flagValue(agentArgs, '--node-name'),
+    undefined,
+    'a fixed --node-name would make every agent watch one node',
+  );
 });
 
 test('probes hit /readyz and /healthz on the port the agent listens on', () => {
   const listen = flagValue(agentArgs, '--listen') ?? ':9090';
   const port = Number(listen.slice(listen.lastIndexOf(':') + 1));
   assert.equal(port, 9090);
-  assert.equal(listen.slice(0, listen.lastIndexOf(':')), '', '--listen must not bind to loopback only: the kubelet probes the pod IP');
+  assert.equal(
+    listen.slice(0, listen.lastIndexOf(':')),
+    '',
+    '--listen must not bind to loopback only: the kubelet probes the pod IP',
+  );
   const ready = obj(obj(agent['readinessProbe'], 'readinessProbe')['httpGet'], 'readinessProbe.httpGet');
   const live = obj(obj(agent['livenessProbe'], 'livenessProbe')['httpGet'], 'livenessProbe.httpGet');
   assert.deepEqual([ready['path'], ready['port']], ['/readyz', port]);
@@ -252,7 +322,12 @@ test('a rolling update never runs two agents on one node, and nothing drops enfo
 
 test('the agent tolerates every taint, runs with requests and a memory limit', () => {
   const tolerations = arr(agentPod['tolerations'], 'tolerations');
-  assert.ok(tolerations.some((t) => isObj(t) && t['operator'] === 'Exists' && t['key'] === undefined && t['effect'] === undefined), 'no catch-all toleration');
+  assert.ok(
+    tolerations.some(
+      (t) => isObj(t) && t['operator'] === 'Exists' && t['key'] === undefined && t['effect'] === undefined,
+    ),
+    'no catch-all toleration',
+  );
   const resources = obj(agent['resources'], 'resources');
   const requests = obj(resources['requests'], 'requests');
   assert.ok(requests['cpu'] && requests['memory'], 'cpu and memory requests');
@@ -267,17 +342,28 @@ function quantityBytes(q: unknown): number {
   return Number(m[1]) * unit;
 }
 
-test('the memory limit keeps 25% above the cluster agent\'s peak at 100,000 entries, as bench/results/reference.json recorded it', () => {
-  const reference = JSON.parse(readFileSync(join(ROOT, 'bench/results/reference.json'), 'utf8')) as { results?: { memory?: Array<{ mode?: string; entries: number; hwmMiB: number; rssMiB: number }> } };
+test("the memory limit keeps 25% above the cluster agent's peak at 100,000 entries, as bench/results/reference.json recorded it", () => {
+  const reference = JSON.parse(readFileSync(join(ROOT, 'bench/results/reference.json'), 'utf8')) as {
+    results?: { memory?: Array<{ mode?: string; entries: number; hwmMiB: number; rssMiB: number }> };
+  };
   const row = reference.results?.memory?.find((m) => m.mode === 'cluster' && m.entries === 100_000);
-  assert.ok(row, 'bench/results/reference.json has no cluster-mode memory row at 100,000 entries: run `node dist/bench/run.js` and commit its JSON as the reference');
+  assert.ok(
+    row,
+    'bench/results/reference.json has no cluster-mode memory row at 100,000 entries: run `node dist/bench/run.js` and commit its JSON as the reference',
+  );
   const resources = obj(agent['resources'], 'resources');
   const limit = quantityBytes(obj(resources['limits'], 'limits')['memory']);
   const request = quantityBytes(obj(resources['requests'], 'requests')['memory']);
   const peak = row.hwmMiB * 1024 ** 2;
-  assert.ok(peak <= limit * 0.75, `peak ${row.hwmMiB.toFixed(1)} MiB is above the limit ${(limit / 1024 ** 2).toFixed(0)} MiB minus 25%`);
+  assert.ok(
+    peak <= limit * 0.75,
+    `peak ${row.hwmMiB.toFixed(1)} MiB is above the limit ${(limit / 1024 ** 2).toFixed(0)} MiB minus 25%`,
+  );
   // The request covers the measured steady state, so the scheduler reserves what the agent really uses.
-  assert.ok(request >= row.rssMiB * 1024 ** 2, `request ${(request / 1024 ** 2).toFixed(0)} MiB is below the measured RSS ${row.rssMiB.toFixed(1)} MiB`);
+  assert.ok(
+    request >= row.rssMiB * 1024 ** 2,
+    `request ${(request / 1024 ** 2).toFixed(0)} MiB is below the measured RSS ${row.rssMiB.toFixed(1)} MiB`,
+  );
   assert.ok(request <= limit, 'the request is within the limit');
 });
 
@@ -286,7 +372,10 @@ test('the image is tagged with the package version, and every pod in deploy/ use
   assert.equal(agent['image'], `meshgate:${version}`);
   for (const { file, doc } of ofKind('DaemonSet')) {
     const pod = obj(obj(obj(doc['spec'], 'spec')['template'], 'template')['spec'], 'pod');
-    for (const c of [...arr(pod['containers'], 'containers'), ...(Array.isArray(pod['initContainers']) ? pod['initContainers'] : [])]) {
+    for (const c of [
+      ...arr(pod['containers'], 'containers'),
+      ...(Array.isArray(pod['initContainers']) ? pod['initContainers'] : []),
+    ]) {
       assert.equal(obj(c, 'container')['image'], `meshgate:${version}`, `${file}: image`);
     }
   }
@@ -294,7 +383,7 @@ test('the image is tagged with the package version, and every pod in deploy/ use
   assert.match(dockerfile, /^ENTRYPOINT \["meshgate"\]$/m);
 });
 
-test('the uninstall DaemonSet runs `meshgate cleanup` on the agent\'s pin dir with CAP_BPF only and no API access', () => {
+test("the uninstall DaemonSet runs `meshgate cleanup` on the agent's pin dir with CAP_BPF only and no API access", () => {
   const ds = named('DaemonSet', 'meshgate-cleanup');
   const pod = obj(obj(obj(ds['spec'], 'spec')['template'], 'template')['spec'], 'pod');
   assert.equal(pod['automountServiceAccountToken'], false);
@@ -304,13 +393,20 @@ test('the uninstall DaemonSet runs `meshgate cleanup` on the agent\'s pin dir wi
   assert.deepEqual(cleanup['command'], ['meshgate']);
   const args = arr(cleanup['args'], 'args').map((a) => str(a, 'arg'));
   assert.equal(args[0], 'cleanup');
-  assert.equal(flagValue(args, '--pin-dir') ?? '/sys/fs/bpf/meshgate', flagValue(agentArgs, '--pin-dir') ?? '/sys/fs/bpf/meshgate');
+  assert.equal(
+    flagValue(args, '--pin-dir') ?? '/sys/fs/bpf/meshgate',
+    flagValue(agentArgs, '--pin-dir') ?? '/sys/fs/bpf/meshgate',
+  );
   const caps = obj(obj(cleanup['securityContext'], 'securityContext')['capabilities'], 'capabilities');
   assert.deepEqual(caps, { drop: ['ALL'], add: ['BPF'] });
-  assert.ok(arr(pod['tolerations'], 'tolerations').some((t) => isObj(t) && t['operator'] === 'Exists' && t['key'] === undefined));
+  assert.ok(
+    arr(pod['tolerations'], 'tolerations').some(
+      (t) => isObj(t) && t['operator'] === 'Exists' && t['key'] === undefined,
+    ),
+  );
 });
 
-test('the sample ConfigMaps pass meshgate\'s own validator with no warnings, and the global one is the agent\'s --config-map', () => {
+test("the sample ConfigMaps pass meshgate's own validator with no warnings, and the global one is the agent's --config-map", () => {
   const samples = yamlFiles(join(DEPLOY, 'samples'));
   assert.ok(samples.length >= 2);
   const r = runCli(['validate', '--json', ...samples]);
@@ -319,10 +415,16 @@ test('the sample ConfigMaps pass meshgate\'s own validator with no warnings, and
   assert.equal(report.valid, true);
   assert.deepEqual(report.issues, []);
 
-  const configMaps = MANIFESTS.filter((m) => m.file.startsWith('deploy/samples/')).map((m) => obj(m.doc['metadata'], 'metadata'));
-  const labelled = configMaps.filter((m) => isObj(m['labels']) && m['labels']['meshgate.io/egress-allowlist'] === 'true');
+  const configMaps = MANIFESTS.filter((m) => m.file.startsWith('deploy/samples/')).map((m) =>
+    obj(m.doc['metadata'], 'metadata'),
+  );
+  const labelled = configMaps.filter(
+    (m) => isObj(m['labels']) && m['labels']['meshgate.io/egress-allowlist'] === 'true',
+  );
   assert.ok(labelled.length >= 1, 'a sample allowlist labelled meshgate.io/egress-allowlist: "true"');
-  const global = configMaps.filter((m) => !labelled.includes(m)).map((m) => `${String(m['namespace'])}/${String(m['name'])}`);
+  const global = configMaps
+    .filter((m) => !labelled.includes(m))
+    .map((m) => `${String(m['namespace'])}/${String(m['name'])}`);
   assert.deepEqual(global, [flagValue(agentArgs, '--config-map') ?? 'osm-system/osm-config']);
 });
 

@@ -33,21 +33,40 @@ test('docs/errors.md has a table row and a section with an example for every err
 test('docs/errors.md documents no code that neither registry has', () => {
   const documented = (errorsDoc().match(/^### MG_[A-Z0-9_]+$/gm) ?? []).map((h) => h.slice('### '.length));
   assert.ok(documented.length > Object.keys(ERROR_CODES).length);
-  assert.deepEqual(documented.filter((c) => !Object.hasOwn(ERROR_CODES, c) && !Object.hasOwn(CONFIG_ERROR_CODES, c)), []);
+  assert.deepEqual(
+    documented.filter((c) => !Object.hasOwn(ERROR_CODES, c) && !Object.hasOwn(CONFIG_ERROR_CODES, c)),
+    [],
+  );
 });
 
 test('no code is in both registries, and every error code is raised somewhere', () => {
-  assert.deepEqual(Object.keys(ERROR_CODES).filter((c) => Object.hasOwn(CONFIG_ERROR_CODES, c)), []);
-  const all = [...sources('src'), ...sources('native')].filter((s) => s.file !== 'src/errors.ts').map((s) => s.text).join('\n');
-  assert.deepEqual(Object.keys(ERROR_CODES).filter((c) => !all.includes(`'${c}'`)), [], 'unused codes: remove them from src/errors.ts and the docs');
+  assert.deepEqual(
+    Object.keys(ERROR_CODES).filter((c) => Object.hasOwn(CONFIG_ERROR_CODES, c)),
+    [],
+  );
+  const all = [...sources('src'), ...sources('native')]
+    .filter((s) => s.file !== 'src/errors.ts')
+    .map((s) => s.text)
+    .join('\n');
+  assert.deepEqual(
+    Object.keys(ERROR_CODES).filter((c) => !all.includes(`'${c}'`)),
+    [],
+    'unused codes: remove them from src/errors.ts and the docs',
+  );
 });
 
 test('src and native throw no error without a code', () => {
   const bare = [...sources('src'), ...sources('native')].flatMap(({ file, text }) =>
-    text.split('\n').flatMap((line, i) => (/\bthrow new (Error|TypeError|RangeError)\(/.test(line) ? [`${file}:${i + 1}`] : [])));
+    text
+      .split('\n')
+      .flatMap((line, i) => (/\bthrow new (Error|TypeError|RangeError)\(/.test(line) ? [`${file}:${i + 1}`] : [])),
+  );
   assert.deepEqual(bare, [], 'throw a MeshgateError with a code from src/errors.ts');
   const bases = [...sources('src'), ...sources('native')].flatMap(({ file, text }) =>
-    [...text.matchAll(/class (\w+) extends (\w*Error)\b/g)].filter((m) => m[2] !== 'MeshgateError' || !m[1]).map((m) => `${file}: ${m[1]} extends ${m[2]}`));
+    [...text.matchAll(/class (\w+) extends (\w*Error)\b/g)]
+      .filter((m) => m[2] !== 'MeshgateError' || !m[1])
+      .map((m) => `${file}: ${m[1]} extends ${m[2]}`),
+  );
   assert.deepEqual(bases, ['src/errors.ts: MeshgateError extends Error'], 'every error class extends MeshgateError');
 });
 

@@ -9,7 +9,11 @@ test('TypeScript file names under src, native, test and bench are camelCase', ()
   const names = ['src', 'native', 'test', 'bench'].flatMap((dir) =>
     readdirSync(path.join(REPO_ROOT, dir), { recursive: true, withFileTypes: true })
       .filter((d) => d.isFile() && d.name.endsWith('.ts'))
-      .map((d) => path.relative(REPO_ROOT, path.join(d.parentPath, d.name))));
+      .map((d) => path.relative(REPO_ROOT, path.join(d.parentPath, d.name))),
+  );
   assert.ok(names.length > 50);
-  assert.deepEqual(names.filter((n) => !/^[a-z][a-zA-Z0-9]*(\.test|\.generated)?\.ts$/.test(path.basename(n))), []);
+  assert.deepEqual(
+    names.filter((n) => !/^[a-z][a-zA-Z0-9]*(\.test|\.generated)?\.ts$/.test(path.basename(n))),
+    [],
+  );
 });

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { REPO_ROOT } from '../helpers/sandbox.js';
 
-const PATH = /(?<![\w<./-])(?:src|test|bench|native|scripts|docs|deploy|bpf)\/[A-Za-z0-9_./-]+\.(?:ts|mjs|c|h|sh|md|yaml)\b/g;
+const PATH =
+  /(?<![\w<./-])(?:src|test|bench|native|scripts|docs|deploy|bpf)\/[A-Za-z0-9_./-]+\.(?:ts|mjs|c|h|sh|md|yaml)\b/g;
 
 function files(dir: string, ends: readonly string[]): string[] {
   return readdirSync(path.join(REPO_ROOT, dir), { withFileTypes: true, recursive: true })
@@ -16,8 +17,14 @@ function files(dir: string, ends: readonly string[]): string[] {
 
 test('every repository path named in docs, sources and comments exists', () => {
   const sources = [
-    'README.md', ...files('docs', ['.md']), ...files('src', ['.ts']), ...files('native', ['.ts']), ...files('bpf', ['.c', '.h']),
-    ...files('scripts', ['.mjs', '.sh']), ...files('bench', ['.ts']), ...files('test/helpers', ['.ts']),
+    'README.md',
+    ...files('docs', ['.md']),
+    ...files('src', ['.ts']),
+    ...files('native', ['.ts']),
+    ...files('bpf', ['.c', '.h']),
+    ...files('scripts', ['.mjs', '.sh']),
+    ...files('bench', ['.ts']),
+    ...files('test/helpers', ['.ts']),
   ];
   const missing: string[] = [];
   let named = 0;

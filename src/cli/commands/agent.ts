@@ -13,36 +13,69 @@ import { MeshgateError } from '../../errors.js';
 
 interface AgentFlags {
   // both modes
-  pinDir: string; listen: string; debounceMs: string; logLevel: string; flowsMax: string;
-  dnsServer: string[]; dnsTtlFloor: string; dnsTtlCeiling: string; dnsGrace: string; dnsLearnedMax: string;
+  pinDir: string;
+  listen: string;
+  debounceMs: string;
+  logLevel: string;
+  flowsMax: string;
+  dnsServer: string[];
+  dnsTtlFloor: string;
+  dnsTtlCeiling: string;
+  dnsGrace: string;
+  dnsLearnedMax: string;
   // standalone
-  configFile?: string; allowlistFile: string[]; cgroup?: string; proxyCgroup?: string; namespace: string; podName: string;
+  configFile?: string;
+  allowlistFile: string[];
+  cgroup?: string;
+  proxyCgroup?: string;
+  namespace: string;
+  podName: string;
   // cluster
-  kubeconfig?: string; configMap: string; nodeName?: string; cgroupRoot?: string; cgroupDriver: string;
-  proxyContainer: string; enableEgress?: boolean; meshCidr: string[]; informerBackoffMaxMs: string;
+  kubeconfig?: string;
+  configMap: string;
+  nodeName?: string;
+  cgroupRoot?: string;
+  cgroupDriver: string;
+  proxyContainer: string;
+  enableEgress?: boolean;
+  meshCidr: string[];
+  informerBackoffMaxMs: string;
 }
 
 /** The DNS and timing flags both modes share, in the units the agents take. */
 function dnsOptions(o: AgentFlags) {
   const seconds = (flag: string, v: string): number => {
     const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new MeshgateError('MG_CLI_BAD_FLAG', `--${flag}: ${JSON.stringify(v)} is not a number of seconds`);
+    if (!Number.isFinite(n) || n < 0)
+      throw new MeshgateError('MG_CLI_BAD_FLAG', `--${flag}: ${JSON.stringify(v)} is not a number of seconds`);
     return n * 1000;
   };
   const floorMs = seconds('dns-ttl-floor', o.dnsTtlFloor);
   const ceilingMs = seconds('dns-ttl-ceiling', o.dnsTtlCeiling);
-  if (floorMs < 1) throw new MeshgateError('MG_CLI_BAD_FLAG', `--dns-ttl-floor: ${o.dnsTtlFloor} must be at least 0.001 seconds`);
-  if (ceilingMs < floorMs) throw new MeshgateError('MG_CLI_BAD_FLAG', `--dns-ttl-ceiling: ${o.dnsTtlCeiling} is below --dns-ttl-floor ${o.dnsTtlFloor}`);
+  if (floorMs < 1)
+    throw new MeshgateError('MG_CLI_BAD_FLAG', `--dns-ttl-floor: ${o.dnsTtlFloor} must be at least 0.001 seconds`);
+  if (ceilingMs < floorMs)
+    throw new MeshgateError(
+      'MG_CLI_BAD_FLAG',
+      `--dns-ttl-ceiling: ${o.dnsTtlCeiling} is below --dns-ttl-floor ${o.dnsTtlFloor}`,
+    );
   const learnedMax = Number(o.dnsLearnedMax);
   if (!Number.isInteger(learnedMax) || learnedMax < LEARNED_MAX_RANGE.min || learnedMax > LEARNED_MAX_RANGE.max) {
-    throw new MeshgateError('MG_CLI_BAD_FLAG', `--dns-learned-max: ${JSON.stringify(o.dnsLearnedMax)} is not an integer in ${LEARNED_MAX_RANGE.min}..${LEARNED_MAX_RANGE.max}`);
+    throw new MeshgateError(
+      'MG_CLI_BAD_FLAG',
+      `--dns-learned-max: ${JSON.stringify(o.dnsLearnedMax)} is not an integer in ${LEARNED_MAX_RANGE.min}..${LEARNED_MAX_RANGE.max}`,
+    );
   }
   const servers = o.dnsServer.length ? o.dnsServer : undefined;
   for (const s of servers ?? []) {
     try {
       parseResolver(s);
     } catch (err) {
-      throw new MeshgateError('MG_CLI_BAD_FLAG', `--dns-server: ${JSON.stringify(s)} is not host[:port] with an IP address: ${(err as Error).message}`, { cause: err });
+      throw new MeshgateError(
+        'MG_CLI_BAD_FLAG',
+        `--dns-server: ${JSON.stringify(s)} is not host[:port] with an IP address: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   }
   return { servers, floorMs, ceilingMs, graceMs: seconds('dns-grace', o.dnsGrace), learnedMax };
@@ -61,23 +94,43 @@ async function runUntilSignal(agent: { start(): Promise<void>; stop(): Promise<v
 }
 
 export function register(ctx: CliContext): void {
-  ctx.program.command('agent')
+  ctx.program
+    .command('agent')
     .description('run the node agent: the DaemonSet agent by default, standalone with --config-file and --cgroup')
     .addOption(pinDirOption())
     .option('--listen <addr>', 'health and metrics address', ':9090')
     .option('--debounce-ms <n>', 'wait this long after a change before reconciling', '10')
     .option('--log-level <level>', 'pino log level', 'info')
-    .option('--flows-max <n>', `recent flows kept in the kernel for flows and preview (0: none; at most ${FLOWS_MAX_LIMIT})`, String(FLOWS_MAX_DEFAULT))
-    .option('--dns-server <host[:port]>', 'trusted resolver: pods\' answers from it are learned, and the agent resolves with it (repeatable; default: /etc/resolv.conf)', collect, [])
+    .option(
+      '--flows-max <n>',
+      `recent flows kept in the kernel for flows and preview (0: none; at most ${FLOWS_MAX_LIMIT})`,
+      String(FLOWS_MAX_DEFAULT),
+    )
+    .option(
+      '--dns-server <host[:port]>',
+      "trusted resolver: pods' answers from it are learned, and the agent resolves with it (repeatable; default: /etc/resolv.conf)",
+      collect,
+      [],
+    )
     .option('--dns-ttl-floor <seconds>', 'refresh a hostname no sooner than this', '5')
     .option('--dns-ttl-ceiling <seconds>', 'refresh a hostname at least this often', '300')
     .option('--dns-grace <seconds>', 'keep addresses this long after their TTL (learned) or a failed refresh', '600')
-    .option('--dns-learned-max <n>', 'addresses learned from pod DNS answers kept at most (oldest go first)', String(DEFAULT_LEARNED_MAX))
+    .option(
+      '--dns-learned-max <n>',
+      'addresses learned from pod DNS answers kept at most (oldest go first)',
+      String(DEFAULT_LEARNED_MAX),
+    )
     // standalone mode
-    .option('--config-file <file>', 'standalone: the global config, an osm-config ConfigMap manifest or a key/value YAML file')
+    .option(
+      '--config-file <file>',
+      'standalone: the global config, an osm-config ConfigMap manifest or a key/value YAML file',
+    )
     .option('--allowlist-file <file>', 'standalone: an allowlist file for --namespace (repeatable)', collect, [])
     .option('--cgroup <dir>', 'standalone: the cgroup v2 directory of the one pod to enforce')
-    .option('--proxy-cgroup <dir>', "standalone: the sidecar's own cgroup (a child of --cgroup); otherwise proxy_uid identifies it")
+    .option(
+      '--proxy-cgroup <dir>',
+      "standalone: the sidecar's own cgroup (a child of --cgroup); otherwise proxy_uid identifies it",
+    )
     .option('--namespace <name>', 'standalone: the namespace of the pod', 'default')
     .option('--pod-name <name>', 'standalone: the name shown for the pod', 'standalone')
     // cluster mode
@@ -85,11 +138,23 @@ export function register(ctx: CliContext): void {
     .option('--config-map <namespace/name>', 'cluster: the global ConfigMap', 'osm-system/osm-config')
     .addOption(new Option('--node-name <name>', 'cluster: this node; only its pods are enforced').env('NODE_NAME'))
     .option('--cgroup-root <dir>', "cluster: where the hooks attach (default: the kubelet's kubepods cgroup)")
-    .addOption(new Option('--cgroup-driver <driver>', "cluster: the kubelet's cgroup driver").choices(['auto', 'systemd', 'cgroupfs']).default('auto'))
+    .addOption(
+      new Option('--cgroup-driver <driver>', "cluster: the kubelet's cgroup driver")
+        .choices(['auto', 'systemd', 'cgroupfs'])
+        .default('auto'),
+    )
     .option('--proxy-container <names>', 'cluster: sidecar container names that make a pod meshed', 'envoy,istio-proxy')
-    .option('--enable-egress', 'cluster: egress "true" when the ConfigMap does not say (as osm install --enable-egress)')
+    .option(
+      '--enable-egress',
+      'cluster: egress "true" when the ConfigMap does not say (as osm install --enable-egress)',
+    )
     .option('--informer-backoff-max-ms <n>', 'cluster: longest wait between retries of a failed list/watch', '30000')
-    .option('--mesh-cidr <cidrs>', 'cluster: mesh_cidr_ranges when the ConfigMap does not say (repeatable, commas allowed)', collect, [])
+    .option(
+      '--mesh-cidr <cidrs>',
+      'cluster: mesh_cidr_ranges when the ConfigMap does not say (repeatable, commas allowed)',
+      collect,
+      [],
+    )
     .action(async (o: AgentFlags) => {
       const log = pino({ base: { app: 'meshgate' }, level: o.logLevel });
       const problems = preflight(o.pinDir);
@@ -100,31 +165,70 @@ export function register(ctx: CliContext): void {
         return;
       }
       const flowsMax = Number(o.flowsMax);
-      if (!/^\d+$/.test(o.flowsMax) || flowsMax > FLOWS_MAX_LIMIT) throw new MeshgateError('MG_CLI_BAD_FLAG', `--flows-max: ${JSON.stringify(o.flowsMax)} is not an integer in 0..${FLOWS_MAX_LIMIT}`);
-      const common = { pinDir: o.pinDir, listen: o.listen, debounceMs: Number(o.debounceMs), dns: dnsOptions(o), flowsMax };
+      if (!/^\d+$/.test(o.flowsMax) || flowsMax > FLOWS_MAX_LIMIT)
+        throw new MeshgateError(
+          'MG_CLI_BAD_FLAG',
+          `--flows-max: ${JSON.stringify(o.flowsMax)} is not an integer in 0..${FLOWS_MAX_LIMIT}`,
+        );
+      const common = {
+        pinDir: o.pinDir,
+        listen: o.listen,
+        debounceMs: Number(o.debounceMs),
+        dns: dnsOptions(o),
+        flowsMax,
+      };
       if (o.configFile !== undefined || o.cgroup !== undefined) {
-        if (!o.configFile || !o.cgroup) throw new MeshgateError('MG_CLI_BAD_FLAG', 'standalone mode needs both --config-file and --cgroup');
-        await runUntilSignal(new StandaloneAgent({
-          ...common, configFile: o.configFile, allowlistFiles: o.allowlistFile, cgroup: o.cgroup, proxyCgroup: o.proxyCgroup,
-          namespace: o.namespace, podName: o.podName,
-        }, log), log);
+        if (!o.configFile || !o.cgroup)
+          throw new MeshgateError('MG_CLI_BAD_FLAG', 'standalone mode needs both --config-file and --cgroup');
+        await runUntilSignal(
+          new StandaloneAgent(
+            {
+              ...common,
+              configFile: o.configFile,
+              allowlistFiles: o.allowlistFile,
+              cgroup: o.cgroup,
+              proxyCgroup: o.proxyCgroup,
+              namespace: o.namespace,
+              podName: o.podName,
+            },
+            log,
+          ),
+          log,
+        );
         return;
       }
-      if (!o.nodeName) throw new MeshgateError('MG_CLI_BAD_FLAG', 'cluster mode needs --node-name or $NODE_NAME (the DaemonSet sets it from spec.nodeName)');
+      if (!o.nodeName)
+        throw new MeshgateError(
+          'MG_CLI_BAD_FLAG',
+          'cluster mode needs --node-name or $NODE_NAME (the DaemonSet sets it from spec.nodeName)',
+        );
       const slash = o.configMap.indexOf('/');
-      if (slash <= 0 || slash === o.configMap.length - 1) throw new MeshgateError('MG_CLI_BAD_FLAG', `--config-map: ${JSON.stringify(o.configMap)} is not NAMESPACE/NAME`);
+      if (slash <= 0 || slash === o.configMap.length - 1)
+        throw new MeshgateError(
+          'MG_CLI_BAD_FLAG',
+          `--config-map: ${JSON.stringify(o.configMap)} is not NAMESPACE/NAME`,
+        );
       // Loaded only in cluster mode: the Kubernetes client alone costs about 90 MB of RSS.
       const { ClusterAgent } = await import('../../agent/cluster.js');
-      await runUntilSignal(new ClusterAgent({
-        ...common,
-        kubeconfig: o.kubeconfig,
-        configMap: { namespace: o.configMap.slice(0, slash), name: o.configMap.slice(slash + 1) },
-        nodeName: o.nodeName,
-        cgroupRoot: o.cgroupRoot,
-        cgroupDriver: o.cgroupDriver as 'auto' | 'systemd' | 'cgroupfs',
-        proxyContainers: o.proxyContainer.split(',').map((s) => s.trim()).filter(Boolean),
-        backoffMs: { initial: Math.min(200, Number(o.informerBackoffMaxMs)), max: Number(o.informerBackoffMaxMs) },
-        seed: { egress: o.enableEgress, meshCidrs: o.meshCidr.flatMap((s) => s.split(/[\s,]+/)).filter(Boolean) },
-      }, log), log);
+      await runUntilSignal(
+        new ClusterAgent(
+          {
+            ...common,
+            kubeconfig: o.kubeconfig,
+            configMap: { namespace: o.configMap.slice(0, slash), name: o.configMap.slice(slash + 1) },
+            nodeName: o.nodeName,
+            cgroupRoot: o.cgroupRoot,
+            cgroupDriver: o.cgroupDriver as 'auto' | 'systemd' | 'cgroupfs',
+            proxyContainers: o.proxyContainer
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean),
+            backoffMs: { initial: Math.min(200, Number(o.informerBackoffMaxMs)), max: Number(o.informerBackoffMaxMs) },
+            seed: { egress: o.enableEgress, meshCidrs: o.meshCidr.flatMap((s) => s.split(/[\s,]+/)).filter(Boolean) },
+          },
+          log,
+        ),
+        log,
+      );
     });
 }

@@ -8,12 +8,18 @@ import { requireRoot } from '../requireRoot.js';
 import { pinDirOption, type CliContext } from './context.js';
 
 export function register(ctx: CliContext): void {
-  ctx.program.command('cleanup')
-    .description("detach and unpin everything meshgate owns under the pin directory, and nothing else (enforcement stops)")
+  ctx.program
+    .command('cleanup')
+    .description(
+      'detach and unpin everything meshgate owns under the pin directory, and nothing else (enforcement stops)',
+    )
     .addOption(pinDirOption())
     .option('--json', 'machine-readable output')
-    .addHelpText('after', '\nExit status: 0 done (also when nothing was pinned), 1 something could not be\n' +
-      'removed, or not root. Pins under the pin directory that meshgate did not create\nare left in place and listed.\n')
+    .addHelpText(
+      'after',
+      '\nExit status: 0 done (also when nothing was pinned), 1 something could not be\n' +
+        'removed, or not root. Pins under the pin directory that meshgate did not create\nare left in place and listed.\n',
+    )
     .action((o: { pinDir: string; json?: boolean }) => {
       requireRoot('cleanup');
       const r = cleanupPins(o.pinDir);
@@ -22,7 +28,9 @@ export function register(ctx: CliContext): void {
       } else if (r.unpinned.length === 0 && r.left.length === 0 && r.errors.length === 0) {
         process.stdout.write(`nothing pinned under ${o.pinDir}\n`);
       } else {
-        process.stdout.write(`detached ${r.detached.length} link(s), unpinned ${r.unpinned.length} pin(s) under ${o.pinDir}\n`);
+        process.stdout.write(
+          `detached ${r.detached.length} link(s), unpinned ${r.unpinned.length} pin(s) under ${o.pinDir}\n`,
+        );
         for (const p of r.left) process.stdout.write(`left ${p}: not meshgate's\n`);
         for (const e of r.errors) process.stdout.write(`error: ${e}\n`);
       }

@@ -8,6 +8,7 @@ export interface CliContext {
   exitCode: number;
 }
 
-export const pinDirOption = (): Option => new Option('--pin-dir <dir>', 'bpffs directory of the pins').default(DEFAULT_PIN_DIR);
+export const pinDirOption = (): Option =>
+  new Option('--pin-dir <dir>', 'bpffs directory of the pins').default(DEFAULT_PIN_DIR);
 
 export const collect = (value: string, previous: string[]): string[] => [...previous, value];

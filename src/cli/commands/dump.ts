@@ -6,7 +6,8 @@ import { DUMP_SECTIONS, dumpMaps, formatDump, pickSections, sectionsFor } from '
 import { pinDirOption, type CliContext } from './context.js';
 
 export function register(ctx: CliContext): void {
-  ctx.program.command('dump')
+  ctx.program
+    .command('dump')
     .description('every pinned map decoded: config, mesh CIDRs, exclusions, allowlists, pods, counters')
     .argument('[map]', `one section (${Object.keys(DUMP_SECTIONS).join(', ')}) or a map name (mg_cgroups, ...)`)
     .addOption(pinDirOption())
@@ -14,13 +15,20 @@ export function register(ctx: CliContext): void {
     .action(function (this: Command, only: string | undefined, o: { pinDir: string; json?: boolean }) {
       const sections = only === undefined ? Object.keys(DUMP_SECTIONS) : sectionsFor(only);
       if (!sections) {
-        this.error(`error: no section or map ${JSON.stringify(only)}: use one of ${Object.keys(DUMP_SECTIONS).join(', ')}, or a map name such as mg_cgroups`, { exitCode: 2, code: 'meshgate.usage' });
+        this.error(
+          `error: no section or map ${JSON.stringify(only)}: use one of ${Object.keys(DUMP_SECTIONS).join(', ')}, or a map name such as mg_cgroups`,
+          { exitCode: 2, code: 'meshgate.usage' },
+        );
       }
       requireRoot('dump');
       const pins = Pins.open(o.pinDir);
       try {
         const d = dumpMaps(pins.maps);
-        process.stdout.write(o.json ? `${JSON.stringify(only ? pickSections(d, sections) : d, null, 2)}\n` : `${formatDump(d, sections)}\n`);
+        process.stdout.write(
+          o.json
+            ? `${JSON.stringify(only ? pickSections(d, sections) : d, null, 2)}\n`
+            : `${formatDump(d, sections)}\n`,
+        );
       } finally {
         pins.close();
       }

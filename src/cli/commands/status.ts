@@ -7,8 +7,11 @@ import { pinDirOption, type CliContext } from './context.js';
 export const STATUS_PROBLEMS_EXIT_CODE = 3;
 
 export function register(ctx: CliContext): void {
-  ctx.program.command('status')
-    .description('hooks and links attached, attach cgroup, pin dir, generation, last apply, config validity, and what is wrong')
+  ctx.program
+    .command('status')
+    .description(
+      'hooks and links attached, attach cgroup, pin dir, generation, last apply, config validity, and what is wrong',
+    )
     .addOption(pinDirOption())
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExit status: 0 all sound, 3 problems found (listed), 1 no pins or not root.\n')
@@ -19,4 +22,3 @@ export function register(ctx: CliContext): void {
       ctx.exitCode = report.problems.length ? STATUS_PROBLEMS_EXIT_CODE : 0;
     });
 }
-

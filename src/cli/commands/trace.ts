@@ -3,17 +3,38 @@ import type { Command } from 'commander';
 import { VERDICT_NAMES, type VerdictName } from '../../datapath/codec.js';
 import { Pins } from '../../datapath/pinned.js';
 import { requireRoot } from '../requireRoot.js';
-import { TraceStream, formatTraceDrops, formatTraceEvent, type TraceDrops, type TraceEvent } from '../../report/trace.js';
+import {
+  TraceStream,
+  formatTraceDrops,
+  formatTraceEvent,
+  type TraceDrops,
+  type TraceEvent,
+} from '../../report/trace.js';
 import { pinDirOption, type CliContext } from './context.js';
 
-interface TraceFlags { pinDir: string; verdict?: string[]; pod?: string; json?: boolean; count?: string; duration?: string; backlog?: boolean }
+interface TraceFlags {
+  pinDir: string;
+  verdict?: string[];
+  pod?: string;
+  json?: boolean;
+  count?: string;
+  duration?: string;
+  backlog?: boolean;
+}
 
 function parseVerdicts(cmd: Command, values: string[]): VerdictName[] {
   const out = new Set<VerdictName>();
-  for (const v of values.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean)) {
+  for (const v of values
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     if (v === 'all') for (const n of VERDICT_NAMES) out.add(n);
     else if ((VERDICT_NAMES as readonly string[]).includes(v)) out.add(v as VerdictName);
-    else cmd.error(`error: --verdict ${JSON.stringify(v)} is not deny, audit, redirect, pass or all`, { exitCode: 2, code: 'meshgate.usage' });
+    else
+      cmd.error(`error: --verdict ${JSON.stringify(v)} is not deny, audit, redirect, pass or all`, {
+        exitCode: 2,
+        code: 'meshgate.usage',
+      });
   }
   return out.size ? [...out] : ['deny', 'audit'];
 }
@@ -21,27 +42,40 @@ function parseVerdicts(cmd: Command, values: string[]): VerdictName[] {
 function positiveNumber(cmd: Command, flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) cmd.error(`error: ${flag} ${JSON.stringify(v)} is not a positive number`, { exitCode: 2, code: 'meshgate.usage' });
+  if (!Number.isFinite(n) || n <= 0)
+    cmd.error(`error: ${flag} ${JSON.stringify(v)} is not a positive number`, { exitCode: 2, code: 'meshgate.usage' });
   return n;
 }
 
 export function register(ctx: CliContext): void {
-  ctx.program.command('trace')
+  ctx.program
+    .command('trace')
     .description('stream decision events from the kernel live: time, pod, destination, protocol, verdict, rule')
-    .option('--verdict <verdicts>', 'deny, audit, redirect, pass or all; repeatable or\ncomma-separated (default: deny,audit)', (v: string, prev: string[] = []) => [...prev, v])
+    .option(
+      '--verdict <verdicts>',
+      'deny, audit, redirect, pass or all; repeatable or\ncomma-separated (default: deny,audit)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--pod <namespace/name>', "only this pod's events (its sidecar's too)")
     .option('--json', 'one JSON object per line')
     .option('--count <n>', 'exit after n events')
     .option('--duration <seconds>', 'exit after this long')
     .option('--backlog', 'also show events queued before trace started')
     .addOption(pinDirOption())
-    .addHelpText('after', '\nStops on Ctrl-C (exit 0). Events are rate-limited in the kernel; drops are\n' +
-      'reported as they happen. Asking for redirect or pass events lasts while trace\nruns, and lapses 10 s after it stops.\n')
+    .addHelpText(
+      'after',
+      '\nStops on Ctrl-C (exit 0). Events are rate-limited in the kernel; drops are\n' +
+        'reported as they happen. Asking for redirect or pass events lasts while trace\nruns, and lapses 10 s after it stops.\n',
+    )
     .action(async function (this: Command, o: TraceFlags) {
       const verdicts = parseVerdicts(this, o.verdict ?? []);
       const count = positiveNumber(this, '--count', o.count);
       const duration = positiveNumber(this, '--duration', o.duration);
-      if (o.pod !== undefined && !/^[^/\s]+\/[^/\s]+$/.test(o.pod)) this.error(`error: --pod ${JSON.stringify(o.pod)} is not NAMESPACE/NAME`, { exitCode: 2, code: 'meshgate.usage' });
+      if (o.pod !== undefined && !/^[^/\s]+\/[^/\s]+$/.test(o.pod))
+        this.error(`error: --pod ${JSON.stringify(o.pod)} is not NAMESPACE/NAME`, {
+          exitCode: 2,
+          code: 'meshgate.usage',
+        });
       requireRoot('trace');
       const pins = Pins.open(o.pinDir);
       if (o.pod) pins.findPod(o.pod); // "no such pod" now, not silence forever
@@ -74,7 +108,9 @@ export function register(ctx: CliContext): void {
         process.once('SIGINT', finish);
         process.once('SIGTERM', finish);
         if (!o.json) {
-          process.stderr.write(`tracing ${verdicts.join(', ')} events${o.pod ? ` of ${o.pod}` : ''} from ${o.pinDir} (Ctrl-C to stop)\n`);
+          process.stderr.write(
+            `tracing ${verdicts.join(', ')} events${o.pod ? ` of ${o.pod}` : ''} from ${o.pinDir} (Ctrl-C to stop)\n`,
+          );
           write(`${'TIME'.padEnd(12)} ${'VERDICT'.padEnd(8)} ${'POD'.padEnd(20)} ${'DESTINATION'.padEnd(24)} RULE`);
         }
         stream.start();

@@ -12,7 +12,15 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import { get as httpGet } from 'node:http';
 import { promisify } from 'node:util';
-import { createFakeNode, API_ADDR, FORBIDDEN_ADDR, MESH_ADDR, NODE_NAME, type FakeNode, type FakePod } from '../../helpers/fakeNode.js';
+import {
+  createFakeNode,
+  API_ADDR,
+  FORBIDDEN_ADDR,
+  MESH_ADDR,
+  NODE_NAME,
+  type FakeNode,
+  type FakePod,
+} from '../../helpers/fakeNode.js';
 import { basePolicy, classify } from '../../helpers/kernelFixture.js';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../../helpers/kubeApiServer.js';
 import { REPO_ROOT, until } from '../../helpers/sandbox.js';
@@ -69,11 +77,14 @@ async function cleanupAll(): Promise<void> {
   cleanups.length = 0;
 }
 
-const sh = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const sh = (cmd: string, ...args: string[]) =>
+  execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 function osmConfig(): KubeObject {
   return {
-    apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'osm-config', namespace: 'osm-system' },
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'osm-config', namespace: 'osm-system' },
     data: {
       egress: 'false',
       mesh_cidr_ranges: '10.96.0.0/12',
@@ -93,7 +104,8 @@ function flagValue(args: readonly string[], flag: string): string | null {
 
 /** The mount whose mountPath holds `p`, and p's path on the host. */
 function hostPathOf(c: AgentContainer, volumePath: (m: AgentMount) => string, p: string): string {
-  const m = [...c.mounts].sort((a, b) => b.mountPath.length - a.mountPath.length)
+  const m = [...c.mounts]
+    .sort((a, b) => b.mountPath.length - a.mountPath.length)
     .find((x) => p === x.mountPath || p.startsWith(`${x.mountPath}/`));
   if (!m) throw new Error(`${p} is on no volume of the container`);
   return path.join(volumePath(m), path.relative(m.mountPath, p));
@@ -112,7 +124,14 @@ function fsTypeAt(mountinfo: string, mountPoint: string): { type: string; option
 }
 
 const capMask = (names: readonly string[]): bigint => {
-  const numbers: Record<string, number> = { CAP_NET_ADMIN: 12, CAP_NET_RAW: 13, CAP_SYS_ADMIN: 21, CAP_PERFMON: 38, CAP_BPF: 39, CAP_CHECKPOINT_RESTORE: 40 };
+  const numbers: Record<string, number> = {
+    CAP_NET_ADMIN: 12,
+    CAP_NET_RAW: 13,
+    CAP_SYS_ADMIN: 21,
+    CAP_PERFMON: 38,
+    CAP_BPF: 39,
+    CAP_CHECKPOINT_RESTORE: 40,
+  };
   let mask = 0n;
   for (const n of names) {
     const bit = numbers[n];
@@ -124,12 +143,17 @@ const capMask = (names: readonly string[]): bigint => {
 
 /** The agent's log as "msg +seconds", to see where its start-up time goes. */
 function timeline(logFile: string): string {
-  const lines = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.startsWith('{'));
+  const lines = readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{'));
   const first = lines.length ? (JSON.parse(lines[0]!) as { time: number }).time : 0;
-  return lines.slice(0, 12).map((l) => {
-    const o = JSON.parse(l) as { time: number; msg: string; level: number; err?: { message?: string } };
-    return `${o.msg}${o.level >= 40 && o.err?.message ? ` (${o.err.message})` : ''} +${((o.time - first) / 1000).toFixed(1)}s`;
-  }).join(', ');
+  return lines
+    .slice(0, 12)
+    .map((l) => {
+      const o = JSON.parse(l) as { time: number; msg: string; level: number; err?: { message?: string } };
+      return `${o.msg}${o.level >= 40 && o.err?.message ? ` (${o.err.message})` : ''} +${((o.time - first) / 1000).toFixed(1)}s`;
+    })
+    .join(', ');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -137,15 +161,30 @@ async function main(): Promise<number> {
   const rootfs = env('MESHGATE_E2E_ROOTFS');
   const work = env('MESHGATE_E2E_WORK');
   const imageName = env('MESHGATE_E2E_IMAGE');
-  const raw = JSON.parse(readFileSync(env('MESHGATE_E2E_IMAGE_CONFIG'), 'utf8')) as { Env?: string[]; Entrypoint?: string[]; Cmd?: string[]; WorkingDir?: string; User?: string };
-  const image: ImageConfig = { env: raw.Env ?? [], entrypoint: raw.Entrypoint ?? [], cmd: raw.Cmd ?? [], workingDir: raw.WorkingDir ?? '/' };
+  const raw = JSON.parse(readFileSync(env('MESHGATE_E2E_IMAGE_CONFIG'), 'utf8')) as {
+    Env?: string[];
+    Entrypoint?: string[];
+    Cmd?: string[];
+    WorkingDir?: string;
+    User?: string;
+  };
+  const image: ImageConfig = {
+    env: raw.Env ?? [],
+    entrypoint: raw.Entrypoint ?? [],
+    cmd: raw.Cmd ?? [],
+    workingDir: raw.WorkingDir ?? '/',
+  };
 
   const manifestFile = path.join(REPO_ROOT, 'deploy/daemonset.yaml');
   const agent = readAgentContainer(readFileSync(manifestFile, 'utf8'));
   const caps = containerCapabilities(agent, []);
-  console.log(`manifest: ${path.relative(REPO_ROOT, manifestFile)}: capabilities ${caps.join(',')}${agent.capabilitiesDropAll ? ' (drop ALL)' : ''}, uid ${agent.runAsUser}:${agent.runAsGroup}, ` +
-    `readOnlyRootFilesystem ${agent.readOnlyRootFilesystem}, no_new_privs ${!agent.allowPrivilegeEscalation}, seccomp ${agent.seccompProfile}`);
-  console.log(`manifest: mounts ${agent.mounts.map((m) => `${m.mountPath}(${m.source.kind}${m.source.kind === 'hostPath' ? ` ${m.source.path}` : ''}${m.readOnly ? ',ro' : ''},${m.propagation})`).join(' ')}`);
+  console.log(
+    `manifest: ${path.relative(REPO_ROOT, manifestFile)}: capabilities ${caps.join(',')}${agent.capabilitiesDropAll ? ' (drop ALL)' : ''}, uid ${agent.runAsUser}:${agent.runAsGroup}, ` +
+      `readOnlyRootFilesystem ${agent.readOnlyRootFilesystem}, no_new_privs ${!agent.allowPrivilegeEscalation}, seccomp ${agent.seccompProfile}`,
+  );
+  console.log(
+    `manifest: mounts ${agent.mounts.map((m) => `${m.mountPath}(${m.source.kind}${m.source.kind === 'hostPath' ? ` ${m.source.path}` : ''}${m.readOnly ? ',ro' : ''},${m.propagation})`).join(' ')}`,
+  );
   console.log(`manifest: args ${[...agent.command, ...agent.args].join(' ')}`);
 
   // --- the node: pods, API server, the agent's pod netns ----------------------------------------
@@ -167,7 +206,10 @@ async function main(): Promise<number> {
   api.create('configmaps', osmConfig());
   const register = (pod: KubeObject) => api.create('pods', pod);
   const shop: FakePod = await node.addPod({ namespace: 'shop', name: 'web', meshed: true }, register);
-  const batch: FakePod = await node.addPod({ namespace: 'shop', name: 'batch', meshed: false, qos: 'Guaranteed' }, register);
+  const batch: FakePod = await node.addPod(
+    { namespace: 'shop', name: 'batch', meshed: false, qos: 'Guaranteed' },
+    register,
+  );
   const secrets = path.join(work, 'secrets');
   mkdirSync(secrets, { recursive: true });
   await api.writeKubeconfig(secrets);
@@ -238,7 +280,8 @@ async function main(): Promise<number> {
   let ctrCount = 0;
   const defaultsFor = (capSet: readonly string[]): RuntimeDefaults => {
     const key = capSet.join(',');
-    if (!defaultsCache.has(key)) defaultsCache.set(key, captureRuntimeDefaults(rootfs, capSet, `${TAG}-spec-${++ctrCount}`, ctrNamespace));
+    if (!defaultsCache.has(key))
+      defaultsCache.set(key, captureRuntimeDefaults(rootfs, capSet, `${TAG}-spec-${++ctrCount}`, ctrNamespace));
     return defaultsCache.get(key)!;
   };
 
@@ -270,26 +313,34 @@ async function main(): Promise<number> {
   };
   // A fresh connection per request, as the kubelet's probes make: a pooled keep-alive socket that
   // the agent's server closed meanwhile would fail the request (UND_ERR_SOCKET) for the client's sake.
-  const http = (p: string, port = listenPort): Promise<{ status: number; body: string }> => new Promise((resolve, reject) => {
-    const req = httpGet({ host: POD_IP, port, path: p, agent: false, timeout: 3000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
+  const http = (p: string, port = listenPort): Promise<{ status: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      const req = httpGet({ host: POD_IP, port, path: p, agent: false, timeout: 3000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error('timed out after 3 s')));
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        reject(new Error(`GET ${POD_IP}:${port}${p}: ${err.code ?? err.message}`)),
+      );
     });
-    req.on('timeout', () => req.destroy(new Error('timed out after 3 s')));
-    req.on('error', (err: NodeJS.ErrnoException) => reject(new Error(`GET ${POD_IP}:${port}${p}: ${err.code ?? err.message}`)));
-  });
   const ready = async (log: string, ms = 90_000): Promise<void> => {
     const probe = agent.readinessProbe ?? { path: '/readyz', port: listenPort };
-    await until('the readiness probe', async () => {
-      try {
-        return (await http(probe.path, probe.port)).status === 200;
-      } catch {
-        return false;
-      }
-    }, ms, () => `agent log tail: ${readFileSync(log, 'utf8').split('\n').slice(-6).join(' | ')}`);
+    await until(
+      'the readiness probe',
+      async () => {
+        try {
+          return (await http(probe.path, probe.port)).status === 200;
+        } catch {
+          return false;
+        }
+      },
+      ms,
+      () => `agent log tail: ${readFileSync(log, 'utf8').split('\n').slice(-6).join(' | ')}`,
+    );
   };
 
   // --- 1. the agent, as the DaemonSet runs it -----------------------------------------------------
@@ -299,7 +350,9 @@ async function main(): Promise<number> {
     const seen: string[] = [];
     const poll = setInterval(() => {
       const n = api.requests().length;
-      if (n > seen.length) for (const r of api.requests().slice(seen.length)) seen.push(`${r.verb} ${r.resource} +${((Date.now() - started) / 1000).toFixed(1)}s`);
+      if (n > seen.length)
+        for (const r of api.requests().slice(seen.length))
+          seen.push(`${r.verb} ${r.resource} +${((Date.now() - started) / 1000).toFixed(1)}s`);
     }, 50);
     current = startAgent();
     try {
@@ -311,28 +364,48 @@ async function main(): Promise<number> {
     return `${current.id}, ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${timeline(current.log)})`;
   });
   if (!results.at(-1)!.ok) {
-    if (current.log && existsSync(current.log)) console.log(readFileSync(current.log, 'utf8').split('\n').slice(-30).join('\n'));
+    if (current.log && existsSync(current.log))
+      console.log(readFileSync(current.log, 'utf8').split('\n').slice(-30).join('\n'));
     return finish();
   }
 
-  await step('the agent process has exactly the manifest\'s privileges', () => {
+  await step("the agent process has exactly the manifest's privileges", () => {
     const status = readFileSync(`/proc/${current.pid}/status`, 'utf8');
-    const field = (k: string) => status.split('\n').find((l) => l.startsWith(`${k}:`))?.split(':')[1]?.trim() ?? '';
+    const field = (k: string) =>
+      status
+        .split('\n')
+        .find((l) => l.startsWith(`${k}:`))
+        ?.split(':')[1]
+        ?.trim() ?? '';
     const want = capMask(caps);
-    for (const set of ['CapEff', 'CapPrm', 'CapBnd']) expect(BigInt(`0x${field(set)}`) === want, `${set} ${field(set)}, want ${want.toString(16)} (${caps.join(',')})`);
-    expect(BigInt(`0x${field('CapInh')}`) === 0n && BigInt(`0x${field('CapAmb')}`) === 0n, `inheritable ${field('CapInh')} / ambient ${field('CapAmb')} not empty`);
+    for (const set of ['CapEff', 'CapPrm', 'CapBnd'])
+      expect(BigInt(`0x${field(set)}`) === want, `${set} ${field(set)}, want ${want.toString(16)} (${caps.join(',')})`);
+    expect(
+      BigInt(`0x${field('CapInh')}`) === 0n && BigInt(`0x${field('CapAmb')}`) === 0n,
+      `inheritable ${field('CapInh')} / ambient ${field('CapAmb')} not empty`,
+    );
     expect(field('NoNewPrivs') === (agent.allowPrivilegeEscalation ? '0' : '1'), `NoNewPrivs ${field('NoNewPrivs')}`);
     expect(field('Seccomp') === (agent.seccompProfile === 'RuntimeDefault' ? '2' : '0'), `Seccomp ${field('Seccomp')}`);
     expect(field('Uid').split(/\s+/)[0] === String(agent.runAsUser), `uid ${field('Uid')}`);
     const mountinfo = readFileSync(`/proc/${current.pid}/mountinfo`, 'utf8');
     const root = fsTypeAt(mountinfo, '/');
-    expect(!!root && root.options.split(',').includes('ro') === agent.readOnlyRootFilesystem, `root filesystem options ${root?.options}`);
+    expect(
+      !!root && root.options.split(',').includes('ro') === agent.readOnlyRootFilesystem,
+      `root filesystem options ${root?.options}`,
+    );
     const seen: string[] = [];
     for (const m of agent.mounts) {
       const mi = fsTypeAt(mountinfo, m.mountPath);
       expect(!!mi, `${m.mountPath} is not mounted in the container`);
-      expect(mi!.options.split(',').includes('ro') === m.readOnly, `${m.mountPath}: options ${mi!.options}, readOnly ${m.readOnly}`);
-      if (m.propagation === 'HostToContainer') expect(/master:\d+/.test(mi!.optional) && !/shared:/.test(mi!.optional), `${m.mountPath}: propagation "${mi!.optional}", want a slave mount`);
+      expect(
+        mi!.options.split(',').includes('ro') === m.readOnly,
+        `${m.mountPath}: options ${mi!.options}, readOnly ${m.readOnly}`,
+      );
+      if (m.propagation === 'HostToContainer')
+        expect(
+          /master:\d+/.test(mi!.optional) && !/shared:/.test(mi!.optional),
+          `${m.mountPath}: propagation "${mi!.optional}", want a slave mount`,
+        );
       seen.push(`${m.mountPath} ${mi!.type}${m.readOnly ? ' ro' : ''}${mi!.optional ? ` ${mi!.optional}` : ''}`);
     }
     const cg = fsTypeAt(mountinfo, cgroupMount.mountPath);
@@ -341,7 +414,11 @@ async function main(): Promise<number> {
   });
 
   await step('the root filesystem is read-only in the container (a write fails with EROFS)', () => {
-    const r = runc.exec(current.id, ['/usr/local/bin/node', '-e', "try { require('fs').writeFileSync('/opt/meshgate/x', ''); console.log('written') } catch (e) { console.log(e.code) }"]);
+    const r = runc.exec(current.id, [
+      '/usr/local/bin/node',
+      '-e',
+      "try { require('fs').writeFileSync('/opt/meshgate/x', ''); console.log('written') } catch (e) { console.log(e.code) }",
+    ]);
     expect(r.stdout.trim() === 'EROFS', `write to /opt/meshgate gave ${r.stdout.trim() || r.stderr.trim()}`);
     return 'EROFS';
   });
@@ -364,20 +441,23 @@ async function main(): Promise<number> {
   });
 
   // --- 2. enforcement on a meshed pod -------------------------------------------------------------
-  await step('meshed pod: redirect with the original destination, allowlist pass, deny; unmeshed pod untouched', async () => {
-    await until('the meshed pod to be enforced', () => shop.connect(FORBIDDEN_ADDR, 443).verdict === 'deny', 20_000);
-    const r = shop.connect(MESH_ADDR, 80);
-    expect(r.verdict === 'redirect', `${MESH_ADDR}:80 gave ${r.verdict}`);
-    expect(r.origdst === `${MESH_ADDR}:80`, `SO_ORIGINAL_DST gave ${r.origdst}`);
-    const p = shop.connect(API_ADDR, 443);
-    expect(p.verdict === 'pass', `allowlisted ${API_ADDR}:443 gave ${p.verdict}`);
-    const d = shop.connect(FORBIDDEN_ADDR, 443);
-    expect(d.verdict === 'deny' && d.raw.error === 'EPERM', `${FORBIDDEN_ADDR}:443 gave ${d.verdict} ${d.raw.error}`);
-    expect(batch.connect(FORBIDDEN_ADDR, 443).verdict === 'pass', 'the unmeshed pod was enforced');
-    return `redirect ${MESH_ADDR}:80 (origdst ${r.origdst}), pass ${API_ADDR}:443, deny ${FORBIDDEN_ADDR}:443 (EPERM)`;
-  });
+  await step(
+    'meshed pod: redirect with the original destination, allowlist pass, deny; unmeshed pod untouched',
+    async () => {
+      await until('the meshed pod to be enforced', () => shop.connect(FORBIDDEN_ADDR, 443).verdict === 'deny', 20_000);
+      const r = shop.connect(MESH_ADDR, 80);
+      expect(r.verdict === 'redirect', `${MESH_ADDR}:80 gave ${r.verdict}`);
+      expect(r.origdst === `${MESH_ADDR}:80`, `SO_ORIGINAL_DST gave ${r.origdst}`);
+      const p = shop.connect(API_ADDR, 443);
+      expect(p.verdict === 'pass', `allowlisted ${API_ADDR}:443 gave ${p.verdict}`);
+      const d = shop.connect(FORBIDDEN_ADDR, 443);
+      expect(d.verdict === 'deny' && d.raw.error === 'EPERM', `${FORBIDDEN_ADDR}:443 gave ${d.verdict} ${d.raw.error}`);
+      expect(batch.connect(FORBIDDEN_ADDR, 443).verdict === 'pass', 'the unmeshed pod was enforced');
+      return `redirect ${MESH_ADDR}:80 (origdst ${r.origdst}), pass ${API_ADDR}:443, deny ${FORBIDDEN_ADDR}:443 (EPERM)`;
+    },
+  );
 
-  await step('/healthz and /metrics through the container\'s port', async () => {
+  await step("/healthz and /metrics through the container's port", async () => {
     const liveness = agent.livenessProbe ?? { path: '/healthz', port: listenPort };
     const h = await http(liveness.path, liveness.port);
     expect(h.status === 200, `${liveness.path}: HTTP ${h.status}`);
@@ -390,12 +470,24 @@ async function main(): Promise<number> {
   });
 
   // --- 3. kubectl exec ----------------------------------------------------------------------------
-  const meshgate = (...args: string[]) => runc.exec(current.id, ['meshgate', ...args, `--pin-dir=${pinDirInContainer}`]);
+  const meshgate = (...args: string[]) =>
+    runc.exec(current.id, ['meshgate', ...args, `--pin-dir=${pinDirInContainer}`]);
   await step('exec meshgate status', () => {
     const r = meshgate('status');
-    expect(r.status === 0, `exit ${r.status}: ${r.stdout.split('\n').filter((l) => /problem|unknown|orphan|no link/i.test(l)).join(' / ')} ${r.stderr}`);
+    expect(
+      r.status === 0,
+      `exit ${r.status}: ${r.stdout
+        .split('\n')
+        .filter((l) => /problem|unknown|orphan|no link/i.test(l))
+        .join(' / ')} ${r.stderr}`,
+    );
     expect(r.stdout.includes(pinDirInContainer), `no pin dir in: ${r.stdout.slice(0, 300)}`);
-    return r.stdout.split('\n').filter((l) => /generation|valid|attached|link/i.test(l)).slice(0, 3).join(' / ').replace(/\s+/g, ' ');
+    return r.stdout
+      .split('\n')
+      .filter((l) => /generation|valid|attached|link/i.test(l))
+      .slice(0, 3)
+      .join(' / ')
+      .replace(/\s+/g, ' ');
   });
   await step('exec meshgate dump', () => {
     const r = meshgate('dump');
@@ -412,17 +504,33 @@ async function main(): Promise<number> {
     return `${r.stdout.trim().split('\n')[0]!} (exit 4); ${MESH_ADDR}:80 redirect (exit 3)`;
   });
   await step('exec meshgate trace (a deny from the pod is streamed)', async () => {
-    const child = runc.execStream(current.id, ['meshgate', 'trace', '--json', '--verdict', 'deny', '--count', '1', '--duration', '20', `--pin-dir=${pinDirInContainer}`]);
+    const child = runc.execStream(current.id, [
+      'meshgate',
+      'trace',
+      '--json',
+      '--verdict',
+      'deny',
+      '--count',
+      '1',
+      '--duration',
+      '20',
+      `--pin-dir=${pinDirInContainer}`,
+    ]);
     let out = '';
     let err = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
-      await until('trace to stream a deny', () => {
-        shop.connect(FORBIDDEN_ADDR, 443);
-        return out.includes(FORBIDDEN_ADDR);
-      }, 15_000, () => `trace stdout: ${out} stderr: ${err}`);
+      await until(
+        'trace to stream a deny',
+        () => {
+          shop.connect(FORBIDDEN_ADDR, 443);
+          return out.includes(FORBIDDEN_ADDR);
+        },
+        15_000,
+        () => `trace stdout: ${out} stderr: ${err}`,
+      );
     } finally {
       if (child.exitCode === null) child.kill('SIGINT');
     }
@@ -436,7 +544,11 @@ async function main(): Promise<number> {
     let stop = false;
     const tally = { total: 0, silent: 0, wrong: [] as string[] };
     const loop = (async () => {
-      const targets: [string, number, string][] = [[FORBIDDEN_ADDR, 443, 'deny'], [MESH_ADDR, 80, 'redirect'], [API_ADDR, 443, 'pass']];
+      const targets: [string, number, string][] = [
+        [FORBIDDEN_ADDR, 443, 'deny'],
+        [MESH_ADDR, 80, 'redirect'],
+        [API_ADDR, 443, 'pass'],
+      ];
       for (let i = 0; !stop && i < 5000; i++) {
         const [addr, port, want] = targets[i % targets.length]!;
         const [cmd, ...args] = shop.probeCommand(addr, port).split(' ');
@@ -453,7 +565,8 @@ async function main(): Promise<number> {
               throw new Error(`no report twice (stdout "${stdout}", stderr "${stderr}")`);
             }
             const v = classify(JSON.parse(last));
-            if (v.verdict !== want) tally.wrong.push(`${addr}:${port} ${v.verdict}${v.raw.error ? ` ${v.raw.error}` : ''}`);
+            if (v.verdict !== want)
+              tally.wrong.push(`${addr}:${port} ${v.verdict}${v.raw.error ? ` ${v.raw.error}` : ''}`);
           } catch (err) {
             tally.wrong.push(`${addr}:${port} probe failed: ${(err as Error).message.split('\n')[0]}`);
           }
@@ -473,10 +586,16 @@ async function main(): Promise<number> {
     await until('a few connects after ready', () => tally.total >= afterReady + 6, 10_000);
     stop = true;
     await loop;
-    expect(tally.wrong.length === 0, `${tally.wrong.length} wrong verdicts of ${tally.total}: ${tally.wrong.slice(0, 5).join(', ')}`);
+    expect(
+      tally.wrong.length === 0,
+      `${tally.wrong.length} wrong verdicts of ${tally.total}: ${tally.wrong.slice(0, 5).join(', ')}`,
+    );
     const log = readFileSync(current.log, 'utf8');
     const opened = log.split('\n').find((l) => l.includes('"datapath opened"'));
-    expect(!!opened && /"adopted":(true|[1-9])/.test(opened), `the new agent did not adopt the pins: ${opened ?? 'no "datapath opened" line'}`);
+    expect(
+      !!opened && /"adopted":(true|[1-9])/.test(opened),
+      `the new agent did not adopt the pins: ${opened ?? 'no "datapath opened" line'}`,
+    );
     return `${tally.total} connects, ${gapConnects} of them while no agent ran or it was starting; 0 wrong${tally.silent ? `; ${tally.silent} probe(s) printed nothing and were retried` : ''}; ${old} -> ${current.id}`;
   });
 
@@ -490,14 +609,29 @@ async function main(): Promise<number> {
       const id = `${TAG}-pf-${++containerCount}`;
       const bundle = path.join(work, 'bundles', id);
       mkdirSync(bundle, { recursive: true });
-      writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(ociSpec(agent, image, defaultsFor(without), hostSide(`/run/netns/${pfNetns}`), { withoutCapabilities: [cap] }), null, 2));
-      const r = spawnSync('runc', ['--root', runc.root, 'run', '--bundle', bundle, id], { encoding: 'utf8', timeout: 60_000 });
+      writeFileSync(
+        path.join(bundle, 'config.json'),
+        JSON.stringify(
+          ociSpec(agent, image, defaultsFor(without), hostSide(`/run/netns/${pfNetns}`), {
+            withoutCapabilities: [cap],
+          }),
+          null,
+          2,
+        ),
+      );
+      const r = spawnSync('runc', ['--root', runc.root, 'run', '--bundle', bundle, id], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
       runc.delete(id);
       const lines = `${r.stdout}\n${r.stderr}`.split('\n');
       const preflightLines = lines.filter((l) => l.startsWith('meshgate agent: preflight'));
       expect(r.status === 1, `exit ${r.status}: ${r.stderr.slice(-400)}`);
       expect(preflightLines.length === 1, `${preflightLines.length} preflight lines: ${preflightLines.join(' | ')}`);
-      expect(preflightLines[0]!.includes(capName(cap)), `the preflight line does not name ${capName(cap)}: ${preflightLines[0]}`);
+      expect(
+        preflightLines[0]!.includes(capName(cap)),
+        `the preflight line does not name ${capName(cap)}: ${preflightLines[0]}`,
+      );
       return preflightLines[0]!;
     });
   }
@@ -516,17 +650,30 @@ async function main(): Promise<number> {
     const pinName = `needs-${containerCount}`;
     const inContainer = (hostPath: string) => path.join(cgroupMount.mountPath, path.relative(cg2, hostPath));
     const capSet = containerCapabilities(agent, [], { withoutCapabilities: without });
-    const host = { ...hostSide(`/run/netns/${pfNetns}`), extraMounts: [...hostSide('').extraMounts, { source: needsDir, destination: '/e2e' }] };
+    const host = {
+      ...hostSide(`/run/netns/${pfNetns}`),
+      extraMounts: [...hostSide('').extraMounts, { source: needsDir, destination: '/e2e' }],
+    };
     const spec = ociSpec(agent, image, defaultsFor(capSet), host, {
       withoutCapabilities: without,
-      argv: ['/usr/local/bin/node', '/e2e/kernel-needs.mjs', path.join(bpfMount!.mountPath, pinName), inContainer(cgroup), JSON.stringify({ policy: basePolicy(), cgroups: [] })],
+      argv: [
+        '/usr/local/bin/node',
+        '/e2e/kernel-needs.mjs',
+        path.join(bpfMount!.mountPath, pinName),
+        inContainer(cgroup),
+        JSON.stringify({ policy: basePolicy(), cgroups: [] }),
+      ],
     });
     writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
-    const r = spawnSync('runc', ['--root', runc.root, 'run', '--bundle', bundle, id], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync('runc', ['--root', runc.root, 'run', '--bundle', bundle, id], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     runc.delete(id);
     cleanupPins(path.join(volumePath(bpfMount!), pinName));
     const last = r.stdout.trim().split('\n').pop() ?? '';
-    if (!last.startsWith('{')) throw new Error(`no report: exit ${r.status}: ${r.stdout.slice(-300)} ${r.stderr.slice(-300)}`);
+    if (!last.startsWith('{'))
+      throw new Error(`no report: exit ${r.status}: ${r.stdout.slice(-300)} ${r.stderr.slice(-300)}`);
     return JSON.parse(last);
   };
   if (bpfMount) {
@@ -538,25 +685,47 @@ async function main(): Promise<number> {
     for (const cap of agent.capabilitiesAdd) {
       await step(`without ${capName(cap)}: the kernel refuses the datapath (past the preflight)`, () => {
         const r = kernelNeeds([cap]);
-        expect(!r.ok, `the datapath loaded and attached without ${capName(cap)}: the manifest's ${capName(cap)} looks superfluous`);
+        expect(
+          !r.ok,
+          `the datapath loaded and attached without ${capName(cap)}: the manifest's ${capName(cap)} looks superfluous`,
+        );
         return `${r.stage}${r.kind ? ` (${r.kind})` : ''}: ${r.error}`;
       });
     }
   }
-
 
   // Not --privileged: that asks for every capability, and a host whose own bounding set lacks one
   // (this one has no CAP_SYS_RESOURCE) refuses it. The demo creates a netns and a cgroup and loads
   // programs: SYS_ADMIN (which covers BPF and PERFMON, unknown to Docker 20.10) and NET_ADMIN.
   await step('meshgate demo from the image (docker run)', () => {
     const bpf = agent.mounts.find((m) => m.source.kind === 'hostPath' && m.source.path === '/sys/fs/bpf');
-    const args = ['run', '--rm', '--name', `${TAG}-demo`, '--cap-add', 'SYS_ADMIN', '--cap-add', 'NET_ADMIN',
-      '--security-opt', 'seccomp=unconfined', '--security-opt', 'apparmor=unconfined', '--network', 'none',
-      '-v', `${bpf ? volumePath(bpf) : '/sys/fs/bpf'}:/sys/fs/bpf`, '-v', `${cg2}:/sys/fs/cgroup`, imageName, 'demo'];
+    const args = [
+      'run',
+      '--rm',
+      '--name',
+      `${TAG}-demo`,
+      '--cap-add',
+      'SYS_ADMIN',
+      '--cap-add',
+      'NET_ADMIN',
+      '--security-opt',
+      'seccomp=unconfined',
+      '--security-opt',
+      'apparmor=unconfined',
+      '--network',
+      'none',
+      '-v',
+      `${bpf ? volumePath(bpf) : '/sys/fs/bpf'}:/sys/fs/bpf`,
+      '-v',
+      `${cg2}:/sys/fs/cgroup`,
+      imageName,
+      'demo',
+    ];
     const r = spawnSync('docker', args, { encoding: 'utf8', timeout: 180_000 });
     if (r.status !== 0) spawnSync('docker', ['rm', '-f', `${TAG}-demo`], { stdio: 'ignore' });
     expect(r.status === 0, `exit ${r.status}: ${(r.stdout + r.stderr).split('\n').slice(-12).join(' | ')}`);
-    for (const word of ['redirect', 'deny', 'pass', 'cleaned up']) expect(r.stdout.toLowerCase().includes(word), `the demo's output does not say ${word}`);
+    for (const word of ['redirect', 'deny', 'pass', 'cleaned up'])
+      expect(r.stdout.toLowerCase().includes(word), `the demo's output does not say ${word}`);
     return `docker ${args.slice(0, -2).join(' ')} … demo: exit 0`;
   });
 
@@ -566,7 +735,10 @@ async function main(): Promise<number> {
       for (const line of readFileSync(file, 'utf8').split('\n')) {
         if (!line.startsWith('{')) continue;
         const o = JSON.parse(line) as { level: number; msg: string; err?: unknown };
-        if (o.level >= 40) bad.push(`${path.basename(file, '.log')}: ${o.msg}${o.err ? ` (${JSON.stringify(o.err).slice(0, 200)})` : ''}`);
+        if (o.level >= 40)
+          bad.push(
+            `${path.basename(file, '.log')}: ${o.msg}${o.err ? ` (${JSON.stringify(o.err).slice(0, 200)})` : ''}`,
+          );
       }
     }
     expect(bad.length === 0, bad.join(' | '));
@@ -612,12 +784,14 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-main().then(async (code) => {
-  await cleanupAll();
-  process.exitCode = code;
-}, async (err: Error) => {
-  console.error(`e2e: ${err.stack ?? err.message}`);
-  await cleanupAll();
-  process.exitCode = 1;
-});
-
+main().then(
+  async (code) => {
+    await cleanupAll();
+    process.exitCode = code;
+  },
+  async (err: Error) => {
+    console.error(`e2e: ${err.stack ?? err.message}`);
+    await cleanupAll();
+    process.exitCode = 1;
+  },
+);

@@ -70,10 +70,11 @@ const list = (v: unknown, what: string): unknown[] => {
   if (!Array.isArray(v)) throw new ManifestError(`${what} is not a list`);
   return v;
 };
-const strings = (v: unknown, what: string): string[] => list(v, what).map((s, i) => {
-  if (typeof s !== 'string') throw new ManifestError(`${what}[${i}] is not a string`);
-  return s;
-});
+const strings = (v: unknown, what: string): string[] =>
+  list(v, what).map((s, i) => {
+    if (typeof s !== 'string') throw new ManifestError(`${what}[${i}] is not a string`);
+    return s;
+  });
 
 function httpProbe(v: unknown, ports: Map<string, number>, what: string): HttpProbe | null {
   if (v === undefined) return null;
@@ -86,20 +87,32 @@ function httpProbe(v: unknown, ports: Map<string, number>, what: string): HttpPr
 
 function volumeSource(volume: Obj, name: string): VolumeSource {
   if (isObj(volume.hostPath)) {
-    return Object.freeze({ kind: 'hostPath', path: String(volume.hostPath.path), type: String(volume.hostPath.type ?? '') });
+    return Object.freeze({
+      kind: 'hostPath',
+      path: String(volume.hostPath.path),
+      type: String(volume.hostPath.type ?? ''),
+    });
   }
   if ('emptyDir' in volume) {
     const e = isObj(volume.emptyDir) ? volume.emptyDir : {};
     const medium = e.medium === 'Memory' ? 'Memory' : '';
-    return Object.freeze({ kind: 'emptyDir', medium, sizeLimit: e.sizeLimit === undefined ? null : String(e.sizeLimit) });
+    return Object.freeze({
+      kind: 'emptyDir',
+      medium,
+      sizeLimit: e.sizeLimit === undefined ? null : String(e.sizeLimit),
+    });
   }
   const kinds = Object.keys(volume).filter((k) => k !== 'name');
-  throw new ManifestError(`volume ${name} is a ${kinds.join(',') || 'volume without a source'}: the e2e reproduces hostPath and emptyDir only`);
+  throw new ManifestError(
+    `volume ${name} is a ${kinds.join(',') || 'volume without a source'}: the e2e reproduces hostPath and emptyDir only`,
+  );
 }
 
 /** The agent container of the DaemonSet in `text` (the first container unless `containerName`). */
 export function readAgentContainer(text: string, containerName?: string): AgentContainer {
-  const daemonSet = parseAllDocuments(text).map((d) => d.toJS() as unknown).find((d) => isObj(d) && d.kind === 'DaemonSet');
+  const daemonSet = parseAllDocuments(text)
+    .map((d) => d.toJS() as unknown)
+    .find((d) => isObj(d) && d.kind === 'DaemonSet');
   if (!daemonSet) throw new ManifestError('no DaemonSet in the manifest');
   const pod = at(daemonSet, 'spec.template.spec');
   if (!isObj(pod)) throw new ManifestError('the DaemonSet has no spec.template.spec');
@@ -107,16 +120,19 @@ export function readAgentContainer(text: string, containerName?: string): AgentC
   const c = containerName ? containers.find((x) => x.name === containerName) : containers[0];
   if (!c) throw new ManifestError(`no container ${containerName ?? ''} in the DaemonSet`);
   const where = `container ${String(c.name)}`;
-  if (list(pod.initContainers, 'initContainers').length) throw new ManifestError('the DaemonSet has init containers: the e2e does not run them');
+  if (list(pod.initContainers, 'initContainers').length)
+    throw new ManifestError('the DaemonSet has init containers: the e2e does not run them');
 
   const ports = new Map<string, number>();
-  for (const p of list(c.ports, `${where}.ports`).filter(isObj)) ports.set(String(p.name ?? p.containerPort), Number(p.containerPort));
+  for (const p of list(c.ports, `${where}.ports`).filter(isObj))
+    ports.set(String(p.name ?? p.containerPort), Number(p.containerPort));
 
   const env: Record<string, EnvValue> = {};
   for (const e of list(c.env, `${where}.env`).filter(isObj)) {
     const name = String(e.name);
     if (typeof e.value === 'string') env[name] = Object.freeze({ value: e.value });
-    else if (typeof at(e, 'valueFrom.fieldRef.fieldPath') === 'string') env[name] = Object.freeze({ fieldPath: String(at(e, 'valueFrom.fieldRef.fieldPath')) });
+    else if (typeof at(e, 'valueFrom.fieldRef.fieldPath') === 'string')
+      env[name] = Object.freeze({ fieldPath: String(at(e, 'valueFrom.fieldRef.fieldPath')) });
     else throw new ManifestError(`${where}.env ${name}: only value and valueFrom.fieldRef are reproduced`);
   }
   if (list(c.envFrom, `${where}.envFrom`).length) throw new ManifestError(`${where}.envFrom is not reproduced`);
@@ -126,19 +142,29 @@ export function readAgentContainer(text: string, containerName?: string): AgentC
   const pick = (key: string): unknown => (sc[key] !== undefined ? sc[key] : podSc[key]);
   const drop = strings(at(sc, 'capabilities.drop'), `${where}.securityContext.capabilities.drop`);
   const seccomp = at(sc, 'seccompProfile.type') ?? at(podSc, 'seccompProfile.type') ?? 'Unconfined';
-  if (seccomp !== 'RuntimeDefault' && seccomp !== 'Unconfined') throw new ManifestError(`${where}: seccompProfile ${String(seccomp)} is not reproduced`);
+  if (seccomp !== 'RuntimeDefault' && seccomp !== 'Unconfined')
+    throw new ManifestError(`${where}: seccompProfile ${String(seccomp)} is not reproduced`);
 
   const volumes = new Map<string, Obj>();
   for (const v of list(pod.volumes, 'spec.template.spec.volumes').filter(isObj)) volumes.set(String(v.name), v);
-  const mounts = list(c.volumeMounts, `${where}.volumeMounts`).filter(isObj).map((m): AgentMount => {
-    const name = String(m.name);
-    const volume = volumes.get(name);
-    if (!volume) throw new ManifestError(`${where}.volumeMounts ${name} names no volume`);
-    if (m.subPath !== undefined) throw new ManifestError(`${where}.volumeMounts ${name}: subPath is not reproduced`);
-    const propagation = (m.mountPropagation ?? 'None') as Propagation;
-    if (!['None', 'HostToContainer', 'Bidirectional'].includes(propagation)) throw new ManifestError(`${where}.volumeMounts ${name}: unknown mountPropagation ${String(propagation)}`);
-    return Object.freeze({ name, mountPath: String(m.mountPath), readOnly: m.readOnly === true, propagation, source: volumeSource(volume, name) });
-  });
+  const mounts = list(c.volumeMounts, `${where}.volumeMounts`)
+    .filter(isObj)
+    .map((m): AgentMount => {
+      const name = String(m.name);
+      const volume = volumes.get(name);
+      if (!volume) throw new ManifestError(`${where}.volumeMounts ${name} names no volume`);
+      if (m.subPath !== undefined) throw new ManifestError(`${where}.volumeMounts ${name}: subPath is not reproduced`);
+      const propagation = (m.mountPropagation ?? 'None') as Propagation;
+      if (!['None', 'HostToContainer', 'Bidirectional'].includes(propagation))
+        throw new ManifestError(`${where}.volumeMounts ${name}: unknown mountPropagation ${String(propagation)}`);
+      return Object.freeze({
+        name,
+        mountPath: String(m.mountPath),
+        readOnly: m.readOnly === true,
+        propagation,
+        source: volumeSource(volume, name),
+      });
+    });
 
   const uid = pick('runAsUser');
   const gid = pick('runAsGroup');
@@ -168,4 +194,5 @@ export function readAgentContainer(text: string, containerName?: string): AgentC
 }
 
 /** "BPF" -> "CAP_BPF", as the container runtime names it. */
-export const capName = (kubeName: string): string => (kubeName.startsWith('CAP_') ? kubeName : `CAP_${kubeName}`).toUpperCase();
+export const capName = (kubeName: string): string =>
+  (kubeName.startsWith('CAP_') ? kubeName : `CAP_${kubeName}`).toUpperCase();

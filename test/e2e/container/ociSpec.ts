@@ -57,7 +57,11 @@ export interface SpecOptions {
 const PROPAGATION = { None: 'rprivate', HostToContainer: 'rslave', Bidirectional: 'rshared' } as const;
 
 /** The capability set the container's root process gets (bounding = effective = permitted). */
-export function containerCapabilities(c: AgentContainer, defaults: readonly string[], opts: SpecOptions = {}): string[] {
+export function containerCapabilities(
+  c: AgentContainer,
+  defaults: readonly string[],
+  opts: SpecOptions = {},
+): string[] {
   const without = new Set((opts.withoutCapabilities ?? []).map(capName));
   const base = c.capabilitiesDropAll ? [] : defaults.filter((d) => !c.capabilitiesDrop.map(capName).includes(d));
   return [...new Set([...base, ...c.capabilitiesAdd.map(capName)])].filter((cap) => !without.has(cap));
@@ -70,7 +74,12 @@ export function containerArgv(c: AgentContainer, image: ImageConfig, extraArgs: 
   return [...command, ...args, ...extraArgs];
 }
 
-export function containerEnv(c: AgentContainer, image: ImageConfig, fields: Readonly<Record<string, string>>, hostname: string): string[] {
+export function containerEnv(
+  c: AgentContainer,
+  image: ImageConfig,
+  fields: Readonly<Record<string, string>>,
+  hostname: string,
+): string[] {
   const env = new Map<string, string>();
   for (const kv of image.env) {
     const i = kv.indexOf('=');
@@ -97,7 +106,13 @@ export function volumeMounts(c: AgentContainer, host: Pick<HostSide, 'volumePath
   }));
 }
 
-export function ociSpec(c: AgentContainer, image: ImageConfig, defaults: RuntimeDefaults, host: HostSide, opts: SpecOptions = {}): Record<string, unknown> {
+export function ociSpec(
+  c: AgentContainer,
+  image: ImageConfig,
+  defaults: RuntimeDefaults,
+  host: HostSide,
+  opts: SpecOptions = {},
+): Record<string, unknown> {
   if (c.hostNetwork || c.hostPID) throw new Error('hostNetwork/hostPID containers are not reproduced');
   const caps = containerCapabilities(c, [], opts);
   const volumes = volumeMounts(c, host);
@@ -106,7 +121,12 @@ export function ociSpec(c: AgentContainer, image: ImageConfig, defaults: Runtime
   const mounts = [
     ...defaults.mounts.filter((m) => !overridden.has(m.destination)),
     ...volumes,
-    ...host.extraMounts.map((m) => ({ destination: m.destination, type: 'bind', source: m.source, options: ['rbind', 'rprivate', 'ro'] })),
+    ...host.extraMounts.map((m) => ({
+      destination: m.destination,
+      type: 'bind',
+      source: m.source,
+      options: ['rbind', 'rprivate', 'ro'],
+    })),
   ].sort((a, b) => a.destination.split('/').length - b.destination.split('/').length);
   const slave = c.mounts.some((m) => m.propagation === 'HostToContainer');
   const shared = c.mounts.some((m) => m.propagation === 'Bidirectional');

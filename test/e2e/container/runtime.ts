@@ -21,14 +21,43 @@ export function containerdAddress(): string {
  * computes from the capabilities (bpf() is allowed with CAP_BPF, perf_event_open with CAP_PERFMON).
  * Created with `ctr containers create --seccomp`, read back, deleted: nothing runs.
  */
-export function captureRuntimeDefaults(rootfs: string, caps: readonly string[], id: string, namespace: string): RuntimeDefaults & { defaultCapabilities: string[] } {
+export function captureRuntimeDefaults(
+  rootfs: string,
+  caps: readonly string[],
+  id: string,
+  namespace: string,
+): RuntimeDefaults & { defaultCapabilities: string[] } {
   const address = containerdAddress();
-  const ctr = (...args: string[]) => execFileSync('ctr', ['--address', address, '--namespace', namespace, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  ctr('containers', 'create', '--rootfs', '--seccomp', ...caps.flatMap((c) => ['--cap-add', c]), rootfs, id, '/usr/local/bin/node');
+  const ctr = (...args: string[]) =>
+    execFileSync('ctr', ['--address', address, '--namespace', namespace, ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  ctr(
+    'containers',
+    'create',
+    '--rootfs',
+    '--seccomp',
+    ...caps.flatMap((c) => ['--cap-add', c]),
+    rootfs,
+    id,
+    '/usr/local/bin/node',
+  );
   try {
-    const info = JSON.parse(ctr('containers', 'info', id)) as { Spec: { process: { capabilities: { bounding: string[] }; rlimits: unknown[] }; mounts: OciMount[]; linux: Record<string, unknown> } };
+    const info = JSON.parse(ctr('containers', 'info', id)) as {
+      Spec: {
+        process: { capabilities: { bounding: string[] }; rlimits: unknown[] };
+        mounts: OciMount[];
+        linux: Record<string, unknown>;
+      };
+    };
     const spec = info.Spec;
-    const linux = spec.linux as { resources?: { devices?: unknown[] }; maskedPaths?: string[]; readonlyPaths?: string[]; seccomp?: unknown };
+    const linux = spec.linux as {
+      resources?: { devices?: unknown[] };
+      maskedPaths?: string[];
+      readonlyPaths?: string[];
+      seccomp?: unknown;
+    };
     return {
       // Only the runtime's own filesystems: /etc/hosts and /etc/resolv.conf are the host's here.
       mounts: spec.mounts.filter((m) => m.type !== 'bind'),
@@ -76,8 +105,14 @@ export class Runc {
     // keep spawnSync waiting for as long as the container runs).
     const log = openSync(logFile, 'a');
     try {
-      const r = spawnSync('runc', this.args('run', '--detach', '--bundle', bundle, '--pid-file', pidFile, id), { stdio: ['ignore', log, log], timeout: 30_000 });
-      if (r.status !== 0) throw new Error(`runc run ${id} exited ${r.status}: ${readFileSync(logFile, 'utf8').split('\n').slice(-5).join(' | ')}`);
+      const r = spawnSync('runc', this.args('run', '--detach', '--bundle', bundle, '--pid-file', pidFile, id), {
+        stdio: ['ignore', log, log],
+        timeout: 30_000,
+      });
+      if (r.status !== 0)
+        throw new Error(
+          `runc run ${id} exited ${r.status}: ${readFileSync(logFile, 'utf8').split('\n').slice(-5).join(' | ')}`,
+        );
     } finally {
       closeSync(log);
     }

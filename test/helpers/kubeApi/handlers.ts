@@ -4,7 +4,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type ObjectStore, apiVersionOf, writeEvent } from './objectStore.js';
 import { ApiError, clone, mergePatch, readBody, statusBody } from './protocol.js';
 import { fieldsMatch, labelsMatch, parseFieldSelector, parseLabelSelector } from './selectors.js';
-import type { ApiVerb, ExpiredWatchResponse, KubeApiServerOptions, KubeObject, RequestRecord, ResourceType, Watcher } from './types.js';
+import type {
+  ApiVerb,
+  ExpiredWatchResponse,
+  KubeApiServerOptions,
+  KubeObject,
+  RequestRecord,
+  ResourceType,
+  Watcher,
+} from './types.js';
 
 /** What the handlers share: the store, the server's options, and the current expired-watch mode. */
 export interface HandlerContext {
@@ -20,7 +28,10 @@ export interface Route {
 }
 
 export function route(ctx: HandlerContext, pathname: string): Route | undefined {
-  const parts = pathname.split('/').filter((part) => part !== '').map(decodeURIComponent);
+  const parts = pathname
+    .split('/')
+    .filter((part) => part !== '')
+    .map(decodeURIComponent);
   let rest: string[];
   let group = '';
   let version: string;
@@ -74,7 +85,13 @@ export function sendJson(res: ServerResponse, entry: RequestRecord, status: numb
   res.end(text);
 }
 
-export function handleList(ctx: HandlerContext, res: ServerResponse, entry: RequestRecord, target: Route, query: URLSearchParams): void {
+export function handleList(
+  ctx: HandlerContext,
+  res: ServerResponse,
+  entry: RequestRecord,
+  target: Route,
+  query: URLSearchParams,
+): void {
   const labels = parseLabelSelector(query.get('labelSelector') ?? '');
   const fields = parseFieldSelector(query.get('fieldSelector') ?? '', target.type);
   const limit = Number.parseInt(query.get('limit') ?? '0', 10) || 0;
@@ -92,18 +109,24 @@ export function handleList(ctx: HandlerContext, res: ServerResponse, entry: Requ
       throw new ApiError(400, 'BadRequest', 'continue key is not valid');
     }
     if (parsed.rv < ctx.store.compactedRevision) {
-      throw new ApiError(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.');
+      throw new ApiError(
+        410,
+        'Expired',
+        'The provided continue parameter is too old to display a consistent list result.',
+      );
     }
     after = parsed.start;
     listRevision = parsed.rv;
   }
-  const matching = ctx.store.sortedObjects(target.type.resource).filter(
-    ([key, obj]) =>
-      key > after &&
-      (target.namespace === undefined || obj.metadata.namespace === target.namespace) &&
-      labelsMatch(labels, obj) &&
-      fieldsMatch(fields, obj),
-  );
+  const matching = ctx.store
+    .sortedObjects(target.type.resource)
+    .filter(
+      ([key, obj]) =>
+        key > after &&
+        (target.namespace === undefined || obj.metadata.namespace === target.namespace) &&
+        labelsMatch(labels, obj) &&
+        fieldsMatch(fields, obj),
+    );
   const page = limit > 0 ? matching.slice(0, limit) : matching;
   const metadata: Record<string, unknown> = { resourceVersion: String(listRevision) };
   if (page.length < matching.length) {
@@ -115,10 +138,21 @@ export function handleList(ctx: HandlerContext, res: ServerResponse, entry: Requ
     const { kind: _kind, apiVersion: _apiVersion, ...item } = clone(obj);
     return item;
   });
-  sendJson(res, entry, 200, { kind: `${target.type.kind}List`, apiVersion: apiVersionOf(target.type), metadata, items });
+  sendJson(res, entry, 200, {
+    kind: `${target.type.kind}List`,
+    apiVersion: apiVersionOf(target.type),
+    metadata,
+    items,
+  });
 }
 
-export function handleWatch(ctx: HandlerContext, res: ServerResponse, entry: RequestRecord, target: Route, query: URLSearchParams): void {
+export function handleWatch(
+  ctx: HandlerContext,
+  res: ServerResponse,
+  entry: RequestRecord,
+  target: Route,
+  query: URLSearchParams,
+): void {
   const labels = parseLabelSelector(query.get('labelSelector') ?? '');
   const fields = parseFieldSelector(query.get('fieldSelector') ?? '', target.type);
   const rvText = query.get('resourceVersion') ?? '';
@@ -131,7 +165,11 @@ export function handleWatch(ctx: HandlerContext, res: ServerResponse, entry: Req
   if (expired && ctx.expiredWatch() === 'http-410') throw new ApiError(410, 'Expired', expiredMessage);
 
   entry.status = 200;
-  res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache' });
+  res.writeHead(200, {
+    'Content-Type': 'application/json',
+    'Transfer-Encoding': 'chunked',
+    'Cache-Control': 'no-cache',
+  });
   res.flushHeaders();
   res.socket?.setNoDelay(true);
   if (expired) {
@@ -155,7 +193,8 @@ export function handleWatch(ctx: HandlerContext, res: ServerResponse, entry: Req
   }
   ctx.store.watchers.add(watcher);
   res.on('close', () => ctx.store.closeWatcher(watcher));
-  const timeoutSeconds = Number.parseInt(query.get('timeoutSeconds') ?? '', 10) || ctx.options.defaultWatchTimeoutSeconds;
+  const timeoutSeconds =
+    Number.parseInt(query.get('timeoutSeconds') ?? '', 10) || ctx.options.defaultWatchTimeoutSeconds;
   if (timeoutSeconds && timeoutSeconds > 0) {
     watcher.timer = setTimeout(() => {
       ctx.store.closeWatcher(watcher);
@@ -192,7 +231,11 @@ export async function handleWrite(
   if (verb === 'patch') {
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim();
     if (contentType !== 'application/merge-patch+json' && contentType !== 'application/strategic-merge-patch+json') {
-      throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unsupported patch type: ${contentType}`);
+      throw new ApiError(
+        415,
+        'UnsupportedMediaType',
+        `the body of the request was in an unsupported patch type: ${contentType}`,
+      );
     }
     const current = ctx.store.get(resource, target.namespace, target.name ?? '');
     if (!current) throw new ApiError(404, 'NotFound', `${resource} "${target.name}" not found`);
@@ -203,12 +246,20 @@ export async function handleWrite(
   }
   const obj = body as KubeObject;
   if (obj.kind !== undefined && obj.kind !== target.type.kind) {
-    throw new ApiError(400, 'BadRequest', `the kind of the provided object (${String(obj.kind)}) is not ${target.type.kind}`);
+    throw new ApiError(
+      400,
+      'BadRequest',
+      `the kind of the provided object (${String(obj.kind)}) is not ${target.type.kind}`,
+    );
   }
   const metadata = { ...(obj.metadata ?? {}) };
   if (target.namespace !== undefined) {
     if (metadata.namespace && metadata.namespace !== target.namespace) {
-      throw new ApiError(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
+      throw new ApiError(
+        400,
+        'BadRequest',
+        'the namespace of the provided object does not match the namespace sent on the request',
+      );
     }
     metadata.namespace = target.namespace;
   }

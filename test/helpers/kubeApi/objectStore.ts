@@ -3,9 +3,17 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError, clone, comparable, objectKey } from './protocol.js';
 import { fieldsMatch, labelsMatch } from './selectors.js';
-import { DEFAULT_RESOURCES, type HistoryEntry, type KubeObject, type ResourceType, type WatchEventType, type Watcher } from './types.js';
+import {
+  DEFAULT_RESOURCES,
+  type HistoryEntry,
+  type KubeObject,
+  type ResourceType,
+  type WatchEventType,
+  type Watcher,
+} from './types.js';
 
-export const apiVersionOf = (type: ResourceType): string => (type.group ? `${type.group}/${type.version}` : type.version);
+export const apiVersionOf = (type: ResourceType): string =>
+  type.group ? `${type.group}/${type.version}` : type.version;
 
 export function writeEvent(watcher: Watcher, type: WatchEventType, object: unknown): void {
   if (!watcher.res.writableEnded && !watcher.res.destroyed) {

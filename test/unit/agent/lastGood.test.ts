@@ -5,7 +5,14 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseGlobalConfig, type ObjectRef } from '../../../src/config/index.js';
 import {
-  LastGoodStore, allowlistObjectFromData, decodePersisted, encodePersisted, hashRaw, type ConfigObjectId, type PersistedObject, type RawContent,
+  LastGoodStore,
+  allowlistObjectFromData,
+  decodePersisted,
+  encodePersisted,
+  hashRaw,
+  type ConfigObjectId,
+  type PersistedObject,
+  type RawContent,
 } from '../../../src/agent/lastGood.js';
 
 const parsers = {
@@ -13,18 +20,30 @@ const parsers = {
   allowlist: (raw: RawContent, ref: ObjectRef) => allowlistObjectFromData('data' in raw ? raw.data : {}, ref),
 };
 
-const GLOBAL: ConfigObjectId = { key: 'ConfigMap osm-system/osm-config', kind: 'global', ref: { kind: 'ConfigMap', namespace: 'osm-system', name: 'osm-config' } };
+const GLOBAL: ConfigObjectId = {
+  key: 'ConfigMap osm-system/osm-config',
+  kind: 'global',
+  ref: { kind: 'ConfigMap', namespace: 'osm-system', name: 'osm-config' },
+};
 const cm = (namespace: string, name: string): ConfigObjectId => ({
-  key: `ConfigMap ${namespace}/${name}`, kind: 'allowlist', namespace, ref: { kind: 'ConfigMap', namespace, name },
+  key: `ConfigMap ${namespace}/${name}`,
+  kind: 'allowlist',
+  namespace,
+  ref: { kind: 'ConfigMap', namespace, name },
 });
 const A = cm('shop', 'a');
 const B = cm('shop', 'b');
 const C = cm('billing', 'c');
-const entry = (name: string, address: string) => ({ data: { egress: `- name: ${name}\n  addresses: [${address}]\n  ports: [{number: 443, protocol: TLS}]\n` } });
-const BAD = { data: { egress: '- name: broken\n  addresses: [10.0.0.1/33]\n  ports: [{number: 443, protocol: TLS}]\n' } };
+const entry = (name: string, address: string) => ({
+  data: { egress: `- name: ${name}\n  addresses: [${address}]\n  ports: [{number: 443, protocol: TLS}]\n` },
+});
+const BAD = {
+  data: { egress: '- name: broken\n  addresses: [10.0.0.1/33]\n  ports: [{number: 443, protocol: TLS}]\n' },
+};
 const globalData = (egress: string) => ({ data: { egress, mesh_cidr_ranges: '10.96.0.0/12' } });
 
-const names = (store: LastGoodStore, ns: string, r = store.resolve()) => (r.allowlists.get(ns) ?? []).map((e) => `${e.name}=${e.addresses.join(',')}`);
+const names = (store: LastGoodStore, ns: string, r = store.resolve()) =>
+  (r.allowlists.get(ns) ?? []).map((e) => `${e.name}=${e.addresses.join(',')}`);
 
 function started(): LastGoodStore {
   const store = new LastGoodStore(parsers);
@@ -68,12 +87,23 @@ describe('LastGoodStore', () => {
     store.observe(A, entry('payments', '198.51.100.0/25'));
     const r = store.resolve();
     assert.equal(r.global?.egress, true, 'the global change is applied');
-    assert.deepEqual(names(store, 'shop', r), ['payments=198.51.100.0/25', 'ext2=203.0.113.9/32'], "A's change applies; B keeps its last good entry");
+    assert.deepEqual(
+      names(store, 'shop', r),
+      ['payments=198.51.100.0/25', 'ext2=203.0.113.9/32'],
+      "A's change applies; B keeps its last good entry",
+    );
     const b = r.objects.find((o) => o.id.key === B.key)!;
     assert.equal(b.valid, false);
     assert.equal(b.inForce, 'last-good');
-    assert.deepEqual(b.errors.map((e) => e.code), ['MG_CONFIG_PREFIX_OUT_OF_RANGE']);
-    assert.deepEqual([...store.takePersistQueue().keys()].sort(), [GLOBAL.key, A.key].sort(), "B's invalid content is never persisted");
+    assert.deepEqual(
+      b.errors.map((e) => e.code),
+      ['MG_CONFIG_PREFIX_OUT_OF_RANGE'],
+    );
+    assert.deepEqual(
+      [...store.takePersistQueue().keys()].sort(),
+      [GLOBAL.key, A.key].sort(),
+      "B's invalid content is never persisted",
+    );
   });
 
   test('an object that never was valid contributes nothing, and affects only itself', () => {
@@ -96,8 +126,16 @@ describe('LastGoodStore', () => {
     for (const id of [A, B]) {
       const state = r.objects.find((o) => o.id.key === id.key)!;
       assert.equal(state.valid, false, `${id.key} is reported invalid`);
-      assert.deepEqual(state.errors.map((e) => e.code), ['MG_ALLOWLIST_DUPLICATE_NAME']);
-      assert.match(state.errors[0]!.message, new RegExp(`^${id.key} key egress entry \\[0\\] "payments": name "payments" is also the name of an entry in ConfigMap shop/${id === A ? 'b' : 'a'}`));
+      assert.deepEqual(
+        state.errors.map((e) => e.code),
+        ['MG_ALLOWLIST_DUPLICATE_NAME'],
+      );
+      assert.match(
+        state.errors[0]!.message,
+        new RegExp(
+          `^${id.key} key egress entry \\[0\\] "payments": name "payments" is also the name of an entry in ConfigMap shop/${id === A ? 'b' : 'a'}`,
+        ),
+      );
     }
     assert.deepEqual(r.changed.map((s) => s.id.key).sort(), [A.key, B.key], 'both are reported (Event, log, metric)');
     assert.equal(store.takePersistQueue().size, 0, 'nothing new is last good');
@@ -108,17 +146,27 @@ describe('LastGoodStore', () => {
     const store = started();
     store.observe(B, entry('payments', '203.0.113.9'));
     store.resolve();
-    store.observe(A, { data: { egress: `${entry('payments', '198.51.100.0/24').data.egress}- name: more\n  addresses: [192.0.2.1]\n  ports: [{number: 80, protocol: TCP}]\n` } });
+    store.observe(A, {
+      data: {
+        egress: `${entry('payments', '198.51.100.0/24').data.egress}- name: more\n  addresses: [192.0.2.1]\n  ports: [{number: 80, protocol: TCP}]\n`,
+      },
+    });
     const r = store.resolve();
     assert.deepEqual(names(store, 'shop', r), ['payments=198.51.100.0/24', 'more=192.0.2.1/32', 'ext2=203.0.113.9/32']);
     assert.equal(r.objects.find((o) => o.id.key === B.key)!.valid, false);
     store.observe(B, entry('ext3', '203.0.113.9'));
-    assert.deepEqual(names(store, 'shop'), ['payments=198.51.100.0/24', 'more=192.0.2.1/32', 'ext3=203.0.113.9/32'], 'fixed: B applies');
+    assert.deepEqual(
+      names(store, 'shop'),
+      ['payments=198.51.100.0/24', 'more=192.0.2.1/32', 'ext3=203.0.113.9/32'],
+      'fixed: B applies',
+    );
   });
 
   test('a restarted store starts from the persisted last good: the clash and the never-valid object change nothing', () => {
     const first = started();
-    const persisted = [...first.takePersistQueue().values()].filter((p): p is PersistedObject => p !== null).map((p) => decodePersisted(encodePersisted(p))!);
+    const persisted = [...first.takePersistQueue().values()]
+      .filter((p): p is PersistedObject => p !== null)
+      .map((p) => decodePersisted(encodePersisted(p))!);
     const store = new LastGoodStore(parsers);
     for (const p of persisted) assert.deepEqual(store.restore(p), []);
     store.observe(GLOBAL, globalData('false'));
@@ -149,10 +197,15 @@ describe('LastGoodStore', () => {
     store.observe(B, { data: { ...entry('ext2', '203.0.113.9').data, blocked_egress_action: 'deny' } });
     const r = store.resolve();
     assert.equal(r.actions.get('shop'), 'audit', 'the action in force stays');
-    for (const id of [A, B]) assert.deepEqual(r.objects.find((o) => o.id.key === id.key)!.errors.map((e) => e.code), ['MG_ALLOWLIST_ACTION_CONFLICT'], id.key);
+    for (const id of [A, B])
+      assert.deepEqual(
+        r.objects.find((o) => o.id.key === id.key)!.errors.map((e) => e.code),
+        ['MG_ALLOWLIST_ACTION_CONFLICT'],
+        id.key,
+      );
   });
 
-  test("both allowlists of a namespace moving to a new blocked_egress_action at once are taken together, though each alone would clash", () => {
+  test('both allowlists of a namespace moving to a new blocked_egress_action at once are taken together, though each alone would clash', () => {
     const store = started();
     store.observe(A, { data: { ...entry('payments', '198.51.100.0/24').data, blocked_egress_action: 'audit' } });
     store.observe(B, { data: { ...entry('ext2', '203.0.113.9').data, blocked_egress_action: 'audit' } });
@@ -168,7 +221,10 @@ describe('LastGoodStore', () => {
   test('persisted content that is no longer valid is dropped (and its record deleted)', () => {
     const store = new LastGoodStore(parsers);
     const errors = store.restore({ id: B, hash: hashRaw(BAD), raw: BAD });
-    assert.deepEqual(errors.map((e) => e.code), ['MG_CONFIG_PREFIX_OUT_OF_RANGE']);
+    assert.deepEqual(
+      errors.map((e) => e.code),
+      ['MG_CONFIG_PREFIX_OUT_OF_RANGE'],
+    );
     assert.deepEqual([...store.takePersistQueue()], [[B.key, null]]);
     assert.equal(decodePersisted(Buffer.from('{"v":2}')), null);
     assert.equal(decodePersisted(Buffer.from('not json')), null);

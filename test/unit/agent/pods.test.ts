@@ -5,7 +5,17 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { decidePod } from '../../../src/agent/pods.js';
 
 const PROXIES = ['envoy', 'istio-proxy'];
-function pod(over: { containers?: string[]; init?: Array<[string, string?]>; labels?: Record<string, string>; annotations?: Record<string, string>; hostNetwork?: boolean; phase?: string; statuses?: Array<[string, string]> } = {}): V1Pod {
+function pod(
+  over: {
+    containers?: string[];
+    init?: Array<[string, string?]>;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    hostNetwork?: boolean;
+    phase?: string;
+    statuses?: Array<[string, string]>;
+  } = {},
+): V1Pod {
   return {
     metadata: { name: 'web-1', namespace: 'shop', uid: 'u-1', labels: over.labels, annotations: over.annotations },
     spec: {
@@ -13,7 +23,18 @@ function pod(over: { containers?: string[]; init?: Array<[string, string?]>; lab
       initContainers: (over.init ?? []).map(([name, restartPolicy]) => ({ name, restartPolicy })),
       hostNetwork: over.hostNetwork,
     },
-    status: { phase: over.phase ?? 'Running', qosClass: 'Burstable', containerStatuses: (over.statuses ?? []).map(([name, containerID]) => ({ name, containerID, image: '', imageID: '', ready: true, restartCount: 0 })) },
+    status: {
+      phase: over.phase ?? 'Running',
+      qosClass: 'Burstable',
+      containerStatuses: (over.statuses ?? []).map(([name, containerID]) => ({
+        name,
+        containerID,
+        image: '',
+        imageID: '',
+        ready: true,
+        restartCount: 0,
+      })),
+    },
   };
 }
 
@@ -34,10 +55,16 @@ describe('decidePod', () => {
     assert.equal(d.proxyContainerId, null);
   });
   test('the annotation opts out, even with a sidecar', () => {
-    assert.equal(decidePod(pod({ containers: ['envoy'], annotations: { 'meshgate.io/enforce': 'false' } }), PROXIES)!.enforcement, 'opted-out');
+    assert.equal(
+      decidePod(pod({ containers: ['envoy'], annotations: { 'meshgate.io/enforce': 'false' } }), PROXIES)!.enforcement,
+      'opted-out',
+    );
   });
   test('hostNetwork pods are never enforced, whatever else they say', () => {
-    const d = decidePod(pod({ containers: ['envoy'], labels: { 'meshgate.io/enforce': 'true' }, hostNetwork: true }), PROXIES)!;
+    const d = decidePod(
+      pod({ containers: ['envoy'], labels: { 'meshgate.io/enforce': 'true' }, hostNetwork: true }),
+      PROXIES,
+    )!;
     assert.equal(d.enforcement, 'host-network');
     assert.match(d.reason, /hostNetwork/);
   });

@@ -1,7 +1,13 @@
 // Preflight's parsing of what the kernel and /proc say.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { capabilityProblems, effectiveCaps, parseKernelRelease, planBpffs, type MountProbe } from '../../../src/agent/preflight.js';
+import {
+  capabilityProblems,
+  effectiveCaps,
+  parseKernelRelease,
+  planBpffs,
+  type MountProbe,
+} from '../../../src/agent/preflight.js';
 
 describe('preflight', () => {
   test('kernel releases', () => {
@@ -18,7 +24,10 @@ describe('preflight', () => {
     assert.match(none.join('\n'), /CAP_BPF/);
     assert.match(none.join('\n'), /CAP_PERFMON/);
     assert.match(none.join('\n'), /CAP_NET_ADMIN/);
-    assert.deepEqual(capabilityProblems(caps(21)).map((p) => p.message.split(' ')[1]), ['CAP_NET_ADMIN']);
+    assert.deepEqual(
+      capabilityProblems(caps(21)).map((p) => p.message.split(' ')[1]),
+      ['CAP_NET_ADMIN'],
+    );
   });
   test('CapEff from /proc/self/status', () => {
     assert.equal(effectiveCaps('Name:\tnode\nCapEff:\t000001ffffffffff\n'), 0x1ffffffffffn);
@@ -27,7 +36,12 @@ describe('preflight', () => {
 });
 
 describe('planBpffs: where bpffs may be mounted', () => {
-  const probe = (over: Partial<MountProbe> = {}): MountProbe => ({ onBpffs: () => false, isMountPoint: () => false, isEmpty: () => true, ...over });
+  const probe = (over: Partial<MountProbe> = {}): MountProbe => ({
+    onBpffs: () => false,
+    isMountPoint: () => false,
+    isEmpty: () => true,
+    ...over,
+  });
 
   test('a pin dir already on bpffs needs nothing', () => {
     assert.deepEqual(planBpffs('/sys/fs/bpf/meshgate', probe({ onBpffs: () => true })), { action: 'ok' });

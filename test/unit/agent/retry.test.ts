@@ -6,7 +6,10 @@ import { FakeClock } from '../dns/support.js';
 
 test('retry delays double from the initial delay and stop at the cap', () => {
   const o = { initialMs: 100, maxMs: 1000 };
-  assert.deepEqual([1, 2, 3, 4, 5, 6, 60].map((n) => backoffDelayMs(n, o)), [100, 200, 400, 800, 1000, 1000, 1000]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6, 60].map((n) => backoffDelayMs(n, o)),
+    [100, 200, 400, 800, 1000, 1000, 1000],
+  );
 });
 
 test('each failure arms one retry at the next delay; a success resets the count', async () => {

@@ -40,7 +40,12 @@ type JsonIssue = ConfigIssue & { file: string };
 interface JsonReport {
   valid: boolean;
   objects: number;
-  files: Array<{ file: string; role: string; valid: boolean; objects: Array<{ object: string; kind: string; valid: boolean }> }>;
+  files: Array<{
+    file: string;
+    role: string;
+    valid: boolean;
+    objects: Array<{ object: string; kind: string; valid: boolean }>;
+  }>;
   issues: JsonIssue[];
 }
 function validateJson(...args: string[]): { status: number | null; report: JsonReport } {
@@ -75,11 +80,18 @@ metadata:
   labels: {meshgate.io/egress-allowlist: "true"}
 data:
   egress: |
-${entries.split('\n').map((l) => (l ? `    ${l}` : l)).join('\n')}`;
+${entries
+  .split('\n')
+  .map((l) => (l ? `    ${l}` : l))
+  .join('\n')}`;
 
 describe('valid files exit 0', () => {
   test('a global ConfigMap manifest', () => {
-    const p = file(globalManifest('  egress: "false"\n  mesh_cidr_ranges: "10.0.0.0/8, fd00::/64"\n  outbound_port_exclusion_list: "22"\n'));
+    const p = file(
+      globalManifest(
+        '  egress: "false"\n  mesh_cidr_ranges: "10.0.0.0/8, fd00::/64"\n  outbound_port_exclusion_list: "22"\n',
+      ),
+    );
     const r = validate(p);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.equal(r.stdout, 'ok: 1 object(s) in 1 file(s) are valid\n');
@@ -89,35 +101,56 @@ describe('valid files exit 0', () => {
     const p = file('egress: true\nmesh_cidr_ranges: [10.0.0.0/8, 2001:db8::/32]\nproxy_uid: 1337\n');
     const { status, report } = validateJson(p);
     assert.equal(status, 0);
-    assert.deepEqual(report, { valid: true, objects: 1, files: [{ file: p, role: 'auto', valid: true, objects: [{ object: `file ${p}`, kind: 'global', valid: true }] }], issues: [] });
+    assert.deepEqual(report, {
+      valid: true,
+      objects: 1,
+      files: [{ file: p, role: 'auto', valid: true, objects: [{ object: `file ${p}`, kind: 'global', valid: true }] }],
+      issues: [],
+    });
   });
 
   test('an allowlist ConfigMap', () => {
-    const p = file(allowlistManifest('- name: stripe\n  hosts: [api.stripe.com]\n  addresses: [203.0.113.0/24, 2001:db8::/48]\n  ports: [{number: 443, protocol: HTTPS}]\n'));
+    const p = file(
+      allowlistManifest(
+        '- name: stripe\n  hosts: [api.stripe.com]\n  addresses: [203.0.113.0/24, 2001:db8::/48]\n  ports: [{number: 443, protocol: HTTPS}]\n',
+      ),
+    );
     const { status, report } = validateJson(p);
     assert.equal(status, 0);
-    assert.deepEqual(report.files[0]!.objects, [{ object: `ConfigMap shop/egress (file ${p})`, kind: 'allowlist', valid: true }]);
+    assert.deepEqual(report.files[0]!.objects, [
+      { object: `ConfigMap shop/egress (file ${p})`, kind: 'allowlist', valid: true },
+    ]);
   });
 
   test('a multi-document file: global ConfigMap, allowlist ConfigMap, bare list of entries', () => {
-    const p = file([
-      globalManifest('  mesh_cidr_ranges: "10.0.0.0/8"\n'),
-      allowlistManifest('- name: a\n  addresses: [192.0.2.1]\n  ports: [{number: 53, protocol: UDP}]\n'),
-      '- name: b\n  addresses: [198.51.100.7]\n  ports: [{number: 443, protocol: TLS}]\n',
-    ].join('---\n'));
+    const p = file(
+      [
+        globalManifest('  mesh_cidr_ranges: "10.0.0.0/8"\n'),
+        allowlistManifest('- name: a\n  addresses: [192.0.2.1]\n  ports: [{number: 53, protocol: UDP}]\n'),
+        '- name: b\n  addresses: [198.51.100.7]\n  ports: [{number: 443, protocol: TLS}]\n',
+      ].join('---\n'),
+    );
     const { status, report } = validateJson(p);
     assert.equal(status, 0);
     assert.equal(report.objects, 3);
-    assert.deepEqual(report.files[0]!.objects.map((o) => [o.kind, o.object]), [
-      ['global', `ConfigMap osm-system/osm-config (file ${p})`], ['allowlist', `ConfigMap shop/egress (file ${p})`], ['allowlist', `file ${p}`],
-    ]);
+    assert.deepEqual(
+      report.files[0]!.objects.map((o) => [o.kind, o.object]),
+      [
+        ['global', `ConfigMap osm-system/osm-config (file ${p})`],
+        ['allowlist', `ConfigMap shop/egress (file ${p})`],
+        ['allowlist', `file ${p}`],
+      ],
+    );
   });
 
   test('warnings alone keep the exit code 0, and are printed', () => {
     const p = file(globalManifest('  mesh_cidr_ranges: "10.0.0.1/8"\n  egres: "true"\n'));
     const r = validate(p);
     assert.equal(r.status, 0, r.stdout);
-    assert.match(r.stdout, /^warning MG_WARN_HOST_BITS: ConfigMap osm-system\/osm-config \(file [^)]+\) key mesh_cidr_ranges item \[0\]: "10.0.0.1\/8" has host bits set; normalised to 10.0.0.0\/8$/m);
+    assert.match(
+      r.stdout,
+      /^warning MG_WARN_HOST_BITS: ConfigMap osm-system\/osm-config \(file [^)]+\) key mesh_cidr_ranges item \[0\]: "10.0.0.1\/8" has host bits set; normalised to 10.0.0.0\/8$/m,
+    );
     assert.match(r.stdout, /^warning MG_CONFIG_UNKNOWN_KEY: .* key egres: .*did you mean egress\?/m);
     assert.match(r.stdout, /^ok: 1 object\(s\) in 1 file\(s\) are valid$/m);
   });
@@ -139,15 +172,101 @@ const G = 'ConfigMap osm-system/osm-config';
 const A = 'ConfigMap shop/egress';
 const PORT = '  ports: [{number: 443, protocol: HTTPS}]\n';
 const INVALID: readonly InvalidCase[] = [
-  { name: 'bad CIDR', role: 'config-file', text: globalManifest('  mesh_cidr_ranges: "10.0.0.0/8, 10.0.0.300/32"\n'), code: 'MG_CONFIG_BAD_CIDR', object: G, key: 'mesh_cidr_ranges', entryIndex: 1, value: '10.0.0.300/32' },
-  { name: '/33', role: 'config-file', text: globalManifest('  outbound_ip_range_exclusion_list: "169.254.169.254/33"\n'), code: 'MG_CONFIG_PREFIX_OUT_OF_RANGE', object: G, key: 'outbound_ip_range_exclusion_list', entryIndex: 0, value: '169.254.169.254/33' },
-  { name: 'egress: "yes"', role: 'config-file', text: globalManifest('  egress: "yes"\n  mesh_cidr_ranges: "10.0.0.0/8"\n'), code: 'MG_CONFIG_BAD_BOOLEAN', object: G, key: 'egress', value: 'yes' },
-  { name: 'empty mesh CIDRs with egress on', role: 'config-file', text: globalManifest('  egress: "true"\n  mesh_cidr_ranges: ""\n'), code: 'MG_CONFIG_MESH_CIDRS_REQUIRED', object: G, key: 'mesh_cidr_ranges' },
-  { name: 'unknown protocol', role: 'allowlist-file', text: allowlistManifest('- name: db\n  addresses: [192.0.2.1]\n  ports: [{number: 5432, protocol: SCTP}]\n'), code: 'MG_ALLOWLIST_BAD_PROTOCOL', object: A, key: 'egress', entryIndex: 0, entryName: 'db', value: 'SCTP' },
-  { name: 'missing ports', role: 'allowlist-file', text: allowlistManifest(`- name: ok\n  addresses: [192.0.2.1]\n${PORT}- name: noports\n  addresses: [192.0.2.2]\n`), code: 'MG_ALLOWLIST_PORTS_MISSING', object: A, key: 'egress', entryIndex: 1, entryName: 'noports' },
-  { name: 'duplicate name', role: 'allowlist-file', text: allowlistManifest(`- name: api\n  addresses: [192.0.2.1]\n${PORT}- name: api\n  addresses: [192.0.2.2]\n${PORT}`), code: 'MG_ALLOWLIST_DUPLICATE_NAME', object: A, key: 'egress', entryIndex: 1, entryName: 'api', value: 'api' },
-  { name: 'wildcard host', role: 'allowlist-file', text: allowlistManifest(`- name: stripe\n  hosts: ["*.com"]\n${PORT}`), code: 'MG_ALLOWLIST_WILDCARD_HOST', object: A, key: 'egress', entryIndex: 0, entryName: 'stripe', value: '*.com' },
-  { name: 'bad CIDR in a global egress_allowlist', role: 'config-file', text: globalManifest('  mesh_cidr_ranges: "10.0.0.0/8"\n  egress_allowlist: |\n    - name: partner\n      addresses: [198.51.100.0/24, 2001:db8::g/48]\n      ports: [{number: 443, protocol: TLS}]\n'), code: 'MG_CONFIG_BAD_CIDR', object: G, key: 'egress_allowlist', entryIndex: 0, entryName: 'partner', value: '2001:db8::g/48' },
+  {
+    name: 'bad CIDR',
+    role: 'config-file',
+    text: globalManifest('  mesh_cidr_ranges: "10.0.0.0/8, 10.0.0.300/32"\n'),
+    code: 'MG_CONFIG_BAD_CIDR',
+    object: G,
+    key: 'mesh_cidr_ranges',
+    entryIndex: 1,
+    value: '10.0.0.300/32',
+  },
+  {
+    name: '/33',
+    role: 'config-file',
+    text: globalManifest('  outbound_ip_range_exclusion_list: "169.254.169.254/33"\n'),
+    code: 'MG_CONFIG_PREFIX_OUT_OF_RANGE',
+    object: G,
+    key: 'outbound_ip_range_exclusion_list',
+    entryIndex: 0,
+    value: '169.254.169.254/33',
+  },
+  {
+    name: 'egress: "yes"',
+    role: 'config-file',
+    text: globalManifest('  egress: "yes"\n  mesh_cidr_ranges: "10.0.0.0/8"\n'),
+    code: 'MG_CONFIG_BAD_BOOLEAN',
+    object: G,
+    key: 'egress',
+    value: 'yes',
+  },
+  {
+    name: 'empty mesh CIDRs with egress on',
+    role: 'config-file',
+    text: globalManifest('  egress: "true"\n  mesh_cidr_ranges: ""\n'),
+    code: 'MG_CONFIG_MESH_CIDRS_REQUIRED',
+    object: G,
+    key: 'mesh_cidr_ranges',
+  },
+  {
+    name: 'unknown protocol',
+    role: 'allowlist-file',
+    text: allowlistManifest('- name: db\n  addresses: [192.0.2.1]\n  ports: [{number: 5432, protocol: SCTP}]\n'),
+    code: 'MG_ALLOWLIST_BAD_PROTOCOL',
+    object: A,
+    key: 'egress',
+    entryIndex: 0,
+    entryName: 'db',
+    value: 'SCTP',
+  },
+  {
+    name: 'missing ports',
+    role: 'allowlist-file',
+    text: allowlistManifest(`- name: ok\n  addresses: [192.0.2.1]\n${PORT}- name: noports\n  addresses: [192.0.2.2]\n`),
+    code: 'MG_ALLOWLIST_PORTS_MISSING',
+    object: A,
+    key: 'egress',
+    entryIndex: 1,
+    entryName: 'noports',
+  },
+  {
+    name: 'duplicate name',
+    role: 'allowlist-file',
+    text: allowlistManifest(
+      `- name: api\n  addresses: [192.0.2.1]\n${PORT}- name: api\n  addresses: [192.0.2.2]\n${PORT}`,
+    ),
+    code: 'MG_ALLOWLIST_DUPLICATE_NAME',
+    object: A,
+    key: 'egress',
+    entryIndex: 1,
+    entryName: 'api',
+    value: 'api',
+  },
+  {
+    name: 'wildcard host',
+    role: 'allowlist-file',
+    text: allowlistManifest(`- name: stripe\n  hosts: ["*.com"]\n${PORT}`),
+    code: 'MG_ALLOWLIST_WILDCARD_HOST',
+    object: A,
+    key: 'egress',
+    entryIndex: 0,
+    entryName: 'stripe',
+    value: '*.com',
+  },
+  {
+    name: 'bad CIDR in a global egress_allowlist',
+    role: 'config-file',
+    text: globalManifest(
+      '  mesh_cidr_ranges: "10.0.0.0/8"\n  egress_allowlist: |\n    - name: partner\n      addresses: [198.51.100.0/24, 2001:db8::g/48]\n      ports: [{number: 443, protocol: TLS}]\n',
+    ),
+    code: 'MG_CONFIG_BAD_CIDR',
+    object: G,
+    key: 'egress_allowlist',
+    entryIndex: 0,
+    entryName: 'partner',
+    value: '2001:db8::g/48',
+  },
 ];
 
 describe('invalid files exit 1 with the errors the agent reports', () => {
@@ -180,37 +299,69 @@ describe('invalid files exit 1 with the errors the agent reports', () => {
       // Human output: one line per issue, the message as is, then a summary.
       const text = validate(p);
       assert.equal(text.status, 1);
-      assert.deepEqual(text.stdout.trimEnd().split('\n'), [...agent.map((i) => `${i.severity} ${i.code}: ${i.message}`), `${agent.filter((i) => i.severity === 'error').length} error(s) in 1 of 1 file(s)`]);
+      assert.deepEqual(text.stdout.trimEnd().split('\n'), [
+        ...agent.map((i) => `${i.severity} ${i.code}: ${i.message}`),
+        `${agent.filter((i) => i.severity === 'error').length} error(s) in 1 of 1 file(s)`,
+      ]);
     });
   }
 
   test('every error of an object is reported, not only the first', () => {
-    const p = file(globalManifest('  egress: "yes"\n  mesh_cidr_ranges: "10.0.0.0/33, 300.1.1.1"\n  blocked_egress_action: "drop"\n'));
+    const p = file(
+      globalManifest(
+        '  egress: "yes"\n  mesh_cidr_ranges: "10.0.0.0/33, 300.1.1.1"\n  blocked_egress_action: "drop"\n',
+      ),
+    );
     const { status, report } = validateJson(p);
     assert.equal(status, 1);
-    assert.deepEqual(report.issues.map((i) => i.code).sort(), ['MG_CONFIG_BAD_ACTION', 'MG_CONFIG_BAD_BOOLEAN', 'MG_CONFIG_BAD_CIDR', 'MG_CONFIG_PREFIX_OUT_OF_RANGE']);
+    assert.deepEqual(report.issues.map((i) => i.code).sort(), [
+      'MG_CONFIG_BAD_ACTION',
+      'MG_CONFIG_BAD_BOOLEAN',
+      'MG_CONFIG_BAD_CIDR',
+      'MG_CONFIG_PREFIX_OUT_OF_RANGE',
+    ]);
   });
 
   test('one invalid object in a multi-document file fails the file and names that object only', () => {
-    const p = file([
-      globalManifest('  mesh_cidr_ranges: "10.0.0.0/8"\n'),
-      allowlistManifest(`- name: api\n  addresses: [192.0.2.1/33]\n${PORT}`, 'bad-egress'),
-    ].join('---\n'));
+    const p = file(
+      [
+        globalManifest('  mesh_cidr_ranges: "10.0.0.0/8"\n'),
+        allowlistManifest(`- name: api\n  addresses: [192.0.2.1/33]\n${PORT}`, 'bad-egress'),
+      ].join('---\n'),
+    );
     const { status, report } = validateJson(p);
     assert.equal(status, 1);
-    assert.deepEqual(report.files[0]!.objects.map((o) => [o.object, o.valid]), [[`${G} (file ${p})`, true], [`ConfigMap shop/bad-egress (file ${p})`, false]]);
-    assert.deepEqual(report.issues.map((i) => [i.code, i.object]), [['MG_CONFIG_PREFIX_OUT_OF_RANGE', `ConfigMap shop/bad-egress (file ${p})`]]);
+    assert.deepEqual(
+      report.files[0]!.objects.map((o) => [o.object, o.valid]),
+      [
+        [`${G} (file ${p})`, true],
+        [`ConfigMap shop/bad-egress (file ${p})`, false],
+      ],
+    );
+    assert.deepEqual(
+      report.issues.map((i) => [i.code, i.object]),
+      [['MG_CONFIG_PREFIX_OUT_OF_RANGE', `ConfigMap shop/bad-egress (file ${p})`]],
+    );
     // Given as an --allowlist-file, the agent reads that object with the same result.
     const bad = `ConfigMap shop/bad-egress (file ${p})`;
-    assert.deepEqual(withoutFile(report.issues), agentIssues(readAllowlistFile(p)).filter((i) => i.object === bad));
+    assert.deepEqual(
+      withoutFile(report.issues),
+      agentIssues(readAllowlistFile(p)).filter((i) => i.object === bad),
+    );
   });
 
   test('invalid YAML is located by line and column, as the agent logs it', () => {
     const p = file('egress: "false"\nmesh_cidr_ranges: [10.0.0.0/8\n');
     const { status, report } = validateJson(p);
     assert.equal(status, 1);
-    assert.deepEqual(report.issues.map((i) => i.code), ['MG_CONFIG_BAD_YAML']);
-    assert.match(report.issues[0]!.message, new RegExp(`^file ${p.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: line \\d+, column \\d+: invalid YAML`));
+    assert.deepEqual(
+      report.issues.map((i) => i.code),
+      ['MG_CONFIG_BAD_YAML'],
+    );
+    assert.match(
+      report.issues[0]!.message,
+      new RegExp(`^file ${p.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: line \\d+, column \\d+: invalid YAML`),
+    );
     assert.deepEqual(withoutFile(report.issues), agentIssues(readGlobalFile(p)));
   });
 
@@ -219,7 +370,13 @@ describe('invalid files exit 1 with the errors the agent reports', () => {
     const bad = file('egress: "yes"\n');
     const { status, report } = validateJson(good, bad);
     assert.equal(status, 1);
-    assert.deepEqual(report.files.map((f) => [f.file, f.valid]), [[good, true], [bad, false]]);
+    assert.deepEqual(
+      report.files.map((f) => [f.file, f.valid]),
+      [
+        [good, true],
+        [bad, false],
+      ],
+    );
     assert.ok(report.issues.every((i) => i.file === bad));
   });
 });
@@ -229,7 +386,10 @@ describe('files the agent cannot use', () => {
     const p = path.join(dir, 'does-not-exist.yaml');
     const { status, report } = validateJson(p);
     assert.equal(status, 1);
-    assert.deepEqual(report.issues.map((i) => [i.code, i.object, i.key]), [['MG_CONFIG_FILE_UNREADABLE', `file ${p}`, '']]);
+    assert.deepEqual(
+      report.issues.map((i) => [i.code, i.object, i.key]),
+      [['MG_CONFIG_FILE_UNREADABLE', `file ${p}`, '']],
+    );
     assert.match(report.issues[0]!.message, /cannot be read: ENOENT/);
     assert.deepEqual(withoutFile(report.issues), agentIssues(readGlobalFile(p)));
   });
@@ -248,17 +408,24 @@ describe('files the agent cannot use', () => {
     // root reads any file: as root, run the validator as nobody (the directory stays traversable).
     const asRoot = process.getuid?.() === 0;
     if (asRoot) chmodSync(path.dirname(p), 0o711);
-    const r = asRoot ? nodeAsNobody([BIN, 'validate', p]) : spawnSync(process.execPath, [BIN, 'validate', p], { encoding: 'utf8', timeout: 30_000 });
+    const r = asRoot
+      ? nodeAsNobody([BIN, 'validate', p])
+      : spawnSync(process.execPath, [BIN, 'validate', p], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stdout, /^error MG_CONFIG_FILE_UNREADABLE: file .*: cannot be read: EACCES/m);
   });
 
   test('--config-file reads the file as the agent does: exactly one global config', () => {
-    const p = file([globalManifest('  mesh_cidr_ranges: "10.0.0.0/8"\n'), 'mesh_cidr_ranges: "172.16.0.0/12"\n'].join('---\n'));
+    const p = file(
+      [globalManifest('  mesh_cidr_ranges: "10.0.0.0/8"\n'), 'mesh_cidr_ranges: "172.16.0.0/12"\n'].join('---\n'),
+    );
     assert.equal(validate(p).status, 0, 'by shape, two global ConfigMaps are two valid objects');
     const { status, report } = validateJson('--config-file', p);
     assert.equal(status, 1);
-    assert.deepEqual(report.issues.map((i) => i.code), ['MG_CONFIG_FILE_SHAPE']);
+    assert.deepEqual(
+      report.issues.map((i) => i.code),
+      ['MG_CONFIG_FILE_SHAPE'],
+    );
     assert.deepEqual(withoutFile(report.issues), agentIssues(readGlobalFile(p)));
   });
 
@@ -266,9 +433,15 @@ describe('files the agent cannot use', () => {
     const p = file('mesh_cidr_ranges: "10.0.0.0/8"\n');
     const { status, report } = validateJson('--allowlist-file', p);
     assert.equal(status, 1);
-    assert.deepEqual(report.issues.map((i) => [i.code, i.key]), [['MG_CONFIG_NOT_A_LIST', 'egress']]);
+    assert.deepEqual(
+      report.issues.map((i) => [i.code, i.key]),
+      [['MG_CONFIG_NOT_A_LIST', 'egress']],
+    );
     assert.deepEqual(withoutFile(report.issues), agentIssues(readAllowlistFile(p)));
-    assert.deepEqual(report.files.map((f) => [f.role, f.valid]), [['allowlist-file', false]]);
+    assert.deepEqual(
+      report.files.map((f) => [f.role, f.valid]),
+      [['allowlist-file', false]],
+    );
   });
 });
 

@@ -12,16 +12,48 @@ function meshCidrs(text: string): { cidrs: readonly string[]; warnings: string[]
 const NORMALISED: ReadonlyArray<{ behaviour: string; input: string; cidrs: string[]; warnings?: string[] }> = [
   { behaviour: 'a bare IPv4 address becomes a /32', input: '203.0.113.9', cidrs: ['203.0.113.9/32'] },
   { behaviour: 'a bare IPv6 address becomes a /128', input: '2001:DB8::1', cidrs: ['2001:db8::1/128'] },
-  { behaviour: 'IPv6 is written in RFC 5952 form', input: '2001:0db8:0000:0000:0000:0000:0000:0000/32', cidrs: ['2001:db8::/32'] },
-  { behaviour: 'host bits are cleared, with a warning', input: '10.0.0.1/8', cidrs: ['10.0.0.0/8'], warnings: ['MG_WARN_HOST_BITS'] },
-  { behaviour: 'IPv6 host bits are cleared, with a warning', input: 'fd00::1/8', cidrs: ['fd00::/8'], warnings: ['MG_WARN_HOST_BITS'] },
+  {
+    behaviour: 'IPv6 is written in RFC 5952 form',
+    input: '2001:0db8:0000:0000:0000:0000:0000:0000/32',
+    cidrs: ['2001:db8::/32'],
+  },
+  {
+    behaviour: 'host bits are cleared, with a warning',
+    input: '10.0.0.1/8',
+    cidrs: ['10.0.0.0/8'],
+    warnings: ['MG_WARN_HOST_BITS'],
+  },
+  {
+    behaviour: 'IPv6 host bits are cleared, with a warning',
+    input: 'fd00::1/8',
+    cidrs: ['fd00::/8'],
+    warnings: ['MG_WARN_HOST_BITS'],
+  },
   { behaviour: 'a /0 is a valid (if wide) prefix', input: '0.0.0.0/0 ::/0', cidrs: ['0.0.0.0/0', '::/0'] },
-  { behaviour: 'duplicates after normalisation are merged, with a warning', input: '10.0.0.0/8 10.1.2.3/8', cidrs: ['10.0.0.0/8'], warnings: ['MG_WARN_HOST_BITS', 'MG_WARN_DUPLICATE'] },
-  { behaviour: 'IPv4-mapped IPv6 becomes IPv4 (the datapath decides it as IPv4)', input: '::ffff:10.0.0.0/104', cidrs: ['10.0.0.0/8'] },
+  {
+    behaviour: 'duplicates after normalisation are merged, with a warning',
+    input: '10.0.0.0/8 10.1.2.3/8',
+    cidrs: ['10.0.0.0/8'],
+    warnings: ['MG_WARN_HOST_BITS', 'MG_WARN_DUPLICATE'],
+  },
+  {
+    behaviour: 'IPv4-mapped IPv6 becomes IPv4 (the datapath decides it as IPv4)',
+    input: '::ffff:10.0.0.0/104',
+    cidrs: ['10.0.0.0/8'],
+  },
   { behaviour: 'an IPv4-mapped address in hex becomes IPv4', input: '::ffff:a00:1', cidrs: ['10.0.0.1/32'] },
-  { behaviour: 'an IPv4-mapped duplicate of an IPv4 CIDR is merged', input: '10.0.0.0/8 ::ffff:10.0.0.0/104', cidrs: ['10.0.0.0/8'], warnings: ['MG_WARN_DUPLICATE'] },
+  {
+    behaviour: 'an IPv4-mapped duplicate of an IPv4 CIDR is merged',
+    input: '10.0.0.0/8 ::ffff:10.0.0.0/104',
+    cidrs: ['10.0.0.0/8'],
+    warnings: ['MG_WARN_DUPLICATE'],
+  },
   { behaviour: 'a prefix shorter than /96 covering the mapped range stays IPv6', input: '::/80', cidrs: ['::/80'] },
-  { behaviour: 'overlapping but different CIDRs are both kept', input: '10.0.0.0/8 10.1.0.0/16', cidrs: ['10.0.0.0/8', '10.1.0.0/16'] },
+  {
+    behaviour: 'overlapping but different CIDRs are both kept',
+    input: '10.0.0.0/8 10.1.0.0/16',
+    cidrs: ['10.0.0.0/8', '10.1.0.0/16'],
+  },
 ];
 
 for (const { behaviour, input, cidrs, warnings = [] } of NORMALISED) {

@@ -11,7 +11,8 @@ import { CONFIG_ERROR_CODES, GLOBAL_KEYS } from '../../../src/config/index.js';
 /** The repository's docs/, found from the working directory or above this test file. */
 function readDoc(name: string): string {
   const candidates = [process.cwd()];
-  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) candidates.push(dir);
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir))
+    candidates.push(dir);
   const found = candidates.map((dir) => join(dir, 'docs', name)).find((path) => existsSync(path));
   assert.ok(found, `docs/${name} not found from ${process.cwd()}`);
   return readFileSync(found, 'utf8');
@@ -31,7 +32,10 @@ test('docs/errors.md documents no configuration code that does not exist', () =>
   // Only config sections are checked: the page may also document other modules' codes.
   const headings = readDoc('errors.md').match(/^### MG_(?:CONFIG|ALLOWLIST|WARN)_[A-Z0-9_]+$/gm) ?? [];
   const documented = headings.map((heading) => heading.slice('### '.length));
-  assert.deepEqual(documented.filter((code) => !Object.hasOwn(CONFIG_ERROR_CODES, code)), []);
+  assert.deepEqual(
+    documented.filter((code) => !Object.hasOwn(CONFIG_ERROR_CODES, code)),
+    [],
+  );
 });
 
 test('docs/config.md documents every global key', () => {

@@ -39,7 +39,12 @@ test('a ConfigMap manifest is the global config, named after the ConfigMap and t
   assert.equal(documents.length, 1);
   const [doc] = documents;
   assert.equal(doc?.kind, 'global');
-  assert.deepEqual(doc?.ref, { kind: 'ConfigMap', namespace: 'osm-system', name: 'osm-config', path: './osm-config.yaml' });
+  assert.deepEqual(doc?.ref, {
+    kind: 'ConfigMap',
+    namespace: 'osm-system',
+    name: 'osm-config',
+    path: './osm-config.yaml',
+  });
   const config = parseGlobalConfig(doc?.data ?? {}, doc?.ref ?? { kind: 'File', name: '' });
   assert.deepEqual(assertOk(config).meshCidrs, ['10.96.0.0/12', '10.244.0.0/16']);
   assert.equal(config.warnings[0]?.object, 'ConfigMap osm-system/osm-config (file ./osm-config.yaml)');
@@ -51,7 +56,10 @@ test('a ConfigMap labelled meshgate.io/egress-allowlist: "true" is an allowlist'
   assert.equal(documents[0]?.kind, 'allowlist');
   assert.equal(documents[0]?.ref.namespace, 'shop');
   const entries = assertOk(parseAllowlist(documents[0]?.data ?? {}, documents[0]?.ref ?? { kind: 'File', name: '' }));
-  assert.deepEqual(entries.map((entry) => entry.name), ['stripe']);
+  assert.deepEqual(
+    entries.map((entry) => entry.name),
+    ['stripe'],
+  );
 });
 
 test('the label value must be exactly "true", as a label selector would match it', () => {
@@ -60,22 +68,41 @@ test('the label value must be exactly "true", as a label selector would match it
 });
 
 test('a plain key/value map is the global config of a standalone file', () => {
-  const { documents, errors } = readConfigDocuments('egress: false\nmesh_cidr_ranges: [10.0.0.0/8]\nproxy_uid: 1337\n', './meshgate.yaml');
+  const { documents, errors } = readConfigDocuments(
+    'egress: false\nmesh_cidr_ranges: [10.0.0.0/8]\nproxy_uid: 1337\n',
+    './meshgate.yaml',
+  );
   assert.deepEqual(errors, []);
   assert.deepEqual(documents, [
-    { kind: 'global', ref: { kind: 'File', name: './meshgate.yaml', path: './meshgate.yaml' }, data: { egress: false, mesh_cidr_ranges: ['10.0.0.0/8'], proxy_uid: 1337 } },
+    {
+      kind: 'global',
+      ref: { kind: 'File', name: './meshgate.yaml', path: './meshgate.yaml' },
+      data: { egress: false, mesh_cidr_ranges: ['10.0.0.0/8'], proxy_uid: 1337 },
+    },
   ]);
-  assert.equal(assertOk(parseGlobalConfig(documents[0]?.data ?? {}, documents[0]?.ref ?? { kind: 'File', name: '' })).proxyUid, 1337);
+  assert.equal(
+    assertOk(parseGlobalConfig(documents[0]?.data ?? {}, documents[0]?.ref ?? { kind: 'File', name: '' })).proxyUid,
+    1337,
+  );
 });
 
 test('a plain map whose egress is a list is an allowlist', () => {
-  const { documents } = readConfigDocuments('egress:\n  - name: a\n    hosts: [a.io]\n    ports: [{number: 443, protocol: TCP}]\n', 'a.yaml');
+  const { documents } = readConfigDocuments(
+    'egress:\n  - name: a\n    hosts: [a.io]\n    ports: [{number: 443, protocol: TCP}]\n',
+    'a.yaml',
+  );
   assert.equal(documents[0]?.kind, 'allowlist');
-  assert.equal(assertOk(parseAllowlist(documents[0]?.data ?? {}, documents[0]?.ref ?? { kind: 'File', name: '' })).length, 1);
+  assert.equal(
+    assertOk(parseAllowlist(documents[0]?.data ?? {}, documents[0]?.ref ?? { kind: 'File', name: '' })).length,
+    1,
+  );
 });
 
 test('a bare list is allowlist entries', () => {
-  const { documents } = readConfigDocuments('- name: a\n  addresses: [10.0.0.1]\n  ports: [{number: 53, protocol: UDP}]\n', 'list.yaml');
+  const { documents } = readConfigDocuments(
+    '- name: a\n  addresses: [10.0.0.1]\n  ports: [{number: 53, protocol: UDP}]\n',
+    'list.yaml',
+  );
   assert.equal(documents[0]?.kind, 'allowlist');
   assert.ok(Array.isArray(documents[0]?.data['egress']));
   const [entry] = assertOk(parseAllowlist(documents[0]?.data ?? {}, documents[0]?.ref ?? { kind: 'File', name: '' }));
@@ -85,18 +112,30 @@ test('a bare list is allowlist entries', () => {
 test('a multi-document file yields every ConfigMap in order and skips empty documents', () => {
   const { documents, errors } = readConfigDocuments(`${OSM_CONFIG}\n---\n---\n${SHOP_ALLOWLIST}`, 'all.yaml');
   assert.deepEqual(errors, []);
-  assert.deepEqual(documents.map((doc) => [doc.kind, doc.ref.name]), [['global', 'osm-config'], ['allowlist', 'egress-stripe']]);
+  assert.deepEqual(
+    documents.map((doc) => [doc.kind, doc.ref.name]),
+    [
+      ['global', 'osm-config'],
+      ['allowlist', 'egress-stripe'],
+    ],
+  );
 });
 
 test('a v1 List (kubectl get -o yaml) yields its ConfigMaps', () => {
   const list = `apiVersion: v1\nkind: List\nitems:\n${[OSM_CONFIG, SHOP_ALLOWLIST].map((doc) => `- ${doc.trim().replace(/\n/g, '\n  ')}`).join('\n')}\n`;
   const { documents, errors } = readConfigDocuments(list, 'list.yaml');
   assert.deepEqual(errors, []);
-  assert.deepEqual(documents.map((doc) => doc.ref.name), ['osm-config', 'egress-stripe']);
+  assert.deepEqual(
+    documents.map((doc) => doc.ref.name),
+    ['osm-config', 'egress-stripe'],
+  );
 });
 
 test('broken YAML is reported with the file, line and column', () => {
-  const { documents, errors } = readConfigDocuments('egress: "false"\nmesh_cidr_ranges: [10.0.0.0/8\n', './broken.yaml');
+  const { documents, errors } = readConfigDocuments(
+    'egress: "false"\nmesh_cidr_ranges: [10.0.0.0/8\n',
+    './broken.yaml',
+  );
   assert.deepEqual(documents, []);
   assert.deepEqual(codesOf(errors), ['MG_CONFIG_BAD_YAML']);
   assert.equal(errors[0]?.object, 'file ./broken.yaml');
@@ -104,10 +143,19 @@ test('broken YAML is reported with the file, line and column', () => {
 });
 
 test('a broken document in a multi-document file is reported and the others are still read', () => {
-  const { documents, errors } = readConfigDocuments(`${OSM_CONFIG}---\nkey: [unclosed\n---\n${SHOP_ALLOWLIST}`, 'mixed.yaml');
+  const { documents, errors } = readConfigDocuments(
+    `${OSM_CONFIG}---\nkey: [unclosed\n---\n${SHOP_ALLOWLIST}`,
+    'mixed.yaml',
+  );
   assert.deepEqual(codesOf(errors), ['MG_CONFIG_BAD_YAML']);
-  assert.match(errors[0]?.message ?? '', /^file mixed\.yaml: document starting at line 11: line 13, column 1: invalid YAML/);
-  assert.deepEqual(documents.map((doc) => doc.ref.name), ['osm-config', 'egress-stripe']);
+  assert.match(
+    errors[0]?.message ?? '',
+    /^file mixed\.yaml: document starting at line 11: line 13, column 1: invalid YAML/,
+  );
+  assert.deepEqual(
+    documents.map((doc) => doc.ref.name),
+    ['osm-config', 'egress-stripe'],
+  );
 });
 
 test('duplicate keys are a YAML error, not a silent override', () => {
@@ -127,7 +175,10 @@ test('an unquoted boolean in ConfigMap data is refused, as the API server would'
   assert.deepEqual(documents, []);
   assert.deepEqual(codesOf(errors), ['MG_CONFIG_BAD_MANIFEST']);
   assert.equal(errors[0]?.key, 'egress');
-  assert.match(errors[0]?.message ?? '', /^ConfigMap osm-system\/osm-config \(file osm\.yaml\) key egress: false is not a string/);
+  assert.match(
+    errors[0]?.message ?? '',
+    /^ConfigMap osm-system\/osm-config \(file osm\.yaml\) key egress: false is not a string/,
+  );
 });
 
 test('manifests that are not usable ConfigMaps are refused', () => {
@@ -137,11 +188,15 @@ test('manifests that are not usable ConfigMaps are refused', () => {
     'apiVersion: v1\nkind: ConfigMap\nmetadata: { namespace: x }\n',
     'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: s }\ndata: [a, b]\n',
   ];
-  for (const text of cases) assert.deepEqual(codesOf(readConfigDocuments(text, 'x.yaml').errors), ['MG_CONFIG_BAD_MANIFEST'], text);
+  for (const text of cases)
+    assert.deepEqual(codesOf(readConfigDocuments(text, 'x.yaml').errors), ['MG_CONFIG_BAD_MANIFEST'], text);
 });
 
 test('a ConfigMap without data is an empty global config', () => {
-  const { documents } = readConfigDocuments('apiVersion: v1\nkind: ConfigMap\nmetadata: { name: osm-config, namespace: osm-system }\n', 'x.yaml');
+  const { documents } = readConfigDocuments(
+    'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: osm-config, namespace: osm-system }\n',
+    'x.yaml',
+  );
   assert.deepEqual(documents[0]?.data, {});
 });
 
@@ -154,11 +209,24 @@ test('a scalar document is neither config nor allowlist', () => {
 
 test('documents are deep-frozen', () => {
   const { documents } = readConfigDocuments('mesh_cidr_ranges: [10.0.0.0/8]\n', 'x.yaml');
-  assert.ok(Object.isFrozen(documents[0]) && Object.isFrozen(documents[0]?.data) && Object.isFrozen(documents[0]?.data['mesh_cidr_ranges']));
+  assert.ok(
+    Object.isFrozen(documents[0]) &&
+      Object.isFrozen(documents[0]?.data) &&
+      Object.isFrozen(documents[0]?.data['mesh_cidr_ranges']),
+  );
 });
 
 test('an alias bomb is refused instead of expanded', () => {
-  const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(', ')}]`)].join('\n');
+  const bomb = [
+    'a: &a [x, x, x, x, x, x, x, x, x, x]',
+    ...Array.from(
+      { length: 8 },
+      (_, i) =>
+        `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10)
+          .fill(`*${String.fromCharCode(97 + i)}`)
+          .join(', ')}]`,
+    ),
+  ].join('\n');
   const { errors } = readConfigDocuments(bomb, 'bomb.yaml');
   assert.deepEqual(codesOf(errors), ['MG_CONFIG_BAD_YAML']);
 });

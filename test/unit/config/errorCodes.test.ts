@@ -12,7 +12,16 @@ import {
   parseGlobalConfig,
   readConfigDocuments,
 } from '../../../src/config/index.js';
-import { ALLOWLIST_OBJECT, ALLOWLIST_REF, type ExpectedIssue, GLOBAL_OBJECT, GLOBAL_REF, allIssues, assertIssue, assertOk } from './issueAssertions.js';
+import {
+  ALLOWLIST_OBJECT,
+  ALLOWLIST_REF,
+  type ExpectedIssue,
+  GLOBAL_OBJECT,
+  GLOBAL_REF,
+  allIssues,
+  assertIssue,
+  assertOk,
+} from './issueAssertions.js';
 
 interface CodeCase {
   readonly behaviour: string;
@@ -43,8 +52,16 @@ function file(text: string) {
   };
 }
 
-const G = (key: string, rest: Partial<ExpectedIssue> & { code: string }): ExpectedIssue => ({ object: GLOBAL_OBJECT, key, ...rest });
-const A = (rest: Partial<ExpectedIssue> & { code: string }): ExpectedIssue => ({ object: ALLOWLIST_OBJECT, key: 'egress', ...rest });
+const G = (key: string, rest: Partial<ExpectedIssue> & { code: string }): ExpectedIssue => ({
+  object: GLOBAL_OBJECT,
+  key,
+  ...rest,
+});
+const A = (rest: Partial<ExpectedIssue> & { code: string }): ExpectedIssue => ({
+  object: ALLOWLIST_OBJECT,
+  key: 'egress',
+  ...rest,
+});
 
 const CASES: readonly CodeCase[] = [
   {
@@ -55,12 +72,21 @@ const CASES: readonly CodeCase[] = [
   {
     behaviour: 'an unparseable mesh CIDR is named with its position',
     issues: global({ mesh_cidr_ranges: '10.0.0.0/8, 10.0.0.999/16' }),
-    expected: G('mesh_cidr_ranges', { code: 'MG_CONFIG_BAD_CIDR', entryIndex: 1, path: 'mesh_cidr_ranges[1]', value: '10.0.0.999/16' }),
+    expected: G('mesh_cidr_ranges', {
+      code: 'MG_CONFIG_BAD_CIDR',
+      entryIndex: 1,
+      path: 'mesh_cidr_ranges[1]',
+      value: '10.0.0.999/16',
+    }),
   },
   {
     behaviour: 'a /33 IPv4 prefix is out of range',
     issues: global({ outbound_ip_range_exclusion_list: '10.0.0.0/33' }),
-    expected: G('outbound_ip_range_exclusion_list', { code: 'MG_CONFIG_PREFIX_OUT_OF_RANGE', entryIndex: 0, value: '10.0.0.0/33' }),
+    expected: G('outbound_ip_range_exclusion_list', {
+      code: 'MG_CONFIG_PREFIX_OUT_OF_RANGE',
+      entryIndex: 0,
+      value: '10.0.0.0/33',
+    }),
   },
   {
     behaviour: 'egress "true" without mesh CIDRs is refused',
@@ -96,7 +122,12 @@ const CASES: readonly CodeCase[] = [
       ]);
       return { issues: [...check.issuesByObject.values()].flat(), ok: check.issuesByObject.size === 0 };
     },
-    expected: { object: ALLOWLIST_OBJECT, key: 'blocked_egress_action', code: 'MG_ALLOWLIST_ACTION_CONFLICT', value: 'audit' },
+    expected: {
+      object: ALLOWLIST_OBJECT,
+      key: 'blocked_egress_action',
+      code: 'MG_ALLOWLIST_ACTION_CONFLICT',
+      value: 'audit',
+    },
   },
   {
     behaviour: 'unknown_pod_policy must be pass or deny-external',
@@ -105,7 +136,10 @@ const CASES: readonly CodeCase[] = [
   },
   {
     behaviour: 'more CIDRs than the policy entry limit are refused',
-    issues: global({ mesh_cidr_ranges: '10.0.0.0/8 10.1.0.0/16', outbound_ip_range_exclusion_list: '192.168.0.0/16' }, { maxPolicyEntries: 2, maxExcludedPorts: 10 }),
+    issues: global(
+      { mesh_cidr_ranges: '10.0.0.0/8 10.1.0.0/16', outbound_ip_range_exclusion_list: '192.168.0.0/16' },
+      { maxPolicyEntries: 2, maxExcludedPorts: 10 },
+    ),
     expected: G('mesh_cidr_ranges', { code: 'MG_CONFIG_TOO_MANY_ENTRIES' }),
   },
   {
@@ -157,7 +191,9 @@ const CASES: readonly CodeCase[] = [
   },
   {
     behaviour: 'two entries with one name are refused',
-    issues: allowlist(`- name: stripe\n  hosts: [api.stripe.com]\n${STRIPE_PORT}\n- name: stripe\n  hosts: [files.stripe.com]\n${STRIPE_PORT}`),
+    issues: allowlist(
+      `- name: stripe\n  hosts: [api.stripe.com]\n${STRIPE_PORT}\n- name: stripe\n  hosts: [files.stripe.com]\n${STRIPE_PORT}`,
+    ),
     expected: A({ code: 'MG_ALLOWLIST_DUPLICATE_NAME', entryIndex: 1, entryName: 'stripe', value: 'stripe' }),
   },
   {
@@ -173,20 +209,38 @@ const CASES: readonly CodeCase[] = [
   {
     behaviour: 'an unknown protocol is refused',
     issues: allowlist('- name: stripe\n  hosts: [api.stripe.com]\n  ports: [{ number: 443, protocol: SCTPX }]'),
-    expected: A({ code: 'MG_ALLOWLIST_BAD_PROTOCOL', entryIndex: 0, entryName: 'stripe', path: 'egress[0].ports[0].protocol', value: 'SCTPX' }),
+    expected: A({
+      code: 'MG_ALLOWLIST_BAD_PROTOCOL',
+      entryIndex: 0,
+      entryName: 'stripe',
+      path: 'egress[0].ports[0].protocol',
+      value: 'SCTPX',
+    }),
   },
   {
     behaviour: 'a wildcard host with "*" other than as the whole first label is refused, never widened',
     issues: allowlist(`- name: stripe\n  hosts: ["api.*.stripe.com"]\n${STRIPE_PORT}`),
-    expected: A({ code: 'MG_ALLOWLIST_WILDCARD_HOST', entryIndex: 0, entryName: 'stripe', path: 'egress[0].hosts[0]', value: 'api.*.stripe.com' }),
+    expected: A({
+      code: 'MG_ALLOWLIST_WILDCARD_HOST',
+      entryIndex: 0,
+      entryName: 'stripe',
+      path: 'egress[0].hosts[0]',
+      value: 'api.*.stripe.com',
+    }),
   },
   {
     behaviour: 'an invalid hostname is refused',
     issues: allowlist(`- name: stripe\n  hosts: [api_stripe.com]\n${STRIPE_PORT}`),
-    expected: A({ code: 'MG_ALLOWLIST_BAD_HOST', entryIndex: 0, entryName: 'stripe', path: 'egress[0].hosts[0]', value: 'api_stripe.com' }),
+    expected: A({
+      code: 'MG_ALLOWLIST_BAD_HOST',
+      entryIndex: 0,
+      entryName: 'stripe',
+      path: 'egress[0].hosts[0]',
+      value: 'api_stripe.com',
+    }),
   },
   {
-    behaviour: 'an object with none of meshgate\'s keys is refused, its keys not quoted',
+    behaviour: "an object with none of meshgate's keys is refused, its keys not quoted",
     issues: global({ 'root:$6$hash:19000': null }),
     expected: G('', { code: 'MG_CONFIG_NO_MESHGATE_KEY' }),
   },
@@ -197,12 +251,18 @@ const CASES: readonly CodeCase[] = [
   },
   {
     behaviour: 'past 100 errors an object reports how many more, not each',
-    issues: global({ egress: 'false', mesh_cidr_ranges: Array.from({ length: 250 }, (_, i) => `10.0.${i}.999`).join(',') }),
+    issues: global({
+      egress: 'false',
+      mesh_cidr_ranges: Array.from({ length: 250 }, (_, i) => `10.0.${i}.999`).join(','),
+    }),
     expected: G('', { code: 'MG_CONFIG_MORE_ERRORS' }),
   },
   {
     behaviour: 'past 100 warnings an object reports how many more, not each',
-    issues: global({ egress: 'false', ...Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`unknown_${i}`, 'x'])) }),
+    issues: global({
+      egress: 'false',
+      ...Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`unknown_${i}`, 'x'])),
+    }),
     expected: G('', { code: 'MG_WARN_MORE_WARNINGS' }),
   },
   {
@@ -213,7 +273,12 @@ const CASES: readonly CodeCase[] = [
   {
     behaviour: 'an unknown entry field is only a warning',
     issues: allowlist(`- name: stripe\n  hosts: [api.stripe.com]\n  resolution: DNS\n${STRIPE_PORT}`),
-    expected: A({ code: 'MG_ALLOWLIST_UNKNOWN_FIELD', entryIndex: 0, entryName: 'stripe', path: 'egress[0].resolution' }),
+    expected: A({
+      code: 'MG_ALLOWLIST_UNKNOWN_FIELD',
+      entryIndex: 0,
+      entryName: 'stripe',
+      path: 'egress[0].resolution',
+    }),
   },
   {
     behaviour: 'host bits are cleared with a warning',
@@ -229,7 +294,9 @@ const CASES: readonly CodeCase[] = [
     behaviour: 'an allowlisted address inside a mesh CIDR is warned about',
     issues: () => {
       const config = assertOk(parseGlobalConfig({ mesh_cidr_ranges: '10.0.0.0/8' }, GLOBAL_REF));
-      const entries = assertOk(parseAllowlist({ egress: `- name: db\n  addresses: [10.1.0.0/16]\n${STRIPE_PORT}` }, ALLOWLIST_REF));
+      const entries = assertOk(
+        parseAllowlist({ egress: `- name: db\n  addresses: [10.1.0.0/16]\n${STRIPE_PORT}` }, ALLOWLIST_REF),
+      );
       const warnings = overlapWarnings(config, new Map([['shop', { ref: ALLOWLIST_REF, entries }]]));
       return { issues: warnings, ok: true };
     },
@@ -253,7 +320,10 @@ const RAISED_OUTSIDE_SRC_CONFIG = ['MG_CONFIG_FILE_UNREADABLE', 'MG_CONFIG_FILE_
 
 test('every code in CONFIG_ERROR_CODES has a case above', () => {
   const covered = new Set([...CASES.map((testCase) => testCase.expected.code), ...RAISED_OUTSIDE_SRC_CONFIG]);
-  assert.deepEqual(Object.keys(CONFIG_ERROR_CODES).filter((code) => !covered.has(code)), []);
+  assert.deepEqual(
+    Object.keys(CONFIG_ERROR_CODES).filter((code) => !covered.has(code)),
+    [],
+  );
 });
 
 test('CONFIG_ERROR_CODES is frozen and every description is one line', () => {

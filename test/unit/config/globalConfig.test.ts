@@ -17,15 +17,35 @@ const DEFAULTS: GlobalConfig = {
 };
 
 const VALID: ReadonlyArray<{ behaviour: string; data: Record<string, unknown>; expected: Partial<GlobalConfig> }> = [
-  { behaviour: 'a ConfigMap with only egress: "false" gets every other default (as osm install)', data: { egress: 'false' }, expected: {} },
+  {
+    behaviour: 'a ConfigMap with only egress: "false" gets every other default (as osm install)',
+    data: { egress: 'false' },
+    expected: {},
+  },
   {
     behaviour: 'ConfigMap strings are read, booleans case-insensitively',
-    data: { egress: 'TRUE', mesh_cidr_ranges: '10.96.0.0/12,10.244.0.0/16 fd00:10:96::/112', proxy_outbound_port: '15006', proxy_uid: '1337' },
-    expected: { egress: true, meshCidrs: ['10.96.0.0/12', '10.244.0.0/16', 'fd00:10:96::/112'], proxyOutboundPort: 15006, proxyUid: 1337 },
+    data: {
+      egress: 'TRUE',
+      mesh_cidr_ranges: '10.96.0.0/12,10.244.0.0/16 fd00:10:96::/112',
+      proxy_outbound_port: '15006',
+      proxy_uid: '1337',
+    },
+    expected: {
+      egress: true,
+      meshCidrs: ['10.96.0.0/12', '10.244.0.0/16', 'fd00:10:96::/112'],
+      proxyOutboundPort: 15006,
+      proxyUid: 1337,
+    },
   },
   {
     behaviour: 'YAML scalars and lists from a plain file are accepted',
-    data: { egress: true, mesh_cidr_ranges: ['10.0.0.0/8', 'fd00::/8'], outbound_port_exclusion_list: [6379, '8080'], proxy_outbound_port: 15001, proxy_uid: 0 },
+    data: {
+      egress: true,
+      mesh_cidr_ranges: ['10.0.0.0/8', 'fd00::/8'],
+      outbound_port_exclusion_list: [6379, '8080'],
+      proxy_outbound_port: 15001,
+      proxy_uid: 0,
+    },
     expected: { egress: true, meshCidrs: ['10.0.0.0/8', 'fd00::/8'], excludedPorts: [6379, 8080], proxyUid: 0 },
   },
   {
@@ -60,7 +80,14 @@ const VALID: ReadonlyArray<{ behaviour: string; data: Record<string, unknown>; e
   },
   {
     behaviour: 'empty strings mean unset or none, never all',
-    data: { egress: '', mesh_cidr_ranges: '', outbound_ip_range_exclusion_list: '  ', outbound_port_exclusion_list: '', proxy_uid: '', egress_allowlist: '' },
+    data: {
+      egress: '',
+      mesh_cidr_ranges: '',
+      outbound_ip_range_exclusion_list: '  ',
+      outbound_port_exclusion_list: '',
+      proxy_uid: '',
+      egress_allowlist: '',
+    },
     expected: {},
   },
   {
@@ -75,13 +102,33 @@ const VALID: ReadonlyArray<{ behaviour: string; data: Record<string, unknown>; e
   },
   {
     behaviour: 'egress_allowlist is read from YAML text',
-    data: { egress_allowlist: '- name: pypi\n  hosts: [pypi.org]\n  ports:\n    - number: 443\n      protocol: HTTPS\n' },
-    expected: { globalAllowlist: [{ name: 'pypi', hosts: ['pypi.org'], addresses: [], ports: [{ number: 443, protocol: 'TCP', declaredProtocol: 'HTTPS' }] }] },
+    data: {
+      egress_allowlist: '- name: pypi\n  hosts: [pypi.org]\n  ports:\n    - number: 443\n      protocol: HTTPS\n',
+    },
+    expected: {
+      globalAllowlist: [
+        {
+          name: 'pypi',
+          hosts: ['pypi.org'],
+          addresses: [],
+          ports: [{ number: 443, protocol: 'TCP', declaredProtocol: 'HTTPS' }],
+        },
+      ],
+    },
   },
   {
     behaviour: 'egress_allowlist is read from a real YAML list',
     data: { egress_allowlist: [{ name: 'dns', addresses: ['8.8.8.8'], ports: [{ number: 53, protocol: 'udp' }] }] },
-    expected: { globalAllowlist: [{ name: 'dns', hosts: [], addresses: ['8.8.8.8/32'], ports: [{ number: 53, protocol: 'UDP', declaredProtocol: 'UDP' }] }] },
+    expected: {
+      globalAllowlist: [
+        {
+          name: 'dns',
+          hosts: [],
+          addresses: ['8.8.8.8/32'],
+          ports: [{ number: 53, protocol: 'UDP', declaredProtocol: 'UDP' }],
+        },
+      ],
+    },
   },
 ];
 
@@ -94,14 +141,30 @@ for (const { behaviour, data, expected } of VALID) {
 
 const INVALID: ReadonlyArray<{ key: string; values: readonly unknown[]; code: string }> = [
   { key: 'egress', values: ['yes', 'on', '1', 'truee', 1, ['true'], { enabled: true }], code: 'MG_CONFIG_BAD_BOOLEAN' },
-  { key: 'proxy_outbound_port', values: ['0', '65536', 'http', '80.5', 80.5, '-1', '0x50', '+80', '1e3', Number.NaN, true], code: 'MG_CONFIG_BAD_PORT' },
-  { key: 'outbound_port_exclusion_list', values: ['0', '8000-8100', '80;443', 'ssh', [80, 70000], '99999999999999999999'], code: 'MG_CONFIG_BAD_PORT' },
+  {
+    key: 'proxy_outbound_port',
+    values: ['0', '65536', 'http', '80.5', 80.5, '-1', '0x50', '+80', '1e3', Number.NaN, true],
+    code: 'MG_CONFIG_BAD_PORT',
+  },
+  {
+    key: 'outbound_port_exclusion_list',
+    values: ['0', '8000-8100', '80;443', 'ssh', [80, 70000], '99999999999999999999'],
+    code: 'MG_CONFIG_BAD_PORT',
+  },
   { key: 'proxy_uid', values: ['-1', 'root', 1.5, '4294967295', 4294967296], code: 'MG_CONFIG_BAD_UID' },
   { key: 'blocked_egress_action', values: ['drop', 'reject', 'deny-external', 0], code: 'MG_CONFIG_BAD_ACTION' },
-  { key: 'unknown_pod_policy', values: ['deny', 'redirect', 'passthrough', false], code: 'MG_CONFIG_BAD_UNKNOWN_POD_POLICY' },
+  {
+    key: 'unknown_pod_policy',
+    values: ['deny', 'redirect', 'passthrough', false],
+    code: 'MG_CONFIG_BAD_UNKNOWN_POD_POLICY',
+  },
   { key: 'mesh_cidr_ranges', values: [{ a: 1 }, true], code: 'MG_CONFIG_NOT_A_LIST' },
   { key: 'egress_allowlist', values: ['{}', 'just text', { name: 'x' }, 42], code: 'MG_CONFIG_NOT_A_LIST' },
-  { key: 'egress_allowlist', values: ['- name: [', '- a: 1\n  a: 2\n', '- *undefined_alias'], code: 'MG_CONFIG_BAD_YAML' },
+  {
+    key: 'egress_allowlist',
+    values: ['- name: [', '- a: 1\n  a: 2\n', '- *undefined_alias'],
+    code: 'MG_CONFIG_BAD_YAML',
+  },
 ];
 
 for (const { key, values, code } of INVALID) {
@@ -119,7 +182,13 @@ for (const { key, values, code } of INVALID) {
 
 test('an invalid global ConfigMap is rejected as a whole with every error collected', () => {
   const result = parseGlobalConfig(
-    { egress: 'yes', mesh_cidr_ranges: '10.0.0.0/33 bogus', proxy_uid: 'root', blocked_egress_action: 'drop', envoy_log_level: 'debug' },
+    {
+      egress: 'yes',
+      mesh_cidr_ranges: '10.0.0.0/33 bogus',
+      proxy_uid: 'root',
+      blocked_egress_action: 'drop',
+      envoy_log_level: 'debug',
+    },
     GLOBAL_REF,
   );
   assert.equal(result.ok, false);
@@ -148,7 +217,13 @@ test('egress "true" with mesh CIDRs missing entirely is refused', () => {
 
 test('the parsed config is deep-frozen', () => {
   const config = assertOk(
-    parseGlobalConfig({ mesh_cidr_ranges: '10.0.0.0/8', egress_allowlist: '- { name: a, hosts: [a.io], ports: [{ number: 1, protocol: TCP }] }' }, GLOBAL_REF),
+    parseGlobalConfig(
+      {
+        mesh_cidr_ranges: '10.0.0.0/8',
+        egress_allowlist: '- { name: a, hosts: [a.io], ports: [{ number: 1, protocol: TCP }] }',
+      },
+      GLOBAL_REF,
+    ),
   );
   assert.ok(Object.isFrozen(config));
   assert.ok(Object.isFrozen(config.meshCidrs));
@@ -157,7 +232,15 @@ test('the parsed config is deep-frozen', () => {
 });
 
 test('unknown keys warn and suggest the meshgate key for typos and OSM camelCase names', () => {
-  const result = parseGlobalConfig({ egress: 'false', outboundIPRangeExclusionList: '10.0.0.0/8', mesh_cidr_range: '10.0.0.0/8', use_https_ingress: 'false' }, GLOBAL_REF);
+  const result = parseGlobalConfig(
+    {
+      egress: 'false',
+      outboundIPRangeExclusionList: '10.0.0.0/8',
+      mesh_cidr_range: '10.0.0.0/8',
+      use_https_ingress: 'false',
+    },
+    GLOBAL_REF,
+  );
   assertOk(result);
   const byKey = new Map(result.warnings.map((issue) => [issue.key, issue.message]));
   assert.match(byKey.get('outboundIPRangeExclusionList') ?? '', /did you mean outbound_ip_range_exclusion_list\?/);
@@ -166,21 +249,30 @@ test('unknown keys warn and suggest the meshgate key for typos and OSM camelCase
 });
 
 test('more excluded ports than maxExcludedPorts are refused', () => {
-  const result = parseGlobalConfig({ outbound_port_exclusion_list: '1 2 3 3' }, GLOBAL_REF, { maxPolicyEntries: 100, maxExcludedPorts: 2 });
+  const result = parseGlobalConfig({ outbound_port_exclusion_list: '1 2 3 3' }, GLOBAL_REF, {
+    maxPolicyEntries: 100,
+    maxExcludedPorts: 2,
+  });
   const issue = allIssues(result).find((candidate) => candidate.code === 'MG_CONFIG_TOO_MANY_ENTRIES');
   assert.equal(issue?.key, 'outbound_port_exclusion_list');
   assert.match(issue?.message ?? '', /3 ports, more than the limit of 2/);
 });
 
 test('duplicate ports count once against maxExcludedPorts', () => {
-  assertOk(parseGlobalConfig({ outbound_port_exclusion_list: '80 80 80' }, GLOBAL_REF, { maxPolicyEntries: 100, maxExcludedPorts: 1 }));
+  assertOk(
+    parseGlobalConfig({ outbound_port_exclusion_list: '80 80 80' }, GLOBAL_REF, {
+      maxPolicyEntries: 100,
+      maxExcludedPorts: 1,
+    }),
+  );
 });
 
 test('mesh, exclusion and global allowlist entries count together against maxPolicyEntries', () => {
   const data = {
     mesh_cidr_ranges: '10.0.0.0/8',
     outbound_ip_range_exclusion_list: '192.168.0.0/16',
-    egress_allowlist: '- { name: a, hosts: [a.io, b.io], ports: [{ number: 443, protocol: TCP }, { number: 80, protocol: TCP }] }',
+    egress_allowlist:
+      '- { name: a, hosts: [a.io, b.io], ports: [{ number: 443, protocol: TCP }, { number: 80, protocol: TCP }] }',
   };
   assertOk(parseGlobalConfig(data, GLOBAL_REF, { maxPolicyEntries: 6, maxExcludedPorts: 10 }));
   const result = parseGlobalConfig(data, GLOBAL_REF, { maxPolicyEntries: 5, maxExcludedPorts: 10 });
@@ -191,7 +283,10 @@ test('mesh, exclusion and global allowlist entries count together against maxPol
 
 test('a huge CIDR list is refused by size without validating every item', () => {
   const huge = Array.from({ length: 50 }, () => 'bogus').join(' ');
-  const result = parseGlobalConfig({ mesh_cidr_ranges: huge }, GLOBAL_REF, { maxPolicyEntries: 10, maxExcludedPorts: 10 });
+  const result = parseGlobalConfig({ mesh_cidr_ranges: huge }, GLOBAL_REF, {
+    maxPolicyEntries: 10,
+    maxExcludedPorts: 10,
+  });
   assert.deepEqual(codesOf(allIssues(result)), ['MG_CONFIG_TOO_MANY_ENTRIES']);
 });
 
@@ -206,8 +301,14 @@ test('a long value is truncated in the message but the message stays one line', 
 });
 
 test('a ConfigMap read from a file names both the ConfigMap and the file', () => {
-  const result = parseGlobalConfig({ egress: 'yes' }, { kind: 'ConfigMap', namespace: 'osm-system', name: 'osm-config', path: './osm.yaml' });
-  assert.match(allIssues(result)[0]?.message ?? '', /^ConfigMap osm-system\/osm-config \(file \.\/osm\.yaml\) key egress: "yes"/);
+  const result = parseGlobalConfig(
+    { egress: 'yes' },
+    { kind: 'ConfigMap', namespace: 'osm-system', name: 'osm-config', path: './osm.yaml' },
+  );
+  assert.match(
+    allIssues(result)[0]?.message ?? '',
+    /^ConfigMap osm-system\/osm-config \(file \.\/osm\.yaml\) key egress: "yes"/,
+  );
 });
 
 test('a standalone file is named by its path', () => {

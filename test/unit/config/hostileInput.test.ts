@@ -16,11 +16,16 @@ import { startKubeTestEnv } from '../kube/support.js';
 
 const REF = { kind: 'ConfigMap' as const, namespace: 'shop', name: 'egress' };
 const RAW_CONTROL = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/;
-const issuesOf = (r: { errors?: readonly ConfigIssue[]; warnings: readonly ConfigIssue[] }) => [...(r.errors ?? []), ...r.warnings];
+const issuesOf = (r: { errors?: readonly ConfigIssue[]; warnings: readonly ConfigIssue[] }) => [
+  ...(r.errors ?? []),
+  ...r.warnings,
+];
 
 function assertNoRawControl(issues: readonly ConfigIssue[]): void {
   assert.ok(issues.length > 0);
-  for (const i of issues) for (const field of [i.message, i.key, i.value, i.entryName, i.path]) if (field !== undefined) assert.doesNotMatch(field, RAW_CONTROL, JSON.stringify(field));
+  for (const i of issues)
+    for (const field of [i.message, i.key, i.value, i.entryName, i.path])
+      if (field !== undefined) assert.doesNotMatch(field, RAW_CONTROL, JSON.stringify(field));
 }
 
 const dir = mkdtempSync(path.join(tmpdir(), 'mgtest-hostile-'));
@@ -33,10 +38,22 @@ const file = (name: string, text: string | Buffer): string => {
 
 describe('control characters are escaped everywhere', () => {
   test('in values, keys, entry names and reasons (a CIDR whose prefix is a terminal escape)', () => {
-    const g = parseGlobalConfig({ egress: 'false', mesh_cidr_ranges: '10.0.0.0/\u001b[2J\u0000', 'x\u001b]0;pwned\u0007': 'y', 'rtl\u202e': 'z' }, REF);
+    const g = parseGlobalConfig(
+      { egress: 'false', mesh_cidr_ranges: '10.0.0.0/\u001b[2J\u0000', 'x\u001b]0;pwned\u0007': 'y', 'rtl\u202e': 'z' },
+      REF,
+    );
     assertNoRawControl(issuesOf(g));
-    assert.ok(issuesOf(g).some((i) => i.message.includes('\\x1b[2J\\x00')), 'shown as escapes');
-    const a = parseAllowlist({ egress: '- name: "bad\\u202ename"\n  addresses: ["10.0.0.1/\\e[31m"]\n  ports: [{number: 443, protocol: "TC\\x00P"}]\n' }, REF);
+    assert.ok(
+      issuesOf(g).some((i) => i.message.includes('\\x1b[2J\\x00')),
+      'shown as escapes',
+    );
+    const a = parseAllowlist(
+      {
+        egress:
+          '- name: "bad\\u202ename"\n  addresses: ["10.0.0.1/\\e[31m"]\n  ports: [{number: 443, protocol: "TC\\x00P"}]\n',
+      },
+      REF,
+    );
     assertNoRawControl(issuesOf(a));
   });
 
@@ -68,11 +85,20 @@ describe('control characters are escaped everywhere', () => {
 
 describe('echo is bounded', () => {
   test('a symlink to an unrelated file (an /etc/shadow look-alike) is refused with its own code, and none of its text is echoed', () => {
-    const secret = file('shadow', `${Array.from({ length: 24 }, (_, i) => `user${i}:$6$s3cr3tHash${i}:19000:0:99999:7:::`).join('\n')}\n`);
+    const secret = file(
+      'shadow',
+      `${Array.from({ length: 24 }, (_, i) => `user${i}:$6$s3cr3tHash${i}:19000:0:99999:7:::`).join('\n')}\n`,
+    );
     const link = path.join(dir, 'config.yaml');
     symlinkSync(secret, link);
-    for (const issues of [issuesOf(readGlobalFile(link).result), readFileObjects(link).objects.flatMap((o) => issuesOf(o.result))]) {
-      assert.deepEqual(issues.map((i) => i.code), ['MG_CONFIG_NO_MESHGATE_KEY']);
+    for (const issues of [
+      issuesOf(readGlobalFile(link).result),
+      readFileObjects(link).objects.flatMap((o) => issuesOf(o.result)),
+    ]) {
+      assert.deepEqual(
+        issues.map((i) => i.code),
+        ['MG_CONFIG_NO_MESHGATE_KEY'],
+      );
       for (const i of issues) assert.doesNotMatch(`${i.message} ${i.key} ${i.value ?? ''}`, /s3cr3t|user\d/);
     }
   });
@@ -95,7 +121,10 @@ describe('echo is bounded', () => {
   });
 
   test('a file of many broken documents is capped too', () => {
-    const p = file('many.yaml', Array.from({ length: 500 }, () => 'kind: Deployment\napiVersion: apps/v1\n').join('---\n'));
+    const p = file(
+      'many.yaml',
+      Array.from({ length: 500 }, () => 'kind: Deployment\napiVersion: apps/v1\n').join('---\n'),
+    );
     const r = readGlobalFile(p).result;
     assert.equal(r.ok, false);
     assert.equal(r.ok ? 0 : r.errors.length, 101);
@@ -118,7 +147,10 @@ describe('files are refused before they are read', () => {
   });
 
   test('a ConfigMap whose data exceeds 1 MiB is refused before any value is parsed', () => {
-    const r = parseAllowlist({ egress: `- name: a\n  addresses: [${'10.0.0.1, '.repeat(120_000)}]\n  ports: [{number: 1, protocol: TCP}]\n` }, REF);
+    const r = parseAllowlist(
+      { egress: `- name: a\n  addresses: [${'10.0.0.1, '.repeat(120_000)}]\n  ports: [{number: 1, protocol: TCP}]\n` },
+      REF,
+    );
     assert.deepEqual(r.ok ? [] : r.errors.map((e) => e.code), ['MG_CONFIG_TOO_LARGE']);
   });
 });
@@ -127,7 +159,10 @@ describe("YAML's limits are named with key and line", () => {
   test('a duplicate key names the key and its line', () => {
     const p = file('dup.yaml', 'egress: "false"\nmesh_cidr_ranges: 10.0.0.0/8\negress: "true"\n');
     const r = readGlobalFile(p).result;
-    assert.match(r.ok ? '' : r.errors[0]!.message, /line 3, column 1: invalid YAML: duplicate key "egress": a key may appear only once in a map/);
+    assert.match(
+      r.ok ? '' : r.errors[0]!.message,
+      /line 3, column 1: invalid YAML: duplicate key "egress": a key may appear only once in a map/,
+    );
     const a = parseAllowlist({ egress: '- name: a\n  name: b\n  addresses: [10.0.0.1]\n' }, REF);
     assert.match(a.ok ? '' : a.errors[0]!.message, /line 2, column 3 of the value: invalid YAML: duplicate key "name"/);
   });
@@ -135,7 +170,10 @@ describe("YAML's limits are named with key and line", () => {
   test('deep nesting is refused before parsing, with its line', () => {
     const p = file('deep.yaml', `egress: "false"\nmesh_cidr_ranges: ${'['.repeat(100_000)}\n`);
     const r = readGlobalFile(p).result;
-    assert.match(r.ok ? '' : r.errors[0]!.message, /line 2, column \d+: invalid YAML: flow collections \(\[ or \{\) nest deeper than 64 levels/);
+    assert.match(
+      r.ok ? '' : r.errors[0]!.message,
+      /line 2, column \d+: invalid YAML: flow collections \(\[ or \{\) nest deeper than 64 levels/,
+    );
     const block = file('deep-block.yaml', Array.from({ length: 1000 }, (_, i) => `${' '.repeat(i)}k${i}:`).join('\n'));
     const b = readGlobalFile(block).result;
     assert.match(b.ok ? '' : b.errors[0]!.message, /line \d+, column \d+: invalid YAML: nesting too deep to read/);

@@ -7,7 +7,11 @@ import { after, test } from 'node:test';
 
 import { readAllowlistFile, readFileObjects } from '../../../src/agent/fileSources.js';
 import {
-  type ObjectRef, allowlistAction, checkNamespaceObjects, parseAllowlist, parseGlobalConfig,
+  type ObjectRef,
+  allowlistAction,
+  checkNamespaceObjects,
+  parseAllowlist,
+  parseGlobalConfig,
 } from '../../../src/config/index.js';
 import { GLOBAL_REF, allIssues, assertOk, codesOf } from './issueAssertions.js';
 
@@ -16,7 +20,10 @@ const dir = mkdtempSync(path.join(tmpdir(), 'mgtest-nsaction-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('the global blocked_egress_action takes audit, in any case', () => {
-  assert.equal(assertOk(parseGlobalConfig({ blocked_egress_action: 'Audit' }, GLOBAL_REF)).blockedEgressAction, 'audit');
+  assert.equal(
+    assertOk(parseGlobalConfig({ blocked_egress_action: 'Audit' }, GLOBAL_REF)).blockedEgressAction,
+    'audit',
+  );
 });
 
 test('an allowlist may set blocked_egress_action for its namespace, alone or with entries; it is no unknown key', () => {
@@ -30,12 +37,21 @@ test('an allowlist may set blocked_egress_action for its namespace, alone or wit
 });
 
 test('a bad action rejects the allowlist object whole, naming key and value', () => {
-  const result = parseAllowlist({ egress: '- name: x\n  addresses: [1.2.3.4]\n  ports: [{number: 443, protocol: TCP}]', blocked_egress_action: 'drop' }, ref('a'));
+  const result = parseAllowlist(
+    {
+      egress: '- name: x\n  addresses: [1.2.3.4]\n  ports: [{number: 443, protocol: TCP}]',
+      blocked_egress_action: 'drop',
+    },
+    ref('a'),
+  );
   assert.equal(result.ok, false);
   const issue = allIssues(result).find((i) => i.code === 'MG_CONFIG_BAD_ACTION')!;
   assert.equal(issue.key, 'blocked_egress_action');
   assert.equal(issue.value, 'drop');
-  assert.match(issue.message, /ConfigMap shop\/a key blocked_egress_action: "drop" is not one of deny, redirect, audit/);
+  assert.match(
+    issue.message,
+    /ConfigMap shop\/a key blocked_egress_action: "drop" is not one of deny, redirect, audit/,
+  );
 });
 
 test('objects of a namespace that agree, or leave the key unset, give the namespace that action', () => {
@@ -61,13 +77,22 @@ test('two objects that disagree: an error on each one that sets the key, naming 
   const [b] = check.issuesByObject.get('ConfigMap shop/b')!;
   assert.equal(a!.code, 'MG_ALLOWLIST_ACTION_CONFLICT');
   assert.equal(a!.severity, 'error');
-  assert.match(a!.message, /ConfigMap shop\/a key blocked_egress_action: "audit" disagrees .*ConfigMap shop\/b sets "deny"/);
-  assert.match(b!.message, /ConfigMap shop\/b key blocked_egress_action: "deny" disagrees .*ConfigMap shop\/a sets "audit"/);
+  assert.match(
+    a!.message,
+    /ConfigMap shop\/a key blocked_egress_action: "audit" disagrees .*ConfigMap shop\/b sets "deny"/,
+  );
+  assert.match(
+    b!.message,
+    /ConfigMap shop\/b key blocked_egress_action: "deny" disagrees .*ConfigMap shop\/a sets "audit"/,
+  );
 });
 
 test('an allowlist file carries its action; documents of one file that disagree reject the file', () => {
   const good = path.join(dir, 'good.yaml');
-  writeFileSync(good, 'blocked_egress_action: audit\negress:\n- name: x\n  addresses: [192.0.2.1]\n  ports: [{number: 443, protocol: TCP}]\n');
+  writeFileSync(
+    good,
+    'blocked_egress_action: audit\negress:\n- name: x\n  addresses: [192.0.2.1]\n  ports: [{number: 443, protocol: TCP}]\n',
+  );
   const read = readAllowlistFile(good).result;
   assert.ok(read.ok);
   assert.equal(read.value.action, 'audit');
@@ -80,10 +105,20 @@ test('an allowlist file carries its action; documents of one file that disagree 
   assert.ok(!rejected.ok && rejected.errors.some((e) => e.code === 'MG_ALLOWLIST_ACTION_CONFLICT'));
 
   const manifest = path.join(dir, 'cm.yaml');
-  writeFileSync(manifest, [
-    'apiVersion: v1', 'kind: ConfigMap', 'metadata:', '  name: shop-egress', '  namespace: shop',
-    '  labels: {meshgate.io/egress-allowlist: "true"}', 'data:', '  blocked_egress_action: audit', '',
-  ].join('\n'));
+  writeFileSync(
+    manifest,
+    [
+      'apiVersion: v1',
+      'kind: ConfigMap',
+      'metadata:',
+      '  name: shop-egress',
+      '  namespace: shop',
+      '  labels: {meshgate.io/egress-allowlist: "true"}',
+      'data:',
+      '  blocked_egress_action: audit',
+      '',
+    ].join('\n'),
+  );
   const [object] = readFileObjects(manifest).objects;
   assert.equal(object!.kind, 'allowlist');
   assert.equal(object!.action, 'audit');

@@ -5,17 +5,32 @@ import { describe, it } from 'node:test';
 import { encodeTrieKey, parsePrefix } from '../../../src/datapath/codec.js';
 import type { DesiredGroup, DesiredState } from '../../../src/datapath/desired.js';
 import {
-  ADOPTED_GROUP, desiredNamespaces, keyAt, labelsInUse, planTrie, shadowFrom, staleLabels, type ShadowGroup, type TriePlan,
+  ADOPTED_GROUP,
+  desiredNamespaces,
+  keyAt,
+  labelsInUse,
+  planTrie,
+  shadowFrom,
+  staleLabels,
+  type ShadowGroup,
+  type TriePlan,
 } from '../../../src/datapath/slotPlan.js';
 
 /** The trie key of an allowlist CIDR (slot byte 0), as the datapath keeps it. */
 const key = (cidr: string): string =>
-  encodeTrieKey({ slot: 0, table: 'allow', proto: 0, port: 0, namespaceId: 0, prefix: parsePrefix(cidr) }).toString('latin1');
+  encodeTrieKey({ slot: 0, table: 'allow', proto: 0, port: 0, namespaceId: 0, prefix: parsePrefix(cidr) }).toString(
+    'latin1',
+  );
 
 /** A group whose entries' labels are label ids written as text ("7"). */
 const group = (id: string, entries: Record<string, number>): DesiredGroup => ({
   id,
-  entries: Object.entries(entries).map(([cidr, label]) => ({ table: 'allow' as const, cidr, namespace: '', label: String(label) })),
+  entries: Object.entries(entries).map(([cidr, label]) => ({
+    table: 'allow' as const,
+    cidr,
+    namespace: '',
+    label: String(label),
+  })),
 });
 
 /** The datapath's encoding, reduced to what planning needs: keys, labels, and one owner per key. */
@@ -49,7 +64,13 @@ describe('planTrie', () => {
   it('writes a new group whole into an empty slot, and deletes nothing', () => {
     const a = group('a', { '10.0.0.0/8': 1, '192.0.2.0/24': 2 });
     const plan = planTrie(new Map(), [a], [a], encode);
-    assert.deepEqual(upserts(plan), new Map([[key('10.0.0.0/8'), 1], [key('192.0.2.0/24'), 2]]));
+    assert.deepEqual(
+      upserts(plan),
+      new Map([
+        [key('10.0.0.0/8'), 1],
+        [key('192.0.2.0/24'), 2],
+      ]),
+    );
     assert.deepEqual(plan.deletes, []);
     assert.equal(plan.groups.get('a')!.source, a);
   });
@@ -67,7 +88,13 @@ describe('planTrie', () => {
     const before = group('a', { '10.0.0.0/8': 1, '192.0.2.0/24': 2, '198.51.100.0/24': 3 });
     const after = group('a', { '10.0.0.0/8': 1, '192.0.2.0/24': 9, '203.0.113.0/24': 4 });
     const plan = planTrie(slotWith([before]), [after], [after], encode);
-    assert.deepEqual(upserts(plan), new Map([[key('192.0.2.0/24'), 9], [key('203.0.113.0/24'), 4]]));
+    assert.deepEqual(
+      upserts(plan),
+      new Map([
+        [key('192.0.2.0/24'), 9],
+        [key('203.0.113.0/24'), 4],
+      ]),
+    );
     assert.deepEqual(plan.deletes, [key('198.51.100.0/24')]);
   });
 
@@ -89,7 +116,14 @@ describe('planTrie', () => {
   });
 
   it('keeps adopted keys that the plan holds with the same label, rewrites relabelled ones and deletes the rest', () => {
-    const adopted = shadowFrom(null, new Map([[key('10.0.0.0/8'), 1], [key('192.0.2.0/24'), 2], [key('198.51.100.0/24'), 3]]));
+    const adopted = shadowFrom(
+      null,
+      new Map([
+        [key('10.0.0.0/8'), 1],
+        [key('192.0.2.0/24'), 2],
+        [key('198.51.100.0/24'), 3],
+      ]),
+    );
     const a = group('a', { '10.0.0.0/8': 1, '192.0.2.0/24': 7 });
     const plan = planTrie(new Map([[ADOPTED_GROUP, adopted]]), [a], [a], encode);
     assert.deepEqual(upserts(plan), new Map([[key('192.0.2.0/24'), 7]]));
@@ -100,7 +134,19 @@ describe('planTrie', () => {
 
 describe('labels in use', () => {
   it('counts the labels and namespaces of trie keys, namespaces, cgroups and the desired namespaces', () => {
-    const keys = new Map([[encodeTrieKey({ slot: 0, table: 'allow', proto: 6, port: 443, namespaceId: 11, prefix: parsePrefix('192.0.2.0/24') }).toString('latin1'), 12]]);
+    const keys = new Map([
+      [
+        encodeTrieKey({
+          slot: 0,
+          table: 'allow',
+          proto: 6,
+          port: 443,
+          namespaceId: 11,
+          prefix: parsePrefix('192.0.2.0/24'),
+        }).toString('latin1'),
+        12,
+      ],
+    ]);
     const used = labelsInUse({
       groups: [shadowFrom(null, keys)],
       namespaceIds: [21],
@@ -108,11 +154,18 @@ describe('labels in use', () => {
       cgroups: [{ kind: 1, namespaceId: 31, flags: 0, labelId: 32 }],
       desiredNamespaceIds: [41],
     });
-    assert.deepEqual([...used].sort((x, y) => x - y), [11, 12, 21, 31, 32, 41]);
+    assert.deepEqual(
+      [...used].sort((x, y) => x - y),
+      [11, 12, 21, 31, 32, 41],
+    );
   });
 
   it('lists as stale exactly the labels no reference uses', () => {
-    const labelIds = new Map([['{"kind":"namespace","namespace":"shop"}', 1], ['shop/web', 2], ['gone', 3]]);
+    const labelIds = new Map([
+      ['{"kind":"namespace","namespace":"shop"}', 1],
+      ['shop/web', 2],
+      ['gone', 3],
+    ]);
     assert.deepEqual(staleLabels(labelIds, new Set([1, 2])), [['gone', 3]]);
     assert.deepEqual(staleLabels(labelIds, new Set([0, 1, 2, 3])), []);
   });
@@ -120,7 +173,10 @@ describe('labels in use', () => {
   it('takes the desired namespaces from allowlist entries and namespace actions', () => {
     const desired = {
       policy: {
-        groups: [group('x', {}), { id: 'y', entries: [{ table: 'allow' as const, cidr: '192.0.2.0/24', namespace: 'shop', label: 'l' }] }],
+        groups: [
+          group('x', {}),
+          { id: 'y', entries: [{ table: 'allow' as const, cidr: '192.0.2.0/24', namespace: 'shop', label: 'l' }] },
+        ],
         namespaceActions: [{ namespace: 'audit-ns', action: 'audit' as const }],
       },
     } as unknown as DesiredState;

@@ -12,11 +12,18 @@ describe('orderAddresses', () => {
   });
 
   it('orders IPv6 with an embedded IPv4 tail by its numeric value', () => {
-    assert.deepEqual(orderAddresses([], ['::ffff:10.0.0.2', '::ffff:9.0.0.1', '::1']), ['::1', '::ffff:9.0.0.1', '::ffff:10.0.0.2']);
+    assert.deepEqual(orderAddresses([], ['::ffff:10.0.0.2', '::ffff:9.0.0.1', '::1']), [
+      '::1',
+      '::ffff:9.0.0.1',
+      '::ffff:10.0.0.2',
+    ]);
   });
 
   it('removes duplicates', () => {
-    assert.deepEqual(orderAddresses(['192.0.2.1', '192.0.2.1'], ['2001:db8::1', '2001:db8::1']), ['192.0.2.1', '2001:db8::1']);
+    assert.deepEqual(orderAddresses(['192.0.2.1', '192.0.2.1'], ['2001:db8::1', '2001:db8::1']), [
+      '192.0.2.1',
+      '2001:db8::1',
+    ]);
   });
 });
 
@@ -43,7 +50,16 @@ describe('host names', () => {
       assert.equal(isQueryableHostname(ok), true, ok);
     }
     const tooLong = `${`${'a'.repeat(63)}.`.repeat(4)}example`;
-    for (const bad of ['', '*.example.com', '203.0.113.5', '2001:db8::1', 'a..b', '-a.example', 'a-.example', tooLong]) {
+    for (const bad of [
+      '',
+      '*.example.com',
+      '203.0.113.5',
+      '2001:db8::1',
+      'a..b',
+      '-a.example',
+      'a-.example',
+      tooLong,
+    ]) {
       assert.equal(isQueryableHostname(bad), false, bad);
     }
   });

@@ -1,11 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import {
-  HostResolver,
-  type HostResolverOptions,
-  type LoggerLike,
-} from '../../../src/dns/hostResolver.js';
+import { HostResolver, type HostResolverOptions, type LoggerLike } from '../../../src/dns/hostResolver.js';
 import { FakeClock, ScriptedDns, flush, recordingLogger } from './support.js';
 
 const HOST = 'api.stripe.com';
@@ -33,14 +29,18 @@ function setup(options: Partial<HostResolverOptions> = {}) {
 describe('HostResolver', () => {
   it('resolves A and AAAA into one sorted list, IPv4 first, and settles', async () => {
     const { dns, resolver, changes, view } = setup();
-    dns.set(HOST, [
-      { address: '203.0.113.20', ttl: 60 },
-      { address: '203.0.113.3', ttl: 60 },
-      { address: '203.0.113.3', ttl: 60 },
-    ], [
-      { address: '2001:DB8::10', ttl: 60 },
-      { address: '2001:db8::9', ttl: 60 },
-    ]);
+    dns.set(
+      HOST,
+      [
+        { address: '203.0.113.20', ttl: 60 },
+        { address: '203.0.113.3', ttl: 60 },
+        { address: '203.0.113.3', ttl: 60 },
+      ],
+      [
+        { address: '2001:DB8::10', ttl: 60 },
+        { address: '2001:db8::9', ttl: 60 },
+      ],
+    );
     resolver.setHosts([HOST]);
     assert.equal(view()?.state, 'pending');
     await resolver.whenSettled();
@@ -90,7 +90,14 @@ describe('HostResolver', () => {
 
   it('refreshes at the smallest TTL over both families', async () => {
     const { clock, dns, resolver, view } = setup();
-    dns.set(HOST, [{ address: '192.0.2.1', ttl: 120 }, { address: '192.0.2.2', ttl: 90 }], [{ address: '2001:db8::1', ttl: 30 }]);
+    dns.set(
+      HOST,
+      [
+        { address: '192.0.2.1', ttl: 120 },
+        { address: '192.0.2.2', ttl: 90 },
+      ],
+      [{ address: '2001:db8::1', ttl: 30 }],
+    );
     resolver.setHosts([HOST]);
     await flush();
     assert.equal(view()?.nextRefreshAt, clock.now() + 30_000);
@@ -111,11 +118,17 @@ describe('HostResolver', () => {
 
   it('does not fire onChange on an identical refresh, but records it', async () => {
     const { clock, dns, resolver, changes, view } = setup();
-    dns.set(HOST, [{ address: '192.0.2.1', ttl: 10 }, { address: '192.0.2.2', ttl: 10 }]);
+    dns.set(HOST, [
+      { address: '192.0.2.1', ttl: 10 },
+      { address: '192.0.2.2', ttl: 10 },
+    ]);
     resolver.setHosts([HOST]);
     await flush();
     const first = view();
-    dns.set(HOST, [{ address: '192.0.2.2', ttl: 10 }, { address: '192.0.2.1', ttl: 10 }]); // order differs only
+    dns.set(HOST, [
+      { address: '192.0.2.2', ttl: 10 },
+      { address: '192.0.2.1', ttl: 10 },
+    ]); // order differs only
     await clock.advance(10_000);
     assert.deepEqual(changes, [[HOST]]);
     assert.equal(dns.callsFor(HOST), 4);
@@ -224,7 +237,7 @@ describe('HostResolver', () => {
     resolver.close();
   });
 
-  it('keeps one family\'s addresses when only that family fails, within grace', async () => {
+  it("keeps one family's addresses when only that family fails, within grace", async () => {
     const { clock, dns, logger, resolver, changes, view } = setup({ graceMs: 20_000, retryMs: 5_000 });
     dns.set(HOST, [{ address: '192.0.2.1', ttl: 60 }], [{ address: '2001:db8::1', ttl: 60 }]);
     resolver.setHosts([HOST]);
@@ -236,7 +249,9 @@ describe('HostResolver', () => {
     assert.deepEqual(view()?.addresses, ['192.0.2.1', '2001:db8::1']);
     assert.equal(view()?.lastError, `ETIMEOUT ${HOST}`);
     assert.equal(view()?.nextRefreshAt, clock.now() + 5_000, 'retried sooner than the TTL');
-    assert.ok(logger.lines.some((l) => l.level === 'warn' && l.fields.host === HOST && l.fields.graceLeftMs === 20_000));
+    assert.ok(
+      logger.lines.some((l) => l.level === 'warn' && l.fields.host === HOST && l.fields.graceLeftMs === 20_000),
+    );
     assert.equal(changes.length, 1);
 
     await clock.advance(20_000);
@@ -419,7 +434,11 @@ describe('HostResolver', () => {
 
   it('drops malformed addresses from an answer and says so', async () => {
     const { dns, resolver, logger, view } = setup();
-    dns.set(HOST, [{ address: '192.0.2.1', ttl: 10 }, { address: '2001:db8::1', ttl: 10 }, { address: 'nonsense', ttl: 10 }]);
+    dns.set(HOST, [
+      { address: '192.0.2.1', ttl: 10 },
+      { address: '2001:db8::1', ttl: 10 },
+      { address: 'nonsense', ttl: 10 },
+    ]);
     resolver.setHosts([HOST]);
     await flush();
     assert.deepEqual(view()?.addresses, ['192.0.2.1']);

@@ -10,8 +10,14 @@ const TEST_TIMEOUT = { timeout: 5_000 };
 
 const BOTH_FAMILIES: DnsTestRecords = {
   [HOST]: {
-    a: [{ address: '203.0.113.20', ttl: 1 }, { address: '203.0.113.3', ttl: 1 }],
-    aaaa: [{ address: '2001:db8::10', ttl: 1 }, { address: '2001:db8::9', ttl: 1 }],
+    a: [
+      { address: '203.0.113.20', ttl: 1 },
+      { address: '203.0.113.3', ttl: 1 },
+    ],
+    aaaa: [
+      { address: '2001:db8::10', ttl: 1 },
+      { address: '2001:db8::9', ttl: 1 },
+    ],
   },
 };
 
@@ -93,11 +99,15 @@ describe('HostResolver against a DNS server', () => {
       assert.equal(stale.state, 'stale');
       assert.deepEqual(stale.addresses, good);
       assert.equal(stale.lastError, `${fail === 'DROP' ? 'ETIMEOUT' : 'ESERVFAIL'} ${HOST}`);
-      assert.ok(logger.lines.some((l) => l.level === 'warn' && l.msg === 'hostname refresh failed, keeping last addresses'));
+      assert.ok(
+        logger.lines.some((l) => l.level === 'warn' && l.msg === 'hostname refresh failed, keeping last addresses'),
+      );
 
       const failed = await waitForHost(resolver, HOST, (v) => v.state === 'failed');
       assert.deepEqual(failed.addresses, []);
-      assert.ok(logger.lines.some((l) => l.level === 'error' && l.msg === 'hostname grace period over, addresses dropped'));
+      assert.ok(
+        logger.lines.some((l) => l.level === 'error' && l.msg === 'hostname grace period over, addresses dropped'),
+      );
     });
   }
 });

@@ -126,7 +126,11 @@ export function waitForHost(
     };
     const deadline = setTimeout(() => {
       unsubscribe();
-      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${host}: ${JSON.stringify(resolver.snapshot().get(host))}`));
+      reject(
+        new Error(
+          `timed out after ${timeoutMs} ms waiting for ${host}: ${JSON.stringify(resolver.snapshot().get(host))}`,
+        ),
+      );
     }, timeoutMs);
     const unsubscribe = resolver.onChange(() => {
       check();

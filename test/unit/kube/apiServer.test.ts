@@ -46,7 +46,10 @@ function allowlistInformer(env: KubeTestEnv): TestInformer<V1ConfigMap> {
 }
 
 function sortedNames<T extends KubernetesObject>(cache: ObjectCache<T>): string[] {
-  return cache.list().map((obj) => `${obj.metadata?.namespace}/${obj.metadata?.name}`).sort();
+  return cache
+    .list()
+    .map((obj) => `${obj.metadata?.namespace}/${obj.metadata?.name}`)
+    .sort();
 }
 
 describe('client-node informer against the test API server', () => {
@@ -192,7 +195,10 @@ describe('client-node informer against the test API server', () => {
     const rvBefore = String(env.server.resourceVersion());
 
     assert.equal(env.server.endWatches(), 1);
-    await waitFor('a second watch', () => env.server.openWatches('configmaps') === 1 && env.server.counts('configmaps').watch === 2);
+    await waitFor(
+      'a second watch',
+      () => env.server.openWatches('configmaps') === 1 && env.server.counts('configmaps').watch === 2,
+    );
     env.server.create('configmaps', configMap('a', 'two', ALLOWLIST_LABELS));
     await waitFor('the second add', () => events.seen.length === 2);
 
@@ -254,7 +260,10 @@ describe('client-node informer against the test API server', () => {
       env.server.compact();
       release();
 
-      await waitFor('the relist and a live watch', () => env.server.counts('configmaps').list === 2 && env.server.openWatches() === 1);
+      await waitFor(
+        'the relist and a live watch',
+        () => env.server.counts('configmaps').list === 2 && env.server.openWatches() === 1,
+      );
       const rewatch = env.server.requests({ verb: 'watch' })[1];
       assert.equal(rewatch?.status, mode === 'http-410' ? 410 : 200);
       assert.deepEqual(sortedNames(informer), ['a/changed', 'a/kept', 'b/added']);
@@ -262,7 +271,10 @@ describe('client-node informer against the test API server', () => {
       assert.deepEqual(events.seen.slice(3).sort(), ['add b/added', 'delete a/removed', 'update a/changed']);
       assert.deepEqual(events.errors, [], '410 is handled without an error callback');
       // The watch after the relist starts from the list's resourceVersion and sees live changes.
-      assert.equal(env.server.requests({ verb: 'watch' })[2]?.query['resourceVersion'], String(env.server.resourceVersion()));
+      assert.equal(
+        env.server.requests({ verb: 'watch' })[2]?.query['resourceVersion'],
+        String(env.server.resourceVersion()),
+      );
       env.server.create('configmaps', configMap('b', 'live', ALLOWLIST_LABELS));
       await waitFor('a live add after the relist', () => events.seen.includes('add b/live'));
     });

@@ -69,11 +69,19 @@ describe('test API server protocol', () => {
     env.server.create('configmaps', configMap('a', 'y'));
     const response = await fetch(`${env.server.url}/api/v1/configmaps`);
     assert.equal(response.headers.get('content-type'), 'application/json');
-    const list = (await response.json()) as { kind: string; apiVersion: string; metadata: { resourceVersion: string }; items: { kind?: string; metadata: { name: string } }[] };
+    const list = (await response.json()) as {
+      kind: string;
+      apiVersion: string;
+      metadata: { resourceVersion: string };
+      items: { kind?: string; metadata: { name: string } }[];
+    };
     assert.equal(list.kind, 'ConfigMapList');
     assert.equal(list.apiVersion, 'v1');
     assert.equal(list.metadata.resourceVersion, '2');
-    assert.deepEqual(list.items.map((item) => item.metadata.name), ['y', 'z']);
+    assert.deepEqual(
+      list.items.map((item) => item.metadata.name),
+      ['y', 'z'],
+    );
     assert.equal(list.items[0]?.kind, undefined);
   });
 
@@ -82,7 +90,9 @@ describe('test API server protocol', () => {
     env.server.create('configmaps', configMap('a', 'dev', { tier: 'dev' }));
     env.server.create('configmaps', configMap('a', 'none'));
     const names = async (labelSelector: string) =>
-      (await env.coreApi.listNamespacedConfigMap({ namespace: 'a', labelSelector })).items.map((cm) => cm.metadata?.name);
+      (await env.coreApi.listNamespacedConfigMap({ namespace: 'a', labelSelector })).items.map(
+        (cm) => cm.metadata?.name,
+      );
     assert.deepEqual(await names('tier=prod'), ['prod']);
     assert.deepEqual(await names('tier==prod,team=x'), ['prod']);
     assert.deepEqual(await names('tier!=prod'), ['dev', 'none']);
@@ -112,32 +122,62 @@ describe('test API server protocol', () => {
   it('paginates with limit and continue', async () => {
     for (const name of ['c1', 'c2', 'c3', 'c4', 'c5']) env.server.create('configmaps', configMap('a', name));
     const first = await env.coreApi.listNamespacedConfigMap({ namespace: 'a', limit: 2 });
-    assert.deepEqual(first.items.map((cm) => cm.metadata?.name), ['c1', 'c2']);
+    assert.deepEqual(
+      first.items.map((cm) => cm.metadata?.name),
+      ['c1', 'c2'],
+    );
     assert.equal(first.metadata?.remainingItemCount, 3);
-    const second = await env.coreApi.listNamespacedConfigMap({ namespace: 'a', limit: 2, _continue: first.metadata?._continue });
-    assert.deepEqual(second.items.map((cm) => cm.metadata?.name), ['c3', 'c4']);
+    const second = await env.coreApi.listNamespacedConfigMap({
+      namespace: 'a',
+      limit: 2,
+      _continue: first.metadata?._continue,
+    });
+    assert.deepEqual(
+      second.items.map((cm) => cm.metadata?.name),
+      ['c3', 'c4'],
+    );
     assert.equal(second.metadata?.resourceVersion, first.metadata?.resourceVersion);
-    const last = await env.coreApi.listNamespacedConfigMap({ namespace: 'a', limit: 2, _continue: second.metadata?._continue });
-    assert.deepEqual(last.items.map((cm) => cm.metadata?.name), ['c5']);
+    const last = await env.coreApi.listNamespacedConfigMap({
+      namespace: 'a',
+      limit: 2,
+      _continue: second.metadata?._continue,
+    });
+    assert.deepEqual(
+      last.items.map((cm) => cm.metadata?.name),
+      ['c5'],
+    );
     assert.equal(last.metadata?._continue, undefined);
 
     env.server.create('configmaps', configMap('a', 'c6'));
     env.server.compact();
-    const expired = await apiError(env.coreApi.listNamespacedConfigMap({ namespace: 'a', limit: 2, _continue: first.metadata?._continue }));
+    const expired = await apiError(
+      env.coreApi.listNamespacedConfigMap({ namespace: 'a', limit: 2, _continue: first.metadata?._continue }),
+    );
     assert.equal(expired.code, 410);
   });
 
   it('creates, replaces with optimistic concurrency, merge-patches and deletes over HTTP', async () => {
-    const created = await env.coreApi.createNamespacedConfigMap({ namespace: 'a', body: configMap('a', 'cm', {}, { k: '1' }) });
+    const created = await env.coreApi.createNamespacedConfigMap({
+      namespace: 'a',
+      body: configMap('a', 'cm', {}, { k: '1' }),
+    });
     assert.equal(created.metadata?.resourceVersion, '1');
-    const duplicate = await apiError(env.coreApi.createNamespacedConfigMap({ namespace: 'a', body: configMap('a', 'cm') }));
+    const duplicate = await apiError(
+      env.coreApi.createNamespacedConfigMap({ namespace: 'a', body: configMap('a', 'cm') }),
+    );
     assert.equal(duplicate.code, 409);
     assert.match(String(duplicate.body), /AlreadyExists/);
 
-    const replaced = await env.coreApi.replaceNamespacedConfigMap({ namespace: 'a', name: 'cm', body: { ...created, data: { k: '2' } } });
+    const replaced = await env.coreApi.replaceNamespacedConfigMap({
+      namespace: 'a',
+      name: 'cm',
+      body: { ...created, data: { k: '2' } },
+    });
     assert.equal(replaced.metadata?.resourceVersion, '2');
     assert.equal(replaced.metadata?.uid, created.metadata?.uid);
-    const stale = await apiError(env.coreApi.replaceNamespacedConfigMap({ namespace: 'a', name: 'cm', body: { ...created, data: { k: '3' } } }));
+    const stale = await apiError(
+      env.coreApi.replaceNamespacedConfigMap({ namespace: 'a', name: 'cm', body: { ...created, data: { k: '3' } } }),
+    );
     assert.equal(stale.code, 409);
     assert.match(String(stale.body), /"reason":"Conflict"/);
 
@@ -206,12 +246,16 @@ describe('test API server protocol', () => {
     const inWindow = await rawWatch(`${env.server.url}/api/v1/configmaps?watch=true&resourceVersion=2`);
     const expired = await rawWatch(`${env.server.url}/api/v1/configmaps?watch=true&resourceVersion=1`);
     try {
-      await waitFor('the replay and the end of the expired stream', () => inWindow.lines.length === 2 && expired.ended());
+      await waitFor(
+        'the replay and the end of the expired stream',
+        () => inWindow.lines.length === 2 && expired.ended(),
+      );
       assert.deepEqual(inWindow.summary(), ['ADDED c3', 'ADDED c4']);
       assert.equal(expired.status, 200);
-      assert.deepEqual(expired.lines.map((line) => [line.type, line.object.kind, line.object.code, line.object.reason]), [
-        ['ERROR', 'Status', 410, 'Expired'],
-      ]);
+      assert.deepEqual(
+        expired.lines.map((line) => [line.type, line.object.kind, line.object.code, line.object.reason]),
+        [['ERROR', 'Status', 410, 'Expired']],
+      );
     } finally {
       await inWindow.close();
       await expired.close();
@@ -239,7 +283,8 @@ describe('test API server protocol', () => {
     const controller = await watch.watch(
       '/api/v1/pods',
       { allowWatchBookmarks: true },
-      (type: string, obj: { metadata?: { resourceVersion?: string } }) => seen.push({ type, resourceVersion: obj.metadata?.resourceVersion }),
+      (type: string, obj: { metadata?: { resourceVersion?: string } }) =>
+        seen.push({ type, resourceVersion: obj.metadata?.resourceVersion }),
       (err: unknown) => {
         done = err;
       },

@@ -14,16 +14,26 @@ import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../../h
 import { waitFor } from './support.js';
 
 const cm = (namespace: string, name: string, data: Record<string, string>, labels?: Record<string, string>) =>
-  ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, ...(labels ? { labels } : {}) }, data }) as unknown as KubeObject;
+  ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace, ...(labels ? { labels } : {}) },
+    data,
+  }) as unknown as KubeObject;
 
 describe('kubeconfig', () => {
   let dir: string;
   before(async () => (dir = await mkdtemp(join(tmpdir(), 'mgtest-kubeconfig-'))));
   after(() => rm(dir, { recursive: true, force: true }));
 
-  const write = async (user: string, cluster = `server: https://api.example:6443\n      certificate-authority-data: ${Buffer.from('CA').toString('base64')}`) => {
+  const write = async (
+    user: string,
+    cluster = `server: https://api.example:6443\n      certificate-authority-data: ${Buffer.from('CA').toString('base64')}`,
+  ) => {
     const file = join(dir, `kc-${Math.random().toString(16).slice(2)}`);
-    await writeFile(file, `apiVersion: v1
+    await writeFile(
+      file,
+      `apiVersion: v1
 kind: Config
 clusters:
   - name: other
@@ -38,7 +48,8 @@ contexts:
   - name: ctx
     context: {cluster: c, user: u}
 current-context: ctx
-`);
+`,
+    );
     return file;
   };
 
@@ -59,11 +70,14 @@ current-context: ctx
   });
 
   test('client certificates and insecure-skip-tls-verify reach the TLS agent', async () => {
-    const conn = await loadKubeConnection(await write(
-      `{client-certificate-data: ${Buffer.from('CERT').toString('base64')}, client-key-data: ${Buffer.from('KEY').toString('base64')}}`,
-      'server: https://api.example\n      insecure-skip-tls-verify: true',
-    ));
-    const options = (conn.agent as unknown as { options: { cert: Buffer; key: Buffer; rejectUnauthorized: boolean } }).options;
+    const conn = await loadKubeConnection(
+      await write(
+        `{client-certificate-data: ${Buffer.from('CERT').toString('base64')}, client-key-data: ${Buffer.from('KEY').toString('base64')}}`,
+        'server: https://api.example\n      insecure-skip-tls-verify: true',
+      ),
+    );
+    const options = (conn.agent as unknown as { options: { cert: Buffer; key: Buffer; rejectUnauthorized: boolean } })
+      .options;
     assert.deepEqual([String(options.cert), String(options.key), options.rejectUnauthorized], ['CERT', 'KEY', false]);
     assert.deepEqual(await conn.headers(), {});
   });
@@ -94,13 +108,20 @@ describe('informer against the API test server', () => {
     api.create('configmaps', cm('a', 'other', { k: '1' }));
     const changes: string[] = [];
     const informer = new ResilientInformer<V1ConfigMap>(client, {
-      name: 'cms', path: '/api/v1/configmaps', labelSelector: 'pick=yes', log: pino({ level: 'silent' }),
-      onChange: (what) => changes.push(what), backoffMs: { initial: 20, max: 50 },
+      name: 'cms',
+      path: '/api/v1/configmaps',
+      labelSelector: 'pick=yes',
+      log: pino({ level: 'silent' }),
+      onChange: (what) => changes.push(what),
+      backoffMs: { initial: 20, max: 50 },
     });
     try {
       await informer.start();
       assert.equal(informer.synced, true);
-      assert.deepEqual(informer.list().map((c) => c.metadata?.name), ['one']);
+      assert.deepEqual(
+        informer.list().map((c) => c.metadata?.name),
+        ['one'],
+      );
       assert.deepEqual(changes, ['cms add a/one', 'cms synced']);
 
       api.update('configmaps', cm('a', 'one', { k: '2' }, { pick: 'yes' }));
@@ -119,17 +140,29 @@ describe('informer against the API test server', () => {
       await waitFor('a restart to be scheduled', () => informer.restarts > 0, 3000);
       api.create('configmaps', cm('c', 'three', {}, { pick: 'yes' }));
       await api.restart();
-      await waitFor('the object created while the informer was away', () => informer.get('three', 'c') !== undefined, 5000);
+      await waitFor(
+        'the object created while the informer was away',
+        () => informer.get('three', 'c') !== undefined,
+        5000,
+      );
     } finally {
       await informer.stop();
     }
   });
 
-  test('request() posts JSON and reports a failure with the server\'s status and message', async () => {
+  test("request() posts JSON and reports a failure with the server's status and message", async () => {
     const created = await client.request<{ metadata: { name: string } }>('POST', '/api/v1/namespaces/a/events', {
-      apiVersion: 'v1', kind: 'Event', metadata: { name: 'e1', namespace: 'a' }, involvedObject: { kind: 'ConfigMap', name: 'x' }, reason: 'R', message: 'm',
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name: 'e1', namespace: 'a' },
+      involvedObject: { kind: 'ConfigMap', name: 'x' },
+      reason: 'R',
+      message: 'm',
     });
     assert.equal(created.metadata.name, 'e1');
-    await assert.rejects(client.request('GET', '/api/v1/namespaces/a/configmaps/missing'), (err: Error & { statusCode?: number }) => err.statusCode === 404 && /HTTP 404/.test(err.message));
+    await assert.rejects(
+      client.request('GET', '/api/v1/namespaces/a/configmaps/missing'),
+      (err: Error & { statusCode?: number }) => err.statusCode === 404 && /HTTP 404/.test(err.message),
+    );
   });
 });

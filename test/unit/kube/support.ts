@@ -47,7 +47,12 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-export function configMap(namespace: string, name: string, labels: Record<string, string> = {}, data: Record<string, string> = {}) {
+export function configMap(
+  namespace: string,
+  name: string,
+  labels: Record<string, string> = {},
+  data: Record<string, string> = {},
+) {
   return { metadata: { namespace, name, labels }, data };
 }
 

@@ -5,7 +5,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
-  containerCgroupNames, findContainerCgroup, findKubepods, findPodCgroup, podCgroupPath, podParentDirs, podUidOfCgroupName,
+  containerCgroupNames,
+  findContainerCgroup,
+  findKubepods,
+  findPodCgroup,
+  podCgroupPath,
+  podParentDirs,
+  podUidOfCgroupName,
 } from '../../../src/node/podCgroups.js';
 
 const UID = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
@@ -26,7 +32,10 @@ describe('findKubepods', () => {
   });
   test('finds a nested systemd root as kind lays it out (kubelet.slice/kubelet-kubepods.slice)', () => {
     const m = tree('kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice');
-    assert.deepEqual(findKubepods(m), { root: path.join(m, 'kubelet.slice/kubelet-kubepods.slice'), driver: 'systemd' });
+    assert.deepEqual(findKubepods(m), {
+      root: path.join(m, 'kubelet.slice/kubelet-kubepods.slice'),
+      driver: 'systemd',
+    });
   });
   test('finds the cgroupfs kubepods, and honours a forced driver', () => {
     const m = tree('kubepods/burstable', 'kubepods.slice');
@@ -46,7 +55,11 @@ describe('pod cgroup paths', () => {
     [systemd, 'Guaranteed', `/cg/kubepods.slice/kubepods-pod${UID_}.slice`],
     [systemd, 'Burstable', `/cg/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID_}.slice`],
     [systemd, 'BestEffort', `/cg/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${UID_}.slice`],
-    [nested, 'Burstable', `/cg/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod${UID_}.slice`],
+    [
+      nested,
+      'Burstable',
+      `/cg/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod${UID_}.slice`,
+    ],
     [cgroupfs, 'Guaranteed', `/cg/kubepods/pod${UID}`],
     [cgroupfs, 'Burstable', `/cg/kubepods/burstable/pod${UID}`],
     [cgroupfs, 'BestEffort', `/cg/kubepods/besteffort/pod${UID}`],
@@ -58,17 +71,28 @@ describe('pod cgroup paths', () => {
     });
   }
   test('parent dirs are the root and the burstable and besteffort cgroups', () => {
-    assert.deepEqual(podParentDirs(systemd), ['/cg/kubepods.slice', '/cg/kubepods.slice/kubepods-burstable.slice', '/cg/kubepods.slice/kubepods-besteffort.slice']);
+    assert.deepEqual(podParentDirs(systemd), [
+      '/cg/kubepods.slice',
+      '/cg/kubepods.slice/kubepods-burstable.slice',
+      '/cg/kubepods.slice/kubepods-besteffort.slice',
+    ]);
     assert.deepEqual(podParentDirs(cgroupfs), ['/cg/kubepods', '/cg/kubepods/burstable', '/cg/kubepods/besteffort']);
   });
   test('names that are not pod cgroups give no uid', () => {
-    for (const name of ['kubepods-burstable.slice', 'burstable', 'pod123', 'cri-containerd-abc.scope', `xpod${UID}`]) assert.equal(podUidOfCgroupName(name), null, name);
+    for (const name of ['kubepods-burstable.slice', 'burstable', 'pod123', 'cri-containerd-abc.scope', `xpod${UID}`])
+      assert.equal(podUidOfCgroupName(name), null, name);
   });
   test('finds the pod whatever its QoS class when the status does not say', () => {
     const m = tree(`kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${UID_}.slice`);
     const layout = { root: path.join(m, 'kubepods.slice'), driver: 'systemd' as const };
-    assert.equal(findPodCgroup(layout, UID), path.join(layout.root, `kubepods-besteffort.slice/kubepods-besteffort-pod${UID_}.slice`));
-    assert.equal(findPodCgroup(layout, UID, 'Burstable'), path.join(layout.root, `kubepods-besteffort.slice/kubepods-besteffort-pod${UID_}.slice`));
+    assert.equal(
+      findPodCgroup(layout, UID),
+      path.join(layout.root, `kubepods-besteffort.slice/kubepods-besteffort-pod${UID_}.slice`),
+    );
+    assert.equal(
+      findPodCgroup(layout, UID, 'Burstable'),
+      path.join(layout.root, `kubepods-besteffort.slice/kubepods-besteffort-pod${UID_}.slice`),
+    );
     assert.equal(findPodCgroup(layout, '11111111-2222-3333-4444-555555555555'), null);
   });
 });
@@ -87,7 +111,10 @@ describe('container cgroups', () => {
   });
   test('finds the sidecar cgroup inside the pod cgroup', () => {
     const m = tree(`pod/cri-containerd-${id}.scope`, 'pod/cri-containerd-other.scope');
-    assert.equal(findContainerCgroup(path.join(m, 'pod'), 'systemd', `containerd://${id}`), path.join(m, `pod/cri-containerd-${id}.scope`));
+    assert.equal(
+      findContainerCgroup(path.join(m, 'pod'), 'systemd', `containerd://${id}`),
+      path.join(m, `pod/cri-containerd-${id}.scope`),
+    );
     assert.equal(findContainerCgroup(path.join(m, 'pod'), 'systemd', 'containerd://missing'), null);
   });
 });
