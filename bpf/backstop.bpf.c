@@ -38,27 +38,27 @@
 #include "decide.bpf.h"
 #include "ipopts.bpf.h"
 
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
-#define SOCK_STREAM 1
-#define SOCK_DGRAM 2
-#define TCP_FLAG_SYN 0x02
-#define TCP_FLAG_ACK 0x10
-#define MG_IPV6_EXT_MAX 8
-#define NEXTHDR_HOP 0
-#define NEXTHDR_ROUTING 43
+#define ETH_P_IP	 0x0800
+#define ETH_P_IPV6	 0x86DD
+#define SOCK_STREAM	 1
+#define SOCK_DGRAM	 2
+#define TCP_FLAG_SYN	 0x02
+#define TCP_FLAG_ACK	 0x10
+#define MG_IPV6_EXT_MAX	 8
+#define NEXTHDR_HOP	 0
+#define NEXTHDR_ROUTING	 43
 #define NEXTHDR_FRAGMENT 44
-#define NEXTHDR_AUTH 51
-#define NEXTHDR_NONE 59
-#define NEXTHDR_DEST 60
+#define NEXTHDR_AUTH	 51
+#define NEXTHDR_NONE	 59
+#define NEXTHDR_DEST	 60
 
 struct mg_pkt {
-	struct mg_dest d;          /* key.addr: IP destination; port: host order, 0 if none */
+	struct mg_dest d; /* key.addr: IP destination; port: host order, 0 if none */
 	__u8 saddr[16];
-	__u16 sport;               /* network order */
+	__u16 sport; /* network order */
 	__u8 tcp_flags;
 	__u8 has_port;
-	__u8 source_routed;        /* or malformed: dropped for an enforced pod */
+	__u8 source_routed; /* or malformed: dropped for an enforced pod */
 };
 
 static __always_inline void load_ports(struct __sk_buff *skb, __u32 off, struct mg_pkt *p)
@@ -164,8 +164,8 @@ static __always_inline void parse_v6(struct __sk_buff *skb, struct mg_pkt *p)
 	for (i = 0; i < MG_IPV6_EXT_MAX; i++) {
 		__u8 e[4];
 
-		if (nh != NEXTHDR_HOP && nh != NEXTHDR_DEST && nh != NEXTHDR_ROUTING &&
-		    nh != NEXTHDR_FRAGMENT && nh != NEXTHDR_AUTH) {
+		if (nh != NEXTHDR_HOP && nh != NEXTHDR_DEST && nh != NEXTHDR_ROUTING && nh != NEXTHDR_FRAGMENT &&
+		    nh != NEXTHDR_AUTH) {
 			p->d.proto = nh;
 			if (nh != NEXTHDR_NONE)
 				load_ports(skb, off, p);
@@ -197,8 +197,8 @@ static __always_inline int sock_peer_is(const struct bpf_sock *sk, const struct 
 		return 0;
 	if (sk->family == 2)
 		return addr_is_v4(p->d.key.addr) && a[3] == sk->dst_ip4 && sk->dst_ip4 != 0;
-	return a[0] == sk->dst_ip6[0] && a[1] == sk->dst_ip6[1] && a[2] == sk->dst_ip6[2] &&
-	       a[3] == sk->dst_ip6[3] && (a[0] | a[1] | a[2] | a[3]) != 0;
+	return a[0] == sk->dst_ip6[0] && a[1] == sk->dst_ip6[1] && a[2] == sk->dst_ip6[2] && a[3] == sk->dst_ip6[3] &&
+	       (a[0] | a[1] | a[2] | a[3]) != 0;
 }
 
 /* Sockets whose peer connect() decided: TCP, and connected UDP (sendmsg decides the rest). */

@@ -149,11 +149,11 @@ int mg_sendmsg6(struct bpf_sock_addr *ctx)
  * sidecar) pass before any destination rule is looked at; anything else is
  * enforced (decide.bpf.h, the same code connect uses).
  */
-#define SOL_IP 0
-#define SOL_IPV6 41
-#define IP_OPTIONS 4
+#define SOL_IP	       0
+#define SOL_IPV6       41
+#define IP_OPTIONS     4
 #define IPV6_2292RTHDR 5
-#define IPV6_RTHDR 57
+#define IPV6_RTHDR     57
 
 static __always_inline int wants_source_route(struct bpf_sockopt *ctx)
 {

@@ -17,15 +17,15 @@
 #include "learned.bpf.h"
 #include "kernel.bpf.h"
 
-#define AF_INET 2
-#define AF_INET6 10
+#define AF_INET		     2
+#define AF_INET6	     10
 #define IPPROTO_MPTCP_NUMBER 262
 
 struct mg_dest {
-	struct mg_lpm_key key;    /* key.addr holds the destination; slot is filled in */
-	__u16 port;               /* host order */
-	__u8 proto;               /* IPPROTO_TCP, IPPROTO_UDP or another number */
-	__u8 hook;                /* enum mg_hook */
+	struct mg_lpm_key key; /* key.addr holds the destination; slot is filled in */
+	__u16 port;	       /* host order */
+	__u8 proto;	       /* IPPROTO_TCP, IPPROTO_UDP or another number */
+	__u8 hook;	       /* enum mg_hook */
 };
 
 struct mg_decision {
@@ -61,8 +61,8 @@ static __always_inline int addr_is_multicast_or_broadcast(const __u8 *addr)
 	return addr[0] == 0xff;
 }
 
-static __always_inline int trie_lookup(struct mg_dest *d, __u8 table, __u8 proto, __u16 port,
-				       __u32 namespace_id, __u32 *label_id)
+static __always_inline int trie_lookup(struct mg_dest *d, __u8 table, __u8 proto, __u16 port, __u32 namespace_id,
+				       __u32 *label_id)
 {
 	struct mg_lpm_value *v;
 
@@ -90,9 +90,8 @@ static __always_inline void set_verdict(struct mg_decision *out, __u8 verdict, _
  * no redirect: whatever would be redirected passes, and only the global
  * allowlist applies).
  */
-static __always_inline void decide_destination(struct mg_dest *d, const struct mg_config *cfg,
-					       __u32 namespace_id, int enforced_pod,
-					       struct mg_decision *out)
+static __always_inline void decide_destination(struct mg_dest *d, const struct mg_config *cfg, __u32 namespace_id,
+					       int enforced_pod, struct mg_decision *out)
 {
 	__u8 tcp = d->proto == IPPROTO_TCP;
 	__u8 redirect = enforced_pod ? MG_VERDICT_REDIRECT : MG_VERDICT_PASS;
@@ -111,8 +110,7 @@ static __always_inline void decide_destination(struct mg_dest *d, const struct m
 		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_EXCLUDED_PORT);
 
 	/* Rule 4: multicast and broadcast are never redirected; they are external. */
-	if (!addr_is_multicast_or_broadcast(d->key.addr) &&
-	    trie_lookup(d, MG_TABLE_MESH, 0, 0, 0, &out->label_id))
+	if (!addr_is_multicast_or_broadcast(d->key.addr) && trie_lookup(d, MG_TABLE_MESH, 0, 0, 0, &out->label_id))
 		return set_verdict(out, tcp ? redirect : MG_VERDICT_PASS, MG_RULE_MESH_CIDR);
 	out->label_id = 0;
 
@@ -122,8 +120,7 @@ static __always_inline void decide_destination(struct mg_dest *d, const struct m
 
 	/* Rule 6: allowlists are keyed by protocol and port, then longest prefix. */
 	if (d->proto == IPPROTO_TCP || d->proto == IPPROTO_UDP) {
-		if (namespace_id &&
-		    trie_lookup(d, MG_TABLE_ALLOW, d->proto, d->port, namespace_id, &out->label_id))
+		if (namespace_id && trie_lookup(d, MG_TABLE_ALLOW, d->proto, d->port, namespace_id, &out->label_id))
 			return set_verdict(out, MG_VERDICT_PASS, MG_RULE_ALLOW_NAMESPACE);
 		if (trie_lookup(d, MG_TABLE_ALLOW, d->proto, d->port, 0, &out->label_id))
 			return set_verdict(out, MG_VERDICT_PASS, MG_RULE_ALLOW_GLOBAL);
@@ -144,7 +141,7 @@ static __always_inline void decide_destination(struct mg_dest *d, const struct m
 	/* Rule 7: the namespace's own blocked_egress_action, else the global one.
 	 * Redirect can only apply to TCP (UDP is denied); audit lets both through. */
 	{
-		struct mg_namespace_key ns_key = { .namespace_id = namespace_id, .slot = d->key.slot };
+		struct mg_namespace_key ns_key = {.namespace_id = namespace_id, .slot = d->key.slot};
 		struct mg_namespace *ns = bpf_map_lookup_elem(&mg_namespaces, &ns_key);
 		__u8 action = ns ? ns->blocked_action : cfg->blocked_action;
 
@@ -167,8 +164,8 @@ static __always_inline void decide_destination(struct mg_dest *d, const struct m
  */
 struct mg_who {
 	struct __sk_buff *skb;
-	struct cgroup___mg *cgrp;  /* the socket's cgroup (socket hooks) */
-	__u32 uid;                 /* the socket's owner (sk_uid) */
+	struct cgroup___mg *cgrp; /* the socket's cgroup (socket hooks) */
+	__u32 uid;		  /* the socket's owner (sk_uid) */
 };
 
 static __always_inline __u64 own_cgroup_id(const struct mg_who *who)
@@ -292,8 +289,7 @@ static __always_inline void decide(struct mg_dest *d, struct mg_decision *out, c
 	out->generation = cfg->generation;
 
 	/* Rule 1 fallback: proxy_uid counts only while the sidecar's cgroup is unknown. */
-	if (!(pod->flags & MG_POD_PROXY_CGROUP_KNOWN) &&
-	    who->uid == cfg->proxy_uid)
+	if (!(pod->flags & MG_POD_PROXY_CGROUP_KNOWN) && who->uid == cfg->proxy_uid)
 		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_PROXY_UID);
 
 	decide_destination(d, cfg, pod->namespace_id, 1, out);
@@ -334,7 +330,8 @@ static __always_inline void count_event_stat(__u32 stat)
 }
 
 /* The flow's last verdict in the mg_flows LRU (enforced pods only). */
-static __always_inline void record_flow(const struct mg_dest *d, const struct mg_decision *out, const struct mg_who *who)
+static __always_inline void record_flow(const struct mg_dest *d, const struct mg_decision *out,
+					const struct mg_who *who)
 {
 	struct mg_flow_key key = {};
 	struct mg_flow *f, fresh = {};

@@ -29,18 +29,18 @@
 #include "addr.bpf.h"
 
 #define MG_DNS_FNV_OFFSET 0xcbf29ce484222325ULL
-#define MG_DNS_FNV_PRIME 0x100000001b3ULL
-#define MG_DNS_HEADER 12
-#define MG_DNS_TYPE_A 1
+#define MG_DNS_FNV_PRIME  0x100000001b3ULL
+#define MG_DNS_HEADER	  12
+#define MG_DNS_TYPE_A	  1
 #define MG_DNS_TYPE_CNAME 5
-#define MG_DNS_TYPE_AAAA 28
+#define MG_DNS_TYPE_AAAA  28
 #define MG_DNS_TYPE_DNAME 39
 #define MG_DNS_TYPE_RRSIG 46
-#define MG_DNS_CLASS_IN 1
+#define MG_DNS_CLASS_IN	  1
 /* Bytes and pointers walked for one name: 255 name bytes plus a few pointer hops. */
 #define MG_DNS_NAME_STEPS 300
-#define MG_DNS_MAX_JUMPS 16
-#define MG_DNS_MAX_CHAIN 8
+#define MG_DNS_MAX_JUMPS  16
+#define MG_DNS_MAX_CHAIN  8
 /* Names already walked from their first byte (the question, CNAME targets): a pointer to one is not walked again. */
 #define MG_DNS_NAME_CACHE 4
 
@@ -56,48 +56,48 @@ struct dns_addr {
  * one pass instead of being re-verified for every value its state takes.
  */
 struct dns_walk {
-	__u64 hash;         /* MG_DNS_HASH_FORWARD (names) or MG_DNS_HASH_SUFFIX (suffix walk) */
-	__u32 off;          /* next byte */
-	__u32 end;          /* first byte after the name where it was written (0 until known) */
-	__u32 left;         /* bytes left in the current label */
-	__u32 total;        /* wire length so far */
-	__u32 limit;        /* a compression pointer must point before this (strictly backwards) */
+	__u64 hash;  /* MG_DNS_HASH_FORWARD (names) or MG_DNS_HASH_SUFFIX (suffix walk) */
+	__u32 off;   /* next byte */
+	__u32 end;   /* first byte after the name where it was written (0 until known) */
+	__u32 left;  /* bytes left in the current label */
+	__u32 total; /* wire length so far */
+	__u32 limit; /* a compression pointer must point before this (strictly backwards) */
 	__u32 jumps;
-	__u32 record_labels;/* the question: note where each label starts */
+	__u32 record_labels; /* the question: note where each label starts */
 	__u32 done;
 	__u32 bad;
-	__s32 next_label;   /* suffix walk: the label whose start comes next, going backwards */
-	__u32 cmp_start;    /* comparison with a host's name */
+	__s32 next_label; /* suffix walk: the label whose start comes next, going backwards */
+	__u32 cmp_start;  /* comparison with a host's name */
 	__u32 cmp_len;
 	__u32 cmp_differs;
-	__u32 learned;      /* addresses learned from this answer */
+	__u32 learned; /* addresses learned from this answer */
 };
 
 struct dns_scratch {
 	struct dns_walk w;
 	__u8 pkt[MG_DNS_PACKET_MAX + 1];
-	__u32 len;                          /* DNS payload bytes in pkt */
-	__u32 qname_len;                    /* wire bytes of the question name */
-	__u32 nlabels;                      /* labels of the question (at most MG_DNS_MAX_LABELS kept) */
-	__u32 off;                          /* answer walk: next record */
+	__u32 len;	 /* DNS payload bytes in pkt */
+	__u32 qname_len; /* wire bytes of the question name */
+	__u32 nlabels;	 /* labels of the question (at most MG_DNS_MAX_LABELS kept) */
+	__u32 off;	 /* answer walk: next record */
 	__u32 ancount;
-	__u32 nrecords;                     /* answer, authority and additional records */
+	__u32 nrecords; /* answer, authority and additional records */
 	__u32 bad;
 	__u32 nchain;
 	__u32 naddr;
-	__u64 qhash;                        /* MG_DNS_HASH_FORWARD of the question */
-	__u64 chain[MG_DNS_MAX_CHAIN];      /* forward hashes of the question and its CNAME targets */
+	__u64 qhash;		       /* MG_DNS_HASH_FORWARD of the question */
+	__u64 chain[MG_DNS_MAX_CHAIN]; /* forward hashes of the question and its CNAME targets */
 	__u32 ncache;
 	__u32 cache_off[MG_DNS_NAME_CACHE];
 	__u64 cache_hash[MG_DNS_NAME_CACHE];
 	__u16 label_off[MG_DNS_MAX_LABELS];
 	__u64 suffix_hash[MG_DNS_MAX_LABELS];
 	struct dns_addr addrs[MG_DNS_MAX_RECORDS];
-	struct mg_dns_name name;            /* the question's text for mg_dns_names */
+	struct mg_dns_name name; /* the question's text for mg_dns_names */
 };
 
 /* Per-CPU scratch, one per direction: a softirq (ingress) may interrupt a sendmsg (egress) on its CPU. */
-#define MG_DNS_SCRATCH_EGRESS 0
+#define MG_DNS_SCRATCH_EGRESS  0
 #define MG_DNS_SCRATCH_INGRESS 1
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -133,8 +133,8 @@ static __always_inline __u16 dns_u16(const struct dns_scratch *s, __u32 off)
 struct dns_packet {
 	__u32 payload_off;
 	__u32 payload_len;
-	__u8 addr[16];      /* the source (ingress) or destination (egress) */
-	__u16 port;         /* host order */
+	__u8 addr[16]; /* the source (ingress) or destination (egress) */
+	__u16 port;    /* host order */
 };
 
 /*
@@ -280,7 +280,7 @@ static long dns_name_step(__u32 i, void *ctx)
 		w->off = ptr;
 		return 0;
 	}
-	if (c & 0xc0) {   /* 0x40 and 0x80 label types are obsolete or unknown */
+	if (c & 0xc0) { /* 0x40 and 0x80 label types are obsolete or unknown */
 		w->bad = 1;
 		return 1;
 	}
@@ -305,7 +305,7 @@ static long dns_name_step(__u32 i, void *ctx)
 /* Walks the name at off into s->w. Returns 0 when it is malformed; s->w.end is where its record goes on. */
 static __always_inline int dns_walk_name(struct dns_scratch *s, __u32 off, __u32 limit, __u32 record_labels)
 {
-	struct dns_cb cb = { .s = s };
+	struct dns_cb cb = {.s = s};
 	struct dns_walk *w = &s->w;
 
 	w->hash = MG_DNS_FNV_OFFSET;
@@ -334,7 +334,7 @@ static __always_inline __u32 dns_read_question(struct dns_scratch *s, __u16 *qty
 	s->nlabels = 0;
 	if (!dns_walk_name(s, MG_DNS_HEADER, 0, 1))
 		return 0;
-	if (s->w.total == 0)       /* the root: never an allowlisted host */
+	if (s->w.total == 0) /* the root: never an allowlisted host */
 		return 0;
 	end = s->w.end;
 	if (end + 4 > s->len)
@@ -370,7 +370,7 @@ static long dns_suffix_step(__u32 i, void *ctx)
 
 static __always_inline void dns_suffix_hashes(struct dns_scratch *s)
 {
-	struct dns_cb cb = { .s = s };
+	struct dns_cb cb = {.s = s};
 	__u32 n = s->nlabels;
 
 	s->w.hash = MG_DNS_FNV_OFFSET;
@@ -399,7 +399,7 @@ static long dns_cmp_step(__u32 i, void *ctx)
 static __always_inline __u32 dns_host_at(struct dns_scratch *s, __u32 k, __u8 kind, __u32 namespace_id, __u8 slot)
 {
 	struct mg_dns_host_key key = {};
-	struct dns_cb cb = { .s = s };
+	struct dns_cb cb = {.s = s};
 	const struct mg_dns_host *host;
 	__u32 start;
 
@@ -749,7 +749,7 @@ static __always_inline void dns_remember_name(struct dns_scratch *s)
  * first learned address is then s->addrs[0].
  */
 static __always_inline __u32 dns_read_answer(struct __sk_buff *skb, const struct dns_packet *pk,
-					    struct mg_dns_socket *sock)
+					     struct mg_dns_socket *sock)
 {
 	struct dns_learn_ctx c = {};
 	struct dns_cb cb = {};

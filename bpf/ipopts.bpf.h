@@ -6,14 +6,14 @@
 #include <linux/types.h>
 #include <bpf/bpf_helpers.h>
 
-#define IPOPT_END 0
-#define IPOPT_NOOP 1
-#define IPOPT_LSRR 131
-#define IPOPT_SSRR 137
+#define IPOPT_END	 0
+#define IPOPT_NOOP	 1
+#define IPOPT_LSRR	 131
+#define IPOPT_SSRR	 137
 #define MG_IPV4_OPTS_MAX 40
 
 struct mg_opt_scan {
-	__u8 opts[64];             /* a power of two, so a masked index stays inside */
+	__u8 opts[64]; /* a power of two, so a masked index stays inside */
 	__u32 at;
 	__u32 len;
 	int source_routed;

@@ -13,8 +13,8 @@
 #include "maps.bpf.h"
 
 /* 1 when addr:port/proto is allowed through a learned, unexpired host of namespace_id; the entry's label in *label_id. */
-static __always_inline int learned_allows(const __u8 *addr, __u8 proto, __u16 port, __u8 slot,
-					  __u32 namespace_id, __u32 *label_id)
+static __always_inline int learned_allows(const __u8 *addr, __u8 proto, __u16 port, __u8 slot, __u32 namespace_id,
+					  __u32 *label_id)
 {
 	struct mg_learned_key key = {};
 	struct mg_dns_port_key pk = {};

@@ -22,19 +22,19 @@
  * src/datapath/abi.generated.ts); src/datapath/desired.ts (DATAPATH_LIMITS) refuses a desired
  * state that would not fit, before any kernel write.
  */
-#define MG_POLICY_TRIE_MAX (1 << 19)  /* both slots together */
-#define MG_EXCLUDED_PORTS_MAX 2048     /* both slots together */
-#define MG_CGROUPS_MAX 65536
-#define MG_LABELS_MAX 131072
-#define MG_REDIRECTS_MAX 65536
-#define MG_EVENTS_BYTES (256 * 1024)
-#define MG_NAMESPACES_MAX 16384        /* both slots together */
+#define MG_POLICY_TRIE_MAX    (1 << 19) /* both slots together */
+#define MG_EXCLUDED_PORTS_MAX 2048	/* both slots together */
+#define MG_CGROUPS_MAX	      65536
+#define MG_LABELS_MAX	      131072
+#define MG_REDIRECTS_MAX      65536
+#define MG_EVENTS_BYTES	      (256 * 1024)
+#define MG_NAMESPACES_MAX     16384 /* both slots together */
 /* Default only: the agent sets mg_flows' size before load (--flows-max). */
-#define MG_FLOWS_MAX 16384
+#define MG_FLOWS_MAX	     16384
 #define MG_DNS_RESOLVERS_MAX 64
-#define MG_DNS_HOSTS_MAX 65536        /* both slots together */
-#define MG_DNS_PORTS_MAX 131072       /* both slots together */
-#define MG_DNS_NAMES_MAX 8192
+#define MG_DNS_HOSTS_MAX     65536  /* both slots together */
+#define MG_DNS_PORTS_MAX     131072 /* both slots together */
+#define MG_DNS_NAMES_MAX     8192
 /* mg_learned and mg_learned_ring: the agent may set another size before load (--dns-learned-max). */
 #define MG_LEARNED_MAX MG_DNS_LEARNED_DEFAULT
 
@@ -109,7 +109,7 @@ MG_MAP struct {
 
 MG_MAP struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, MG_VERDICT_COUNT * MG_RULE_COUNT);
+	__uint(max_entries, MG_VERDICT_COUNT *MG_RULE_COUNT);
 	__type(key, __u32);
 	__type(value, __u64);
 } mg_counters SEC(".maps");

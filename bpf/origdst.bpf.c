@@ -18,10 +18,10 @@
 #include "maps.bpf.h"
 #include "addr.bpf.h"
 
-#define AF_INET 2
-#define AF_INET6 10
-#define SOL_IP 0
-#define SOL_IPV6 41
+#define AF_INET		2
+#define AF_INET6	10
+#define SOL_IP		0
+#define SOL_IPV6	41
 #define SO_ORIGINAL_DST 80 /* also IP6T_SO_ORIGINAL_DST */
 
 struct sockaddr_in_abi {
