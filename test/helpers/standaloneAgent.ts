@@ -1,5 +1,5 @@
-// The real `meshgate agent` in standalone mode for one test pod, with hostname
-// learning from a test DNS server: what the hostname tests start. Killed by its PID only.
+// The real `meshgate agent` in standalone mode for one test pod: what the agent, hostile-input and
+// hostname tests start. Killed by its PID only.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { PodFixture } from './kernelFixture.js';
@@ -15,27 +15,50 @@ export interface DnsAgentOptions {
   readonly graceS: number;
 }
 
-/** Starts the agent for namespace "shop"; everything it prints goes to `onOutput`. */
-export function startDnsAgent(o: DnsAgentOptions, onOutput: (text: string) => void): ChildProcess {
+/**
+ * Starts `meshgate agent` in standalone mode for `pod` in namespace "shop" (sidecar cgroup, pin dir,
+ * an ephemeral metrics port), with `extraArgs` after those; everything it prints goes to `onOutput`.
+ */
+export function startStandaloneAgent(
+  pod: PodFixture,
+  configFile: string,
+  extraArgs: readonly string[],
+  onOutput: (text: string) => void,
+): ChildProcess {
   const agent = spawn(
     process.execPath,
     [
       path.join(REPO_ROOT, 'bin/meshgate.js'),
       'agent',
       '--config-file',
-      o.configFile,
-      '--allowlist-file',
-      o.allowlistFile,
+      configFile,
       '--cgroup',
-      o.pod.sb.cgroup,
+      pod.sb.cgroup,
       '--proxy-cgroup',
-      o.pod.proxy,
+      pod.proxy,
       '--pin-dir',
-      o.pod.sb.pinDir,
+      pod.sb.pinDir,
       '--namespace',
       'shop',
       '--listen',
       '127.0.0.1:0',
+      ...extraArgs,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  agent.stdout!.on('data', (d: Buffer) => onOutput(d.toString()));
+  agent.stderr!.on('data', (d: Buffer) => onOutput(d.toString()));
+  return agent;
+}
+
+/** The standalone agent with hostname learning from the test resolver. */
+export function startDnsAgent(o: DnsAgentOptions, onOutput: (text: string) => void): ChildProcess {
+  return startStandaloneAgent(
+    o.pod,
+    o.configFile,
+    [
+      '--allowlist-file',
+      o.allowlistFile,
       '--dns-server',
       `127.0.0.1:${o.dnsPort}`,
       '--dns-ttl-floor',
@@ -45,11 +68,8 @@ export function startDnsAgent(o: DnsAgentOptions, onOutput: (text: string) => vo
       '--dns-grace',
       String(o.graceS),
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    onOutput,
   );
-  agent.stdout!.on('data', (d: Buffer) => onOutput(d.toString()));
-  agent.stderr!.on('data', (d: Buffer) => onOutput(d.toString()));
-  return agent;
 }
 
 /** SIGKILL (by PID) and wait for the exit; nothing when the child was never started or has exited. */

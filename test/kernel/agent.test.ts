@@ -5,8 +5,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { startStandaloneAgent } from '../helpers/standaloneAgent.js';
 import { classify, createPod, type PodFixture } from '../helpers/kernelFixture.js';
-import { REPO_ROOT, SOCKPROBE, requireRoot, until } from '../helpers/sandbox.js';
+import { SOCKPROBE, requireRoot, until } from '../helpers/sandbox.js';
 
 const skip = requireRoot();
 if (skip) console.log(`# SKIP standalone agent tests: ${skip}`);
@@ -33,28 +34,9 @@ describe('standalone agent', { skip: skip ?? false }, () => {
 
   async function startAgent(): Promise<void> {
     log = '';
-    agent = spawn(
-      process.execPath,
-      [
-        path.join(REPO_ROOT, 'bin/meshgate.js'),
-        'agent',
-        '--config-file',
-        configFile,
-        '--cgroup',
-        pod.sb.cgroup,
-        '--proxy-cgroup',
-        pod.proxy,
-        '--pin-dir',
-        pod.sb.pinDir,
-        '--namespace',
-        'shop',
-        '--listen',
-        '127.0.0.1:0',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    agent.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-    agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    agent = startStandaloneAgent(pod, configFile, [], (text) => {
+      log += text;
+    });
     await until('the agent to apply its first policy', () => log.includes('"policy applied"'));
     port = Number(/"port":(\d+)/.exec(log)?.[1]);
   }

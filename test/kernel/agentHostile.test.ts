@@ -4,11 +4,12 @@
 // agent's peak memory inside the DaemonSet's limit, and the last good policy
 // survives a restart while the file is still invalid.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { startStandaloneAgent } from '../helpers/standaloneAgent.js';
 import { createPod, type PodFixture } from '../helpers/kernelFixture.js';
 import { REPO_ROOT, requireRoot, until } from '../helpers/sandbox.js';
 
@@ -40,30 +41,9 @@ describe('standalone agent against hostile config files', { skip: skip ?? false 
 
   async function startAgent(): Promise<void> {
     log = '';
-    agent = spawn(
-      process.execPath,
-      [
-        path.join(REPO_ROOT, 'bin/meshgate.js'),
-        'agent',
-        '--config-file',
-        configFile,
-        '--cgroup',
-        pod.sb.cgroup,
-        '--proxy-cgroup',
-        pod.proxy,
-        '--pin-dir',
-        pod.sb.pinDir,
-        '--namespace',
-        'shop',
-        '--listen',
-        '127.0.0.1:0',
-        '--debounce-ms',
-        '5',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    agent.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-    agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    agent = startStandaloneAgent(pod, configFile, ['--debounce-ms', '5'], (text) => {
+      log += text;
+    });
     await until('the agent to apply a policy', () => log.includes('"policy applied"'));
   }
   /** Replaces the config file the way editors do (rename), with text or a symlink. */
