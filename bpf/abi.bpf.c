@@ -28,6 +28,8 @@ struct mg_abi_anchor {
 	enum mg_sk_flags sk_flags;
 	struct mg_event event;
 	enum mg_walk_limits walk_limits;
+	enum mg_reply_limits reply_limits;
+	enum mg_reply_flags reply_flags;
 	/* Kernel UAPI layouts user space reads (bpf_obj_get_info_by_fd), for their offsets. */
 	struct bpf_map_info map_info;
 	struct bpf_link_info link_info;

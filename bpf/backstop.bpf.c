@@ -20,6 +20,8 @@
  * - Any other TCP packet of a TCP socket that is not an opening SYN (a
  *   listener's SYN-ACK) passes: only connect() opens connections, and its hook
  *   decided them.
+ * - A UDP datagram of an unconnected socket to a peer that sent to that socket
+ *   recently (a reply, bpf/reply.bpf.h) passes with one lookup.
  * - Everything else gets the full SPEC §2 decision (decide.bpf.h) on the IP
  *   destination, protocol and port, as the pod that owns the socket (the
  *   skb's socket cgroup and uid, never the current task). A pass is remembered
@@ -37,6 +39,7 @@
  */
 #include "decide.bpf.h"
 #include "ipopts.bpf.h"
+#include "reply.bpf.h"
 
 #define ETH_P_IP	 0x0800
 #define ETH_P_IPV6	 0x86DD
@@ -349,6 +352,9 @@ int mg_egress(struct __sk_buff *skb)
 		    (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
 			return 1;
 		if (peer_passed_before(sk, &p))
+			return 1;
+		/* A UDP reply to a peer that sent to this socket (bpf/reply.bpf.h). */
+		if (reply_packet(skb, sk, p.d.proto, p.has_port, p.d.key.addr, p.d.port))
 			return 1;
 	}
 

@@ -22,6 +22,7 @@
 
 #include "decide.bpf.h"
 #include "ipopts.bpf.h"
+#include "reply.bpf.h"
 
 static __always_inline __u8 socket_proto(struct bpf_sock_addr *ctx)
 {
@@ -59,6 +60,7 @@ static __always_inline int finish(struct bpf_sock_addr *ctx, struct mg_dest *d, 
 
 	sock_identity(ctx, &who);
 	decide(d, &out, &who);
+	reply_decide_sendmsg(ctx, d, &out);
 	record(d, &out, &who);
 	if (out.verdict == MG_VERDICT_DENY)
 		return 0;

@@ -7,9 +7,11 @@
  * from a trusted resolver to such a socket and learns the allowlisted
  * addresses (dns.bpf.h). cgroup_skb/ingress runs before the packet is queued
  * to the socket, so the address is allowed before the pod can read the answer.
+ * Ingress also files the peers of UDP servers' sockets (bpf/reply.bpf.h).
  * Both always return 1: the reader never drops a packet.
  */
 #include "dns.bpf.h"
+#include "reply.bpf.h"
 
 /* Pod cgroups sit a few levels below the attach point (QoS slice, pod, container). */
 #define MG_DNS_CGROUP_WALK 8
@@ -148,7 +150,10 @@ int mg_dns_ingress(struct __sk_buff *skb)
 	struct bpf_sock *sk;
 	__u32 host_id;
 
-	if (!dns_udp_peer(skb, 1, &pk) || !dns_resolver_port(pk.port))
+	if (!dns_udp_peer(skb, 1, &pk))
+		return 1;
+	reply_note(skb, pk.addr, pk.port);
+	if (!dns_resolver_port(pk.port))
 		return 1;
 	if (!dns_trusted(&pk)) {
 		dns_count(MG_DNS_STAT_UNTRUSTED);

@@ -260,4 +260,19 @@ MG_MAP struct {
 	__type(value, __u64);
 } mg_dns_stats SEC(".maps");
 
+/* The peers an enforced pod's unconnected UDP socket received from (bpf/reply.bpf.h). */
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MG_REPLY_PEERS_MAX);
+	__type(key, struct mg_reply_key);
+	__type(value, struct mg_reply);
+} mg_reply_peers SEC(".maps");
+
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mg_reply_config);
+} mg_reply_config SEC(".maps");
+
 #endif /* MESHGATE_MAPS_BPF_H */

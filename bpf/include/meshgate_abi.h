@@ -44,7 +44,8 @@ enum mg_rule {
 	MG_RULE_ALLOW_LEARNED = 14,   /* rule 6: an address learned from the pod's own DNS answer (mg_learned) */
 	MG_RULE_EGRESS_BACKSTOP = 15, /* a packet the backstop dropped (cgroup_skb/egress): see docs/decisions.md */
 	MG_RULE_SOURCE_ROUTE = 16,    /* a source-route option refused (cgroup/setsockopt) or dropped (backstop) */
-	MG_RULE_COUNT = 17,
+	MG_RULE_REPLY = 17,	      /* a UDP reply to a peer that recently sent to this socket (mg_reply_peers) */
+	MG_RULE_COUNT = 18,
 };
 
 /* Which hook made the decision (events only). */
@@ -469,5 +470,50 @@ struct mg_dns_name {
 	__u8 name[MG_DNS_NAME_MAX + 1]; /* lower-case wire format */
 };
 _Static_assert(sizeof(struct mg_dns_name) == 260, "mg_dns_name size");
+
+/*
+ * Replies (bpf/reply.bpf.h): the peers an enforced pod's unconnected UDP
+ * socket received datagrams from, so that its replies to them pass (rule
+ * reply) like conntrack's ESTABLISHED. An entry lives MG_REPLY_UNREPLIED_MS
+ * after a datagram came in, MG_REPLY_ASSURED_MS once the socket has replied
+ * (conntrack's nf_conntrack_udp_timeout and _timeout_stream); only inbound
+ * datagrams refresh it.
+ */
+enum mg_reply_limits {
+	MG_REPLY_PEERS_MAX = 65536,    /* mg_reply_peers entries (LRU: the least recently used goes) */
+	MG_REPLY_UNREPLIED_MS = 30000, /* default lifetime before the socket replied */
+	MG_REPLY_ASSURED_MS = 120000,  /* default lifetime once it has replied */
+	MG_REPLY_LOOPBACK_IFINDEX = 1, /* datagrams that came in on lo are never recorded */
+};
+
+enum mg_reply_flags {
+	MG_REPLY_ASSURED = 1, /* the socket has replied to this peer */
+};
+
+/* mg_reply_peers key: one peer of one socket. */
+struct mg_reply_key {
+	__u64 sock_cookie; /* bpf_get_socket_cookie() of the receiving socket: never reused */
+	__u8 addr[16];	   /* the peer, network order; IPv4 as ::ffff:a.b.c.d */
+	__u16 port;	   /* the peer's port, network order */
+	__u16 pad0;
+	__u32 pad1;
+};
+_Static_assert(sizeof(struct mg_reply_key) == 32, "mg_reply_key size");
+
+struct mg_reply {
+	__u64 expires_ns;    /* bpf_ktime_get_ns() after which the peer is no longer one */
+	__u64 last_in_ns;    /* the last datagram from the peer */
+	__u64 pod_cgroup_id; /* the pod that owns the socket (dump only) */
+	__u32 flags;	     /* enum mg_reply_flags */
+	__u32 pad0;
+};
+_Static_assert(sizeof(struct mg_reply) == 32, "mg_reply size");
+
+/* mg_reply_config value (one entry), written by the agent; 0 means the default. */
+struct mg_reply_config {
+	__u64 unreplied_ns; /* --udp-reply-timeout */
+	__u64 assured_ns;   /* --udp-reply-stream-timeout */
+};
+_Static_assert(sizeof(struct mg_reply_config) == 16, "mg_reply_config size");
 
 #endif /* MESHGATE_ABI_H */

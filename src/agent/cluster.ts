@@ -4,6 +4,7 @@
 // atomically. Nothing is written to the kernel before every informer has
 // synced: a half-listed cluster would look like "no pods, no allowlists", and
 // applying that would drop enforcement (the Cilium upgrade bug).
+import type { ReplySettings } from '../datapath/replies.js';
 import type { V1ConfigMap, V1Pod } from '@kubernetes/client-node';
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
@@ -46,6 +47,8 @@ export interface ClusterOptions {
   readonly debounceMs: number;
   readonly objectPath?: string;
   readonly dns?: Pick<HostResolverOptions, 'servers' | 'floorMs' | 'ceilingMs' | 'graceMs'>;
+  /** UDP replies' peer lifetimes (--udp-reply-timeout, --udp-reply-stream-timeout). */
+  readonly replies?: ReplySettings;
   /** mg_flows' size; 0: flows are not recorded (--flows-max). */
   readonly flowsMax?: number;
   readonly kubeconfig?: string;

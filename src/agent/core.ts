@@ -2,6 +2,7 @@
 // resolver, the metrics and the health server, the debounce, and the apply
 // step (compile, apply atomically, attach once, record the status with the
 // pins). A mode supplies where the configuration and the pods come from.
+import { REPLY_DEFAULTS, type ReplySettings } from '../datapath/replies.js';
 import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';
@@ -39,6 +40,8 @@ export interface CoreOptions {
     readonly learnedMax?: number;
   };
   readonly mode: 'standalone' | 'cluster';
+  /** UDP replies' peer lifetimes (--udp-reply-timeout, --udp-reply-stream-timeout). */
+  readonly replies?: ReplySettings;
   /** mg_flows' size; 0: flows are not recorded (--flows-max). */
   readonly flowsMax?: number;
   /** Backoff of a failed reconcile's retries (tests shorten it). */
@@ -127,6 +130,7 @@ export class AgentCore {
       ttlCeilingMs: this.opts.dns?.ceilingMs ?? DNS_DEFAULTS.ceilingMs,
       graceMs: this.opts.dns?.graceMs ?? DNS_DEFAULTS.graceMs,
     });
+    this.datapath.configureReplies(this.opts.replies ?? REPLY_DEFAULTS);
     this.log.info(
       { resolvers: resolvers.map((r) => `${r.address}:${r.port}`), learnedMax: this.datapath.object.learnedMax },
       'reading pod DNS answers from trusted resolvers',

@@ -762,6 +762,69 @@ export const STRUCTS = {
       }
     }
   },
+  "mg_reply": {
+    "size": 32,
+    "fields": {
+      "expires_ns": {
+        "offset": 0,
+        "size": 8
+      },
+      "last_in_ns": {
+        "offset": 8,
+        "size": 8
+      },
+      "pod_cgroup_id": {
+        "offset": 16,
+        "size": 8
+      },
+      "flags": {
+        "offset": 24,
+        "size": 4
+      },
+      "pad0": {
+        "offset": 28,
+        "size": 4
+      }
+    }
+  },
+  "mg_reply_config": {
+    "size": 16,
+    "fields": {
+      "unreplied_ns": {
+        "offset": 0,
+        "size": 8
+      },
+      "assured_ns": {
+        "offset": 8,
+        "size": 8
+      }
+    }
+  },
+  "mg_reply_key": {
+    "size": 32,
+    "fields": {
+      "sock_cookie": {
+        "offset": 0,
+        "size": 8
+      },
+      "addr": {
+        "offset": 8,
+        "size": 16
+      },
+      "port": {
+        "offset": 24,
+        "size": 2
+      },
+      "pad0": {
+        "offset": 26,
+        "size": 2
+      },
+      "pad1": {
+        "offset": 28,
+        "size": 4
+      }
+    }
+  },
   "mg_sk_state": {
     "size": 64,
     "fields": {
@@ -913,6 +976,15 @@ export const ENUMS = {
   "mg_label_limits": {
     "MG_LABEL_TEXT_SIZE": 512
   },
+  "mg_reply_flags": {
+    "MG_REPLY_ASSURED": 1
+  },
+  "mg_reply_limits": {
+    "MG_REPLY_PEERS_MAX": 65536,
+    "MG_REPLY_UNREPLIED_MS": 30000,
+    "MG_REPLY_ASSURED_MS": 120000,
+    "MG_REPLY_LOOPBACK_IFINDEX": 1
+  },
   "mg_rule": {
     "MG_RULE_NO_POLICY": 0,
     "MG_RULE_NOT_ENFORCED": 1,
@@ -931,7 +1003,8 @@ export const ENUMS = {
     "MG_RULE_ALLOW_LEARNED": 14,
     "MG_RULE_EGRESS_BACKSTOP": 15,
     "MG_RULE_SOURCE_ROUTE": 16,
-    "MG_RULE_COUNT": 17
+    "MG_RULE_REPLY": 17,
+    "MG_RULE_COUNT": 18
   },
   "mg_sk_flags": {
     "MG_SK_ORIGDST_PENDING": 1,
@@ -995,7 +1068,7 @@ export const MAPS = {
     "keySize": 4,
     "valueType": "unsigned long long",
     "valueSize": 8,
-    "maxEntries": 68,
+    "maxEntries": 72,
     "flags": 0
   },
   "mg_dns_config": {
@@ -1202,6 +1275,24 @@ export const MAPS = {
     "valueType": "unsigned int",
     "valueSize": 4,
     "maxEntries": 1,
+    "flags": 0
+  },
+  "mg_reply_config": {
+    "type": "array",
+    "keyType": "unsigned int",
+    "keySize": 4,
+    "valueType": "mg_reply_config",
+    "valueSize": 16,
+    "maxEntries": 1,
+    "flags": 0
+  },
+  "mg_reply_peers": {
+    "type": "lru_hash",
+    "keyType": "mg_reply_key",
+    "keySize": 32,
+    "valueType": "mg_reply",
+    "valueSize": 32,
+    "maxEntries": 65536,
     "flags": 0
   },
   "mg_sk": {

@@ -59,6 +59,7 @@ import { MeshgateError } from '../errors.js';
 import { LoadedObject, type AttachReport } from './loader.js';
 import { readVerdictCounters, type VerdictCount } from './counters.js';
 import { writeDnsSettings, type DnsLearningSettings } from './dnsLearned.js';
+import { writeReplySettings, type ReplySettings } from './replies.js';
 import { readDnsSlots, wantedDnsSlot, writeDnsSlot, type DnsSlotShadow } from './dnsTables.js';
 
 export interface DatapathOptions {
@@ -642,6 +643,11 @@ export class Datapath {
   /** The resolvers whose answers the kernel reads, and how long what it learns stays (once per agent start). */
   configureDns(settings: Omit<DnsLearningSettings, 'learnedMax'>): void {
     writeDnsSettings(this.object.maps, { ...settings, learnedMax: this.object.learnedMax });
+  }
+
+  /** How long a UDP peer of a pod's socket stays one its replies may go to (once per agent start). */
+  configureReplies(settings: ReplySettings): void {
+    writeReplySettings(this.object.maps, settings);
   }
 
   /** Records the agent's last reconcile next to the pins, for `meshgate status`. */

@@ -32,6 +32,20 @@
  *   mptcp ADDR PORT MS         an MPTCP connection held MS ms, sending now and then
  *   mptcp-listen ADDR PORT MS  an MPTCP server: prints {"listening":true}, then
  *                              accepts and drains connections for MS ms
+ *   udp-serve 4|6 PORT STEP... a UDP server: socket A bound to PORT (IPv6: dual
+ *                              stack), socket B unbound; prints {"ready":true},
+ *                              then runs the steps in order, one result line each:
+ *       recv                   wait (at most 5 s) for a datagram on A; its source
+ *                              becomes the peer (printed as "peer")
+ *       a | b                  sendto() the peer from socket A or from socket B
+ *       a-to:ADDR,PORT         sendto() ADDR:PORT (IPv4) from socket A
+ *       spoof:SRC,SPORT,DST    a raw IPv4 UDP packet from SRC:SPORT to DST:PORT
+ *                              (IP_HDRINCL: the source is not checked)
+ *       sleep:MS               sleep MS ms
+ *   udp-from 4|6 SPORT ADDR PORT WAITMS
+ *                              a datagram from source port SPORT (a client with
+ *                              a fixed port), then wait WAITMS ms for an answer:
+ *                              stage "answered" or "unanswered"
  *
  * Every attempt prints one JSON line {"ok":..,"errno":..,"stage":..,"sent":..}
  * and exits 0; exit 1 when a global option fails, 2 on usage errors.
@@ -554,6 +568,128 @@ static int mptcp_listen(const char *addr, int port, long ms)
 	return 0;
 }
 
+/* ------------------------------------------------------------ udp-serve */
+
+static void udp_send_step(int fd, const struct sockaddr_storage *to, socklen_t tl, const char *stage)
+{
+	if (sendto(fd, "reply", 5, MSG_NOSIGNAL, (const struct sockaddr *)to, tl) < 0)
+		report(0, errno, stage, 0);
+	else
+		report(1, 0, stage, 1);
+}
+
+static void udp_spoof_step(const char *src, int sport, const char *dst, int dport)
+{
+	unsigned char pkt[36] = { 0x45, 0, 0, 36, 0, 0, 0, 0, 64, IPPROTO_UDP };
+	struct sockaddr_storage ss;
+	socklen_t sl = sockaddr_of(AF_INET, dst, 0, &ss);
+	int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+
+	if (fd < 0) {
+		report(0, errno, "spoof", 0);
+		return;
+	}
+	if (inet_pton(AF_INET, src, pkt + 12) != 1 || inet_pton(AF_INET, dst, pkt + 16) != 1)
+		usage("bad spoof address");
+	pkt[20] = (unsigned char)(sport >> 8);
+	pkt[21] = (unsigned char)sport;
+	pkt[22] = (unsigned char)(dport >> 8);
+	pkt[23] = (unsigned char)dport;
+	pkt[25] = 16; /* UDP length; checksum 0: none (IPv4) */
+	memcpy(pkt + 28, "spoofed!", 8);
+	if (sendto(fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&ss, sl) < 0)
+		report(0, errno, "spoof", 0);
+	else
+		report(1, 0, "spoof", 1);
+	close(fd);
+}
+
+static int udp_serve(int family, int port, int nsteps, char **steps)
+{
+	int a = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0), b = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0), off = 0;
+	struct sockaddr_storage me, peer = { 0 };
+	socklen_t ml = sockaddr_of(family, family == AF_INET ? "0.0.0.0" : "::", port, &me), pl = 0;
+	int i;
+
+	if (a < 0 || b < 0 || (family == AF_INET6 && setsockopt(a, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off))) ||
+	    bind(a, (struct sockaddr *)&me, ml) != 0) {
+		report(0, errno, "bind", 0);
+		return 0;
+	}
+	printf("{\"ready\":true}\n");
+	for (i = 0; i < nsteps; i++) {
+		const char *st = steps[i];
+		char addr[64], dst[64];
+		int p1, p2;
+
+		if (!strcmp(st, "recv")) {
+			struct pollfd pfd = { .fd = a, .events = POLLIN };
+			char buf[256], host[INET6_ADDRSTRLEN] = "";
+
+			if (poll(&pfd, 1, 5000) != 1) {
+				report(0, ETIMEDOUT, "recv", 0);
+				continue;
+			}
+			pl = sizeof(peer);
+			if (recvfrom(a, buf, sizeof(buf), 0, (struct sockaddr *)&peer, &pl) < 0) {
+				report(0, errno, "recv", 0);
+				continue;
+			}
+			if (peer.ss_family == AF_INET)
+				inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, host, sizeof(host));
+			else
+				inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, host, sizeof(host));
+			printf("{\"ok\":true,\"errno\":0,\"stage\":\"recv\",\"sent\":0,\"peer\":\"%s\"}\n", host);
+		} else if (!strcmp(st, "a") || !strcmp(st, "b")) {
+			udp_send_step(st[0] == 'a' ? a : b, &peer, pl, st);
+		} else if (sscanf(st, "a-to:%63[^,],%d", addr, &p1) == 2) {
+			struct sockaddr_storage to;
+			socklen_t tl = sockaddr_of(AF_INET, addr, p1, &to);
+
+			if (family == AF_INET6) { /* a dual-stack socket sends IPv4 as ::ffff:a.b.c.d */
+				char mapped[80];
+
+				snprintf(mapped, sizeof(mapped), "::ffff:%s", addr);
+				tl = sockaddr_of(AF_INET6, mapped, p1, &to);
+			}
+			udp_send_step(a, &to, tl, "a-to");
+		} else if (sscanf(st, "spoof:%63[^,],%d,%63s", addr, &p1, dst) == 3) {
+			udp_spoof_step(addr, p1, dst, port);
+		} else if (sscanf(st, "sleep:%d", &p2) == 1) {
+			usleep((useconds_t)p2 * 1000);
+			report(1, 0, "sleep", 0);
+		} else {
+			usage("bad udp-serve step");
+		}
+	}
+	return 0;
+}
+
+static int udp_from(int family, int sport, const char *addr, int port, int wait_ms)
+{
+	int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0), on = 1;
+	struct sockaddr_storage me, to;
+	socklen_t ml = sockaddr_of(family, family == AF_INET ? "0.0.0.0" : "::", sport, &me);
+	socklen_t tl = sockaddr_of(family, addr, port, &to);
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char buf[256];
+
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) ||
+	    bind(fd, (struct sockaddr *)&me, ml) != 0) {
+		report(0, errno, "bind", 0);
+		return 0;
+	}
+	if (sendto(fd, "hello", 5, 0, (struct sockaddr *)&to, tl) < 0) {
+		report(0, errno, "sendto", 0);
+		return 0;
+	}
+	if (poll(&pfd, 1, wait_ms) == 1 && recv(fd, buf, sizeof(buf), 0) > 0)
+		report(1, 0, "answered", 1);
+	else
+		report(1, 0, "unanswered", 1);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cgroup = NULL, *netns = NULL;
@@ -590,6 +726,10 @@ int main(int argc, char **argv)
 		return tcp_lsrr(argv[1], atoi(argv[2]), argv[3]);
 	if (!strcmp(argv[0], "mptcp") && argc == 4)
 		return mptcp(argv[1], atoi(argv[2]), atol(argv[3]));
+	if (!strcmp(argv[0], "udp-from") && argc == 6)
+		return udp_from(family_of(argv[1]), atoi(argv[2]), argv[3], atoi(argv[4]), atoi(argv[5]));
+	if (!strcmp(argv[0], "udp-serve") && argc >= 3)
+		return udp_serve(family_of(argv[1]), atoi(argv[2]), argc - 3, argv + 3);
 	if (!strcmp(argv[0], "mptcp-listen") && argc == 4)
 		return mptcp_listen(argv[1], atoi(argv[2]), atol(argv[3]));
 	usage("unknown mode or wrong arguments");

@@ -9,6 +9,7 @@ import { FLOWS_MAX_DEFAULT, FLOWS_MAX_LIMIT } from '../../datapath/loader.js';
 import { collect, pinDirOption, type CliContext } from './context.js';
 import { DEFAULT_LEARNED_MAX, LEARNED_MAX_RANGE } from '../../datapath/loader.js';
 import { parseResolver } from '../../datapath/dnsCodec.js';
+import { REPLY_DEFAULTS, type ReplySettings } from '../../datapath/replies.js';
 import { MeshgateError } from '../../errors.js';
 
 interface AgentFlags {
@@ -23,6 +24,8 @@ interface AgentFlags {
   dnsTtlCeiling: string;
   dnsGrace: string;
   dnsLearnedMax: string;
+  udpReplyTimeout: string;
+  udpReplyStreamTimeout: string;
   // standalone
   configFile?: string;
   allowlistFile: string[];
@@ -81,6 +84,27 @@ function dnsOptions(o: AgentFlags) {
   return { servers, floorMs, ceilingMs, graceMs: seconds('dns-grace', o.dnsGrace), learnedMax };
 }
 
+/** --udp-reply-timeout and --udp-reply-stream-timeout, in ms. */
+function replyOptions(o: AgentFlags): ReplySettings {
+  const ms = (flag: string, v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < 0.001 || n > 86400)
+      throw new MeshgateError(
+        'MG_CLI_BAD_FLAG',
+        `--${flag}: ${JSON.stringify(v)} is not a number of seconds in 0.001..86400`,
+      );
+    return n * 1000;
+  };
+  const unrepliedMs = ms('udp-reply-timeout', o.udpReplyTimeout);
+  const assuredMs = ms('udp-reply-stream-timeout', o.udpReplyStreamTimeout);
+  if (assuredMs < unrepliedMs)
+    throw new MeshgateError(
+      'MG_CLI_BAD_FLAG',
+      `--udp-reply-stream-timeout: ${o.udpReplyStreamTimeout} is below --udp-reply-timeout ${o.udpReplyTimeout}`,
+    );
+  return { unrepliedMs, assuredMs };
+}
+
 async function runUntilSignal(agent: { start(): Promise<void>; stop(): Promise<void> }, log: Logger): Promise<void> {
   await agent.start();
   await new Promise<void>((resolve) => {
@@ -119,6 +143,16 @@ export function register(ctx: CliContext): void {
       '--dns-learned-max <n>',
       'addresses learned from pod DNS answers kept at most (oldest go first)',
       String(DEFAULT_LEARNED_MAX),
+    )
+    .option(
+      '--udp-reply-timeout <seconds>',
+      "a UDP peer that sent to a pod's socket may be replied to this long after its last datagram",
+      String(REPLY_DEFAULTS.unrepliedMs / 1000),
+    )
+    .option(
+      '--udp-reply-stream-timeout <seconds>',
+      'the same, once the socket has replied to that peer (conntrack: udp_timeout_stream)',
+      String(REPLY_DEFAULTS.assuredMs / 1000),
     )
     // standalone mode
     .option(
@@ -175,6 +209,7 @@ export function register(ctx: CliContext): void {
         listen: o.listen,
         debounceMs: Number(o.debounceMs),
         dns: dnsOptions(o),
+        replies: replyOptions(o),
         flowsMax,
       };
       if (o.configFile !== undefined || o.cgroup !== undefined) {

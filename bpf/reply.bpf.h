@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Replies are not egress: a UDP datagram an enforced pod's socket sends to a
+ * peer that sent to that same socket a moment ago passes (rule reply), as
+ * conntrack's ESTABLISHED does for iptables egress rules.
+ *
+ * - reply_note() (cgroup_skb/ingress, bpf/dns.bpf.c): a datagram delivered to
+ *   an unconnected UDP socket of an enforced pod files its source address and
+ *   port under the socket's cookie in mg_reply_peers, for
+ *   MG_REPLY_UNREPLIED_MS, or MG_REPLY_ASSURED_MS once the socket has replied
+ *   (mg_reply_config overrides both). Only inbound datagrams refresh an entry.
+ * - reply_allows() (cgroup/sendmsg4/6 after rule 6, and the packet backstop):
+ *   the destination is a live peer of this very socket.
+ *
+ * No side door: entries are written only from packets that arrived on a
+ * device other than loopback (the pod cannot talk to itself to make a peer),
+ * never from anything the pod sends, and the key is the socket's cookie
+ * (never reused), so socket B cannot reply to socket A's peer. Loopback,
+ * unspecified, multicast and broadcast sources are never peers. TCP needs none
+ * of this: an accepted socket's peer is its own (the backstop's ordinary()).
+ */
+#ifndef MESHGATE_REPLY_BPF_H
+#define MESHGATE_REPLY_BPF_H
+
+#include "decide.bpf.h"
+
+#define MG_REPLY_SOCK_DGRAM 2
+
+static __always_inline __u64 reply_lifetime_ns(int assured)
+{
+	struct mg_reply_config *c;
+	__u32 zero = 0;
+	__u64 ns = 0;
+
+	c = bpf_map_lookup_elem(&mg_reply_config, &zero);
+	if (c)
+		ns = assured ? c->assured_ns : c->unreplied_ns;
+	if (!ns)
+		ns = (assured ? MG_REPLY_ASSURED_MS : MG_REPLY_UNREPLIED_MS) * 1000000ULL;
+	return ns;
+}
+
+/* The enforced pod that owns the skb's socket (its cgroup id), or 0 (unmapped, unenforced, the sidecar). */
+static __always_inline __u64 reply_enforced_pod(struct __sk_buff *skb)
+{
+	struct mg_decision out = {};
+	struct mg_who who = {.skb = skb};
+	struct mg_cgroup *pod = 0;
+	struct mg_state *st;
+	__u32 zero = 0;
+
+	st = bpf_map_lookup_elem(&mg_state, &zero);
+	if (!st)
+		return 0;
+	if (find_pod(&who, st->cgroup_walk_start, &pod, &out))
+		return 0;
+	if (!pod || pod->kind != MG_CGROUP_POD)
+		return 0;
+	return out.pod_cgroup_id;
+}
+
+/*
+ * A UDP datagram from addr:port (port in host order) is being delivered to
+ * the skb's socket (cgroup_skb/ingress): file the peer. One lookup for a peer
+ * already known; the pod walk only for a new one.
+ */
+static __always_inline void reply_note(struct __sk_buff *skb, const __u8 *addr, __u16 port)
+{
+	struct mg_reply_key key = {};
+	struct mg_reply *r, fresh = {};
+	struct bpf_sock *sk = skb->sk;
+	__u64 now;
+
+	if (!sk)
+		return;
+	sk = bpf_sk_fullsock(sk);
+	/* A connected socket's peer was decided by connect(): its datagrams pass anyway. */
+	if (!sk || sk->type != MG_REPLY_SOCK_DGRAM || sk->protocol != IPPROTO_UDP || sk->dst_port)
+		return;
+	if (skb->ifindex == MG_REPLY_LOOPBACK_IFINDEX || port == 0)
+		return;
+	if (addr_is_loopback_or_unspecified(addr) || addr_is_multicast_or_broadcast(addr))
+		return;
+	key.sock_cookie = bpf_get_socket_cookie(skb);
+	__builtin_memcpy(key.addr, addr, sizeof(key.addr));
+	key.port = bpf_htons(port);
+	now = bpf_ktime_get_ns();
+	r = bpf_map_lookup_elem(&mg_reply_peers, &key);
+	if (r) {
+		/* An expired peer starts over as unreplied. */
+		if (now > r->expires_ns)
+			r->flags = 0;
+		r->last_in_ns = now;
+		r->expires_ns = now + reply_lifetime_ns(r->flags & MG_REPLY_ASSURED);
+		return;
+	}
+	fresh.pod_cgroup_id = reply_enforced_pod(skb);
+	if (!fresh.pod_cgroup_id)
+		return;
+	fresh.last_in_ns = now;
+	fresh.expires_ns = now + reply_lifetime_ns(0);
+	bpf_map_update_elem(&mg_reply_peers, &key, &fresh, BPF_ANY);
+}
+
+/* addr:port (port in network order) is a live peer of the socket with this cookie; marks it replied. */
+static __always_inline int reply_allows(__u64 cookie, const __u8 *addr, __u16 port)
+{
+	struct mg_reply_key key = {};
+	struct mg_reply *r;
+
+	key.sock_cookie = cookie;
+	__builtin_memcpy(key.addr, addr, sizeof(key.addr));
+	key.port = port;
+	r = bpf_map_lookup_elem(&mg_reply_peers, &key);
+	if (!r || bpf_ktime_get_ns() > r->expires_ns)
+		return 0;
+	if (!(r->flags & MG_REPLY_ASSURED))
+		r->flags |= MG_REPLY_ASSURED;
+	return 1;
+}
+
+/*
+ * cgroup/sendmsg4/6: after rule 6, before rule 7. A UDP datagram that rule 7
+ * would stop (deny, or audit) passes as rule reply when it answers a peer of
+ * this socket.
+ */
+static __always_inline void reply_decide_sendmsg(void *ctx, const struct mg_dest *d, struct mg_decision *out)
+{
+	if (d->proto != IPPROTO_UDP || out->rule != MG_RULE_BLOCKED || out->verdict == MG_VERDICT_PASS)
+		return;
+	if (d->hook != MG_HOOK_SENDMSG4 && d->hook != MG_HOOK_SENDMSG6)
+		return;
+	if (!reply_allows(bpf_get_socket_cookie(ctx), d->key.addr, bpf_htons(d->port)))
+		return;
+	out->verdict = MG_VERDICT_PASS;
+	out->rule = MG_RULE_REPLY;
+	out->label_id = 0;
+}
+
+/*
+ * The backstop: a UDP datagram of an unconnected UDP socket to a live peer of
+ * that socket passes with one lookup, before the full decision (sendmsg
+ * already counted it as reply).
+ */
+static __always_inline int reply_packet(struct __sk_buff *skb, const struct bpf_sock *sk, __u8 proto, int has_port,
+					const __u8 *addr, __u16 port)
+{
+	if (proto != IPPROTO_UDP || !has_port || sk->type != MG_REPLY_SOCK_DGRAM || sk->protocol != IPPROTO_UDP)
+		return 0;
+	return reply_allows(bpf_get_socket_cookie(skb), addr, bpf_htons(port));
+}
+
+#endif /* MESHGATE_REPLY_BPF_H */
