@@ -84,3 +84,27 @@ export function decodeReplyPeer(key: Buffer, value: Buffer): ReplyPeer {
 export function readReplyPeers(maps: Record<'mg_reply_peers', MapHandle>): ReplyPeer[] {
   return maps.mg_reply_peers.entries().map(([k, v]) => decodeReplyPeer(k, v));
 }
+
+/**
+ * The sockets of a pod that may reply to address:port now (explain): the live
+ * entries of mg_reply_peers for that peer, and the longest time one has left.
+ */
+export function livePeerSockets(
+  maps: Record<'mg_reply_peers', MapHandle>,
+  podCgroupId: bigint,
+  address: Uint8Array,
+  port: number,
+  nowNs: bigint = process.hrtime.bigint(),
+): { sockets: number; expiresInMs: number } {
+  let sockets = 0;
+  let left = 0n;
+  for (const [k, v] of maps.mg_reply_peers.entries()) {
+    if (k.readUInt16BE(KEY.port) !== port || !Buffer.from(address).equals(k.subarray(KEY.addr, KEY.addr + 16)))
+      continue;
+    const expires = v.readBigUInt64LE(VALUE.expires);
+    if (v.readBigUInt64LE(VALUE.pod) !== podCgroupId || expires <= nowNs) continue;
+    sockets++;
+    if (expires - nowNs > left) left = expires - nowNs;
+  }
+  return { sockets, expiresInMs: Number(left / 1_000_000n) };
+}

@@ -21,6 +21,7 @@ import {
 import { ENUMS } from '../datapath/abi.generated.js';
 import { listPinnedLinks } from '../datapath/loader.js';
 import { learnedLookup } from '../datapath/dnsLearned.js';
+import { livePeerSockets } from '../datapath/replies.js';
 import { CgroupTree, type CgroupNode } from '../node/cgroupTree.js';
 import { decide, isV4, type MapHit, type PolicyLookups, type WalkStep } from './decisionTable.js';
 import type { Pins } from '../datapath/pinned.js';
@@ -280,6 +281,15 @@ export class Explainer {
     if (config && opts.uid == null && proxyKnown === false && ctx.pod?.entry?.kind === 1 && d.rule !== 'proxy-uid') {
       notes.push(
         `the pod's sidecar cgroup is unknown: a process running as proxy_uid ${config.proxyUid} would pass (rule 1 fallback); see --uid`,
+      );
+    }
+    if (proto === IPPROTO_UDP && d.rule === 'blocked' && d.verdict !== 'redirect' && ctx.pod) {
+      // A reply is decided per socket (bpf/reply.bpf.h): explain decides a new flow, and says when a socket may answer.
+      const live = livePeerSockets(this.pins.maps, ctx.pod.cgroupId, dest.address, dest.port);
+      notes.push(
+        live.sockets > 0
+          ? `${live.sockets} UDP socket(s) of this pod heard from this peer: their replies to it pass (rule reply) for ${(live.expiresInMs / 1000).toFixed(1)}s more`
+          : 'a UDP socket of this pod that receives a datagram from this peer may reply to it (rule reply)',
       );
     }
     const mapped = isV4(dest.address) && dest.text.startsWith('[');

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { IPPROTO_UDP, RULE_NAMES, decodeFlow, formatAddress } from '../../src/datapath/codec.js';
+import { Pins } from '../../src/datapath/pinned.js';
 import { REPLY_DEFAULTS, readReplyPeers } from '../../src/datapath/replies.js';
+import { Explainer, parseDestination } from '../../src/explain/explain.js';
 import { FAR, SIDEDOOR, createFarSidePod, requireSideDoorTools, type FarSidePod } from '../helpers/farSide.js';
 import { allow, basePolicy, classify, group, mesh } from '../helpers/kernelFixture.js';
 import { SOCKPROBE, listen, probe, requireRoot, until } from '../helpers/sandbox.js';
@@ -136,12 +138,28 @@ describe('replies are not egress', { skip: skip ?? false }, () => {
     assert.equal(counter('pass', 'reply') - replies, 3n, 'each answer counted as pass/reply');
     // The flow is filed with its rule, for `meshgate flows` and `preview`.
     const flows = pod.dp.maps.mg_flows.entries().map(([k, v]) => decodeFlow(k, v));
-    const flow = flows.find((f) => formatAddress(f.address) === FAR_CLIENT6 && f.proto === IPPROTO_UDP);
+    const flow = flows.find(
+      (f) => formatAddress(f.address) === FAR_CLIENT6 && f.port === 41001 && f.proto === IPPROTO_UDP,
+    );
     assert.equal(flow && RULE_NAMES[flow.rule], 'reply');
     // The kernel's peer entries: marked replied, owned by the pod.
     const peers = readReplyPeers(pod.dp.maps).filter((p) => p.peer === FAR_CLIENT6);
     assert.equal(peers.length, 1);
     assert.equal(peers[0]!.assured, true);
+    // explain decides a destination (rule 7 for a new flow) and names the sockets that may answer it.
+    const pins = Pins.open(pod.sb.pinDir);
+    try {
+      const x = new Explainer(pins).explain({ pod: 'shop/web' }, parseDestination(`[${FAR_CLIENT6}]:41001`), {
+        udp: true,
+      });
+      assert.deepEqual([x.verdict, x.rule], ['deny', 'blocked']);
+      assert.ok(
+        x.notes.some((n) => n.startsWith('1 UDP socket(s) of this pod heard from this peer')),
+        x.notes.join('; '),
+      );
+    } finally {
+      pins.close();
+    }
   });
 
   test('a TCP server in the pod: an accepted connection from outside the allowlist gets its data back', async () => {
