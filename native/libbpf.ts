@@ -4,7 +4,7 @@
 // carries the operation, the errno name and what libbpf printed while it
 // failed (the verifier log, when a load fails).
 import { constants as osConstants } from 'node:os';
-import koffi from 'koffi';
+import koffi from './koffi.js';
 import { MeshgateError } from '../src/errors.js';
 
 const ERRNO_NAMES: ReadonlyMap<number, string> = new Map(

@@ -1,6 +1,6 @@
 // Prometheus metrics (prom-client). Verdict counters, map sizes and DNS states
 // are read at scrape time, from the kernel and the resolver.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from './promClient.js';
 import type { Datapath } from '../datapath/datapath.js';
 import type { ResolvedHost } from '../dns/hostResolver.js';
 import { readDnsStats } from '../datapath/dnsLearned.js';
