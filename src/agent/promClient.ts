@@ -2,7 +2,7 @@
 // also loads its Pushgateway and cluster aggregator, which bring node:https, node:tls, node:zlib,
 // node:cluster and node:perf_hooks into the process: about 5 MB of RSS that an agent with a 60 MB
 // idle budget (SPEC §7) does not spend on code it never runs (docs/decisions.md). The types are
-// prom-client's own; test/unit/promClient.test.ts checks these are the classes the index exports.
+// prom-client's own; test/unit/agent/agentFootprint.test.ts checks these are the classes the index exports.
 import { createRequire } from 'node:module';
 import type * as Prom from 'prom-client';
 
