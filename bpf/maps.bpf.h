@@ -275,4 +275,12 @@ MG_MAP struct {
 	__type(value, struct mg_reply_config);
 } mg_reply_config SEC(".maps");
 
+/* The pod of a UDP socket that received datagrams, so that the cgroup walk runs once a second at most. */
+MG_MAP struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct mg_reply_sock);
+} mg_reply_sk SEC(".maps");
+
 #endif /* MESHGATE_MAPS_BPF_H */

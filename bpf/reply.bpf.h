@@ -40,36 +40,47 @@ static __always_inline __u64 reply_lifetime_ns(int assured)
 	return ns;
 }
 
-/* The enforced pod that owns the skb's socket (its cgroup id), or 0 (unmapped, unenforced, the sidecar). */
-static __always_inline __u64 reply_enforced_pod(struct __sk_buff *skb)
+/*
+ * The enforced pod that owns the skb's socket (its cgroup id), or 0 (unmapped,
+ * unenforced, the sidecar). The walk runs once per MG_REPLY_POD_RECHECK_MS per
+ * socket; in between the socket's storage answers (a pod mapped a moment ago
+ * is seen within that time).
+ */
+static __always_inline __u64 reply_enforced_pod(struct __sk_buff *skb, struct bpf_sock *sk, __u64 now)
 {
 	struct mg_decision out = {};
 	struct mg_who who = {.skb = skb};
 	struct mg_cgroup *pod = 0;
+	struct mg_reply_sock *rs;
 	struct mg_state *st;
 	__u32 zero = 0;
+	__u64 id = 0;
 
+	rs = bpf_sk_storage_get(&mg_reply_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (rs && rs->checked_ns && now - rs->checked_ns < MG_REPLY_POD_RECHECK_MS * 1000000ULL)
+		return rs->pod_cgroup_id;
 	st = bpf_map_lookup_elem(&mg_state, &zero);
-	if (!st)
-		return 0;
-	if (find_pod(&who, st->cgroup_walk_start, &pod, &out))
-		return 0;
-	if (!pod || pod->kind != MG_CGROUP_POD)
-		return 0;
-	return out.pod_cgroup_id;
+	if (st && !find_pod(&who, st->cgroup_walk_start, &pod, &out) && pod && pod->kind == MG_CGROUP_POD)
+		id = out.pod_cgroup_id;
+	if (rs) {
+		rs->pod_cgroup_id = id;
+		rs->checked_ns = now;
+	}
+	return id;
 }
 
 /*
  * A UDP datagram from addr:port (port in host order) is being delivered to
- * the skb's socket (cgroup_skb/ingress): file the peer. One lookup for a peer
- * already known; the pod walk only for a new one.
+ * the skb's socket (cgroup_skb/ingress): file the peer. The socket's storage
+ * tells its pod (a socket of a pod that is not enforced stops there); then one
+ * lookup refreshes a known peer, or an insert files a new one.
  */
 static __always_inline void reply_note(struct __sk_buff *skb, const __u8 *addr, __u16 port)
 {
 	struct mg_reply_key key = {};
 	struct mg_reply *r, fresh = {};
 	struct bpf_sock *sk = skb->sk;
-	__u64 now;
+	__u64 now, pod;
 
 	if (!sk)
 		return;
@@ -81,10 +92,13 @@ static __always_inline void reply_note(struct __sk_buff *skb, const __u8 *addr, 
 		return;
 	if (addr_is_loopback_or_unspecified(addr) || addr_is_multicast_or_broadcast(addr))
 		return;
+	now = bpf_ktime_get_ns();
+	pod = reply_enforced_pod(skb, sk, now);
+	if (!pod)
+		return;
 	key.sock_cookie = bpf_get_socket_cookie(skb);
 	__builtin_memcpy(key.addr, addr, sizeof(key.addr));
 	key.port = bpf_htons(port);
-	now = bpf_ktime_get_ns();
 	r = bpf_map_lookup_elem(&mg_reply_peers, &key);
 	if (r) {
 		/* An expired peer starts over as unreplied. */
@@ -94,9 +108,7 @@ static __always_inline void reply_note(struct __sk_buff *skb, const __u8 *addr, 
 		r->expires_ns = now + reply_lifetime_ns(r->flags & MG_REPLY_ASSURED);
 		return;
 	}
-	fresh.pod_cgroup_id = reply_enforced_pod(skb);
-	if (!fresh.pod_cgroup_id)
-		return;
+	fresh.pod_cgroup_id = pod;
 	fresh.last_in_ns = now;
 	fresh.expires_ns = now + reply_lifetime_ns(0);
 	bpf_map_update_elem(&mg_reply_peers, &key, &fresh, BPF_ANY);

@@ -480,10 +480,11 @@ _Static_assert(sizeof(struct mg_dns_name) == 260, "mg_dns_name size");
  * datagrams refresh it.
  */
 enum mg_reply_limits {
-	MG_REPLY_PEERS_MAX = 65536,    /* mg_reply_peers entries (LRU: the least recently used goes) */
-	MG_REPLY_UNREPLIED_MS = 30000, /* default lifetime before the socket replied */
-	MG_REPLY_ASSURED_MS = 120000,  /* default lifetime once it has replied */
-	MG_REPLY_LOOPBACK_IFINDEX = 1, /* datagrams that came in on lo are never recorded */
+	MG_REPLY_PEERS_MAX = 65536,	/* mg_reply_peers entries (LRU: the least recently used goes) */
+	MG_REPLY_UNREPLIED_MS = 30000,	/* default lifetime before the socket replied */
+	MG_REPLY_ASSURED_MS = 120000,	/* default lifetime once it has replied */
+	MG_REPLY_LOOPBACK_IFINDEX = 1,	/* datagrams that came in on lo are never recorded */
+	MG_REPLY_POD_RECHECK_MS = 1000, /* a socket's pod (mg_reply_sk) is looked up again after this */
 };
 
 enum mg_reply_flags {
@@ -508,6 +509,13 @@ struct mg_reply {
 	__u32 pad0;
 };
 _Static_assert(sizeof(struct mg_reply) == 32, "mg_reply size");
+
+/* mg_reply_sk value (socket storage): the pod a UDP socket belongs to, as last looked up. */
+struct mg_reply_sock {
+	__u64 pod_cgroup_id; /* the enforced pod that owns the socket; 0: none (unmapped, unenforced, sidecar) */
+	__u64 checked_ns;    /* bpf_ktime_get_ns() of that lookup */
+};
+_Static_assert(sizeof(struct mg_reply_sock) == 16, "mg_reply_sock size");
 
 /* mg_reply_config value (one entry), written by the agent; 0 means the default. */
 struct mg_reply_config {

@@ -825,6 +825,19 @@ export const STRUCTS = {
       }
     }
   },
+  "mg_reply_sock": {
+    "size": 16,
+    "fields": {
+      "pod_cgroup_id": {
+        "offset": 0,
+        "size": 8
+      },
+      "checked_ns": {
+        "offset": 8,
+        "size": 8
+      }
+    }
+  },
   "mg_sk_state": {
     "size": 64,
     "fields": {
@@ -983,7 +996,8 @@ export const ENUMS = {
     "MG_REPLY_PEERS_MAX": 65536,
     "MG_REPLY_UNREPLIED_MS": 30000,
     "MG_REPLY_ASSURED_MS": 120000,
-    "MG_REPLY_LOOPBACK_IFINDEX": 1
+    "MG_REPLY_LOOPBACK_IFINDEX": 1,
+    "MG_REPLY_POD_RECHECK_MS": 1000
   },
   "mg_rule": {
     "MG_RULE_NO_POLICY": 0,
@@ -1294,6 +1308,14 @@ export const MAPS = {
     "valueSize": 32,
     "maxEntries": 65536,
     "flags": 0
+  },
+  "mg_reply_sk": {
+    "type": "sk_storage",
+    "keyType": "int",
+    "keySize": 4,
+    "valueType": "mg_reply_sock",
+    "valueSize": 16,
+    "flags": 1
   },
   "mg_sk": {
     "type": "sk_storage",
