@@ -1,6 +1,6 @@
 // Encoders and decoders for every map key and value. Offsets and sizes are read
 // from abi.generated.ts (the object's BTF), never written here as literals.
-import { FALLBACK, newCidrBytes, parseCidrBytes } from '../config/cidrNumeric.js';
+import { FALLBACK, newCidrBytes, parseCidrBytes, type CidrBytes } from '../config/cidrNumeric.js';
 import ipaddr from 'ipaddr.js';
 import { ENUMS, STRUCTS, type StructName } from './abi.generated.js';
 import { MeshgateError } from '../errors.js';
@@ -158,6 +158,33 @@ export function encodeTrieKey(k: TrieKey, out: Buffer = Buffer.alloc(TRIE_KEY_SI
   out.writeUInt32LE(k.namespaceId, at + TRIE_KEY.namespaceId);
   out.set(k.prefix.bytes, at + TRIE_KEY.addr);
   return out;
+}
+
+/**
+ * encodeTrieKey with slot 0 from the entry's own fields, without an object per
+ * key: the CIDR is read into `scratch` (newCidrBytes(), held by the caller for
+ * a whole loop). Throws on a bad CIDR as parsePrefix does.
+ */
+export function encodeTrieKeyText(
+  out: Buffer,
+  at: number,
+  table: TableName,
+  proto: number,
+  port: number,
+  namespaceId: number,
+  cidr: string,
+  scratch: CidrBytes,
+): void {
+  let bits = parseCidrBytes(cidr, scratch);
+  let bytes = scratch.bytes;
+  if (bits === FALLBACK) ({ bytes, bits } = parsePrefix(cidr));
+  out.fill(0, at, at + TRIE_KEY_SIZE);
+  out.writeUInt32LE(LPM_HEADER_BITS + bits, at + TRIE_KEY.prefixlen);
+  out[at + TRIE_KEY.table] = TABLE_IDS[table];
+  out[at + TRIE_KEY.proto] = proto;
+  out.writeUInt16LE(port, at + TRIE_KEY.port);
+  out.writeUInt32LE(namespaceId, at + TRIE_KEY.namespaceId);
+  out.set(bytes, at + TRIE_KEY.addr);
 }
 
 export function decodeTrieKey(buf: Buffer, at = 0): TrieKey {

@@ -33,12 +33,9 @@ import {
   encodeLabel,
   encodePortKey,
   encodeState,
-  encodeTrieKey,
   encodeTrieValue,
   encodeU32,
   decodeTrieValue,
-  parsePrefix,
-  protoNumber,
   type AgentStatus,
   type KernelConfig,
   type KernelState,
@@ -54,7 +51,8 @@ import {
   type ShadowGroup,
   type TrieWrites,
 } from './slotPlan.js';
-import { groupSize, validateDesired, type DesiredCgroup, type DesiredGroup, type DesiredState } from './desired.js';
+import { groupSize, validateDesired, type DesiredCgroup, type DesiredState } from './desired.js';
+import { TrieKeyOwners, encodeTrieGroup, type LabelIds } from './trieEncode.js';
 import { MeshgateError } from '../errors.js';
 import { LoadedObject, type AttachReport } from './loader.js';
 import { readVerdictCounters, type VerdictCount } from './counters.js';
@@ -211,7 +209,11 @@ export class Datapath {
     }
     this.dirty = [false, false];
     this.cgroupsDirty = false;
-    this.graceNeeded = true; // another process may have switched slots a moment ago
+    // Another process may have switched away from the inactive slot a moment ago: wait before writing into it.
+    // Unless its mg_config was never loaded: a slot becomes active only after that write, and the hooks are
+    // attached only while the active slot is loaded (attach()), so no program has ever read that slot. A cold
+    // start writes its first policy without waiting.
+    this.graceNeeded = this.slots[1 - this.activeSlot]!.config !== null;
   }
 
   private labelId(text: string | undefined, newLabels: Map<string, number>): number {
@@ -223,76 +225,6 @@ export class Datapath {
       newLabels.set(text, id);
     }
     return id;
-  }
-
-  /**
-   * The group's trie keys (slot byte 0) and label ids. A key given twice is
-   * kept once (the first); a key that another group of this plan holds
-   * (`owner`: key -> group id) refuses the whole state.
-   */
-  private encodeGroup(group: DesiredGroup, newLabels: Map<string, number>, owner: Map<string, string>): ShadowGroup {
-    const size = groupSize(group);
-    let keys = Buffer.allocUnsafe(size * TRIE_KEY_SIZE);
-    let labels = new Uint32Array(size);
-    let count = 0;
-    const claim = (at: number): boolean => {
-      const key = keys.toString('latin1', at, at + TRIE_KEY_SIZE);
-      const other = owner.get(key);
-      if (other === group.id) return false;
-      if (other !== undefined) {
-        throw new MeshgateError(
-          'MG_DESIRED_STATE_INVALID',
-          `desired state rejected before any kernel write: groups ${other} and ${group.id} hold the same trie key`,
-        );
-      }
-      owner.set(key, group.id);
-      return true;
-    };
-    if (group.cidrs) {
-      const table = group.table!;
-      for (const cidr of group.cidrs) {
-        const at = count * TRIE_KEY_SIZE;
-        encodeTrieKey({ slot: 0, table, proto: 0, port: 0, namespaceId: 0, prefix: parsePrefix(cidr) }, keys, at);
-        if (claim(at)) labels[count++] = 0;
-      }
-    }
-    // Entries come in runs of one namespace and one label: look each up once per run.
-    let lastNamespace: string | undefined;
-    let lastNamespaceId = 0;
-    let lastLabel: string | undefined;
-    let lastLabelId = 0;
-    for (const e of group.cidrs ? [] : group.entries) {
-      const namespace = e.table === 'allow' ? e.namespace : undefined;
-      if (namespace !== lastNamespace) {
-        lastNamespace = namespace;
-        lastNamespaceId = namespace ? this.labelId(namespaceLabel(namespace), newLabels) : 0;
-      }
-      const namespaceId = lastNamespaceId;
-      const at = count * TRIE_KEY_SIZE;
-      encodeTrieKey(
-        {
-          slot: 0,
-          table: e.table,
-          proto: e.proto ? protoNumber(e.proto) : 0,
-          port: e.port ?? 0,
-          namespaceId,
-          prefix: parsePrefix(e.cidr),
-        },
-        keys,
-        at,
-      );
-      if (!claim(at)) continue;
-      if (e.label !== lastLabel) {
-        lastLabel = e.label;
-        lastLabelId = this.labelId(e.label, newLabels);
-      }
-      labels[count++] = lastLabelId;
-    }
-    if (count < size) {
-      keys = keys.subarray(0, count * TRIE_KEY_SIZE);
-      labels = labels.slice(0, count);
-    }
-    return { source: group, keys, labels };
   }
 
   private kernelConfig(desired: DesiredState, generation: bigint): Buffer {
@@ -378,9 +310,15 @@ export class Datapath {
         const slot = this.slots[target]!;
         const changed = desired.policy.groups.filter((g) => slot.groups.get(g.id)?.source !== g);
         const total = desired.policy.groups.reduce((n, g) => n + groupSize(g), 0);
-        validateDesired(desired, changed, total);
-        const plan = planTrie(slot.groups, desired.policy.groups, changed, (g, owner) =>
-          this.encodeGroup(g, newLabels, owner),
+        // The changed groups' entries are checked by encodeTrieGroup, as it encodes them.
+        validateDesired(desired, [], total);
+        const owners = new TrieKeyOwners(changed.reduce((n, g) => n + groupSize(g), 0));
+        const ids: LabelIds = {
+          label: (text) => this.labelId(text, newLabels),
+          namespace: (namespace) => this.labelId(namespaceLabel(namespace), newLabels),
+        };
+        const plan = planTrie(slot.groups, desired.policy.groups, changed, owners, (g) =>
+          encodeTrieGroup(g, ids, owners),
         );
         const dnsWant = this.planDns(desired, target, newLabels);
         this.waitForGracePeriod();

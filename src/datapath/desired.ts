@@ -111,7 +111,9 @@ const isPort = (n: unknown): boolean => Number.isInteger(n) && (n as number) >= 
 
 /**
  * Checks only the groups that changed (the others passed before). Throws
- * MG_DESIRED_STATE_INVALID naming the group, the entry and the value.
+ * MG_DESIRED_STATE_INVALID naming the group, the entry and the value. The
+ * datapath passes no groups: its encoder (trieEncode.ts) checks each entry
+ * with the same functions while it parses the entry's CIDR for its key.
  */
 export function validateDesired(
   state: DesiredState,
@@ -160,30 +162,49 @@ export function validateDesired(
   }
   for (const group of changedGroups) {
     if (group.cidrs) {
-      if (group.table !== 'mesh' && group.table !== 'exclude')
-        invalid(`group ${group.id}: a CIDR group's table ${String(group.table)} is not mesh or exclude`);
+      checkCidrGroupTable(group);
       group.cidrs.forEach((cidr, i) => {
         try {
           parsePrefix(cidr);
         } catch (err) {
-          invalid(`group ${group.id} entry [${i}]: ${(err as Error).message}`);
+          invalidEntryCidr(group, i, err);
         }
       });
       continue;
     }
     group.entries.forEach((e, i) => {
-      const where = `group ${group.id} entry [${i}]`;
       try {
         parsePrefix(e.cidr);
       } catch (err) {
-        invalid(`${where}: ${(err as Error).message}`);
+        invalidEntryCidr(group, i, err);
       }
-      if (e.table === 'allow') {
-        if (e.proto !== 'tcp' && e.proto !== 'udp') invalid(`${where}: protocol ${String(e.proto)} is not tcp or udp`);
-        if (!isPort(e.port)) invalid(`${where}: port ${String(e.port)} is not in 1..65535`);
-      } else if (e.proto !== undefined || e.port !== undefined || e.namespace) {
-        invalid(`${where}: a ${e.table} entry has no protocol, port or namespace`);
-      }
+      checkEntryFields(group, e, i);
     });
+  }
+}
+
+/** A CIDR group holds mesh or exclude CIDRs. Throws MG_DESIRED_STATE_INVALID naming the group. */
+export function checkCidrGroupTable(group: DesiredGroup): void {
+  if (group.table !== 'mesh' && group.table !== 'exclude')
+    invalid(`group ${group.id}: a CIDR group's table ${String(group.table)} is not mesh or exclude`);
+}
+
+/** The refusal of entry `i` of `group`, whose CIDR did not parse (`err` says why). */
+export function invalidEntryCidr(group: DesiredGroup, i: number, err: unknown): never {
+  invalid(`group ${group.id} entry [${i}]: ${(err as Error).message}`);
+}
+
+/**
+ * Entry `i`'s fields other than its CIDR (which the caller parses once, to
+ * encode it): an allow entry has tcp or udp and a port, the others have neither
+ * nor a namespace. Throws MG_DESIRED_STATE_INVALID naming the group, entry and value.
+ */
+export function checkEntryFields(group: DesiredGroup, e: DesiredTrieEntry, i: number): void {
+  if (e.table === 'allow') {
+    if (e.proto !== 'tcp' && e.proto !== 'udp')
+      invalid(`group ${group.id} entry [${i}]: protocol ${String(e.proto)} is not tcp or udp`);
+    if (!isPort(e.port)) invalid(`group ${group.id} entry [${i}]: port ${String(e.port)} is not in 1..65535`);
+  } else if (e.proto !== undefined || e.port !== undefined || e.namespace) {
+    invalid(`group ${group.id} entry [${i}]: a ${e.table} entry has no protocol, port or namespace`);
   }
 }

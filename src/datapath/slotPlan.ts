@@ -18,6 +18,13 @@ export interface ShadowGroup {
   readonly source: DesiredGroup | null;
   readonly keys: Buffer;
   readonly labels: Uint32Array;
+  /** The label ids its entries refer to, when the encoder collected them (else groupLabelIds reads the keys). */
+  readonly labelIds?: readonly number[];
+}
+
+/** Which group of a plan holds each trie key (latin1, slot byte 0); a Map<string, string> is one. */
+export interface KeyOwners {
+  get(key: string): string | undefined;
 }
 
 export const keyAt = (g: ShadowGroup, i: number): string =>
@@ -33,7 +40,7 @@ export function keyMap(g: ShadowGroup): Map<string, number> {
 /** Label ids a shadow group refers to (entries' labels and namespaces), computed once per (immutable) group. */
 const labelIdsByGroup = new WeakMap<ShadowGroup, readonly number[]>();
 export function groupLabelIds(g: ShadowGroup): readonly number[] {
-  let ids = labelIdsByGroup.get(g);
+  let ids = g.labelIds ?? labelIdsByGroup.get(g);
   if (ids) return ids;
   const used = new Set<number>();
   let lastLabel = -1;
@@ -84,20 +91,21 @@ export interface TriePlan {
 /**
  * What to write into a slot (its groups `slotGroups`) for the desired groups: unchanged groups keep their
  * shadow; a changed group is encoded and diffed against its old shadow (a
- * new group is written whole, with no per-key bookkeeping).
+ * new group is written whole, with no per-key bookkeeping). `encode` claims
+ * each key it makes in `owner` (empty at the start), for this group.
  */
 export function planTrie(
   slotGroups: ReadonlyMap<string, ShadowGroup>,
   desiredGroups: readonly DesiredGroup[],
   changed: readonly DesiredGroup[],
-  encode: (group: DesiredGroup, owner: Map<string, string>) => ShadowGroup,
+  owner: KeyOwners,
+  encode: (group: DesiredGroup) => ShadowGroup,
 ): TriePlan {
   const groups = new Map<string, ShadowGroup>();
   const upserts = new Map<string, number>();
   const whole: ShadowGroup[] = [];
   const deleted = new Set<string>();
   const changedIds = new Set(changed.map((g) => g.id));
-  const owner = new Map<string, string>();
   const adopted = slotGroups.get(ADOPTED_GROUP);
   const adoptedKeys = adopted?.labels.length ? keyMap(adopted) : null;
   for (const g of desiredGroups) {
@@ -106,7 +114,7 @@ export function planTrie(
       groups.set(g.id, old);
       continue;
     }
-    const enc = encode(g, owner);
+    const enc = encode(g);
     groups.set(g.id, enc);
     if (!old && !adoptedKeys) {
       whole.push(enc);
@@ -126,10 +134,10 @@ export function planTrie(
     if (groups.has(id) || id === ADOPTED_GROUP) continue;
     for (let i = 0; i < old.labels.length; i++) deleted.add(keyAt(old, i));
   }
-  if (adoptedKeys) for (const key of adoptedKeys.keys()) if (!owner.has(key)) deleted.add(key);
+  if (adoptedKeys) for (const key of adoptedKeys.keys()) if (owner.get(key) === undefined) deleted.add(key);
   // A key that moved from an old group to a new one is an update, not a delete.
   for (const key of upserts.keys()) deleted.delete(key);
-  if (deleted.size) for (const key of owner.keys()) deleted.delete(key);
+  for (const key of deleted) if (owner.get(key) !== undefined) deleted.delete(key);
   const writes: TrieWrites = { chunks: [], count: 0 };
   if (upserts.size) {
     const diff = shadowFrom(null, upserts);

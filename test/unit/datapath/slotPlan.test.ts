@@ -45,9 +45,19 @@ function encode(g: DesiredGroup, owner: Map<string, string>): ShadowGroup {
   return shadowFrom(g, keys);
 }
 
+/** planTrie with a fresh owner map, as the datapath calls it with a fresh TrieKeyOwners. */
+function planOf(
+  slot: ReadonlyMap<string, ShadowGroup>,
+  desired: readonly DesiredGroup[],
+  changed: readonly DesiredGroup[],
+): TriePlan {
+  const owner = new Map<string, string>();
+  return planTrie(slot, desired, changed, owner, (g) => encode(g, owner));
+}
+
 /** A slot as the first plan for these groups leaves it. */
 function slotWith(groups: readonly DesiredGroup[]): Map<string, ShadowGroup> {
-  return planTrie(new Map(), groups, groups, encode).groups;
+  return planOf(new Map(), groups, groups).groups;
 }
 
 /** Every upsert of a plan, as cidr-free keys -> label. */
@@ -63,7 +73,7 @@ function upserts(plan: TriePlan): Map<string, number> {
 describe('planTrie', () => {
   it('writes a new group whole into an empty slot, and deletes nothing', () => {
     const a = group('a', { '10.0.0.0/8': 1, '192.0.2.0/24': 2 });
-    const plan = planTrie(new Map(), [a], [a], encode);
+    const plan = planOf(new Map(), [a], [a]);
     assert.deepEqual(
       upserts(plan),
       new Map([
@@ -78,7 +88,7 @@ describe('planTrie', () => {
   it('keeps an unchanged group as it is and writes nothing for it', () => {
     const a = group('a', { '10.0.0.0/8': 1 });
     const slot = slotWith([a]);
-    const plan = planTrie(slot, [a], [], encode);
+    const plan = planOf(slot, [a], []);
     assert.equal(plan.groups.get('a'), slot.get('a'));
     assert.equal(plan.upserts.count, 0);
     assert.deepEqual(plan.deletes, []);
@@ -87,7 +97,7 @@ describe('planTrie', () => {
   it('diffs a changed group: new and relabelled keys are written, dropped keys deleted, the rest untouched', () => {
     const before = group('a', { '10.0.0.0/8': 1, '192.0.2.0/24': 2, '198.51.100.0/24': 3 });
     const after = group('a', { '10.0.0.0/8': 1, '192.0.2.0/24': 9, '203.0.113.0/24': 4 });
-    const plan = planTrie(slotWith([before]), [after], [after], encode);
+    const plan = planOf(slotWith([before]), [after], [after]);
     assert.deepEqual(
       upserts(plan),
       new Map([
@@ -101,7 +111,7 @@ describe('planTrie', () => {
   it('deletes every key of a group the desired state no longer has', () => {
     const a = group('a', { '10.0.0.0/8': 1 });
     const b = group('b', { '192.0.2.0/24': 2, '198.51.100.0/24': 3 });
-    const plan = planTrie(slotWith([a, b]), [a], [], encode);
+    const plan = planOf(slotWith([a, b]), [a], []);
     assert.deepEqual(plan.deletes.sort(), [key('192.0.2.0/24'), key('198.51.100.0/24')].sort());
     assert.deepEqual([...plan.groups.keys()], ['a']);
   });
@@ -110,7 +120,7 @@ describe('planTrie', () => {
     const a = group('a', { '10.0.0.0/8': 1, '192.0.2.0/24': 2 });
     const aAfter = group('a', { '10.0.0.0/8': 1 });
     const b = group('b', { '192.0.2.0/24': 5 });
-    const plan = planTrie(slotWith([a]), [aAfter, b], [aAfter, b], encode);
+    const plan = planOf(slotWith([a]), [aAfter, b], [aAfter, b]);
     assert.deepEqual(plan.deletes, []);
     assert.deepEqual(upserts(plan), new Map([[key('192.0.2.0/24'), 5]]));
   });
@@ -125,7 +135,7 @@ describe('planTrie', () => {
       ]),
     );
     const a = group('a', { '10.0.0.0/8': 1, '192.0.2.0/24': 7 });
-    const plan = planTrie(new Map([[ADOPTED_GROUP, adopted]]), [a], [a], encode);
+    const plan = planOf(new Map([[ADOPTED_GROUP, adopted]]), [a], [a]);
     assert.deepEqual(upserts(plan), new Map([[key('192.0.2.0/24'), 7]]));
     assert.deepEqual(plan.deletes, [key('198.51.100.0/24')]);
     assert.equal(plan.groups.has(ADOPTED_GROUP), false);
