@@ -4,7 +4,6 @@
 // group object when a group's input is unchanged, so Datapath.apply skips it:
 // a one-entry change costs one group's diff, not a rebuild.
 import type { AllowlistEntry, BlockedEgressAction, GlobalConfig } from '../config/types.js';
-import { createHash } from 'node:crypto';
 import { BUCKET_SIZE, CidrLists } from './cidrBuckets.js';
 import type {
   DesiredCgroup,
@@ -45,32 +44,48 @@ export const DEFAULT_EVENT_VERDICTS: readonly VerdictName[] = Object.freeze(['de
 const cidrOf = (address: string): string =>
   address.includes('/') ? address : `${address}/${address.includes(':') ? 128 : 32}`;
 
+/** A list's entries, and each one's key text (`cidr|proto|port`, what dedupes and buckets it). */
+interface ListEntries {
+  readonly entries: DesiredTrieEntry[];
+  readonly keys: string[];
+}
+
 function allowEntries(
   namespace: string,
   entries: readonly AllowlistEntry[],
   resolved: ReadonlyMap<string, readonly string[]>,
-): DesiredTrieEntry[] {
+): ListEntries {
   const out: DesiredTrieEntry[] = [];
+  const keys: string[] = [];
   const seen = new Set<string>();
   const sorted = [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of sorted) {
+    const ports = entry.ports.map((p) => ({
+      proto: p.protocol === 'UDP' ? ('udp' as const) : ('tcp' as const),
+      port: p.number,
+    }));
     // One label string per (entry, host), shared by all its trie entries: 50,000 addresses of one entry are one label.
-    const labels = new Map<string | undefined, string>();
-    const labelOf = (host: string | undefined): string =>
-      labels.get(host) ?? labels.set(host, entryLabel(namespace, entry.name, host)).get(host)!;
-    const sources: Array<[string, string | undefined]> = entry.addresses.map((a) => [a, undefined]);
-    for (const host of entry.hosts) for (const a of resolved.get(host) ?? []) sources.push([cidrOf(a), host]);
-    for (const [cidr, host] of sources) {
-      for (const port of entry.ports) {
-        const proto = port.protocol === 'UDP' ? 'udp' : 'tcp';
-        const key = `${cidr}|${proto}|${port.number}`;
+    const add = (cidr: string, label: string): void => {
+      for (const { proto, port } of ports) {
+        const key = `${cidr}|${proto}|${port}`;
         if (seen.has(key)) continue; // the first entry (by name) that allows it is the one shown
         seen.add(key);
-        out.push({ table: 'allow', cidr, proto, port: port.number, namespace, label: labelOf(host) });
+        out.push({ table: 'allow', cidr, proto, port, namespace, label });
+        keys.push(key);
       }
+    };
+    if (entry.addresses.length) {
+      const label = entryLabel(namespace, entry.name, undefined);
+      for (const address of entry.addresses) add(address, label);
+    }
+    for (const host of entry.hosts) {
+      const addresses = resolved.get(host) ?? [];
+      if (!addresses.length) continue;
+      const label = entryLabel(namespace, entry.name, host);
+      for (const address of addresses) add(cidrOf(address), label);
     }
   }
-  return out;
+  return { entries: out, keys };
 }
 
 /**
@@ -118,55 +133,95 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
-/** A digest of a group's entries: what the memo compares (kept instead of the entries' text). */
-const entryFingerprint = (entries: readonly DesiredTrieEntry[]): string =>
-  digest(
-    entries.map((e) => `${e.cidr}|${e.proto ?? ''}|${e.port ?? ''}|${e.namespace ?? ''}|${e.label ?? ''}`).join('\n'),
-  );
+/** Two entry lists are equal field by field: what the group memo compares (no digest to compute on a cold start). */
+function sameEntries(a: readonly DesiredTrieEntry[], b: readonly DesiredTrieEntry[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (
+      x !== y &&
+      (x.cidr !== y.cidr ||
+        x.table !== y.table ||
+        x.proto !== y.proto ||
+        x.port !== y.port ||
+        x.namespace !== y.namespace ||
+        x.label !== y.label)
+    )
+      return false;
+  }
+  return true;
+}
 
-const digest = (text: string): string => createHash('sha256').update(text).digest('base64');
+const sameTexts = (a: readonly string[], b: readonly string[]): boolean =>
+  a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
+
+/** Two parsed allowlists compile alike: the same entries, field by field, in the same order. */
+function sameAllowlist(a: readonly AllowlistEntry[], b: readonly AllowlistEntry[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  return a.every((x, i) => {
+    const y = b[i]!;
+    return (
+      x === y ||
+      (x.name === y.name &&
+        sameTexts(x.hosts, y.hosts) &&
+        sameTexts(x.addresses, y.addresses) &&
+        x.ports.length === y.ports.length &&
+        x.ports.every((p, j) => p.number === y.ports[j]!.number && p.protocol === y.ports[j]!.protocol))
+    );
+  });
+}
 
 export class PolicyCompiler {
   /** Mesh CIDRs and exclusions: bucketed, updated incrementally, no entry objects. */
   private readonly cidrLists = new CidrLists();
-  /** The last allowlist input per list id, to skip its fingerprint when it is the same object. */
-  private readonly allowInputs = new Map<
+  /** Each allowlist's last input (its entries and its hosts' addresses) and the groups it compiled to. */
+  private readonly lists = new Map<
     string,
-    { entries: readonly AllowlistEntry[]; resolvedKey: string; fingerprint: string }
+    { entries: readonly AllowlistEntry[]; resolvedKey: string; groups: readonly DesiredGroup[] }
   >();
-  private readonly groups = new Map<string, { fingerprint: string; group: DesiredGroup }>();
-  private readonly lists = new Map<string, { fingerprint: string; groups: readonly DesiredGroup[] }>();
+  /** The last group of each id: returned again, the very same object, while its entries are equal. */
+  private readonly groups = new Map<string, DesiredGroup>();
 
   /**
-   * One list's groups. A list longer than BUCKET_SIZE is split by a hash of
-   * each entry's key into 2^k buckets, each its own group: a one-entry change
-   * to a 100,000-entry list then rebuilds (and the datapath diffs) one bucket
-   * of about a thousand entries, not the whole list. An unchanged list returns
-   * the very same group objects.
+   * One allowlist's groups. A list longer than BUCKET_SIZE is split by a hash
+   * of each entry's key into 2^k buckets, each its own group: a one-entry
+   * change to a 100,000-entry list then rebuilds (and the datapath diffs) one
+   * bucket of about a thousand entries, not the whole list. An unchanged list
+   * returns the very same group objects.
    */
-  private list(id: string, fingerprint: string, build: () => DesiredTrieEntry[]): readonly DesiredGroup[] {
+  private list(
+    id: string,
+    entries: readonly AllowlistEntry[],
+    resolvedKey: string,
+    build: () => ListEntries,
+  ): readonly DesiredGroup[] {
     const cached = this.lists.get(id);
-    if (cached && cached.fingerprint === fingerprint) return cached.groups;
-    const entries = build();
+    if (cached && cached.resolvedKey === resolvedKey && sameAllowlist(cached.entries, entries)) {
+      cached.entries = entries; // the next compile of this very object compares references only
+      return cached.groups;
+    }
+    const built = build();
     let groups: DesiredGroup[];
-    if (entries.length <= BUCKET_SIZE) {
-      groups = [this.group(id, entryFingerprint(entries), () => entries)];
+    if (built.entries.length <= BUCKET_SIZE) {
+      groups = [this.group(id, built.entries)];
     } else {
-      const n = 2 ** Math.ceil(Math.log2(entries.length / BUCKET_SIZE));
+      const n = 2 ** Math.ceil(Math.log2(built.entries.length / BUCKET_SIZE));
       const buckets: DesiredTrieEntry[][] = Array.from({ length: n }, () => []);
-      for (const e of entries) buckets[fnv1a(`${e.cidr}|${e.proto ?? ''}|${e.port ?? ''}`) % n]!.push(e);
-      groups = buckets.map((b, i) => this.group(`${id}#${i}/${n}`, entryFingerprint(b), () => b));
+      for (let i = 0; i < built.entries.length; i++) buckets[fnv1a(built.keys[i]!) % n]!.push(built.entries[i]!);
+      groups = buckets.map((b, i) => this.group(`${id}#${i}/${n}`, b));
     }
     groups = groups.filter((x) => x.entries.length);
-    this.lists.set(id, { fingerprint, groups });
+    this.lists.set(id, { entries, resolvedKey, groups });
     return groups;
   }
 
-  private group(id: string, fingerprint: string, build: () => DesiredTrieEntry[]): DesiredGroup {
+  private group(id: string, entries: DesiredTrieEntry[]): DesiredGroup {
     const cached = this.groups.get(id);
-    if (cached && cached.fingerprint === fingerprint) return cached.group;
-    const group = Object.freeze({ id, entries: Object.freeze(build()) });
-    this.groups.set(id, { fingerprint, group });
+    if (cached && sameEntries(cached.entries, entries)) return cached;
+    const group = Object.freeze({ id, entries: Object.freeze(entries) });
+    this.groups.set(id, group);
     return group;
   }
 
@@ -215,10 +270,6 @@ export class PolicyCompiler {
     const g = input.global;
     const groups: DesiredGroup[] = [];
     const lists: string[] = [];
-    const add = (id: string, fingerprint: string, build: () => DesiredTrieEntry[]) => {
-      lists.push(id);
-      groups.push(...this.list(id, fingerprint, build));
-    };
     if (g.meshCidrs.length) groups.push(...this.cidrLists.groups('mesh', 'mesh', g.meshCidrs));
     if (g.excludedCidrs.length) groups.push(...this.cidrLists.groups('exclude', 'exclude', g.excludedCidrs));
     this.cidrLists.retain(
@@ -233,17 +284,9 @@ export class PolicyCompiler {
       const id = `allow:${namespace}`;
       const hosts = [...new Set(entries.flatMap((e) => e.hosts))].sort();
       const resolvedKey = JSON.stringify(hosts.map((h) => input.resolved.get(h) ?? []));
-      // The very same entries (an unchanged object's parse) skip the content fingerprint, which costs
-      // about 10 ms for 50,000 addresses.
-      const seen = this.allowInputs.get(id);
-      const fingerprint =
-        seen && seen.entries === entries && seen.resolvedKey === resolvedKey
-          ? seen.fingerprint
-          : digest(JSON.stringify([entries, resolvedKey]));
-      this.allowInputs.set(id, { entries, resolvedKey, fingerprint });
-      add(id, fingerprint, () => allowEntries(namespace, entries, input.resolved));
+      lists.push(id);
+      groups.push(...this.list(id, entries, resolvedKey, () => allowEntries(namespace, entries, input.resolved)));
     }
-    for (const id of [...this.allowInputs.keys()]) if (!lists.includes(id)) this.allowInputs.delete(id);
     const ids = new Set(groups.map((x) => x.id));
     for (const id of [...this.groups.keys()]) if (!ids.has(id)) this.groups.delete(id);
     for (const id of [...this.lists.keys()]) if (!lists.includes(id)) this.lists.delete(id);

@@ -312,6 +312,28 @@ describe('group memo', () => {
     );
   });
 
+  test('a long allowlist is bucketed: a fresh parse of it rebuilds no bucket, one more address rebuilds one', () => {
+    const addresses = Array.from({ length: 5000 }, (_, i) => `100.64.${i >> 8}.${i & 255}`);
+    const parse = (list: string[]) =>
+      new Map([
+        ['shop', allowlist('shop', [{ name: 'bulk', addresses: list, ports: [{ number: 80, protocol: 'TCP' }] }])],
+      ]);
+    const compiler = new PolicyCompiler();
+    const before = compiler.compile(input({ allowlists: parse(addresses) })).policy.groups;
+    const buckets = before.filter((g) => g.id.startsWith('allow:shop#'));
+    assert.equal(buckets.length, 8, before.map((g) => g.id).join(', '));
+    const again = compiler.compile(input({ allowlists: parse(addresses) })).policy.groups;
+    again.forEach((g, i) => assert.equal(g, before[i], `group ${g.id} was rebuilt`));
+    const after = compiler.compile(input({ allowlists: parse([...addresses, '100.65.0.1']) })).policy.groups;
+    const rebuilt = after.filter((g) => !before.includes(g));
+    assert.equal(rebuilt.length, 1);
+    assert.ok(rebuilt[0]!.entries.some((e) => e.cidr === '100.65.0.1/32'));
+    assert.equal(
+      after.reduce((n, g) => n + g.entries.length, 0),
+      before.reduce((n, g) => n + g.entries.length, 0) + 1,
+    );
+  });
+
   test('a changed DNS answer rebuilds only the groups that name the host', () => {
     const compiler = new PolicyCompiler();
     const allowlists = new Map([
