@@ -15,7 +15,6 @@ import {
   VERDICT_NAMES,
   TRIE_KEY_SIZE,
   TRIE_KEY_SLOT_OFFSET,
-  TRIE_VALUE_SIZE,
   decodeNamespace,
   decodeNamespaceKey,
   encodeNamespace,
@@ -33,7 +32,6 @@ import {
   encodeLabel,
   encodePortKey,
   encodeState,
-  encodeTrieValue,
   encodeU32,
   decodeTrieValue,
   type AgentStatus,
@@ -53,6 +51,7 @@ import {
 } from './slotPlan.js';
 import { groupSize, validateDesired, type DesiredCgroup, type DesiredState } from './desired.js';
 import { TrieKeyOwners, encodeTrieGroup, type LabelIds } from './trieEncode.js';
+import { trieBatch } from './batchOrder.js';
 import { MeshgateError } from '../errors.js';
 import { LoadedObject, type AttachReport } from './loader.js';
 import { readVerdictCounters, type VerdictCount } from './counters.js';
@@ -422,18 +421,8 @@ export class Datapath {
 
   private writeTrie(slot: number, writes: TrieWrites): void {
     if (writes.count === 0) return;
-    const keyBuf = Buffer.allocUnsafe(writes.count * TRIE_KEY_SIZE);
-    const valueBuf = Buffer.alloc(writes.count * TRIE_VALUE_SIZE);
-    let n = 0;
-    for (const chunk of writes.chunks) {
-      chunk.keys.copy(keyBuf, n * TRIE_KEY_SIZE);
-      for (let i = 0; i < chunk.labels.length; i++) {
-        keyBuf[(n + i) * TRIE_KEY_SIZE + SLOT_OFFSET] = slot;
-        encodeTrieValue(chunk.labels[i]!, valueBuf, (n + i) * TRIE_VALUE_SIZE);
-      }
-      n += chunk.labels.length;
-    }
-    this.object.maps.mg_policy_trie.updateBatch(keyBuf, valueBuf, writes.count);
+    const batch = trieBatch(writes.chunks, slot);
+    this.object.maps.mg_policy_trie.updateBatch(batch.keys, batch.values, batch.count);
   }
 
   private deleteTrie(slot: number, keys: readonly string[]): void {

@@ -5,7 +5,13 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Datapath } from '../../src/datapath/datapath.js';
-import type { DesiredGroup, DesiredPolicy, DesiredState } from '../../src/datapath/desired.js';
+import {
+  DATAPATH_LIMITS,
+  type DesiredGroup,
+  type DesiredPolicy,
+  type DesiredState,
+} from '../../src/datapath/desired.js';
+import { decodeTrieKey, formatPrefix } from '../../src/datapath/codec.js';
 import { HOOK_PROGRAMS, cleanupPins } from '../../src/datapath/loader.js';
 import { libbpf } from '../../native/libbpf.js';
 import { cgroupLevel } from '../../src/node/cgroup.js';
@@ -144,6 +150,49 @@ describe('atomic policy switch', { skip: skip ?? false }, () => {
     assert.equal(r.trieUpserts, 1);
     assert.equal(r.trieDeletes, 0);
     assert.equal(pod.connect('10.98.1.1', 80).verdict, 'redirect');
+  });
+});
+
+describe('the largest policy', { skip: skip ?? false }, () => {
+  let pod: PodFixture;
+  before(async () => {
+    pod = await createPod('largest');
+  });
+  after(() => pod?.close());
+
+  test('a policy as large as the trie takes is written in one trie-ordered batch and reads back key for key', () => {
+    // Nested prefixes (a /16, /24s and /32s under it) in one batch, and an allow entry with a label.
+    const max = DATAPATH_LIMITS.maxPolicyEntries;
+    const nested = ['100.64.0.0/16', '100.64.1.0/24', '100.64.0.0/24'];
+    const policy = basePolicy({
+      groups: [
+        {
+          id: 'mesh',
+          table: 'mesh',
+          cidrs: [...nested, ...filler('fill', max - 4, 0).entries.map((e) => e.cidr)],
+          entries: [],
+        },
+        group('allow:shop', [allow('shop', '203.0.113.10/32', 80)]),
+      ],
+    });
+    pod.apply(policy);
+    const want = new Set<string>();
+    for (const g of policy.groups) {
+      const entries = g.cidrs ? g.cidrs.map((cidr) => ({ table: 'mesh' as const, cidr })) : g.entries;
+      for (const e of entries) want.add(`${e.table} ${e.cidr}`);
+    }
+    assert.equal(want.size, max);
+    const slot = pod.dp.currentSlot;
+    let inSlot = 0;
+    for (const key of pod.dp.maps.mg_policy_trie.keys()) {
+      const k = decodeTrieKey(key);
+      if (k.slot !== slot) continue;
+      inSlot++;
+      assert.ok(want.has(`${k.table} ${formatPrefix(k.prefix.bytes, k.prefix.bits)}`), `unexpected key ${k.table}`);
+    }
+    assert.equal(inSlot, want.size);
+    assert.equal(pod.connect('10.1.2.3', 80).verdict, 'deny');
+    assert.equal(pod.connect('203.0.113.10', 80).verdict, 'pass');
   });
 });
 
