@@ -44,10 +44,10 @@ export const DEFAULT_EVENT_VERDICTS: readonly VerdictName[] = Object.freeze(['de
 const cidrOf = (address: string): string =>
   address.includes('/') ? address : `${address}/${address.includes(':') ? 128 : 32}`;
 
-/** A list's entries, and each one's key text (`cidr|proto|port`, what dedupes and buckets it). */
+/** A list's entries, and each one's bucket hash: fnv1a of its key text `cidr|proto|port`. */
 interface ListEntries {
   readonly entries: DesiredTrieEntry[];
-  readonly keys: string[];
+  readonly hashes: number[];
 }
 
 function allowEntries(
@@ -56,22 +56,26 @@ function allowEntries(
   resolved: ReadonlyMap<string, readonly string[]>,
 ): ListEntries {
   const out: DesiredTrieEntry[] = [];
-  const keys: string[] = [];
-  const seen = new Set<string>();
+  const hashes: number[] = [];
+  // The CIDRs already allowed on each port, by `|proto|port` (no key text made per entry).
+  const seen = new Map<string, Set<string>>();
   const sorted = [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of sorted) {
-    const ports = entry.ports.map((p) => ({
-      proto: p.protocol === 'UDP' ? ('udp' as const) : ('tcp' as const),
-      port: p.number,
-    }));
+    const ports = entry.ports.map((p) => {
+      const proto = p.protocol === 'UDP' ? ('udp' as const) : ('tcp' as const);
+      const suffix = `|${proto}|${p.number}`;
+      const cidrs = seen.get(suffix) ?? seen.set(suffix, new Set()).get(suffix)!;
+      return { proto, port: p.number, suffix, cidrs };
+    });
     // One label string per (entry, host), shared by all its trie entries: 50,000 addresses of one entry are one label.
     const add = (cidr: string, label: string): void => {
-      for (const { proto, port } of ports) {
-        const key = `${cidr}|${proto}|${port}`;
-        if (seen.has(key)) continue; // the first entry (by name) that allows it is the one shown
-        seen.add(key);
+      let cidrHash = -1;
+      for (const { proto, port, suffix, cidrs } of ports) {
+        if (cidrs.has(cidr)) continue; // the first entry (by name) that allows it is the one shown
+        cidrs.add(cidr);
         out.push({ table: 'allow', cidr, proto, port, namespace, label });
-        keys.push(key);
+        if (cidrHash < 0) cidrHash = fnv1a(cidr);
+        hashes.push(fnv1a(suffix, cidrHash));
       }
     };
     if (entry.addresses.length) {
@@ -85,7 +89,7 @@ function allowEntries(
       for (const address of addresses) add(cidrOf(address), label);
     }
   }
-  return { entries: out, keys };
+  return { entries: out, hashes };
 }
 
 /**
@@ -123,9 +127,9 @@ export function dnsHosts(
 
 export { BUCKET_SIZE };
 
-/** 32-bit FNV-1a of a string: a stable bucket for an entry key. */
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
+/** 32-bit FNV-1a of a string (continued from `from`, the hash of what precedes it): a stable bucket for an entry key. */
+function fnv1a(text: string, from = 0x811c9dc5): number {
+  let h = from;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
@@ -209,7 +213,7 @@ export class PolicyCompiler {
     } else {
       const n = 2 ** Math.ceil(Math.log2(built.entries.length / BUCKET_SIZE));
       const buckets: DesiredTrieEntry[][] = Array.from({ length: n }, () => []);
-      for (let i = 0; i < built.entries.length; i++) buckets[fnv1a(built.keys[i]!) % n]!.push(built.entries[i]!);
+      for (let i = 0; i < built.entries.length; i++) buckets[built.hashes[i]! % n]!.push(built.entries[i]!);
       groups = buckets.map((b, i) => this.group(`${id}#${i}/${n}`, b));
     }
     groups = groups.filter((x) => x.entries.length);
