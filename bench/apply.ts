@@ -1,6 +1,7 @@
 // Apply speed: a 100,000-CIDR osm-config text through parse, compile and
 // Datapath.apply, cold (fresh pins) and as one-entry changes to the full map;
-// the raw batch-update floor; iptables-restore of the same rules, cold and for
+// the raw batch-update floor (the same keys, pre-encoded, in the trie order
+// Datapath.apply writes them in); iptables-restore of the same rules, cold and for
 // a one-rule change (a full-table restore, and a single `iptables -R`).
 import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -8,7 +9,8 @@ import path from 'node:path';
 import type { AllowlistEntry, GlobalConfig } from '../src/config/index.js';
 import { allowlistFromText, globalFromText } from '../src/agent/fileSources.js';
 import { CidrListMemo } from '../src/config/cidrListMemo.js';
-import { TRIE_KEY_SIZE, TRIE_VALUE_SIZE, encodeTrieKey, encodeTrieValue, parsePrefix } from '../src/datapath/codec.js';
+import { trieBatch } from '../src/datapath/batchOrder.js';
+import { TRIE_KEY_SIZE, encodeTrieKey, parsePrefix } from '../src/datapath/codec.js';
 import { Datapath, type ApplyResult } from '../src/datapath/datapath.js';
 import type { DesiredState } from '../src/datapath/desired.js';
 import { cgroupId, cgroupLevel } from '../src/node/cgroup.js';
@@ -146,22 +148,22 @@ function pipeline(
   };
 }
 
+/** One batch update of the policy's keys, encoded and put in trie order beforehand (as Datapath.apply writes them). */
 function batchFloor(sb: BenchSandbox, state: DesiredState, label: string): number {
   const pinDir = sb.pinDir(label);
   const dp = Datapath.open({ pinDir, cgroupWalkStart: 1 });
   try {
     const entries = state.policy.groups.flatMap((g) => g.entries);
     const keys = Buffer.alloc(entries.length * TRIE_KEY_SIZE);
-    const values = Buffer.alloc(entries.length * TRIE_VALUE_SIZE);
     entries.forEach((e, i) => {
       encodeTrieKey(
-        { slot: 1, table: e.table, proto: 0, port: 0, namespaceId: 0, prefix: parsePrefix(e.cidr) },
+        { slot: 0, table: e.table, proto: 0, port: 0, namespaceId: 0, prefix: parsePrefix(e.cidr) },
         keys,
         i * TRIE_KEY_SIZE,
       );
-      encodeTrieValue(1, values, i * TRIE_VALUE_SIZE);
     });
-    const [, ms] = time(() => dp.maps.mg_policy_trie.updateBatch(keys, values, entries.length));
+    const batch = trieBatch([{ keys, labels: new Uint32Array(entries.length).fill(1) }], 1);
+    const [, ms] = time(() => dp.maps.mg_policy_trie.updateBatch(batch.keys, batch.values, batch.count));
     return ms;
   } finally {
     dp.close();

@@ -159,7 +159,6 @@ function applyRows(a: ApplyResultSummary): Row[] {
   const rows: Row[] = [];
   const coldCompileApply = a.cold.compileMs.median + a.cold.applyMs.median;
   const parseCold = a.cold.readYamlMs.median + a.cold.parseGlobalMs.median;
-  const bestRestore = a.iptables.length ? Math.min(...a.iptables.map((i) => i.coldRestoreMs.median)) : Infinity;
   const bestChange = a.iptables.length
     ? Math.min(...a.iptables.flatMap((i) => [i.changeRestoreMs.median, i.changeReplaceRuleMs.median]))
     : Infinity;
@@ -196,9 +195,21 @@ function applyRows(a: ApplyResultSummary): Row[] {
     value: `${ms(coldCompileApply)} ms`,
     spread: '',
     ratio: `${x(coldCompileApply / a.batchFloorMs.median)} floor`,
-    target: `≤ 500 ms; faster than iptables-restore (${ms(bestRestore)} ms)`,
-    met: verdictMark(coldCompileApply <= 500 && coldCompileApply < bestRestore),
+    target: '≤ 500 ms',
+    met: verdictMark(coldCompileApply <= 500),
   });
+  // SPEC §7: faster than iptables-restore of the same rules, each variant measured in this run.
+  for (const i of a.iptables) {
+    rows.push({
+      area: 'apply',
+      setting: `compile + load ${n} entries, cold, against ${i.variant}-restore of the same rules`,
+      value: `${ms(coldCompileApply)} vs ${ms(i.coldRestoreMs.median)} ms`,
+      spread: '',
+      ratio: `${x(coldCompileApply / i.coldRestoreMs.median)} ${i.variant}-restore`,
+      target: `faster than ${i.variant}-restore`,
+      met: verdictMark(coldCompileApply < i.coldRestoreMs.median),
+    });
+  }
   rows.push({
     area: 'apply',
     setting: `parse + compile + load, cold`,
