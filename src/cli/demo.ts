@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { cleanupPins } from '../datapath/loader.js';
 import { openPinnedMaps } from '../datapath/pinned.js';
 import { findCgroup2Mount } from '../node/cgroup.js';
+import { sockprobeArgv } from '../node/sockprobe.js';
 import { dumpMaps, formatDump } from '../report/dump.js';
 import { MeshgateError } from '../errors.js';
 
@@ -62,23 +63,13 @@ export async function runDemo(): Promise<number> {
     const listener = (port: number, banner: string, cg: string) => {
       const child = spawn(
         SOCKPROBE,
-        [
-          '--netns',
-          `/run/netns/${name}`,
-          '--cgroup',
-          cg,
-          'listen',
-          '--family',
-          '4',
-          '--proto',
-          'tcp',
-          '--addr',
-          '0.0.0.0',
-          '--port',
-          String(port),
-          '--banner',
+        sockprobeArgv({ netns: `/run/netns/${name}`, cgroup: cg }, 'listen', {
+          family: 4,
+          proto: 'tcp',
+          addr: '0.0.0.0',
+          port,
           banner,
-        ],
+        }),
         { stdio: 'ignore' },
       );
       children.push(child);
@@ -123,24 +114,14 @@ export async function runDemo(): Promise<number> {
     const connect = (addr: string, port: number, what: string): string => {
       const r = spawnSync(
         SOCKPROBE,
-        [
-          '--netns',
-          `/run/netns/${name}`,
-          '--cgroup',
-          app,
-          'connect',
-          '--family',
-          '4',
-          '--proto',
-          'tcp',
-          '--addr',
+        sockprobeArgv({ netns: `/run/netns/${name}`, cgroup: app }, 'connect', {
+          family: 4,
+          proto: 'tcp',
           addr,
-          '--port',
-          String(port),
-          '--read',
-          '--timeout-ms',
-          '1000',
-        ],
+          port,
+          read: true,
+          timeoutMs: 1000,
+        }),
         { encoding: 'utf8' },
       );
       const out = JSON.parse(r.stdout.trim()) as { ok: boolean; error: string | null; reply: string | null };
@@ -169,23 +150,13 @@ export async function runDemo(): Promise<number> {
       await sleep(50);
       const r = spawnSync(
         SOCKPROBE,
-        [
-          '--netns',
-          `/run/netns/${name}`,
-          '--cgroup',
-          app,
-          'connect',
-          '--family',
-          '4',
-          '--proto',
-          'tcp',
-          '--addr',
-          '198.51.100.7',
-          '--port',
-          '443',
-          '--timeout-ms',
-          '500',
-        ],
+        sockprobeArgv({ netns: `/run/netns/${name}`, cgroup: app }, 'connect', {
+          family: 4,
+          proto: 'tcp',
+          addr: '198.51.100.7',
+          port: 443,
+          timeoutMs: 500,
+        }),
         { encoding: 'utf8' },
       );
       verdict = JSON.parse(r.stdout.trim()).error === 'EPERM' ? 'DENIED' : 'PASSED';

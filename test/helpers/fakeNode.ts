@@ -12,6 +12,7 @@ import path from 'node:path';
 import { classify, PROXY_PORT, type Verdict } from './kernelFixture.js';
 import { createSandbox, removeCgroup, SOCKPROBE, type Sandbox } from './sandbox.js';
 import type { KubeObject } from './kubeApiServer.js';
+import { sockprobeArgv } from '../../src/node/sockprobe.js';
 
 export const NODE_NAME = 'node-a';
 /** Addresses every pod netns has on lo: a mesh service, an allowlisted API, a forbidden site. */
@@ -92,23 +93,13 @@ export function createFakeNode(label: string, driver: Driver): FakeNode {
   const listen = (uid: string, netns: string, cgroup: string, port: number, banner: string): Promise<void> => {
     const child = spawn(
       SOCKPROBE,
-      [
-        '--netns',
-        `/run/netns/${netns}`,
-        '--cgroup',
-        cgroup,
-        'listen',
-        '--family',
-        '4',
-        '--proto',
-        'tcp',
-        '--addr',
-        '0.0.0.0',
-        '--port',
-        String(port),
-        '--banner',
+      sockprobeArgv({ netns: `/run/netns/${netns}`, cgroup }, 'listen', {
+        family: 4,
+        proto: 'tcp',
+        addr: '0.0.0.0',
+        port,
         banner,
-      ],
+      }),
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     (processes.get(uid) ?? processes.set(uid, []).get(uid)!).push(child);
@@ -170,24 +161,15 @@ export function createFakeNode(label: string, driver: Driver): FakeNode {
       await listen(uid, netns, listenerCgroup, PROXY_PORT, 'proxy');
       for (const port of [80, 443]) await listen(uid, netns, listenerCgroup, port, `service:${port}`);
       const netnsPath = `/run/netns/${netns}`;
-      const probeArgs = (addr: string, port: number) => [
-        '--netns',
-        netnsPath,
-        '--cgroup',
-        appDir,
-        'connect',
-        '--family',
-        '4',
-        '--proto',
-        'tcp',
-        '--addr',
-        addr,
-        '--port',
-        String(port),
-        '--read',
-        '--timeout-ms',
-        '1000',
-      ];
+      const probeArgs = (addr: string, port: number) =>
+        sockprobeArgv({ netns: netnsPath, cgroup: appDir }, 'connect', {
+          family: 4,
+          proto: 'tcp',
+          addr,
+          port,
+          read: true,
+          timeoutMs: 1000,
+        });
       return {
         spec,
         uid,
