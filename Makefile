@@ -5,6 +5,8 @@ ARCH_INCLUDE := /usr/include/$(shell uname -m)-linux-gnu
 BPF_CFLAGS := -g -O2 -target bpf -Wall -Werror -I$(ARCH_INCLUDE) -Ibpf
 BPF_SOURCES := bpf/maps.bpf.c bpf/connect.bpf.c bpf/origdst.bpf.c bpf/dns.bpf.c bpf/backstop.bpf.c
 BPF_UNITS := $(patsubst bpf/%.bpf.c,build/%.bpf.o,$(BPF_SOURCES))
+# The compat variant: the same sources with Linux 5.15's helpers only (bpf/variant.bpf.h).
+BPF_COMPAT_UNITS := $(patsubst bpf/%.bpf.c,build/compat/%.bpf.o,$(BPF_SOURCES))
 BPF_HEADERS := $(wildcard bpf/*.h bpf/include/*.h)
 HELPERS := build/sockprobe build/streamer build/sidedoor build/foreign.bpf.o build/oldsockops.bpf.o build/connectloop build/dnsprobe build/dnstest.bpf.o build/streamrate
 
@@ -12,14 +14,21 @@ HELPERS := build/sockprobe build/streamer build/sidedoor build/foreign.bpf.o bui
 
 all: bpf abi ts $(HELPERS)
 
-bpf: build/meshgate.bpf.o build/abi.bpf.o build/laststate.bpf.o
+bpf: build/meshgate.bpf.o build/meshgate-compat.bpf.o build/kernctx_probe.bpf.o build/abi.bpf.o build/laststate.bpf.o
 
 build/%.bpf.o: bpf/%.bpf.c $(BPF_HEADERS)
 	@mkdir -p build
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+build/compat/%.bpf.o: bpf/%.bpf.c $(BPF_HEADERS)
+	@mkdir -p build/compat
+	$(CLANG) $(BPF_CFLAGS) -DMG_NO_KERN_CTX -c $< -o $@
+
 # One object from the per-hook units; the maps are defined once in maps.bpf.c.
 build/meshgate.bpf.o: $(BPF_UNITS)
+	$(BPFTOOL) gen object $@ $^
+
+build/meshgate-compat.bpf.o: $(BPF_COMPAT_UNITS)
 	$(BPFTOOL) gen object $@ $^
 
 # TypeScript layouts come from the object's BTF, never typed by hand.

@@ -24,6 +24,7 @@ struct mg_abi_anchor {
 	enum mg_dns_stat dns_stat;
 	enum mg_label_limits label_limits;
 	enum mg_agent_mode agent_mode;
+	enum mg_datapath_variant datapath_variant;
 	enum mg_state_flags state_flags;
 	enum mg_sk_flags sk_flags;
 	struct mg_event event;

@@ -93,7 +93,7 @@ static __always_inline int ipv4_source_routed(struct __sk_buff *skb, __u32 len)
 	if (bpf_skb_load_bytes(skb, 20, s.opts, len))
 		return 1;
 	s.len = len;
-	bpf_loop(MG_IPV4_OPTS_MAX, scan_one_option, &s, 0);
+	scan_options(&s);
 	return s.source_routed;
 }
 
@@ -230,6 +230,34 @@ static __always_inline void file_original_destination(struct bpf_sock *sk, const
 	st->flags &= ~MG_SK_ORIGDST_PENDING;
 }
 
+#ifdef MG_NO_KERN_CTX
+/*
+ * Compat: 1 when connect() decided this TCP socket as another pod than the
+ * socket's own (the skb's cgroup): its SYN is then decided again, here, as
+ * the socket's pod. No storage means the connect hook never saw the socket
+ * (connected before the attach): it is trusted like any established peer.
+ */
+static __always_inline int connect_pod_differs(struct __sk_buff *skb, struct bpf_sock *sk)
+{
+	struct mg_decision out = {};
+	struct mg_cgroup *pod = 0;
+	struct mg_who who = {.skb = skb};
+	struct mg_sk_state *st;
+	struct mg_state *state;
+	__u32 zero = 0;
+
+	st = bpf_sk_storage_get(&mg_sk, sk, 0, 0);
+	if (!st || !(st->flags & MG_SK_CONNECT_POD))
+		return 0;
+	state = bpf_map_lookup_elem(&mg_state, &zero);
+	if (!state)
+		return 0;
+	if (!find_pod(&who, state->cgroup_walk_start, &pod, &out) && !pod)
+		out.pod_cgroup_id = 0;
+	return out.pod_cgroup_id != st->connect_pod;
+}
+#endif
+
 /* The generation of the policy in force (0 when none is loaded). */
 static __always_inline __u64 policy_generation(void)
 {
@@ -343,9 +371,15 @@ int mg_egress(struct __sk_buff *skb)
 
 	if (!p.source_routed) {
 		if (peer_decided_at_connect(sk, &p)) {
-			if ((p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
-				file_original_destination(sk, &p);
+			if ((p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+				return 1;
+			file_original_destination(sk, &p);
+#ifdef MG_NO_KERN_CTX
+			if (!connect_pod_differs(skb, sk))
+				return 1;
+#else
 			return 1;
+#endif
 		}
 		/* A listener's SYN-ACK, or TCP of a socket that predates the attach. */
 		if (sk->type == SOCK_STREAM && sk->protocol == IPPROTO_TCP && p.d.proto == IPPROTO_TCP &&

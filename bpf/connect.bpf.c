@@ -11,7 +11,8 @@
  *
  * cgroup/setsockopt lives here too: it needs the socket's identity like the
  * others (bpf_cast_to_kern_ctx), and libbpf 1.1's static linker cannot link
- * one extern kfunc referenced from two objects.
+ * one extern kfunc referenced from two objects. The compat variant
+ * (MG_NO_KERN_CTX) builds it out.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -21,7 +22,9 @@
 #include "addr.bpf.h"
 
 #include "decide.bpf.h"
+#ifndef MG_NO_KERN_CTX
 #include "ipopts.bpf.h"
+#endif
 #include "reply.bpf.h"
 
 static __always_inline __u8 socket_proto(struct bpf_sock_addr *ctx)
@@ -53,17 +56,42 @@ static __always_inline void remember_original(struct bpf_sock_addr *ctx, const s
 	st->flags |= MG_SK_ORIGDST_PENDING;
 }
 
+#ifdef MG_NO_KERN_CTX
+/*
+ * Compat: the hook decided as the calling task, which may not be the socket's
+ * pod (a kernel worker's MPTCP join, a socket passed to another pod). Note who
+ * it was on a TCP socket: the backstop decides the SYN again as the socket's
+ * own pod when they differ (backstop.bpf.c, connect_pod_differs()).
+ */
+static __always_inline void remember_connect_pod(struct bpf_sock_addr *ctx, const struct mg_decision *out)
+{
+	struct mg_sk_state *st;
+
+	if (ctx->type != 1 /* SOCK_STREAM */)
+		return;
+	st = bpf_sk_storage_get(&mg_sk, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return;
+	st->connect_pod = out->pod_cgroup_id;
+	st->flags |= MG_SK_CONNECT_POD;
+}
+#endif
+
 static __always_inline int finish(struct bpf_sock_addr *ctx, struct mg_dest *d, int v6_socket)
 {
 	struct mg_decision out = {};
 	struct mg_who who = {};
 
 	sock_identity(ctx, &who);
+	who.pid = bpf_get_current_pid_tgid() >> 32;
 	decide(d, &out, &who);
 	reply_decide_sendmsg(ctx, d, &out);
 	record(d, &out, &who);
 	if (out.verdict == MG_VERDICT_DENY)
 		return 0;
+#ifdef MG_NO_KERN_CTX
+	remember_connect_pod(ctx, &out);
+#endif
 	if (out.verdict != MG_VERDICT_REDIRECT)
 		return 1;
 
@@ -136,6 +164,7 @@ int mg_sendmsg6(struct bpf_sock_addr *ctx)
 	return handle6(ctx, MG_HOOK_SENDMSG6);
 }
 
+#ifndef MG_NO_KERN_CTX
 /*
  * Defence in depth: cgroup/setsockopt refuses source routes to enforced pods.
  *
@@ -150,6 +179,12 @@ int mg_sendmsg6(struct bpf_sock_addr *ctx)
  * identity rules (no policy, unenforced pod, unknown pod under pass, the
  * sidecar) pass before any destination rule is looked at; anything else is
  * enforced (decide.bpf.h, the same code connect uses).
+ *
+ * The compat variant has no cgroup/setsockopt: before 6.4 no helper of that
+ * program type finds the pod (bpf_get_current_ancestor_cgroup_id), and the
+ * backstop drops a source-routed packet of an enforced pod anyway. The
+ * event's pid stays 0: bpf_get_current_pid_tgid reaches sockopt programs in
+ * 6.10 only.
  */
 #define SOL_IP	       0
 #define SOL_IPV6       41
@@ -177,7 +212,7 @@ static __always_inline int wants_source_route(struct bpf_sockopt *ctx)
 	}
 	if (s.len == 0)
 		return 0;
-	bpf_loop(MG_IPV4_OPTS_MAX, scan_one_option, &s, 0);
+	scan_options(&s);
 	return s.source_routed;
 }
 
@@ -203,3 +238,4 @@ int mg_setsockopt(struct bpf_sockopt *ctx)
 	record(&d, &out, &who);
 	return 0; /* EPERM */
 }
+#endif /* !MG_NO_KERN_CTX */

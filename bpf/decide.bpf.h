@@ -154,27 +154,41 @@ static __always_inline void decide_destination(struct mg_dest *d, const struct m
 }
 
 /*
- * Who is asking: always the socket, never the current task. A kernel worker
- * acting for a pod's socket (an MPTCP join subflow's connect) is that pod, and
- * a socket keeps the pod it was created in (SCM_RIGHTS, a process that moved
+ * Who is asking: the socket, never the current task. A kernel worker acting
+ * for a pod's socket (an MPTCP join subflow's connect) is that pod, and a
+ * socket keeps the pod it was created in (SCM_RIGHTS, a process that moved
  * cgroups): see docs/decisions.md.
  * - The backstop passes the packet (skb): the kernel's skb helpers read the
- *   socket's cgroup and uid.
+ *   socket's cgroup and uid (both variants).
  * - The socket hooks pass their kernel context's struct sock (sock_identity()).
+ *   The compat variant (MG_NO_KERN_CTX, kernels without bpf_cast_to_kern_ctx in
+ *   these hooks) cannot reach the socket's cgroup there: no helper of
+ *   cgroup/connect* or sendmsg* reads it before 6.x. It takes the calling
+ *   task's cgroup and uid instead (bpf_get_current_ancestor_cgroup_id, 5.7),
+ *   the documented weaker identity; the backstop still decides every packet
+ *   the hook did not (docs/decisions.md, "The compat variant").
  */
 struct mg_who {
 	struct __sk_buff *skb;
+#ifndef MG_NO_KERN_CTX
 	struct cgroup___mg *cgrp; /* the socket's cgroup (socket hooks) */
-	__u32 uid;		  /* the socket's owner (sk_uid) */
+#endif
+	__u32 uid; /* the socket's owner (sk_uid); compat socket hooks: the caller's uid */
+	__u32 pid; /* the calling process (cgroup/connect*, sendmsg*), else 0 */
 };
 
 static __always_inline __u64 own_cgroup_id(const struct mg_who *who)
 {
 	if (who->skb)
 		return bpf_skb_cgroup_id(who->skb);
+#ifdef MG_NO_KERN_CTX
+	return bpf_get_current_cgroup_id();
+#else
 	return who->cgrp ? who->cgrp->kn->id : 0;
+#endif
 }
 
+#ifndef MG_NO_KERN_CTX
 /* The identity of a socket hook's socket, from the hook's kernel context. */
 static __always_inline void sock_identity(void *ctx, struct mg_who *who)
 {
@@ -186,6 +200,13 @@ static __always_inline void sock_identity(void *ctx, struct mg_who *who)
 	who->cgrp = sk->sk_cgrp_data.cgroup;
 	who->uid = sk->sk_uid.val;
 }
+#else
+/* Compat: the calling task stands for the socket (cgroup/connect* and sendmsg* only). */
+static __always_inline void sock_identity(void *ctx, struct mg_who *who)
+{
+	who->uid = (__u32)bpf_get_current_uid_gid();
+}
+#endif
 
 /*
  * One mapped cgroup met on the walk: a proxy ends it (rule 1); otherwise the
@@ -214,12 +235,12 @@ static __always_inline int met_cgroup(__u64 id, struct mg_cgroup **pod, struct m
  * (start) down MG_MAX_CGROUP_WALK levels, and any proxy container cgroup on
  * that path. Returns 1 when a proxy is met. The backstop walks down with the
  * skb helper; the socket hooks walk up from the socket's cgroup with plain
- * loads, so the last pod met going up is the shallowest.
+ * loads, so the last pod met going up is the shallowest (compat: down from
+ * the calling task's cgroup, with its helper).
  */
 static __always_inline int find_pod(const struct mg_who *who, __u32 start, struct mg_cgroup **pod,
 				    struct mg_decision *out)
 {
-	struct cgroup___mg *c = who->cgrp;
 	int i;
 
 	if (who->skb) {
@@ -233,19 +254,35 @@ static __always_inline int find_pod(const struct mg_who *who, __u32 start, struc
 		}
 		return 0;
 	}
-	for (i = 0; i < 2 * MG_MAX_CGROUP_WALK; i++) {
-		int level;
+#ifdef MG_NO_KERN_CTX
+	for (i = 0; i < MG_MAX_CGROUP_WALK; i++) {
+		__u64 id = bpf_get_current_ancestor_cgroup_id(start + i);
 
-		if (!c)
+		if (!id)
 			break;
-		level = c->level;
-		if (level < (int)start)
-			break;
-		if (level < (int)start + MG_MAX_CGROUP_WALK && met_cgroup(c->kn->id, pod, out, 0))
+		if (met_cgroup(id, pod, out, 1))
 			return 1;
-		c = c->self.parent ? c->self.parent->cgroup : 0;
 	}
 	return 0;
+#else
+	{
+		struct cgroup___mg *c = who->cgrp;
+
+		for (i = 0; i < 2 * MG_MAX_CGROUP_WALK; i++) {
+			int level;
+
+			if (!c)
+				break;
+			level = c->level;
+			if (level < (int)start)
+				break;
+			if (level < (int)start + MG_MAX_CGROUP_WALK && met_cgroup(c->kn->id, pod, out, 0))
+				return 1;
+			c = c->self.parent ? c->self.parent->cgroup : 0;
+		}
+	}
+	return 0;
+#endif
 }
 
 static __always_inline void decide(struct mg_dest *d, struct mg_decision *out, const struct mg_who *who)
@@ -406,7 +443,7 @@ static __always_inline void record(const struct mg_dest *d, const struct mg_deci
 	ev->pad0 = 0;
 	ev->label_id = out->label_id;
 	/* A packet may leave from softirq: the socket's uid is known, the sending process is not. */
-	ev->pid = who->skb ? 0 : bpf_get_current_pid_tgid() >> 32;
+	ev->pid = who->pid;
 	ev->uid = who->uid;
 	ev->pad1 = 0;
 	bpf_ringbuf_submit(ev, 0);

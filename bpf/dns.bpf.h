@@ -232,6 +232,42 @@ struct dns_cb {
 	struct dns_learn_ctx *learn;
 };
 
+/*
+ * Each walk below runs its step function through bpf_loop, whose callback the
+ * verifier checks once. The compat variant (before bpf_loop, 5.17) runs a
+ * bounded loop whose body is one call of a global function: the verifier
+ * checks a global function once, on its own (pointer arguments: 5.12), so a
+ * walk costs it a few instructions per step and walks nested in walks stay
+ * far below its instruction limit. The walk's state is in map memory either way.
+ */
+#ifdef MG_NO_KERN_CTX
+#define DNS_STEPS(fn, n, step)                                                                                         \
+	__attribute__((noinline)) int fn##_one(__u32 i, struct dns_scratch *s)                                         \
+	{                                                                                                              \
+		struct dns_cb cb = {.s = s};                                                                           \
+                                                                                                                       \
+		return s ? step(i, &cb) : 1;                                                                           \
+	}                                                                                                              \
+	static __always_inline int fn(struct dns_scratch *s)                                                           \
+	{                                                                                                              \
+		__u32 i;                                                                                               \
+                                                                                                                       \
+		for (i = 0; i < (n); i++)                                                                              \
+			if (fn##_one(i, s))                                                                            \
+				break;                                                                                 \
+		return 0;                                                                                              \
+	}
+#else
+#define DNS_STEPS(fn, n, step)                                                                                         \
+	static __always_inline int fn(struct dns_scratch *s)                                                           \
+	{                                                                                                              \
+		struct dns_cb cb = {.s = s};                                                                           \
+                                                                                                                       \
+		bpf_loop((n), step, &cb, 0);                                                                           \
+		return 0;                                                                                              \
+	}
+#endif
+
 /* One byte (or one compression pointer) of a name. */
 static long dns_name_step(__u32 i, void *ctx)
 {
@@ -302,10 +338,11 @@ static long dns_name_step(__u32 i, void *ctx)
 	return 0;
 }
 
+DNS_STEPS(dns_name_steps, MG_DNS_NAME_STEPS, dns_name_step)
+
 /* Walks the name at off into s->w. Returns 0 when it is malformed; s->w.end is where its record goes on. */
 static __always_inline int dns_walk_name(struct dns_scratch *s, __u32 off, __u32 limit, __u32 record_labels)
 {
-	struct dns_cb cb = {.s = s};
 	struct dns_walk *w = &s->w;
 
 	w->hash = MG_DNS_FNV_OFFSET;
@@ -318,7 +355,7 @@ static __always_inline int dns_walk_name(struct dns_scratch *s, __u32 off, __u32
 	w->record_labels = record_labels;
 	w->done = 0;
 	w->bad = 0;
-	bpf_loop(MG_DNS_NAME_STEPS, dns_name_step, &cb, 0);
+	dns_name_steps(s);
 	return w->done && !w->bad;
 }
 
@@ -368,15 +405,16 @@ static long dns_suffix_step(__u32 i, void *ctx)
 	return 0;
 }
 
+DNS_STEPS(dns_suffix_steps, MG_DNS_NAME_MAX, dns_suffix_step)
+
 static __always_inline void dns_suffix_hashes(struct dns_scratch *s)
 {
-	struct dns_cb cb = {.s = s};
 	__u32 n = s->nlabels;
 
 	s->w.hash = MG_DNS_FNV_OFFSET;
 	/* More labels than kept: the first ones are not wildcard candidates (exact match neither). */
 	s->w.next_label = (n > MG_DNS_MAX_LABELS ? MG_DNS_MAX_LABELS : n) - 1;
-	bpf_loop(MG_DNS_NAME_MAX, dns_suffix_step, &cb, 0);
+	dns_suffix_steps(s);
 }
 
 /* Byte-wise confirmation of a hash hit: the host's name against the question from label k on. */
@@ -395,16 +433,43 @@ static long dns_cmp_step(__u32 i, void *ctx)
 	return 0;
 }
 
+#ifdef MG_NO_KERN_CTX
+__attribute__((noinline)) int dns_cmp_steps_one(__u32 i, struct dns_scratch *s, const struct mg_dns_host *host)
+{
+	struct dns_cb cb = {.s = s, .host = host};
+
+	return s && host ? dns_cmp_step(i, &cb) : 1;
+}
+
+static __always_inline int dns_cmp_steps(struct dns_scratch *s, const struct mg_dns_host *host)
+{
+	__u32 i;
+
+	for (i = 0; i < MG_DNS_NAME_MAX + 1; i++)
+		if (dns_cmp_steps_one(i, s, host))
+			break;
+	return 0;
+}
+#else
+static __always_inline int dns_cmp_steps(struct dns_scratch *s, const struct mg_dns_host *host)
+{
+	struct dns_cb cb = {.s = s, .host = host};
+
+	bpf_loop(MG_DNS_NAME_MAX + 1, dns_cmp_step, &cb, 0);
+	return 0;
+}
+#endif
+
 /* The host id of the allowlisted host that the question's suffix from label k is, or 0. */
-static __always_inline __u32 dns_host_at(struct dns_scratch *s, __u32 k, __u8 kind, __u32 namespace_id, __u8 slot)
+static __always_inline __u32 dns_host_at_body(struct dns_scratch *s, __u32 k, __u8 kind, __u32 namespace_id, __u8 slot)
 {
 	struct mg_dns_host_key key = {};
-	struct dns_cb cb = {.s = s};
 	const struct mg_dns_host *host;
 	__u32 start;
 
 	if (k >= MG_DNS_MAX_LABELS || k >= s->nlabels)
 		return 0;
+	barrier_var(k); /* keep the masks below: a global function's verifier sees k's check in another register */
 	key.name_hash = s->suffix_hash[k & (MG_DNS_MAX_LABELS - 1)];
 	key.namespace_id = namespace_id;
 	key.slot = slot;
@@ -415,13 +480,24 @@ static __always_inline __u32 dns_host_at(struct dns_scratch *s, __u32 k, __u8 ki
 	start = s->label_off[k & (MG_DNS_MAX_LABELS - 1)];
 	if (host->name_len != MG_DNS_HEADER + s->qname_len - start)
 		return 0;
-	cb.host = host;
 	s->w.cmp_start = start;
 	s->w.cmp_len = host->name_len;
 	s->w.cmp_differs = 0;
-	bpf_loop(MG_DNS_NAME_MAX + 1, dns_cmp_step, &cb, 0);
+	dns_cmp_steps(s, host);
 	return s->w.cmp_differs ? 0 : host->host_id;
 }
+
+#ifdef MG_NO_KERN_CTX
+/* Compat: a global function too, so the comparison walks of the candidates do not pile up in one verification. */
+__attribute__((noinline)) int dns_host_at_one(struct dns_scratch *s, __u32 k, __u32 kind, __u32 namespace_id,
+					      __u32 slot)
+{
+	return s ? dns_host_at_body(s, k, kind, namespace_id, slot) : 0;
+}
+#define dns_host_at(s, k, kind, namespace_id, slot) dns_host_at_one(s, k, kind, namespace_id, slot)
+#else
+#define dns_host_at(s, k, kind, namespace_id, slot) dns_host_at_body(s, k, kind, namespace_id, slot)
+#endif
 
 /* Exact first, then the most specific wildcard (Istio: *.example.com matches any deeper name). */
 static __always_inline __u32 dns_match_host(struct dns_scratch *s, __u32 namespace_id, __u8 slot)
@@ -623,6 +699,8 @@ static long dns_record_step(__u32 i, void *ctx)
 	return 0;
 }
 
+DNS_STEPS(dns_record_steps, MG_DNS_MAX_RECORDS, dns_record_step)
+
 static __always_inline int dns_same_key(const struct mg_learned_key *a, const struct mg_learned_key *b)
 {
 	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
@@ -725,6 +803,35 @@ static long dns_learn_step(__u32 i, void *ctx)
 	return 0;
 }
 
+/* Learns every address of the answer for one host of one namespace (c->host_id, c->namespace_id). */
+#ifdef MG_NO_KERN_CTX
+__attribute__((noinline)) int dns_learn_steps_one(__u32 i, struct dns_scratch *s, __u64 now, __u32 namespace_id,
+						  __u32 host_id)
+{
+	struct dns_learn_ctx c = {.s = s, .now = now, .namespace_id = namespace_id, .host_id = host_id};
+	struct dns_cb cb = {.s = s, .learn = &c};
+	__u32 zero = 0;
+
+	c.cfg = bpf_map_lookup_elem(&mg_dns_config, &zero);
+	c.state = bpf_map_lookup_elem(&mg_dns_state, &zero);
+	if (!s || !c.cfg || !c.state || !c.cfg->learned_max)
+		return 1;
+	return dns_learn_step(i, &cb);
+}
+
+static __always_inline void dns_learn_steps_compat(struct dns_scratch *s, __u64 now, __u32 namespace_id, __u32 host_id)
+{
+	__u32 i;
+
+	for (i = 0; i < MG_DNS_MAX_RECORDS; i++)
+		if (dns_learn_steps_one(i, s, now, namespace_id, host_id))
+			break;
+}
+#define dns_learn_steps(c, cb) dns_learn_steps_compat((c)->s, (c)->now, (c)->namespace_id, (c)->host_id)
+#else
+#define dns_learn_steps(c, cb) bpf_loop(MG_DNS_MAX_RECORDS, dns_learn_step, cb, 0)
+#endif
+
 /* Keeps the question's text for dump and explain ("learned from the DNS answer for ..."). */
 static __always_inline void dns_remember_name(struct dns_scratch *s)
 {
@@ -802,7 +909,6 @@ static __always_inline __u32 dns_read_answer(struct __sk_buff *skb, const struct
 	}
 
 	/* Parse the whole answer section before learning anything from it. */
-	cb.s = s;
 	s->off = end;
 	s->bad = 0;
 	s->naddr = 0;
@@ -810,7 +916,7 @@ static __always_inline __u32 dns_read_answer(struct __sk_buff *skb, const struct
 	s->chain[0] = s->qhash;
 	s->ncache = 0;
 	dns_cache_name(s, MG_DNS_HEADER, s->qhash);
-	bpf_loop(MG_DNS_MAX_RECORDS, dns_record_step, &cb, 0);
+	dns_record_steps(s);
 	if (s->bad) {
 		dns_count(MG_DNS_STAT_MALFORMED);
 		return 0;
@@ -836,17 +942,18 @@ static __always_inline __u32 dns_read_answer(struct __sk_buff *skb, const struct
 	c.cfg = cfg;
 	c.state = state;
 	c.now = bpf_ktime_get_ns();
+	cb.s = s;
 	cb.learn = &c;
 	s->w.learned = 0;
 	if (ns_host) {
 		c.namespace_id = sock->namespace_id;
 		c.host_id = ns_host;
-		bpf_loop(MG_DNS_MAX_RECORDS, dns_learn_step, &cb, 0);
+		dns_learn_steps(&c, &cb);
 	}
 	if (global_host) {
 		c.namespace_id = 0;
 		c.host_id = global_host;
-		bpf_loop(MG_DNS_MAX_RECORDS, dns_learn_step, &cb, 0);
+		dns_learn_steps(&c, &cb);
 	}
 	if (!s->w.learned)
 		return 0;

@@ -43,4 +43,30 @@ static long scan_one_option(__u32 n, struct mg_opt_scan *s)
 	return 0;
 }
 
+/*
+ * All options: bpf_loop, or in the compat variant (before 5.17) a bounded
+ * loop around a global function, which the verifier checks once on its own
+ * (only the backstop includes this there: one definition in the object).
+ */
+#ifdef MG_NO_KERN_CTX
+__attribute__((noinline)) int mg_scan_one_option(struct mg_opt_scan *s)
+{
+	return s ? scan_one_option(0, s) : 1;
+}
+
+static __always_inline void scan_options(struct mg_opt_scan *s)
+{
+	__u32 i;
+
+	for (i = 0; i < MG_IPV4_OPTS_MAX; i++)
+		if (mg_scan_one_option(s))
+			break;
+}
+#else
+static __always_inline void scan_options(struct mg_opt_scan *s)
+{
+	bpf_loop(MG_IPV4_OPTS_MAX, scan_one_option, s, 0);
+}
+#endif
+
 #endif /* MESHGATE_IPOPTS_BPF_H */

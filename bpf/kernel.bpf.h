@@ -5,6 +5,7 @@
  * Only the fields used are declared; libbpf matches them by name. They are
  * read through the trusted pointer bpf_cast_to_kern_ctx() returns, as plain
  * loads (the verifier makes them fault-safe), with no helper call.
+ * The compat variant (MG_NO_KERN_CTX) has none of this: see decide.bpf.h.
  */
 #ifndef MESHGATE_KERNEL_BPF_H
 #define MESHGATE_KERNEL_BPF_H
@@ -12,6 +13,8 @@
 #include <linux/types.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+
+#ifndef MG_NO_KERN_CTX
 
 struct kernfs_node___mg {
 	__u64 id;
@@ -50,5 +53,7 @@ struct bpf_sock_addr_kern___mg {
 
 /* Any program's context as the kernel holds it (6.2+). */
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+#endif /* !MG_NO_KERN_CTX */
 
 #endif /* MESHGATE_KERNEL_BPF_H */

@@ -63,6 +63,7 @@ enum mg_hook {
 enum mg_sk_flags {
 	MG_SK_ORIGDST_PENDING = 1, /* redirected: the backstop files origdst under the client end at the SYN */
 	MG_SK_PEER_PASSED = 2,	   /* the backstop let peer/peer_port/peer_proto through for this socket */
+	MG_SK_CONNECT_POD = 4,	   /* compat: connect() decided this TCP socket as connect_pod (checked at the SYN) */
 };
 
 /* The policy tables sharing mg_policy_trie; part of every trie key. */
@@ -231,16 +232,24 @@ enum mg_agent_mode {
 	MG_AGENT_CLUSTER = 2,
 };
 
+/* Which build of the programs the agent loaded (bpf/kernel.bpf.h, src/datapath/variant.ts). */
+enum mg_datapath_variant {
+	MG_VARIANT_KERN_CTX = 1, /* socket hooks read the socket's cgroup (bpf_cast_to_kern_ctx) */
+	MG_VARIANT_COMPAT = 2,	 /* Linux 5.15 helpers: socket hooks use the calling task's cgroup */
+};
+
 struct mg_agent_status {
 	__u64 last_apply_unix_ms;     /* wall clock of the last successful apply */
 	__u64 last_reconcile_unix_ms; /* wall clock of the last reconcile, applied or not */
 	__u64 generation;	      /* the generation that apply made active */
 	__u32 agent_pid;
-	__u32 mode;	       /* enum mg_agent_mode */
-	__u32 objects_total;   /* config objects the agent read */
-	__u32 objects_invalid; /* of which rejected (their last good state is kept) */
+	__u32 mode;		/* enum mg_agent_mode */
+	__u32 objects_total;	/* config objects the agent read */
+	__u32 objects_invalid;	/* of which rejected (their last good state is kept) */
+	__u32 datapath_variant; /* enum mg_datapath_variant, 0 when unknown */
+	__u32 pad0;
 };
-_Static_assert(sizeof(struct mg_agent_status) == 40, "mg_agent_status size");
+_Static_assert(sizeof(struct mg_agent_status) == 48, "mg_agent_status size");
 
 /* mg_trace value (one entry): extra event verdicts asked for by `meshgate trace`, until a deadline. */
 struct mg_trace {
@@ -303,8 +312,9 @@ struct mg_sk_state {
 	__u64 netns_cookie;	   /* redirected: the netns of the connect, part of mg_peer_key */
 	struct mg_origdst origdst; /* redirected: where connect() was going */
 	__u64 generation;	   /* MG_SK_PEER_PASSED: the policy generation that let it through */
+	__u64 connect_pod;	   /* MG_SK_CONNECT_POD: the pod (or sidecar) cgroup id connect() decided as, 0: none */
 };
-_Static_assert(sizeof(struct mg_sk_state) == 64, "mg_sk_state size");
+_Static_assert(sizeof(struct mg_sk_state) == 72, "mg_sk_state size");
 
 /* mg_events record. */
 struct mg_event {

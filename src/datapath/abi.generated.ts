@@ -110,7 +110,7 @@ export const STRUCTS = {
     }
   },
   "mg_agent_status": {
-    "size": 40,
+    "size": 48,
     "fields": {
       "last_apply_unix_ms": {
         "offset": 0,
@@ -138,6 +138,14 @@ export const STRUCTS = {
       },
       "objects_invalid": {
         "offset": 36,
+        "size": 4
+      },
+      "datapath_variant": {
+        "offset": 40,
+        "size": 4
+      },
+      "pad0": {
+        "offset": 44,
         "size": 4
       }
     }
@@ -839,7 +847,7 @@ export const STRUCTS = {
     }
   },
   "mg_sk_state": {
-    "size": 64,
+    "size": 72,
     "fields": {
       "peer": {
         "offset": 0,
@@ -871,6 +879,10 @@ export const STRUCTS = {
       },
       "generation": {
         "offset": 56,
+        "size": 8
+      },
+      "connect_pod": {
+        "offset": 64,
         "size": 8
       }
     }
@@ -945,6 +957,10 @@ export const ENUMS = {
     "MG_CFG_LOADED": 1,
     "MG_CFG_EGRESS": 2,
     "MG_CFG_HAS_MESH_CIDRS": 4
+  },
+  "mg_datapath_variant": {
+    "MG_VARIANT_KERN_CTX": 1,
+    "MG_VARIANT_COMPAT": 2
   },
   "mg_dns_host_kind": {
     "MG_DNS_HOST_EXACT": 1,
@@ -1022,7 +1038,8 @@ export const ENUMS = {
   },
   "mg_sk_flags": {
     "MG_SK_ORIGDST_PENDING": 1,
-    "MG_SK_PEER_PASSED": 2
+    "MG_SK_PEER_PASSED": 2,
+    "MG_SK_CONNECT_POD": 4
   },
   "mg_state_flags": {
     "MG_STATE_RECORD_FLOWS": 1
@@ -1054,7 +1071,7 @@ export const MAPS = {
     "keyType": "unsigned int",
     "keySize": 4,
     "valueType": "mg_agent_status",
-    "valueSize": 40,
+    "valueSize": 48,
     "maxEntries": 1,
     "flags": 0
   },
@@ -1322,7 +1339,7 @@ export const MAPS = {
     "keyType": "int",
     "keySize": 4,
     "valueType": "mg_sk_state",
-    "valueSize": 64,
+    "valueSize": 72,
     "flags": 1
   },
   "mg_state": {
