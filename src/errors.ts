@@ -21,6 +21,7 @@ const ERROR_TABLE = {
   MG_VALUE_OUT_OF_RANGE:
     "A value given to an encoder or a map does not fit its field or map (a caller's bug: config validation keeps user input in range).",
   MG_LEARNED_MAX_INVALID: 'The capacity of the learned-address map is out of range.',
+  MG_DATAPATH_VARIANT_INVALID: 'MESHGATE_DATAPATH_VARIANT names no datapath variant (auto, kern-ctx, compat).',
   MG_DESIRED_STATE_INVALID: 'The compiled policy is inconsistent; it is refused before any kernel write.',
   MG_APPLY_FAILED: 'Writing a policy to the maps failed; the previous generation stays in force.',
   MG_ATTACH_ROOT_CGROUP: "Attaching to the root cgroup was asked for: meshgate never enforces the node's own daemons.",

@@ -141,6 +141,8 @@ export class AgentCore {
         pinDir: this.opts.pinDir,
         adopted: this.datapath.object.adoptedMaps,
         generation: String(this.datapath.currentGeneration),
+        variant: this.datapath.object.variant,
+        variantReason: this.datapath.object.variantReason,
       },
       'datapath opened',
     );

@@ -6,6 +6,7 @@ import { release } from 'node:os';
 import path from 'node:path';
 import { missingKernelFeatures } from '../datapath/kernelFeatures.js';
 import { findCgroup2MountIn } from '../node/cgroup.js';
+import { VARIANT_ENV, chooseVariant } from '../datapath/variant.js';
 
 export interface PreflightProblem {
   readonly check: string;
@@ -14,8 +15,12 @@ export interface PreflightProblem {
 
 // Linux capability numbers (include/uapi/linux/capability.h).
 const CAP = { NET_ADMIN: 12, SYS_ADMIN: 21, PERFMON: 38, BPF: 39 } as const;
-/** bpf_link for cgroups and BPF_LINK_UPDATE (5.7), ring buffers (5.8), bpf_loop (5.17), bpf_cast_to_kern_ctx (6.2). */
-export const MIN_KERNEL: readonly [number, number] = [6, 2];
+/**
+ * The compat variant's floor: bpf_link for cgroups and BPF_LINK_UPDATE (5.7), ring buffers (5.8),
+ * global functions with pointer arguments (5.12), bpf_get_netns_cookie in sockopt programs (5.15).
+ * Newer kernels run the kern-ctx variant when its probe loads (src/datapath/variant.ts).
+ */
+export const MIN_KERNEL: readonly [number, number] = [5, 15];
 
 export function parseKernelRelease(text: string): [number, number] | null {
   const m = /^(\d+)\.(\d+)/.exec(text);
@@ -128,8 +133,13 @@ export function preflight(pinDir: string, mountProbe: MountProbe = systemMountPr
   if (!kernel || kernel[0] < MIN_KERNEL[0] || (kernel[0] === MIN_KERNEL[0] && kernel[1] < MIN_KERNEL[1])) {
     problems.push({
       check: 'kernel',
-      message: `kernel ${release()} is too old: meshgate needs ${MIN_KERNEL.join('.')} or later (cgroup bpf_link, BPF_LINK_UPDATE, ring buffers, bpf_loop, bpf_cast_to_kern_ctx)`,
+      message: `kernel ${release()} is too old: meshgate needs ${MIN_KERNEL.join('.')} or later for its compat datapath variant (cgroup bpf_link, BPF_LINK_UPDATE, ring buffers, global BPF functions, netns cookies in sockopt programs)`,
     });
+  }
+  try {
+    chooseVariant(process.env[VARIANT_ENV], () => null);
+  } catch (err) {
+    problems.push({ check: 'variant', message: (err as Error).message });
   }
   if (!existsSync('/sys/kernel/btf/vmlinux')) {
     problems.push({

@@ -1,5 +1,6 @@
 // Encoders and decoders for every map key and value. Offsets and sizes are read
 // from abi.generated.ts (the object's BTF), never written here as literals.
+import type { DatapathVariant } from './variant.js';
 import { FALLBACK, newCidrBytes, parseCidrBytes, type CidrBytes } from '../config/cidrNumeric.js';
 import ipaddr from 'ipaddr.js';
 import { ENUMS, STRUCTS, type StructName } from './abi.generated.js';
@@ -321,6 +322,8 @@ export interface AgentStatus {
   readonly mode: 'standalone' | 'cluster' | 'none';
   readonly objectsTotal: number;
   readonly objectsInvalid: number;
+  /** The build of the programs the agent loaded (null: not recorded, an older agent). */
+  readonly datapathVariant?: DatapathVariant | null;
 }
 const AGENT_STATUS = {
   lastApply: fieldOffset('mg_agent_status', 'last_apply_unix_ms', 8),
@@ -330,7 +333,9 @@ const AGENT_STATUS = {
   mode: fieldOffset('mg_agent_status', 'mode', 4),
   total: fieldOffset('mg_agent_status', 'objects_total', 4),
   invalid: fieldOffset('mg_agent_status', 'objects_invalid', 4),
+  variant: fieldOffset('mg_agent_status', 'datapath_variant', 4),
 };
+const VARIANT = ENUMS.mg_datapath_variant;
 const AGENT_MODE = ENUMS.mg_agent_mode;
 export function encodeAgentStatus(s: AgentStatus): Buffer {
   const b = Buffer.alloc(sizeOf('mg_agent_status'));
@@ -344,6 +349,14 @@ export function encodeAgentStatus(s: AgentStatus): Buffer {
   );
   b.writeUInt32LE(s.objectsTotal, AGENT_STATUS.total);
   b.writeUInt32LE(s.objectsInvalid, AGENT_STATUS.invalid);
+  b.writeUInt32LE(
+    s.datapathVariant === 'kern-ctx'
+      ? VARIANT.MG_VARIANT_KERN_CTX
+      : s.datapathVariant === 'compat'
+        ? VARIANT.MG_VARIANT_COMPAT
+        : 0,
+    AGENT_STATUS.variant,
+  );
   return b;
 }
 export function decodeAgentStatus(b: Buffer): AgentStatus {
@@ -361,7 +374,13 @@ export function decodeAgentStatus(b: Buffer): AgentStatus {
           : 'none',
     objectsTotal: b.readUInt32LE(AGENT_STATUS.total),
     objectsInvalid: b.readUInt32LE(AGENT_STATUS.invalid),
+    datapathVariant: variantOf(b.readUInt32LE(AGENT_STATUS.variant)),
   };
+}
+
+function variantOf(n: number): DatapathVariant | null {
+  if (n === VARIANT.MG_VARIANT_KERN_CTX) return 'kern-ctx';
+  return n === VARIANT.MG_VARIANT_COMPAT ? 'compat' : null;
 }
 
 const NAMESPACE_KEY = {

@@ -54,6 +54,7 @@ import { TrieKeyOwners, encodeTrieGroup, type LabelIds } from './trieEncode.js';
 import { trieBatch } from './batchOrder.js';
 import { MeshgateError } from '../errors.js';
 import { LoadedObject, type AttachReport } from './loader.js';
+import type { DatapathVariant } from './variant.js';
 import { readVerdictCounters, type VerdictCount } from './counters.js';
 import { writeDnsSettings, type DnsLearningSettings } from './dnsLearned.js';
 import { writeReplySettings, type ReplySettings } from './replies.js';
@@ -62,6 +63,8 @@ import { readDnsSlots, wantedDnsSlot, writeDnsSlot, type DnsSlotShadow } from '.
 export interface DatapathOptions {
   readonly pinDir: string;
   readonly objectPath?: string;
+  /** Which build of the programs to load; default: selectVariant() (a probe, or MESHGATE_DATAPATH_VARIANT). */
+  readonly variant?: DatapathVariant;
   /** cgroup level of the attach point: decisions walk pod cgroups from there. */
   readonly cgroupWalkStart: number;
   readonly eventsPerSec?: number;
@@ -140,6 +143,7 @@ export class Datapath {
       LoadedObject.open({
         pinDir: opts.pinDir,
         objectPath: opts.objectPath,
+        variant: opts.variant,
         flowsMax: opts.flowsMax,
         learnedMax: opts.learnedMax,
       }),
@@ -564,7 +568,22 @@ export class Datapath {
     if (this.slots[this.activeSlot]!.config === null) {
       throw new MeshgateError('MG_APPLY_FAILED', 'refusing to attach before a complete policy has been applied');
     }
-    return this.object.attach(cgroupPath);
+    const report = this.object.attach(cgroupPath);
+    // `meshgate status` learns from here which hooks this variant has, agent or not.
+    const raw = this.object.maps.mg_agent_status.lookup(encodeU32(0));
+    const recorded: AgentStatus = raw
+      ? decodeAgentStatus(raw)
+      : {
+          lastApplyUnixMs: 0,
+          lastReconcileUnixMs: 0,
+          generation: 0n,
+          agentPid: 0,
+          mode: 'none',
+          objectsTotal: 0,
+          objectsInvalid: 0,
+        };
+    this.writeAgentStatus(recorded);
+    return report;
   }
 
   /** The resolvers whose answers the kernel reads, and how long what it learns stays (once per agent start). */
@@ -579,7 +598,8 @@ export class Datapath {
 
   /** Records the agent's last reconcile next to the pins, for `meshgate status`. */
   writeAgentStatus(status: AgentStatus): void {
-    this.object.maps.mg_agent_status.update(encodeU32(0), encodeAgentStatus(status));
+    const withVariant = { ...status, datapathVariant: this.object.variant };
+    this.object.maps.mg_agent_status.update(encodeU32(0), encodeAgentStatus(withVariant));
   }
 
   /** What the last agent recorded, or null when none ever did. */

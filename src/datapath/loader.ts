@@ -19,6 +19,7 @@ import { MapHandle } from './maps.js';
 import { inspectPin, namedAs } from './pinnedObject.js';
 import { cgroupId, cgroupLevel } from '../node/cgroup.js';
 import { fieldOffset } from './abiFields.js';
+import { KERN_CTX_ONLY_PROGRAMS, selectVariant, variantObjectPath, type DatapathVariant } from './variant.js';
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/meshgate';
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -70,8 +71,16 @@ export function pinLayout(pinDir: string): PinLayout {
   return { pinDir, mapsRoot, mapsDir: path.join(mapsRoot, ABI_HASH), linksDir: path.join(pinDir, 'links') };
 }
 
+/** The kern-ctx object (tests that load an object of their own pass its path and variant). */
 export function defaultObjectPath(): string {
-  return path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../build/meshgate.bpf.o');
+  return variantObjectPath('kern-ctx');
+}
+
+/** The hooks a variant's object has. */
+export function hookPrograms(variant: DatapathVariant): readonly HookProgram[] {
+  return variant === 'compat'
+    ? HOOK_PROGRAMS.filter((h) => !KERN_CTX_ONLY_PROGRAMS.includes(h.program))
+    : HOOK_PROGRAMS;
 }
 
 function requireBpffs(dir: string): void {
@@ -135,10 +144,22 @@ export class LoadedObject {
   readonly adoptedMaps: boolean;
   /** Capacity of mg_learned and its eviction ring. */
   readonly learnedMax: number;
+  /** Which build of the programs this is, and why it was chosen. */
+  readonly variant: DatapathVariant;
+  readonly variantReason: string;
   private obj: BpfObjectPtr | null;
 
-  private constructor(obj: BpfObjectPtr, layout: PinLayout, maps: Maps, adoptedMaps: boolean, learnedMax: number) {
+  private constructor(
+    obj: BpfObjectPtr,
+    layout: PinLayout,
+    maps: Maps,
+    adoptedMaps: boolean,
+    learnedMax: number,
+    variant: { variant: DatapathVariant; reason: string },
+  ) {
     this.learnedMax = learnedMax;
+    this.variant = variant.variant;
+    this.variantReason = variant.reason;
     this.obj = obj;
     this.layout = layout;
     this.maps = maps;
@@ -149,13 +170,25 @@ export class LoadedObject {
    * Opens and loads the object, reusing the maps pinned under the pin dir. mg_flows is
    * created with `flowsMax`'s size: a pinned mg_flows of another size is unpinned first (its
    * recent flows are lost; the programs still attached keep using it until attach() moves
-   * their links here). Every other map is reused as it is.
+   * their links here). Every other map is reused as it is. Without an objectPath the variant's
+   * object is loaded, chosen by selectVariant() (a probe, or MESHGATE_DATAPATH_VARIANT).
    */
-  static open(opts: { pinDir: string; objectPath?: string; flowsMax?: number; learnedMax?: number }): LoadedObject {
+  static open(opts: {
+    pinDir: string;
+    objectPath?: string;
+    variant?: DatapathVariant;
+    flowsMax?: number;
+    learnedMax?: number;
+  }): LoadedObject {
     const layout = pinLayout(opts.pinDir);
     requireBpffs(layout.pinDir);
     mkdirSync(layout.mapsDir, { recursive: true });
-    const objectPath = opts.objectPath ?? defaultObjectPath();
+    const choice = opts.variant
+      ? { variant: opts.variant, reason: 'asked for by the caller' }
+      : opts.objectPath
+        ? { variant: 'kern-ctx' as const, reason: `object ${opts.objectPath}` }
+        : selectVariant();
+    const objectPath = opts.objectPath ?? variantObjectPath(choice.variant);
     const adoptedMaps = existsSync(path.join(layout.mapsDir, 'mg_state'));
     const flowsSize = flowsMapSize(opts.flowsMax);
     const flowsPin = path.join(layout.mapsDir, 'mg_flows');
@@ -188,7 +221,7 @@ export class LoadedObject {
           return [name, new MapHandle(name, libbpf.mapFd(map), size)];
         }),
       ) as unknown as Maps;
-      return new LoadedObject(obj, layout, maps, adoptedMaps, learnedMax);
+      return new LoadedObject(obj, layout, maps, adoptedMaps, learnedMax, choice);
     } catch (err) {
       libbpf.closeObject(obj);
       throw err;
@@ -218,7 +251,7 @@ export class LoadedObject {
     const updated: string[] = [];
     const cgroupFd = libbpf.openDirectory(cgroupPath);
     try {
-      for (const hp of HOOK_PROGRAMS) {
+      for (const hp of hookPrograms(this.variant)) {
         const pin = path.join(this.layout.linksDir, hp.program);
         const prog = this.program(hp.program);
         if (existsSync(pin)) {
@@ -257,9 +290,14 @@ export class LoadedObject {
     return { attached, updated };
   }
 
-  /** After every current hook is in place: detach and unpin links of programs meshgate no longer has. */
+  /**
+   * After every current hook is in place: detach and unpin links of programs meshgate no longer
+   * has, and of those this variant lacks (a node that went from kern-ctx to compat).
+   */
   private detachRetired(wantedId: bigint, cgroupPath: string): void {
-    for (const program of RETIRED_PROGRAMS) {
+    const mine = new Set(hookPrograms(this.variant).map((h) => h.program));
+    const absent = HOOK_PROGRAMS.map((h) => h.program).filter((p) => !mine.has(p));
+    for (const program of [...RETIRED_PROGRAMS, ...absent]) {
       const pin = path.join(this.layout.linksDir, program);
       if (!existsSync(pin)) continue;
       const link = libbpf.openLink(pin);

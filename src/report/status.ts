@@ -4,7 +4,8 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { MAPS } from '../datapath/abi.generated.js';
 import { EVENT_STAT, decodeAgentStatus, encodeU32 } from '../datapath/codec.js';
-import { ABI_HASH, HOOK_PROGRAMS, listPinnedLinks, pinLayout } from '../datapath/loader.js';
+import { ABI_HASH, HOOK_PROGRAMS, hookPrograms, listPinnedLinks, pinLayout } from '../datapath/loader.js';
+import type { DatapathVariant } from '../datapath/variant.js';
 import { Pins, attachedPrograms, pinsProblem } from '../datapath/pinned.js';
 import { CgroupTree } from '../node/cgroupTree.js';
 import { MeshgateError } from '../errors.js';
@@ -26,6 +27,8 @@ export interface StatusReport {
   readonly abi: string;
   readonly mapsDir: string;
   readonly attachCgroup: { readonly id: string; readonly path: string | null; readonly level: number | null } | null;
+  /** The build of the programs the agent recorded loading (null: none recorded). */
+  readonly datapathVariant: DatapathVariant | null;
   readonly hooks: readonly HookStatus[];
   readonly policy: { readonly loaded: boolean; readonly generation: string; readonly slot: number } | null;
   readonly agent: {
@@ -86,7 +89,8 @@ export function readStatus(pinDir: string, tree = new CgroupTree()): StatusRepor
     problems.push(`links are attached to ${cgroupIds.size} different cgroups (${[...cgroupIds].join(', ')})`);
   const attachId = [...cgroupIds][0] ?? null;
   const attachNode = attachId !== null ? tree.find(attachId) : null;
-  const hooks: HookStatus[] = HOOK_PROGRAMS.map((h) => {
+  const datapathVariant = recordedVariant(pinDir);
+  const hooks: HookStatus[] = hookPrograms(datapathVariant ?? 'kern-ctx').map((h) => {
     const l = linked.find((x) => x.program === h.program);
     const pin = path.join(layout.linksDir, h.program);
     if (!l) {
@@ -191,6 +195,7 @@ export function readStatus(pinDir: string, tree = new CgroupTree()): StatusRepor
     pinDir,
     abi: ABI_HASH,
     mapsDir: layout.mapsDir,
+    datapathVariant,
     attachCgroup:
       attachId === null
         ? null
@@ -201,6 +206,18 @@ export function readStatus(pinDir: string, tree = new CgroupTree()): StatusRepor
     events,
     problems,
   };
+}
+
+/** The variant the agent recorded in mg_agent_status, or null (no maps, or no agent recorded one). */
+function recordedVariant(pinDir: string): DatapathVariant | null {
+  if (pinsProblem(pinDir)) return null;
+  const pins = Pins.open(pinDir);
+  try {
+    const raw = pins.maps.mg_agent_status.lookup(encodeU32(0));
+    return raw ? (decodeAgentStatus(raw).datapathVariant ?? null) : null;
+  } finally {
+    pins.close();
+  }
 }
 
 function ago(isoTime: string | null, now: number): string {
@@ -226,6 +243,12 @@ export function formatStatus(r: StatusReport, now = Date.now()): string {
     r.attachCgroup
       ? `${r.attachCgroup.path ?? '(cgroup not found)'} (cgroup ${r.attachCgroup.id}${r.attachCgroup.level !== null ? `, level ${r.attachCgroup.level}` : ''})`
       : 'nothing',
+  );
+  row(
+    'datapath',
+    r.datapathVariant === 'compat'
+      ? 'compat (socket hooks decide as the calling task; docs/decisions.md)'
+      : (r.datapathVariant ?? 'not recorded'),
   );
   lines.push('hooks:');
   for (const h of r.hooks) {

@@ -24,6 +24,20 @@ test('abi.generated.ts is what the compiled objects BTF says', () => {
   assert.equal(regenerated, readFileSync(path.join(REPO_ROOT, 'src/datapath/abi.generated.ts'), 'utf8'));
 });
 
+test('the compat variant has the same maps and layouts as the kern-ctx object (one ABI, one pin directory)', () => {
+  const generate = (object: string) =>
+    execFileSync(
+      'node',
+      [
+        path.join(REPO_ROOT, 'scripts/gen-abi.mjs'),
+        path.join(REPO_ROOT, object),
+        path.join(REPO_ROOT, 'build/abi.bpf.o'),
+      ],
+      { encoding: 'utf8' },
+    );
+  assert.equal(generate('build/meshgate-compat.bpf.o'), generate('build/meshgate.bpf.o'));
+});
+
 type Expected = Record<string, bigint | Uint8Array>;
 
 /** Fails unless every field of the struct holds what is expected at the BTF's offset and width, and padding is zero. */
@@ -129,6 +143,7 @@ test('every encoder writes each field at its BTF offset and width, and zero padd
     mode: 'cluster' as const,
     objectsTotal: U32 - 1,
     objectsInvalid: U32 - 2,
+    datapathVariant: 'compat' as const,
   };
   assertLayout('mg_agent_status', codec.encodeAgentStatus(status), {
     last_apply_unix_ms: 2n ** 52n + 1n,
@@ -142,7 +157,9 @@ test('every encoder writes each field at its BTF offset and width, and zero padd
     ),
     objects_total: BigInt(U32 - 1),
     objects_invalid: BigInt(U32 - 2),
+    datapath_variant: BigInt(ENUMS.mg_datapath_variant.MG_VARIANT_COMPAT),
   });
+  assert.equal(codec.decodeAgentStatus(codec.encodeAgentStatus(status)).datapathVariant, 'compat');
   assertLayout('mg_namespace_key', codec.encodeNamespaceKey(1, U32), { namespace_id: BigInt(U32), slot: 1n });
   assertLayout('mg_namespace', codec.encodeNamespace(U8), { blocked_action: BigInt(U8) });
 });
