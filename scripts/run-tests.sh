@@ -6,5 +6,10 @@ status=0
 # Node 20's runner takes no globs, and a directory argument would also run helpers: list the files.
 mapfile -t files < <(find dist/test/unit dist/test/kernel -name '*.test.js' | sort)
 node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || status=$?
+# The compat datapath variant (docs/decisions.md), forced, on the files that exercise identity:
+# verdicts and SO_ORIGINAL_DST, side doors, DNS learning, the agent's restart path.
+compat=()
+for name in verdicts sidedoors dnsLearning agent; do compat+=("dist/test/kernel/$name.test.js"); done
+MESHGATE_DATAPATH_VARIANT=compat node --test --test-concurrency=1 --test-reporter=spec "${compat[@]}" || status=$?
 bash scripts/check-leftovers.sh || status=1
 exit "$status"

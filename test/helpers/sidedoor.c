@@ -46,6 +46,9 @@
  *                              a datagram from source port SPORT (a client with
  *                              a fixed port), then wait WAITMS ms for an answer:
  *                              stage "answered" or "unanswered"
+ *   moved tcp|udp ADDR PORT DIR
+ *                              an IPv4 socket created in --cgroup, connected (and
+ *                              written to) after the process moved to cgroup DIR
  *
  * Every attempt prints one JSON line {"ok":..,"errno":..,"stage":..,"sent":..}
  * and exits 0; exit 1 when a global option fails, 2 on usage errors.
@@ -506,6 +509,41 @@ static int tcp_lsrr(const char *addr, int port, const char *hop)
 	return 0;
 }
 
+static int moved(const char *proto, const char *addr, int port, const char *dir)
+{
+	int tcp = !strcmp(proto, "tcp"), err = 0;
+	int fd = socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+	struct sockaddr_storage ss;
+	socklen_t sl = sockaddr_of(AF_INET, addr, port, &ss), el = sizeof(err);
+	struct pollfd p;
+
+	if (fd < 0) {
+		report(0, errno, "socket", 0);
+		return 0;
+	}
+	enter(dir, NULL);
+	if (tcp)
+		fcntl(fd, F_SETFL, O_NONBLOCK);
+	if (connect(fd, (struct sockaddr *)&ss, sl) != 0 && errno != EINPROGRESS) {
+		report(0, errno, "connect", 0);
+		return 0;
+	}
+	if (tcp) {
+		p.fd = fd;
+		p.events = POLLOUT;
+		if (poll(&p, 1, 1000) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0) {
+			report(0, err ? err : ETIMEDOUT, "connect", 0);
+			return 0;
+		}
+	}
+	if (send(fd, "moved", 5, MSG_NOSIGNAL) != 5) {
+		report(0, errno, "send", 0);
+		return 0;
+	}
+	report(1, 0, "send", 1);
+	return 0;
+}
+
 static int mptcp(const char *addr, int port, long ms)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_MPTCP);
@@ -724,6 +762,8 @@ int main(int argc, char **argv)
 		return udp(family_of(argv[1]), argv[2], atoi(argv[3]), argc == 5 ? argv[4] : NULL);
 	if (!strcmp(argv[0], "tcp-lsrr") && argc == 4)
 		return tcp_lsrr(argv[1], atoi(argv[2]), argv[3]);
+	if (!strcmp(argv[0], "moved") && argc == 5)
+		return moved(argv[1], argv[2], atoi(argv[3]), argv[4]);
 	if (!strcmp(argv[0], "mptcp") && argc == 4)
 		return mptcp(argv[1], atoi(argv[2]), atol(argv[3]));
 	if (!strcmp(argv[0], "udp-from") && argc == 6)

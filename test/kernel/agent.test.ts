@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { startStandaloneAgent } from '../helpers/standaloneAgent.js';
 import { classify, createPod, type PodFixture } from '../helpers/kernelFixture.js';
 import { SOCKPROBE, requireRoot, until } from '../helpers/sandbox.js';
+import { expectedVariant } from '../helpers/variant.js';
 
 const skip = requireRoot();
 if (skip) console.log(`# SKIP standalone agent tests: ${skip}`);
@@ -56,7 +57,8 @@ describe('standalone agent', { skip: skip ?? false }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('serves readiness and health after the first apply', async () => {
+  test('serves readiness and health after the first apply, and logs the datapath variant it loaded', async () => {
+    assert.ok(log.includes(`"variant":"${expectedVariant()}"`), 'the variant in the "datapath opened" line');
     assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
     assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
     assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect');

@@ -12,7 +12,7 @@ import {
   type DesiredState,
 } from '../../src/datapath/desired.js';
 import { decodeTrieKey, formatPrefix } from '../../src/datapath/codec.js';
-import { HOOK_PROGRAMS, cleanupPins } from '../../src/datapath/loader.js';
+import { HOOK_PROGRAMS, cleanupPins, hookPrograms } from '../../src/datapath/loader.js';
 import { libbpf } from '../../native/libbpf.js';
 import { cgroupLevel } from '../../src/node/cgroup.js';
 import { allow, basePolicy, classify, createPod, group, mesh, type PodFixture } from '../helpers/kernelFixture.js';
@@ -273,6 +273,38 @@ describe('persistence, adoption and cleanup', { skip: skip ?? false }, () => {
     const v = pod.connect('10.1.2.3', 80);
     assert.equal(v.verdict, 'redirect');
     assert.equal(v.origdst, '10.1.2.3:80', 'the original destination without sockops');
+  });
+
+  test('a node that moves to the compat variant keeps enforcing, its setsockopt link goes, and comes back', (t) => {
+    pod.apply(state().policy, [...state().cgroups]);
+    if (pod.dp.object.variant !== 'kern-ctx') return t.skip('the kern-ctx variant does not load on this kernel');
+    const pin = path.join(pod.sb.pinDir, 'links', 'mg_setsockopt');
+    const reopen = (variant: 'kern-ctx' | 'compat') => {
+      const dp = Datapath.open({ pinDir: pod.sb.pinDir, cgroupWalkStart: cgroupLevel(pod.sb.cgroup), variant });
+      try {
+        assert.equal(dp.object.variant, variant);
+        dp.apply(state());
+        return dp.attach(pod.sb.cgroup);
+      } finally {
+        dp.close();
+      }
+    };
+    assert.equal(existsSync(pin), true);
+    const toCompat = reopen('compat');
+    assert.deepEqual(toCompat.attached, []);
+    assert.equal(toCompat.updated.length, hookPrograms('compat').length);
+    assert.equal(existsSync(pin), false);
+    const programs = bpftoolCgroupPrograms(pod.sb.cgroup);
+    assert.equal(programs.length, hookPrograms('compat').length, JSON.stringify(programs));
+    assert.ok(!programs.some((p) => p.name === 'mg_setsockopt'));
+    const v = pod.connect('10.1.2.3', 80);
+    assert.deepEqual([v.verdict, v.origdst], ['redirect', '10.1.2.3:80'], 'enforcing with the compat programs');
+    assert.equal(pod.connect('198.51.100.7', 443).verdict, 'deny');
+
+    const back = reopen('kern-ctx');
+    assert.deepEqual(back.attached, ['cgroup/setsockopt']);
+    assert.equal(existsSync(pin), true);
+    assert.equal(bpftoolCgroupPrograms(pod.sb.cgroup).length, HOOK_PROGRAMS.length);
   });
 
   test('a process killed with SIGKILL leaves enforcement in force', () => {

@@ -1,6 +1,10 @@
 // Real sockets in a real test cgroup: the verdict the kernel gives for each rule of SPEC §2.
 import assert from 'node:assert/strict';
+import { release } from 'node:os';
 import { after, before, describe, test } from 'node:test';
+import { parseKernelRelease } from '../../src/agent/preflight.js';
+import { probeKernCtx } from '../../src/datapath/variant.js';
+import { expectedVariant } from '../helpers/variant.js';
 import { allow, basePolicy, createPod, group, mesh, type PodFixture } from '../helpers/kernelFixture.js';
 import { requireRoot } from '../helpers/sandbox.js';
 
@@ -23,6 +27,12 @@ describe('kernel verdicts', { skip: skip ?? false }, () => {
       groups: [mesh('10.0.0.0/8', 'fd00::/8'), shopAllowlist(), otherAllowlist(), globalAllowlist()],
       ...overrides,
     });
+
+  test('the datapath runs the forced variant, else kern-ctx wherever the kfunc probe loads (it must from 6.12)', () => {
+    assert.equal(pod.dp.object.variant, expectedVariant());
+    const [major, minor] = parseKernelRelease(release()) ?? [0, 0];
+    if (major > 6 || (major === 6 && minor >= 12)) assert.equal(probeKernCtx(), null, 'the kern-ctx probe loads here');
+  });
 
   test('TCP to a mesh CIDR lands on the proxy port with the IPv4 original destination', () => {
     pod.apply(standard());
