@@ -58,8 +58,10 @@ COPY bin/ bin/
 COPY --from=deps /src/node_modules/ node_modules/
 COPY --from=build /src/dist/native/ dist/native/
 COPY --from=build /src/dist/src/ dist/src/
-# The agent's BPF objects (the datapath; the persisted last good configuration) and the demo's probe.
-COPY --from=build /src/build/meshgate.bpf.o /src/build/laststate.bpf.o /src/build/sockprobe build/
+# The agent's BPF objects (the datapath in its two variants and their probe; the persisted last good
+# configuration) and the demo's probe.
+COPY --from=build /src/build/meshgate.bpf.o /src/build/meshgate-compat.bpf.o /src/build/kernctx_probe.bpf.o \
+     /src/build/laststate.bpf.o /src/build/sockprobe build/
 COPY scripts/image-rootfs.sh /usr/local/lib/
 RUN sh /usr/local/lib/image-rootfs.sh /rootfs \
  && ln -s /opt/meshgate/bin/meshgate.js /rootfs/usr/local/bin/meshgate \
