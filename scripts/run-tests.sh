@@ -7,9 +7,9 @@ status=0
 mapfile -t files < <(find dist/test/unit dist/test/kernel -name '*.test.js' | sort)
 node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || status=$?
 # The compat datapath variant (docs/decisions.md), forced, on the files that exercise identity:
-# verdicts and SO_ORIGINAL_DST, side doors, DNS learning, the agent's restart path.
+# verdicts and SO_ORIGINAL_DST, side doors, DNS learning, UDP replies, the agent's restart path.
 compat=()
-for name in verdicts sidedoors dnsLearning agent; do compat+=("dist/test/kernel/$name.test.js"); done
+for name in verdicts sidedoors dnsLearning replies agent; do compat+=("dist/test/kernel/$name.test.js"); done
 MESHGATE_DATAPATH_VARIANT=compat node --test --test-concurrency=1 --test-reporter=spec "${compat[@]}" || status=$?
 bash scripts/check-leftovers.sh || status=1
 exit "$status"
