@@ -189,6 +189,9 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
     const bad = cli(['dump', 'nonsense', ...pin]);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /^error: no section or map "nonsense"/);
+    const flows = cli(['dump', 'mg_flows', ...pin]);
+    assert.equal(flows.status, 2);
+    assert.match(flows.stderr, /^error: mg_flows is decoded by `meshgate flows`/);
   });
 
   test('explain: verdict, rule and entry from the live maps, and the verdict as exit code', () => {

@@ -14,6 +14,11 @@ export function register(ctx: CliContext): void {
     .option('--json', 'machine-readable output (shape in docs/cli.md)')
     .action(function (this: Command, only: string | undefined, o: { pinDir: string; json?: boolean }) {
       const sections = only === undefined ? Object.keys(DUMP_SECTIONS) : sectionsFor(only);
+      if (!sections && (only === 'flows' || only === 'mg_flows'))
+        this.error('error: mg_flows is decoded by `meshgate flows` (filters by pod and verdict), not by dump', {
+          exitCode: 2,
+          code: 'meshgate.usage',
+        });
       if (!sections) {
         this.error(
           `error: no section or map ${JSON.stringify(only)}: use one of ${Object.keys(DUMP_SECTIONS).join(', ')}, or a map name such as mg_cgroups`,
