@@ -25,6 +25,7 @@ import type { Maps } from '../datapath/loader.js';
 import { parseLabel, type ParsedLabel } from '../datapath/labels.js';
 import { CGROUP_KIND_NAMES } from '../datapath/pinned.js';
 import { dumpLearned, formatLearned, type LearnedDump } from './dumpLearned.js';
+import { dumpReplies, formatReplies, type RepliesDump } from './dumpReplies.js';
 
 /** The sections `dump MAP` accepts, and the pinned maps each one decodes. */
 export const DUMP_SECTIONS: Readonly<Record<string, readonly string[]>> = Object.freeze({
@@ -35,6 +36,7 @@ export const DUMP_SECTIONS: Readonly<Record<string, readonly string[]>> = Object
   pods: ['mg_cgroups', 'mg_labels'],
   counters: ['mg_counters', 'mg_event_stats'],
   learned: ['mg_learned', 'mg_dns_names', 'mg_dns_stats'],
+  replies: ['mg_reply_peers', 'mg_reply_config'],
 });
 
 /** A section name, or a map name standing for the sections that decode it. */
@@ -94,6 +96,8 @@ export interface Dump {
   learned: LearnedDump[];
   /** the DNS reader's counters (answers_learned, untrusted, unsolicited, malformed, evicted, ...) */
   dnsReader: Record<string, number>;
+  /** UDP peers pods' sockets may answer now (rule reply), and the lifetimes in force */
+  replies: RepliesDump;
 }
 
 const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -235,6 +239,7 @@ export function dumpMaps(maps: Maps): Dump {
       ringFull: stat(EVENT_STAT.MG_EVENT_STAT_RINGBUF_FULL),
     },
     ...dumpLearned(maps, slot, label),
+    ...dumpReplies(maps, (id) => cgroups.find((x) => x.id === id)?.pod ?? `cgroup ${id}`),
   };
 }
 
@@ -249,6 +254,7 @@ export function pickSections(d: Dump, sections: readonly string[]): Partial<Dump
     pods: ['pods'],
     counters: ['counters', 'events'],
     learned: ['learned', 'dnsReader'],
+    replies: ['replies'],
   };
   for (const s of sections) for (const f of fields[s] ?? []) out[f] = d[f];
   return out as Partial<Dump>;
@@ -328,5 +334,6 @@ export function formatDump(d: Dump, only?: string | readonly string[]): string {
     'hostname addresses (address, host (question), source, timing)',
     formatLearned(d.learned, d.dnsReader),
   );
+  section('replies', 'UDP peers pods may answer (pod, peer, socket, state)', formatReplies(d.replies));
   return lines.join('\n').trimEnd();
 }

@@ -166,6 +166,7 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
       'events',
       'learned',
       'dnsReader',
+      'replies',
     ]);
     assert.deepEqual(j.meshCidrs, ['10.0.0.0/8', 'fd00::/8']);
     const shop = j.allowlists.find((a: { namespace: string }) => a.namespace === 'shop');

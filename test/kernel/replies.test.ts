@@ -10,6 +10,7 @@ import { IPPROTO_UDP, RULE_NAMES, decodeFlow, formatAddress } from '../../src/da
 import { Pins } from '../../src/datapath/pinned.js';
 import { REPLY_DEFAULTS, readReplyPeers } from '../../src/datapath/replies.js';
 import { Explainer, parseDestination } from '../../src/explain/explain.js';
+import { dumpMaps, formatDump } from '../../src/report/dump.js';
 import { FAR, SIDEDOOR, createFarSidePod, requireSideDoorTools, type FarSidePod } from '../helpers/farSide.js';
 import { allow, basePolicy, classify, group, mesh } from '../helpers/kernelFixture.js';
 import { SOCKPROBE, listen, probe, requireRoot, until } from '../helpers/sandbox.js';
@@ -146,6 +147,13 @@ describe('replies are not egress', { skip: skip ?? false }, () => {
     const peers = readReplyPeers(pod.dp.maps).filter((p) => p.peer === FAR_CLIENT6);
     assert.equal(peers.length, 1);
     assert.equal(peers[0]!.assured, true);
+    // dump replies lists it, with its pod.
+    const dump = dumpMaps(pod.dp.maps);
+    assert.ok(
+      dump.replies.peers.some((p) => p.pod === 'shop/web' && p.peer === FAR_CLIENT6 && p.port === 41001 && p.replied),
+      JSON.stringify(dump.replies),
+    );
+    assert.match(formatDump(dump, 'replies'), /shop\/web +\[fd77::2\]:41001 +socket \d+ +replied/);
     // explain decides a destination (rule 7 for a new flow) and names the sockets that may answer it.
     const pins = Pins.open(pod.sb.pinDir);
     try {

@@ -85,7 +85,7 @@ function dnsOptions(o: AgentFlags) {
 }
 
 /** --udp-reply-timeout and --udp-reply-stream-timeout, in ms. */
-function replyOptions(o: AgentFlags): ReplySettings {
+export function replyOptions(o: Pick<AgentFlags, 'udpReplyTimeout' | 'udpReplyStreamTimeout'>): ReplySettings {
   const ms = (flag: string, v: string): number => {
     const n = Number(v);
     if (v.trim() === '' || !Number.isFinite(n) || n < 0.001 || n > 86400)
