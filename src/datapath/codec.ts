@@ -1,7 +1,7 @@
 // Encoders and decoders for every map key and value. Offsets and sizes are read
 // from abi.generated.ts (the object's BTF), never written here as literals.
 import type { DatapathVariant } from './variant.js';
-import { FALLBACK, newCidrBytes, parseCidrBytes, type CidrBytes } from '../config/cidrNumeric.js';
+import { FALLBACK, newCidrBytes, parseCidrBytes, parseIPv4Cidr, type CidrBytes } from '../config/cidrNumeric.js';
 import ipaddr from 'ipaddr.js';
 import { ENUMS, STRUCTS, type StructName } from './abi.generated.js';
 import { MeshgateError } from '../errors.js';
@@ -164,7 +164,8 @@ export function encodeTrieKey(k: TrieKey, out: Buffer = Buffer.alloc(TRIE_KEY_SI
 /**
  * encodeTrieKey with slot 0 from the entry's own fields, without an object per
  * key: the CIDR is read into `scratch` (newCidrBytes(), held by the caller for
- * a whole loop). Throws on a bad CIDR as parsePrefix does.
+ * a whole loop). Writes every field and leaves the padding as it is (zero in a
+ * zeroed buffer). Throws on a bad CIDR as parsePrefix does.
  */
 export function encodeTrieKeyText(
   out: Buffer,
@@ -176,16 +177,41 @@ export function encodeTrieKeyText(
   cidr: string,
   scratch: CidrBytes,
 ): void {
-  let bits = parseCidrBytes(cidr, scratch);
+  // Most keys are IPv4: read them straight to a number (parseCidrBytes would scan the text twice first).
+  const v4 = parseIPv4Cidr(cidr, scratch);
+  let bits = v4 ? 96 + scratch.prefix : parseCidrBytes(cidr, scratch);
   let bytes = scratch.bytes;
   if (bits === FALLBACK) ({ bytes, bits } = parsePrefix(cidr));
-  out.fill(0, at, at + TRIE_KEY_SIZE);
-  out.writeUInt32LE(LPM_HEADER_BITS + bits, at + TRIE_KEY.prefixlen);
+  const prefixlen = LPM_HEADER_BITS + bits;
+  let o = at + TRIE_KEY.prefixlen;
+  out[o] = prefixlen;
+  out[o + 1] = prefixlen >>> 8;
+  out[o + 2] = prefixlen >>> 16;
+  out[o + 3] = prefixlen >>> 24;
+  out[at + TRIE_KEY.slot] = 0;
   out[at + TRIE_KEY.table] = TABLE_IDS[table];
   out[at + TRIE_KEY.proto] = proto;
-  out.writeUInt16LE(port, at + TRIE_KEY.port);
-  out.writeUInt32LE(namespaceId, at + TRIE_KEY.namespaceId);
-  out.set(bytes, at + TRIE_KEY.addr);
+  o = at + TRIE_KEY.port;
+  out[o] = port;
+  out[o + 1] = port >>> 8;
+  o = at + TRIE_KEY.namespaceId;
+  out[o] = namespaceId;
+  out[o + 1] = namespaceId >>> 8;
+  out[o + 2] = namespaceId >>> 16;
+  out[o + 3] = namespaceId >>> 24;
+  o = at + TRIE_KEY.addr;
+  if (v4) {
+    for (let i = 0; i < 10; i++) out[o + i] = 0;
+    out[o + 10] = 0xff;
+    out[o + 11] = 0xff;
+    const address = scratch.v4;
+    out[o + 12] = address >>> 24;
+    out[o + 13] = address >>> 16;
+    out[o + 14] = address >>> 8;
+    out[o + 15] = address;
+  } else {
+    for (let i = 0; i < 16; i++) out[o + i] = bytes[i]!;
+  }
 }
 
 export function decodeTrieKey(buf: Buffer, at = 0): TrieKey {

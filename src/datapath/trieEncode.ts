@@ -10,14 +10,15 @@ import type { KeyOwners, ShadowGroup } from './slotPlan.js';
 
 const EMPTY = -1;
 
-/** A 32-bit hash of the TRIE_KEY_SIZE bytes at `at` (murmur3's mixing, read as little-endian words). */
-function hashKey(b: Uint8Array, at: number): number {
+const WORDS = TRIE_KEY_SIZE / 4;
+
+/** A 32-bit hash of the key at word `at` (murmur3's mixing). */
+function hashKey(w: Uint32Array, at: number): number {
   let h = 0x9747b28c;
-  for (let o = at; o < at + TRIE_KEY_SIZE; o += 4) {
-    let w = b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24);
-    w = Math.imul(w, 0xcc9e2d51);
-    w = (w << 15) | (w >>> 17);
-    h ^= Math.imul(w, 0x1b873593);
+  for (let i = at; i < at + WORDS; i++) {
+    let k = Math.imul(w[i]!, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    h ^= Math.imul(k, 0x1b873593);
     h = (h << 13) | (h >>> 19);
     h = (Math.imul(h, 5) + 0xe6546b64) | 0;
   }
@@ -28,25 +29,36 @@ function hashKey(b: Uint8Array, at: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-function sameKey(a: Uint8Array, at: number, b: Uint8Array, bt: number): boolean {
-  // From the end: the address bytes differ first.
-  for (let i = TRIE_KEY_SIZE - 1; i >= 0; i--) if (a[at + i] !== b[bt + i]) return false;
+function sameKey(a: Uint32Array, at: number, b: Uint32Array, bt: number): boolean {
+  // From the end: the address words differ first.
+  for (let i = WORDS - 1; i >= 0; i--) if (a[at + i] !== b[bt + i]) return false;
   return true;
+}
+
+/** The key buffer as words: keys are compared and hashed a word at a time. */
+function wordsOf(keys: Buffer): Uint32Array {
+  if (keys.byteOffset % 4 !== 0)
+    throw new MeshgateError(
+      'MG_VALUE_OUT_OF_RANGE',
+      `trie key buffer at byte offset ${keys.byteOffset} is not 4-byte aligned`,
+    );
+  return new Uint32Array(keys.buffer, keys.byteOffset, keys.length / 4);
 }
 
 /**
  * Which group of one plan holds each trie key: an open-addressing hash index
- * over the keys where the groups' buffers hold them (group index and byte
+ * over the keys where the groups' buffers hold them (group index and word
  * offset per slot), so claiming 100,000 keys makes no string and no Map entry.
  */
 export class TrieKeyOwners implements KeyOwners {
   private readonly ids: string[] = [];
-  private readonly buffers: Buffer[] = [];
+  private readonly buffers: Uint32Array[] = [];
   private groupAt: Int32Array;
   private offsetAt: Int32Array;
   private mask: number;
   private size = 0;
   private readonly probe = Buffer.alloc(TRIE_KEY_SIZE);
+  private readonly probeWords = wordsOf(this.probe);
 
   /** `expected`: about how many keys will be claimed (the index grows past it). */
   constructor(expected = 0) {
@@ -57,10 +69,10 @@ export class TrieKeyOwners implements KeyOwners {
     this.mask = capacity - 1;
   }
 
-  /** Starts a group whose keys will be claimed where `keys` holds them; returns its index for claim(). */
+  /** Starts a group whose keys will be claimed where `keys` (4-byte aligned) holds them; returns its index for claim(). */
   addGroup(id: string, keys: Buffer): number {
     this.ids.push(id);
-    this.buffers.push(keys);
+    this.buffers.push(wordsOf(keys));
     return this.ids.length - 1;
   }
 
@@ -75,12 +87,12 @@ export class TrieKeyOwners implements KeyOwners {
    * it. The bytes of a claimed key must not change afterwards.
    */
   claim(group: number, at: number): number {
-    const keys = this.buffers[group]!;
-    const found = this.find(keys, at);
+    const word = at >>> 2;
+    const found = this.find(this.buffers[group]!, word);
     if (found >= 0) return this.groupAt[found]!;
     const slot = ~found;
     this.groupAt[slot] = group;
-    this.offsetAt[slot] = at;
+    this.offsetAt[slot] = word;
     if (++this.size * 2 > this.groupAt.length) this.grow();
     return -1;
   }
@@ -88,12 +100,12 @@ export class TrieKeyOwners implements KeyOwners {
   /** The id of the group holding `key` (latin1, as the plan's diffs spell keys). */
   get(key: string): string | undefined {
     this.probe.write(key, 0, 'latin1');
-    const found = this.find(this.probe, 0);
+    const found = this.find(this.probeWords, 0);
     return found >= 0 ? this.ids[this.groupAt[found]!] : undefined;
   }
 
-  /** The slot holding the key at `at` of `keys` (>= 0), or ~(the empty slot where it belongs). */
-  private find(keys: Uint8Array, at: number): number {
+  /** The slot holding the key at word `at` of `keys` (>= 0), or ~(the empty slot where it belongs). */
+  private find(keys: Uint32Array, at: number): number {
     let slot = hashKey(keys, at) & this.mask;
     for (;;) {
       const g = this.groupAt[slot]!;
@@ -133,8 +145,8 @@ export interface LabelIds {
  */
 export function encodeTrieGroup(group: DesiredGroup, ids: LabelIds, owners: TrieKeyOwners): ShadowGroup {
   const size = groupSize(group);
-  // One ArrayBuffer per group, kept as the slot's shadow: a pool slice would pin the pool.
-  let keys = Buffer.allocUnsafeSlow(size * TRIE_KEY_SIZE);
+  // Zeroed (the encoder leaves padding as it is), and one ArrayBuffer per group, kept as the slot's shadow.
+  let keys = Buffer.alloc(size * TRIE_KEY_SIZE);
   let labels = new Uint32Array(size);
   const index = owners.addGroup(group.id, keys);
   const scratch = newCidrBytes();
