@@ -70,10 +70,36 @@ static __always_inline __u64 reply_enforced_pod(struct __sk_buff *skb, struct bp
 }
 
 /*
+ * Only a peer whose answers rule 7 could stop is worth an entry: none while no
+ * policy is loaded, with egress "true" or without mesh CIDRs (UDP passes), and
+ * none inside the mesh CIDRs (rule 4 passes UDP there). Checked for a new peer
+ * only, before its insert, so in-mesh clients never crowd out external ones.
+ */
+static __always_inline int reply_peer_external(const __u8 *addr)
+{
+	struct mg_dest d = {};
+	struct mg_config *cfg;
+	struct mg_state *st;
+	__u32 zero = 0, slot, label = 0;
+
+	st = bpf_map_lookup_elem(&mg_state, &zero);
+	if (!st)
+		return 0;
+	slot = st->active_slot & 1;
+	cfg = bpf_map_lookup_elem(&mg_config, &slot);
+	if (!cfg || (cfg->flags & (MG_CFG_LOADED | MG_CFG_EGRESS | MG_CFG_HAS_MESH_CIDRS)) !=
+			    (MG_CFG_LOADED | MG_CFG_HAS_MESH_CIDRS))
+		return 0;
+	__builtin_memcpy(d.key.addr, addr, sizeof(d.key.addr));
+	d.key.slot = slot;
+	return !trie_lookup(&d, MG_TABLE_MESH, 0, 0, 0, &label);
+}
+
+/*
  * A UDP datagram from addr:port (port in host order) is being delivered to
  * the skb's socket (cgroup_skb/ingress): file the peer. The socket's storage
  * tells its pod (a socket of a pod that is not enforced stops there); then one
- * lookup refreshes a known peer, or an insert files a new one.
+ * lookup refreshes a known peer, or a new one outside the mesh is inserted.
  */
 static __always_inline void reply_note(struct __sk_buff *skb, const __u8 *addr, __u16 port)
 {
@@ -108,6 +134,8 @@ static __always_inline void reply_note(struct __sk_buff *skb, const __u8 *addr, 
 		r->expires_ns = now + reply_lifetime_ns(r->flags & MG_REPLY_ASSURED);
 		return;
 	}
+	if (!reply_peer_external(addr))
+		return;
 	fresh.pod_cgroup_id = pod;
 	fresh.last_in_ns = now;
 	fresh.expires_ns = now + reply_lifetime_ns(0);

@@ -81,13 +81,14 @@ describe('replies are not egress', { skip: skip ?? false }, () => {
     return step.stage === 'answered';
   };
 
+  const policy = (...meshCidrs: string[]) =>
+    basePolicy({
+      groups: [mesh(...meshCidrs), group('allow:shop', [allow('shop', `${FAR.allowed4}/32`, 53, 'udp')])],
+    });
+
   before(async () => {
     pod = await createFarSidePod('replies');
-    pod.apply(
-      basePolicy({
-        groups: [mesh('10.0.0.0/8'), group('allow:shop', [allow('shop', `${FAR.allowed4}/32`, 53, 'udp')])],
-      }),
-    );
+    pod.apply(policy('10.0.0.0/8'));
   });
   after(() => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -252,6 +253,32 @@ describe('replies are not egress', { skip: skip ?? false }, () => {
     assert.equal(steps[1]!.peer, FAR.denied4, 'the spoofed datagram did reach socket A');
     const seen = await cap.stop();
     assert.equal(seen[FAR.denied4], 0);
+  });
+
+  test('a client inside the mesh CIDRs files no peer: rule 4 passes its answers, and the map stays for external ones', async () => {
+    pod.apply(policy('10.0.0.0/8', '192.168.77.0/30'));
+    try {
+      const server = await serve('4', 5305, ['recv', 'a']);
+      assert.equal(farSend('4', 41005, 5305), true);
+      assert.deepEqual(
+        (await server.steps(2)).map((s) => [s.stage, s.ok]),
+        [
+          ['recv', true],
+          ['a', true],
+        ],
+      );
+      assert.deepEqual(
+        readReplyPeers(pod.dp.maps).filter((p) => p.port === 41005),
+        [],
+      );
+    } finally {
+      pod.apply(policy('10.0.0.0/8'));
+    }
+    // The control: the same client outside the mesh is filed.
+    const server = await serve('4', 5306, ['recv', 'a']);
+    assert.equal(farSend('4', 41006, 5306), true);
+    await server.steps(2);
+    assert.equal(readReplyPeers(pod.dp.maps).filter((p) => p.port === 41006).length, 1);
   });
 
   test('a peer expires: unreplied after --udp-reply-timeout, replied after --udp-reply-stream-timeout', async () => {
