@@ -204,13 +204,19 @@ static __always_inline int sock_peer_is(const struct bpf_sock *sk, const struct 
 	       (a[0] | a[1] | a[2] | a[3]) != 0;
 }
 
-/* Sockets whose peer connect() decided: TCP, and connected UDP (sendmsg decides the rest). */
+/*
+ * Sockets whose peer connect() decided: TCP, and connected UDP (sendmsg decides the rest).
+ * Compat: not connected UDP, whose connect() was decided as the calling task: its
+ * datagrams take the remembered-peer path, decided once as the socket's own pod.
+ */
 static __always_inline int peer_decided_at_connect(const struct bpf_sock *sk, const struct mg_pkt *p)
 {
 	if (sk->type == SOCK_STREAM && sk->protocol == IPPROTO_TCP && p->d.proto == IPPROTO_TCP)
 		return sock_peer_is(sk, p);
+#ifndef MG_NO_KERN_CTX
 	if (sk->type == SOCK_DGRAM && sk->protocol == IPPROTO_UDP && p->d.proto == IPPROTO_UDP)
 		return sock_peer_is(sk, p);
+#endif
 	return 0;
 }
 
@@ -306,7 +312,7 @@ static __always_inline void remember_passed(struct bpf_sock *sk, const struct mg
 
 /*
  * The common case without parsing (direct packet reads, no helper): a TCP
- * segment that is not an opening SYN, or a UDP datagram of a connected socket,
+ * segment that is not an opening SYN, or a UDP datagram of a connected socket (not in compat),
  * with a plain IP header (no IPv4 options, no IPv6 extension header), going
  * to its socket's peer. Anything else takes the full path below.
  */
@@ -318,6 +324,10 @@ static __always_inline int ordinary(struct __sk_buff *skb, const struct bpf_sock
 
 	if (!((sk->type == SOCK_STREAM && proto == IPPROTO_TCP) || (sk->type == SOCK_DGRAM && proto == IPPROTO_UDP)))
 		return 0;
+#ifdef MG_NO_KERN_CTX
+	if (proto == IPPROTO_UDP)
+		return 0; /* compat: see peer_decided_at_connect() */
+#endif
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct mg_iphdr4 *ip = data;
 
