@@ -196,10 +196,13 @@ export function invalidEntryCidr(group: DesiredGroup, i: number, err: unknown): 
 
 /**
  * Entry `i`'s fields other than its CIDR (which the caller parses once, to
- * encode it): an allow entry has tcp or udp and a port, the others have neither
- * nor a namespace. Throws MG_DESIRED_STATE_INVALID naming the group, entry and value.
+ * encode it): a known table; an allow entry has tcp or udp and a port, the
+ * others have neither nor a namespace. Throws MG_DESIRED_STATE_INVALID naming
+ * the group, entry and value.
  */
 export function checkEntryFields(group: DesiredGroup, e: DesiredTrieEntry, i: number): void {
+  if (e.table !== 'allow' && e.table !== 'mesh' && e.table !== 'exclude')
+    invalid(`group ${group.id} entry [${i}]: table ${String(e.table)} is not mesh, exclude or allow`);
   if (e.table === 'allow') {
     if (e.proto !== 'tcp' && e.proto !== 'udp')
       invalid(`group ${group.id} entry [${i}]: protocol ${String(e.proto)} is not tcp or udp`);

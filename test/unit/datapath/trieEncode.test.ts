@@ -125,6 +125,7 @@ describe('encodeTrieGroup', () => {
       cidr.map((c) => ({ table: 'allow' as const, cidr: c, proto: 'tcp' as const, port: 0, namespace: '' })),
       cidr.map((c) => ({ table: 'mesh' as const, cidr: c, port: 80 })),
       cidr.map((c) => ({ table: 'exclude' as const, cidr: c, namespace: 'shop' })),
+      cidr.map((c) => ({ table: 'bogus' as 'mesh', cidr: c })),
       fc
         .constantFrom('10.0.0.0/33', 'fd00::/129', 'nonsense', '10.0.0.0/-1', '', '10.0.0.0/8/8')
         .map((c) => ({ table: 'mesh' as const, cidr: c })),
