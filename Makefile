@@ -8,7 +8,7 @@ BPF_UNITS := $(patsubst bpf/%.bpf.c,build/%.bpf.o,$(BPF_SOURCES))
 # The compat variant: the same sources with Linux 5.15's helpers only (bpf/variant.bpf.h).
 BPF_COMPAT_UNITS := $(patsubst bpf/%.bpf.c,build/compat/%.bpf.o,$(BPF_SOURCES))
 BPF_HEADERS := $(wildcard bpf/*.h bpf/include/*.h)
-HELPERS := build/sockprobe build/streamer build/sidedoor build/foreign.bpf.o build/oldsockops.bpf.o build/connectloop build/dnsprobe build/dnstest.bpf.o build/streamrate
+HELPERS := build/sockprobe build/streamer build/sidedoor build/foreign.bpf.o build/retired.bpf.o build/connectloop build/dnsprobe build/dnstest.bpf.o build/streamrate
 
 .PHONY: all bpf ts abi test test-unit test-kernel bench clean
 
@@ -82,6 +82,6 @@ build/sidedoor: test/helpers/sidedoor.c
 	@mkdir -p build
 	cc -O2 -Wall -Werror -o $@ $<
 
-build/foreign.bpf.o build/oldsockops.bpf.o: build/%.bpf.o: test/helpers/%.bpf.c
+build/foreign.bpf.o build/retired.bpf.o: build/%.bpf.o: test/helpers/%.bpf.c
 	@mkdir -p build
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * The packet backstop: cgroup_skb/egress on the attach root.
+ * The packet backstop: cgroup_skb/egress on the attach root, the one egress
+ * program. A UDP datagram it lets leave for a resolver port then goes to the
+ * DNS reader's query side (dns_egress_query(), dns.bpf.h); nothing else pays
+ * for DNS.
  *
  * The socket hooks decide connect() and sendmsg(). Some packets never pass
  * through them: ICMP ping sockets, raw sockets, packets whose IP destination
@@ -40,6 +43,7 @@
 #include "decide.bpf.h"
 #include "ipopts.bpf.h"
 #include "reply.bpf.h"
+#include "dns.bpf.h"
 
 #define ETH_P_IP	 0x0800
 #define ETH_P_IPV6	 0x86DD
@@ -355,22 +359,21 @@ static __always_inline int ordinary(struct __sk_buff *skb, const struct bpf_sock
 	return proto == IPPROTO_UDP || (l4[13] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN;
 }
 
-SEC("cgroup_skb/egress")
-int mg_egress(struct __sk_buff *skb)
+/*
+ * The backstop's verdict: 1 lets the packet leave. *udp_port is the UDP
+ * destination port (host order) of a datagram it lets leave, else 0.
+ */
+static __always_inline int backstop(struct __sk_buff *skb, struct bpf_sock *sk, __u16 *udp_port)
 {
 	struct mg_decision out = {};
 	struct mg_who who = {};
 	struct mg_pkt p = {};
-	struct bpf_sock *sk;
 
-	sk = skb->sk;
-	if (!sk)
+	if (ordinary(skb, sk)) {
+		if (sk->protocol == IPPROTO_UDP)
+			*udp_port = bpf_ntohs(sk->dst_port);
 		return 1;
-	sk = bpf_sk_fullsock(sk);
-	if (!sk)
-		return 1;
-	if (ordinary(skb, sk))
-		return 1;
+	}
 	if (skb->protocol == bpf_htons(ETH_P_IP))
 		parse_v4(skb, &p);
 	else if (skb->protocol == bpf_htons(ETH_P_IPV6))
@@ -378,6 +381,8 @@ int mg_egress(struct __sk_buff *skb)
 	else
 		return 1;
 	p.d.hook = MG_HOOK_EGRESS;
+	if (p.d.proto == IPPROTO_UDP && p.has_port)
+		*udp_port = p.d.port;
 
 	if (!p.source_routed) {
 		if (peer_decided_at_connect(sk, &p)) {
@@ -427,4 +432,28 @@ int mg_egress(struct __sk_buff *skb)
 	out.verdict = MG_VERDICT_DENY;
 	record(&p.d, &out, &who);
 	return 0;
+}
+
+/*
+ * The one egress program: the backstop's verdict, then, only for a datagram
+ * that leaves for a resolver port, the DNS reader's query side (dns.bpf.h).
+ * Any other packet pays one array read for the port.
+ */
+SEC("cgroup_skb/egress")
+int mg_egress(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk;
+	__u16 udp_port = 0;
+
+	sk = skb->sk;
+	if (!sk)
+		return 1;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return 1;
+	if (!backstop(skb, sk, &udp_port))
+		return 0;
+	if (udp_port && dns_resolver_port(udp_port))
+		dns_egress_query(skb, sk);
+	return 1;
 }

@@ -99,7 +99,7 @@ struct dns_scratch {
 /* Per-CPU scratch, one per direction: a softirq (ingress) may interrupt a sendmsg (egress) on its CPU. */
 #define MG_DNS_SCRATCH_EGRESS  0
 #define MG_DNS_SCRATCH_INGRESS 1
-struct {
+MG_MAP struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 2);
 	__type(key, __u32);
@@ -551,6 +551,76 @@ static __always_inline void dns_record_query(struct __sk_buff *skb, const struct
 	q->used = 1;
 	sock->namespace_id = namespace_id;
 	dns_count(MG_DNS_STAT_QUERIES);
+}
+
+static __always_inline int dns_resolver_port(__u16 port)
+{
+	__u32 key = port;
+	__u8 *known = bpf_map_lookup_elem(&mg_dns_resolver_ports, &key);
+
+	return known && *known;
+}
+
+/* Pod cgroups sit a few levels below the attach point (QoS slice, pod, container). */
+#define MG_DNS_CGROUP_WALK 8
+
+/*
+ * The namespace of an enforced pod's socket, or 0 (unmapped, not enforced, or
+ * the sidecar); *pod_id is the pod's cgroup id.
+ */
+static __always_inline __u32 dns_pod_namespace(struct __sk_buff *skb, __u64 *pod_id)
+{
+	struct mg_cgroup *pod = 0;
+	struct mg_state *st;
+	__u32 zero = 0, start;
+	int i;
+
+	st = bpf_map_lookup_elem(&mg_state, &zero);
+	if (!st)
+		return 0;
+	start = st->cgroup_walk_start;
+	for (i = 0; i < MG_DNS_CGROUP_WALK; i++) {
+		__u64 id = bpf_skb_ancestor_cgroup_id(skb, start + i);
+		struct mg_cgroup *cg;
+
+		if (!id)
+			break;
+		cg = bpf_map_lookup_elem(&mg_cgroups, &id);
+		if (!cg)
+			continue;
+		if (cg->kind == MG_CGROUP_PROXY)
+			return 0;
+		if (!pod) {
+			pod = cg;
+			*pod_id = id;
+		}
+	}
+	if (!pod || pod->kind != MG_CGROUP_POD)
+		return 0;
+	return pod->namespace_id;
+}
+
+/*
+ * The egress program's DNS part (bpf/backstop.bpf.c calls it for a UDP
+ * datagram to a resolver port that the backstop lets leave): a query of an
+ * enforced pod to a trusted resolver is remembered on its socket.
+ */
+static __always_inline void dns_egress_query(struct __sk_buff *skb, struct bpf_sock *sk)
+{
+	struct mg_dns_socket *sock;
+	struct dns_packet pk;
+	__u32 namespace_id;
+	__u64 pod_id = 0;
+
+	if (!dns_udp_peer(skb, 0, &pk) || !dns_resolver_port(pk.port) || !dns_trusted(&pk))
+		return;
+	namespace_id = dns_pod_namespace(skb, &pod_id);
+	if (!namespace_id)
+		return;
+	sock = bpf_sk_storage_get(&mg_dns_sockets, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!sock)
+		return;
+	dns_record_query(skb, &pk, sock, namespace_id);
 }
 
 /* ---- answers ------------------------------------------------------------ */

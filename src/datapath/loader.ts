@@ -39,7 +39,6 @@ export const HOOK_PROGRAMS: readonly HookProgram[] = Object.freeze([
   { program: 'mg_getsockopt', hook: 'cgroup/getsockopt', attachType: ATTACH.BPF_CGROUP_GETSOCKOPT },
   { program: 'mg_setsockopt', hook: 'cgroup/setsockopt', attachType: ATTACH.BPF_CGROUP_SETSOCKOPT },
   { program: 'mg_egress', hook: 'cgroup_skb/egress', attachType: ATTACH.BPF_CGROUP_INET_EGRESS },
-  { program: 'mg_dns_egress', hook: 'cgroup_skb/egress', attachType: ATTACH.BPF_CGROUP_INET_EGRESS },
   { program: 'mg_dns_ingress', hook: 'cgroup_skb/ingress', attachType: ATTACH.BPF_CGROUP_INET_INGRESS },
 ]);
 
@@ -47,9 +46,10 @@ export const HOOK_PROGRAMS: readonly HookProgram[] = Object.freeze([
  * Links an older meshgate pinned for programs it no longer has. attach()
  * detaches them once every current hook is attached or updated, so an
  * upgrade never leaves a gap: mg_sockops recorded the original destination
- * before the backstop took that over.
+ * before the backstop took that over, and mg_dns_egress recorded DNS queries
+ * before mg_egress did (one egress program instead of two).
  */
-export const RETIRED_PROGRAMS: readonly string[] = Object.freeze(['mg_sockops']);
+export const RETIRED_PROGRAMS: readonly string[] = Object.freeze(['mg_sockops', 'mg_dns_egress']);
 
 /** Maps sized at load by --dns-learned-max (the ring has one place per learned address). */
 const LEARNED_MAPS: readonly MapName[] = ['mg_learned', 'mg_learned_ring'];

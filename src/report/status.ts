@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { MAPS } from '../datapath/abi.generated.js';
 import { EVENT_STAT, decodeAgentStatus, encodeU32 } from '../datapath/codec.js';
-import { ABI_HASH, HOOK_PROGRAMS, hookPrograms, listPinnedLinks, pinLayout } from '../datapath/loader.js';
+import { ABI_HASH, HOOK_PROGRAMS, RETIRED_PROGRAMS, hookPrograms, listPinnedLinks, pinLayout } from '../datapath/loader.js';
 import type { DatapathVariant } from '../datapath/variant.js';
 import { Pins, attachedPrograms, pinsProblem } from '../datapath/pinned.js';
 import { CgroupTree } from '../node/cgroupTree.js';
@@ -79,7 +79,11 @@ export function readStatus(pinDir: string, tree = new CgroupTree()): StatusRepor
   }
   const linked = listPinnedLinks(pinDir);
   for (const l of linked) {
-    if (!HOOK_PROGRAMS.some((h) => h.program === l.program))
+    if (RETIRED_PROGRAMS.includes(l.program))
+      problems.push(
+        `link pin ${l.pin} of ${l.program}, a program an older meshgate had: an agent of this version detaches it after it attaches`,
+      );
+    else if (!HOOK_PROGRAMS.some((h) => h.program === l.program))
       problems.push(`unknown link pin ${l.pin}: not one of meshgate's hooks`);
   }
 

@@ -12,9 +12,10 @@ import {
   type DesiredState,
 } from '../../src/datapath/desired.js';
 import { decodeTrieKey, formatPrefix } from '../../src/datapath/codec.js';
-import { HOOK_PROGRAMS, cleanupPins, hookPrograms } from '../../src/datapath/loader.js';
+import { HOOK_PROGRAMS, RETIRED_PROGRAMS, cleanupPins, hookPrograms } from '../../src/datapath/loader.js';
 import { expectedVariant } from '../helpers/variant.js';
 import { libbpf } from '../../native/libbpf.js';
+import { readStatus } from '../../src/report/status.js';
 import { cgroupLevel } from '../../src/node/cgroup.js';
 import { allow, basePolicy, classify, createPod, group, mesh, type PodFixture } from '../helpers/kernelFixture.js';
 import { REPO_ROOT, SOCKPROBE, requireRoot } from '../helpers/sandbox.js';
@@ -235,18 +236,20 @@ describe('persistence, adoption and cleanup', { skip: skip ?? false }, () => {
     }
   });
 
-  test("an upgrade retires an older version's pinned mg_sockops link once the new hooks are in place", () => {
+  test("an upgrade retires an older version's pinned mg_sockops and mg_dns_egress links once the new hooks are in place", () => {
     pod.apply(state().policy, [...state().cgroups]);
-    const oldPath = path.join(REPO_ROOT, 'build/oldsockops.bpf.o');
+    const oldPath = path.join(REPO_ROOT, 'build/retired.bpf.o');
     const old = libbpf.openObject(oldPath);
-    const pin = path.join(pod.sb.pinDir, 'links', 'mg_sockops');
+    const pins = RETIRED_PROGRAMS.map((program) => path.join(pod.sb.pinDir, 'links', program));
     try {
       libbpf.loadObject(old, oldPath);
       const cgroupFd = libbpf.openDirectory(pod.sb.cgroup);
       try {
-        const link = libbpf.attachCgroup(libbpf.findProgram(old, 'mg_sockops'), cgroupFd, 'old mg_sockops');
-        libbpf.pinLink(link, pin);
-        libbpf.releaseLink(link);
+        RETIRED_PROGRAMS.forEach((program, i) => {
+          const link = libbpf.attachCgroup(libbpf.findProgram(old, program), cgroupFd, `old ${program}`);
+          libbpf.pinLink(link, pins[i]!);
+          libbpf.releaseLink(link);
+        });
       } finally {
         libbpf.close(cgroupFd);
       }
@@ -254,10 +257,16 @@ describe('persistence, adoption and cleanup', { skip: skip ?? false }, () => {
       libbpf.closeObject(old);
     }
     const before = bpftoolCgroupPrograms(pod.sb.cgroup);
-    assert.ok(
-      before.some((p) => p.name === 'mg_sockops'),
-      JSON.stringify(before),
-    );
+    for (const program of RETIRED_PROGRAMS) {
+      assert.ok(
+        before.some((p) => p.name === program),
+        `${program} in ${JSON.stringify(before)}`,
+      );
+    }
+
+    const retiredProblems = (): string[] =>
+      readStatus(pod.sb.pinDir).problems.filter((p) => p.includes('a program an older meshgate had'));
+    assert.equal(retiredProblems().length, RETIRED_PROGRAMS.length, 'status names each retired link');
 
     const adopter = Datapath.open({ pinDir: pod.sb.pinDir, cgroupWalkStart: cgroupLevel(pod.sb.cgroup) });
     try {
@@ -266,13 +275,15 @@ describe('persistence, adoption and cleanup', { skip: skip ?? false }, () => {
     } finally {
       adopter.close();
     }
-    assert.equal(existsSync(pin), false);
+    assert.deepEqual(retiredProblems(), []);
+    for (const pin of pins) assert.equal(existsSync(pin), false, pin);
     const programs = bpftoolCgroupPrograms(pod.sb.cgroup);
     assert.deepEqual(
-      programs.filter((p) => p.name === 'mg_sockops'),
+      programs.filter((p) => RETIRED_PROGRAMS.includes(p.name)),
       [],
     );
     assert.equal(programs.length, hookCount());
+    assert.equal(programs.filter((p) => p.name === 'mg_egress').length, 1, 'one egress program');
     const v = pod.connect('10.1.2.3', 80);
     assert.equal(v.verdict, 'redirect');
     assert.equal(v.origdst, '10.1.2.3:80', 'the original destination without sockops');
