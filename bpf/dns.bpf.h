@@ -16,7 +16,12 @@
  *
  * Every packet read is copied once into a per-CPU scratch buffer; each byte
  * index is masked with MG_DNS_PACKET_MAX and checked against the payload
- * length, so no read leaves the buffer or the packet.
+ * length, so no read leaves the buffer or the packet. The bounded loops do as
+ * much as they can per callback (a whole label of a name, a label of the
+ * suffix walk, 32 bytes of a comparison): a callback call and its state in map
+ * memory cost more than hashing a byte. Inside a callback nothing branches per
+ * byte but the loop's exit (dns_lower() is branch-free), so the verifier's
+ * paths do not multiply.
  */
 #ifndef MESHGATE_DNS_BPF_H
 #define MESHGATE_DNS_BPF_H
@@ -37,8 +42,8 @@
 #define MG_DNS_TYPE_DNAME 39
 #define MG_DNS_TYPE_RRSIG 46
 #define MG_DNS_CLASS_IN	  1
-/* Bytes and pointers walked for one name: 255 name bytes plus a few pointer hops. */
-#define MG_DNS_NAME_STEPS 300
+/* Steps of one name walk: labels (at most 127 in 255 bytes), pointer hops (16) and the end. */
+#define MG_DNS_NAME_STEPS 160
 #define MG_DNS_MAX_JUMPS  16
 #define MG_DNS_MAX_CHAIN  8
 /* Names already walked from their first byte (the question, CNAME targets): a pointer to one is not walked again. */
@@ -59,7 +64,6 @@ struct dns_walk {
 	__u64 hash;  /* MG_DNS_HASH_FORWARD (names) or MG_DNS_HASH_SUFFIX (suffix walk) */
 	__u32 off;   /* next byte */
 	__u32 end;   /* first byte after the name where it was written (0 until known) */
-	__u32 left;  /* bytes left in the current label */
 	__u32 total; /* wire length so far */
 	__u32 limit; /* a compression pointer must point before this (strictly backwards) */
 	__u32 jumps;
@@ -114,9 +118,17 @@ static __always_inline void dns_count(__u32 stat)
 		*n += 1;
 }
 
+/*
+ * ASCII lower case without a branch (BPF has no conditional set: a compare is
+ * a jump, and a jump per byte inside an unrolled loop multiplies the verifier's
+ * paths). Bit 7 of h + 63 says h >= 'A', of h + 37 that h > 'Z'; bytes >= 0x80
+ * stay as they are.
+ */
 static __always_inline __u8 dns_lower(__u8 c)
 {
-	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+	__u32 h = c & 0x7f, upper = (~(__u32)c & ((h + 63) ^ (h + 37))) & 0x80;
+
+	return c | (upper >> 2);
 }
 
 static __always_inline __u8 dns_byte(const struct dns_scratch *s, __u32 off)
@@ -239,10 +251,12 @@ struct dns_cb {
  * checks a global function once, on its own (pointer arguments: 5.12), so a
  * walk costs it a few instructions per step and walks nested in walks stay
  * far below its instruction limit. The walk's state is in map memory either way.
+ * The global functions are weak: dns.bpf.c and backstop.bpf.c (the egress
+ * program's query side) both include this file, and the linker keeps one copy.
  */
 #ifdef MG_NO_KERN_CTX
 #define DNS_STEPS(fn, n, step)                                                                                         \
-	__attribute__((noinline)) int fn##_one(__u32 i, struct dns_scratch *s)                                         \
+	__attribute__((noinline, weak)) int fn##_one(__u32 i, struct dns_scratch *s)                                   \
 	{                                                                                                              \
 		struct dns_cb cb = {.s = s};                                                                           \
                                                                                                                        \
@@ -268,12 +282,13 @@ struct dns_cb {
 	}
 #endif
 
-/* One byte (or one compression pointer) of a name. */
+/* One label (its length byte and its bytes), one compression pointer, or the end of a name. */
 static long dns_name_step(__u32 i, void *ctx)
 {
 	struct dns_scratch *s = ((struct dns_cb *)ctx)->s;
 	struct dns_walk *w;
-	__u32 off;
+	__u64 hash;
+	__u32 off, j;
 	__u8 c;
 
 	if (!s)
@@ -285,12 +300,6 @@ static long dns_name_step(__u32 i, void *ctx)
 		return 1;
 	}
 	c = dns_byte(s, off);
-	if (w->left) {
-		w->hash = (w->hash ^ dns_lower(c)) * MG_DNS_FNV_PRIME;
-		w->left--;
-		w->off = off + 1;
-		return 0;
-	}
 	if (c == 0) {
 		if (!w->end)
 			w->end = off + 1;
@@ -320,7 +329,8 @@ static long dns_name_step(__u32 i, void *ctx)
 		w->bad = 1;
 		return 1;
 	}
-	if (w->total + c + 1 > MG_DNS_NAME_MAX) {
+	/* The whole label must be inside the packet, and the name inside its limit. */
+	if (w->total + c + 1 > MG_DNS_NAME_MAX || off + 1 + c > s->len) {
 		w->bad = 1;
 		return 1;
 	}
@@ -331,10 +341,15 @@ static long dns_name_step(__u32 i, void *ctx)
 			s->label_off[n & (MG_DNS_MAX_LABELS - 1)] = off;
 		s->nlabels = n + 1;
 	}
+	hash = (w->hash ^ c) * MG_DNS_FNV_PRIME;
+	for (j = 1; j <= 63; j++) {
+		if (j > c)
+			break;
+		hash = (hash ^ dns_lower(dns_byte(s, off + j))) * MG_DNS_FNV_PRIME;
+	}
+	w->hash = hash;
 	w->total += c + 1;
-	w->left = c;
-	w->hash = (w->hash ^ c) * MG_DNS_FNV_PRIME;
-	w->off = off + 1;
+	w->off = off + 1 + c;
 	return 0;
 }
 
@@ -348,7 +363,6 @@ static __always_inline int dns_walk_name(struct dns_scratch *s, __u32 off, __u32
 	w->hash = MG_DNS_FNV_OFFSET;
 	w->off = off;
 	w->end = 0;
-	w->left = 0;
 	w->total = 0;
 	w->limit = limit;
 	w->jumps = 0;
@@ -384,28 +398,43 @@ static __always_inline __u32 dns_read_question(struct dns_scratch *s, __u16 *qty
 	return end + 4;
 }
 
-/* Suffix hashes of the question, from its last byte backwards (MG_DNS_HASH_SUFFIX). */
+/* Bytes one call of the comparison's callback compares: fewer calls, the same comparison. */
+#define MG_DNS_CHUNK 32
+
+/*
+ * Suffix hashes of the question, from its last byte backwards
+ * (MG_DNS_HASH_SUFFIX), one kept label a call: call i hashes the bytes of
+ * label top - i (the last kept label takes every byte after it too, when the
+ * question has more labels than kept) and notes the suffix hash there.
+ */
 static long dns_suffix_step(__u32 i, void *ctx)
 {
 	struct dns_scratch *s = ((struct dns_cb *)ctx)->s;
 	struct dns_walk *w;
-	__u32 pos;
+	__u32 j, start, end;
+	__u64 hash;
 	__s32 k;
 
-	if (!s || i >= s->qname_len)
+	if (!s)
 		return 1;
 	w = &s->w;
-	pos = MG_DNS_HEADER + s->qname_len - 1 - i;
-	w->hash = (w->hash ^ dns_lower(dns_byte(s, pos))) * MG_DNS_FNV_PRIME;
-	k = w->next_label;
-	if (k >= 0 && k < MG_DNS_MAX_LABELS && s->label_off[k & (MG_DNS_MAX_LABELS - 1)] == pos) {
-		s->suffix_hash[k & (MG_DNS_MAX_LABELS - 1)] = w->hash;
-		w->next_label = k - 1;
+	k = w->next_label - (__s32)i;
+	if (k < 0 || k >= MG_DNS_MAX_LABELS)
+		return 1;
+	start = s->label_off[k & (MG_DNS_MAX_LABELS - 1)];
+	end = i == 0 ? MG_DNS_HEADER + s->qname_len : s->label_off[(k + 1) & (MG_DNS_MAX_LABELS - 1)];
+	hash = w->hash;
+	for (j = 0; j < MG_DNS_NAME_MAX; j++) {
+		if (start + j >= end)
+			break;
+		hash = (hash ^ dns_lower(dns_byte(s, end - 1 - j))) * MG_DNS_FNV_PRIME;
 	}
+	w->hash = hash;
+	s->suffix_hash[k & (MG_DNS_MAX_LABELS - 1)] = hash;
 	return 0;
 }
 
-DNS_STEPS(dns_suffix_steps, MG_DNS_NAME_MAX, dns_suffix_step)
+DNS_STEPS(dns_suffix_steps, MG_DNS_MAX_LABELS, dns_suffix_step)
 
 static __always_inline void dns_suffix_hashes(struct dns_scratch *s)
 {
@@ -417,24 +446,30 @@ static __always_inline void dns_suffix_hashes(struct dns_scratch *s)
 	dns_suffix_steps(s);
 }
 
-/* Byte-wise confirmation of a hash hit: the host's name against the question from label k on. */
+/* Byte-wise confirmation of a hash hit, a chunk a call: the host's name against the question from label k on. */
 static long dns_cmp_step(__u32 i, void *ctx)
 {
 	struct dns_cb *cb = ctx;
 	struct dns_scratch *s = cb->s;
 	const struct mg_dns_host *host = cb->host;
+	__u32 j, at;
 
-	if (!s || !host || i >= s->w.cmp_len)
+	if (!s || !host)
 		return 1;
-	if (dns_lower(dns_byte(s, s->w.cmp_start + i)) != host->name[i & MG_DNS_NAME_MAX]) {
-		s->w.cmp_differs = 1;
-		return 1;
+	for (j = 0; j < MG_DNS_CHUNK; j++) {
+		at = i * MG_DNS_CHUNK + j;
+		if (at >= s->w.cmp_len)
+			return 1;
+		if (dns_lower(dns_byte(s, s->w.cmp_start + at)) != host->name[at & MG_DNS_NAME_MAX]) {
+			s->w.cmp_differs = 1;
+			return 1;
+		}
 	}
 	return 0;
 }
 
 #ifdef MG_NO_KERN_CTX
-__attribute__((noinline)) int dns_cmp_steps_one(__u32 i, struct dns_scratch *s, const struct mg_dns_host *host)
+__attribute__((noinline, weak)) int dns_cmp_steps_one(__u32 i, struct dns_scratch *s, const struct mg_dns_host *host)
 {
 	struct dns_cb cb = {.s = s, .host = host};
 
@@ -445,7 +480,7 @@ static __always_inline int dns_cmp_steps(struct dns_scratch *s, const struct mg_
 {
 	__u32 i;
 
-	for (i = 0; i < MG_DNS_NAME_MAX + 1; i++)
+	for (i = 0; i < (MG_DNS_NAME_MAX + 1) / MG_DNS_CHUNK; i++)
 		if (dns_cmp_steps_one(i, s, host))
 			break;
 	return 0;
@@ -455,7 +490,7 @@ static __always_inline int dns_cmp_steps(struct dns_scratch *s, const struct mg_
 {
 	struct dns_cb cb = {.s = s, .host = host};
 
-	bpf_loop(MG_DNS_NAME_MAX + 1, dns_cmp_step, &cb, 0);
+	bpf_loop((MG_DNS_NAME_MAX + 1) / MG_DNS_CHUNK, dns_cmp_step, &cb, 0);
 	return 0;
 }
 #endif
@@ -489,8 +524,8 @@ static __always_inline __u32 dns_host_at_body(struct dns_scratch *s, __u32 k, __
 
 #ifdef MG_NO_KERN_CTX
 /* Compat: a global function too, so the comparison walks of the candidates do not pile up in one verification. */
-__attribute__((noinline)) int dns_host_at_one(struct dns_scratch *s, __u32 k, __u32 kind, __u32 namespace_id,
-					      __u32 slot)
+__attribute__((noinline, weak)) int dns_host_at_one(struct dns_scratch *s, __u32 k, __u32 kind, __u32 namespace_id,
+						    __u32 slot)
 {
 	return s ? dns_host_at_body(s, k, kind, namespace_id, slot) : 0;
 }
@@ -787,30 +822,46 @@ struct dns_learn_ctx {
 	__u32 host_id;
 };
 
-/* Writes one address for one host; the oldest learned entry goes when the ring comes round. */
+/*
+ * Writes one address for one host; the oldest learned entry goes when the ring
+ * comes round. Refreshing a host the address already serves (the common case:
+ * pods resolve the same names again and again) writes its place in the map
+ * value directly, fields a reader may see in either state; anything else
+ * writes a whole new value with bpf_map_update_elem(). Either way (as the
+ * value copy did before) the element is trusted not to be deleted and reused
+ * for another address between the lookup and the write: the ring of another
+ * CPU would have to evict this very address at that instant.
+ */
 static __always_inline void dns_learn_one(struct dns_learn_ctx *c, const struct dns_addr *a)
 {
 	const struct mg_dns_config *cfg = c->cfg;
 	struct mg_learned_ring_slot *slot;
 	struct mg_learned_key key = {};
+	struct mg_learned_host fresh = {};
 	struct mg_learned val = {};
 	struct mg_learned *old;
 	__u64 ttl_ns, seq, best_exp = ~0ULL;
 	__u32 i, place = 0, ring_idx;
+	int refresh = 0;
 
 	key.namespace_id = c->namespace_id;
 	__builtin_memcpy(key.addr, a->addr, 16);
 	old = bpf_map_lookup_elem(&mg_learned, &key);
-	if (old)
-		val = *old;
-	/* The same host's place, else a free or expired one, else the one expiring first. */
-	for (i = 0; i < MG_DNS_LEARNED_HOSTS; i++) {
+	if (old) {
+		for (i = 0; i < MG_DNS_LEARNED_HOSTS; i++) {
+			if (old->hosts[i].host_id == c->host_id) {
+				place = i;
+				refresh = 1;
+				break;
+			}
+		}
+		if (!refresh)
+			val = *old;
+	}
+	/* A new host: a free or expired place, else the one expiring first. */
+	for (i = 0; !refresh && i < MG_DNS_LEARNED_HOSTS; i++) {
 		__u64 exp = val.hosts[i].host_id ? val.hosts[i].expires_ns : 0;
 
-		if (val.hosts[i].host_id == c->host_id) {
-			place = i;
-			break;
-		}
 		if (exp < best_exp || (exp <= c->now && best_exp > c->now)) {
 			best_exp = exp;
 			place = i;
@@ -822,11 +873,11 @@ static __always_inline void dns_learn_one(struct dns_learn_ctx *c, const struct 
 	if (ttl_ns > cfg->ttl_ceiling_ns)
 		ttl_ns = cfg->ttl_ceiling_ns;
 	place &= MG_DNS_LEARNED_HOSTS - 1;
-	val.hosts[place].host_id = c->host_id;
-	val.hosts[place].ttl_s = a->ttl;
-	val.hosts[place].learned_ns = c->now;
-	val.hosts[place].expires_ns = c->now + ttl_ns + cfg->grace_ns;
-	val.hosts[place].name_hash = c->s->qhash;
+	fresh.host_id = c->host_id;
+	fresh.ttl_s = a->ttl;
+	fresh.learned_ns = c->now;
+	fresh.expires_ns = c->now + ttl_ns + cfg->grace_ns;
+	fresh.name_hash = c->s->qhash;
 
 	/* Take the next ring place; whoever held it (learned longest ago) is evicted. */
 	seq = __sync_fetch_and_add(&c->state->next_seq, 1);
@@ -849,10 +900,16 @@ static __always_inline void dns_learn_one(struct dns_learn_ctx *c, const struct 
 	}
 	slot->key = key;
 	slot->seq_plus1 = seq + 1;
-	val.seq = seq;
-	if (bpf_map_update_elem(&mg_learned, &key, &val, BPF_ANY) < 0) {
-		dns_count(MG_DNS_STAT_LEARN_FAILED);
-		return;
+	if (refresh && old) {
+		old->hosts[place] = fresh;
+		old->seq = seq;
+	} else {
+		val.hosts[place] = fresh;
+		val.seq = seq;
+		if (bpf_map_update_elem(&mg_learned, &key, &val, BPF_ANY) < 0) {
+			dns_count(MG_DNS_STAT_LEARN_FAILED);
+			return;
+		}
 	}
 	dns_count(MG_DNS_STAT_ADDRESSES_LEARNED);
 	c->s->w.learned++;
@@ -875,8 +932,8 @@ static long dns_learn_step(__u32 i, void *ctx)
 
 /* Learns every address of the answer for one host of one namespace (c->host_id, c->namespace_id). */
 #ifdef MG_NO_KERN_CTX
-__attribute__((noinline)) int dns_learn_steps_one(__u32 i, struct dns_scratch *s, __u64 now, __u32 namespace_id,
-						  __u32 host_id)
+__attribute__((noinline, weak)) int dns_learn_steps_one(__u32 i, struct dns_scratch *s, __u64 now, __u32 namespace_id,
+							__u32 host_id)
 {
 	struct dns_learn_ctx c = {.s = s, .now = now, .namespace_id = namespace_id, .host_id = host_id};
 	struct dns_cb cb = {.s = s, .learn = &c};

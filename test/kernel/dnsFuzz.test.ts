@@ -12,6 +12,7 @@ import { DnsHarness, NAMESPACE_ID } from '../helpers/dnsHarness.js';
 import { requireRoot } from '../helpers/sandbox.js';
 import type { DesiredDnsHost } from '../../src/datapath/desired.js';
 import { seededRandom } from '../helpers/seededRandom.js';
+import { ENUMS } from '../../src/datapath/abi.generated.js';
 
 const skip = requireRoot();
 if (skip) console.log(`# SKIP DNS reader fuzz tests: ${skip}`);
@@ -299,6 +300,60 @@ describe('the DNS reader under BPF_PROG_TEST_RUN', { skip: skip ?? false }, () =
       small.close();
     }
   });
+
+  test("answers as resolvers write them (compressed, mixed case, deep names) teach exactly the reference decoder's addresses", () => {
+    const seed = Number(process.env.MG_FUZZ_SEED ?? Date.now() % 1_000_000);
+    const rnd = seededRandom(seed);
+    let taught = 0;
+    const iterations = 300;
+    for (let i = 0; i < iterations; i++) {
+      const { question, packet } = resolverAnswer(rnd, (name, type) => q(name, type));
+      const learned = exchange(question, packet).map(canonical).sort();
+      // The reader keeps the first MG_DNS_MAX_LABELS labels' offsets (docs/decisions.md): a wildcard
+      // suffix (*.cdn.example.net: the last 3 labels, the only deep names here) must start at one.
+      const tooDeep = question.name.split('.').length - 3 >= ENUMS.mg_dns_limits.MG_DNS_MAX_LABELS;
+      const expected = tooDeep ? [] : [...reference(question, packet)].sort();
+      assert.deepEqual(
+        learned,
+        expected,
+        `seed ${seed} iteration ${i}: ${packet.toString('hex')} (query ${JSON.stringify(question)})`,
+      );
+      if (expected.length) taught++;
+    }
+    assert.ok(taught > iterations / 4, `seed ${seed}: only ${taught} of ${iterations} answers taught anything`);
+  });
+
+  test('an answer for a host an address already serves refreshes its place; another host gets its own', () => {
+    const hx = new DnsHarness({ hosts: HOSTS });
+    try {
+      const ask = (name: string, address: string, ttl: number) => {
+        const x = q(name);
+        hx.resetSocket();
+        hx.sendQuery(query(x));
+        hx.receive(answer(x, [A(x.name, address, ttl)]));
+      };
+      ask('api.example.com', '192.0.2.10', 60);
+      ask('api.example.com', '192.0.2.10', 120);
+      assert.deepEqual(
+        hx.learned().map((l) => [l.address, l.host, l.ttlS]),
+        [['192.0.2.10', 'api.example.com', 120]],
+      );
+      ask('x.cdn.example.net', '192.0.2.10', 30);
+      assert.deepEqual(
+        hx
+          .learned()
+          .map((l) => [l.address, l.host, l.ttlS])
+          .sort(),
+        [
+          ['192.0.2.10', '*.cdn.example.net', 30],
+          ['192.0.2.10', 'api.example.com', 120],
+        ],
+      );
+      assert.equal(hx.stats()['addresses_learned'], 3n);
+    } finally {
+      hx.close();
+    }
+  });
 });
 
 /** Replaces the first answer record's owner name (right after the question) with `name`. */
@@ -354,4 +409,92 @@ function mutate(packet: Buffer, rnd: () => number): Buffer {
     default:
       return Buffer.from(Array.from({ length: Math.floor(rnd() * 300) }, () => Math.floor(rnd() * 256))); // noise
   }
+}
+
+/**
+ * A well-formed answer as a resolver writes it: names compressed against every name written before
+ * (longest known suffix, most of the time), random case (0x20), wildcard questions up to 40 labels
+ * deep, CNAME chains, addresses for the chain and for names outside it.
+ */
+function resolverAnswer(
+  rnd: () => number,
+  ask: (name: string, type: 'A' | 'AAAA') => Query,
+): { question: Query; packet: Buffer } {
+  const int = (n: number) => Math.floor(rnd() * n);
+  const label = () => Array.from({ length: 1 + int(6) }, () => 'abcdefghijklmnopqrstuvwxyz0123456789-'[int(37)]).join('');
+  const mixCase = (name: string) => [...name].map((ch) => (rnd() < 0.3 ? ch.toUpperCase() : ch)).join('');
+  const deep = (suffix: string) => {
+    const labels: string[] = [];
+    for (let n = 1 + int(40); n > 0 && [...labels, label(), suffix].join('.').length <= 253; n--) labels.push(label());
+    return [...(labels.length ? labels : ['x']), suffix].join('.');
+  };
+  const base = [
+    () => 'api.example.com',
+    () => deep('cdn.example.net'),
+    () => 'global.example.org',
+    () => 'www.example.com',
+    () => `${label()}.example.net`,
+  ][int(5)]!();
+  const question = ask(mixCase(base), rnd() < 0.8 ? 'A' : 'AAAA');
+
+  const parts: Buffer[] = [];
+  let size = 0;
+  const put = (b: Buffer) => {
+    parts.push(b);
+    size += b.length;
+  };
+  const suffixes = new Map<string, number>(); // lower-case suffix -> its offset
+  const name = (text: string, compress: boolean): Buffer => {
+    const labels = text.split('.');
+    const out: Buffer[] = [];
+    let at = size;
+    for (let k = 0; k < labels.length; k++) {
+      const rest = labels.slice(k).join('.').toLowerCase();
+      const known = suffixes.get(rest);
+      if (compress && known !== undefined) {
+        out.push(Buffer.from([0xc0 | (known >> 8), known & 0xff]));
+        return Buffer.concat(out);
+      }
+      if (at < 0x3fff && !suffixes.has(rest)) suffixes.set(rest, at);
+      const l = Buffer.from(labels[k]!);
+      out.push(Buffer.from([l.length]), l);
+      at += 1 + l.length;
+    }
+    out.push(Buffer.from([0]));
+    return Buffer.concat(out);
+  };
+  const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
+  const rr = (owner: string, type: number, rdata: () => Buffer) => {
+    put(name(mixCase(owner), rnd() < 0.8));
+    put(Buffer.concat([u16(type), u16(1), Buffer.from([0, 0, 0, 30 + int(200)])]));
+    const lenAt = parts.length;
+    put(u16(0));
+    const before = size;
+    put(rdata());
+    parts[lenAt] = u16(size - before);
+  };
+
+  const records: Array<() => void> = [];
+  const chain = [question.name];
+  for (let n = int(4); n > 0; n--) {
+    const from = chain[chain.length - 1]!;
+    const to = rnd() < 0.5 ? `${label()}.provider.test` : `${label()}.${from.split('.').slice(1).join('.')}`;
+    chain.push(to);
+    records.push(() => rr(from, 5, () => name(mixCase(to), rnd() < 0.7)));
+  }
+  const address = (k: number) =>
+    question.type === 'A'
+      ? { type: 1, data: Buffer.from([198, 51, 100, k]) }
+      : { type: 28, data: Buffer.concat([Buffer.from([0x20, 0x01, 0x0d, 0xb8]), Buffer.alloc(11), Buffer.from([k])]) };
+  for (let n = 1 + int(6); n > 0; n--) {
+    const owner = rnd() < 0.85 ? chain[int(chain.length)]! : `${label()}.elsewhere.test`;
+    const a = address(1 + int(250));
+    records.push(() => rr(owner, a.type, () => a.data));
+  }
+
+  put(Buffer.concat([u16(question.id), u16(0x8180), u16(1), u16(records.length), u16(0), u16(0)]));
+  put(name(question.name, false));
+  put(Buffer.concat([u16(question.type === 'A' ? 1 : 28), u16(1)]));
+  for (const record of records) record();
+  return { question, packet: Buffer.concat(parts) };
 }
