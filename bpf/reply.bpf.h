@@ -9,6 +9,11 @@
  *   port under the socket's cookie in mg_reply_peers, for
  *   MG_REPLY_UNREPLIED_MS, or MG_REPLY_ASSURED_MS once the socket has replied
  *   (mg_reply_config overrides both). Only inbound datagrams refresh an entry.
+ *   The fast path: the socket's storage keeps the last peer filed; its
+ *   datagrams within 1/8 of the lifetime written (MG_REPLY_FRESH_SHIFT) of
+ *   that write touch no entry, so a peer may expire up to 1/8 of its lifetime
+ *   early. A peer's first reply clears it (the next datagram writes the
+ *   replied lifetime).
  * - reply_allows() (cgroup/sendmsg4/6 after rule 6, and the packet backstop):
  *   the destination is a live peer of this very socket.
  *
@@ -46,17 +51,15 @@ static __always_inline __u64 reply_lifetime_ns(int assured)
  * socket; in between the socket's storage answers (a pod mapped a moment ago
  * is seen within that time).
  */
-static __always_inline __u64 reply_enforced_pod(struct __sk_buff *skb, struct bpf_sock *sk, __u64 now)
+static __always_inline __u64 reply_enforced_pod(struct __sk_buff *skb, struct mg_reply_sock *rs, __u64 now)
 {
 	struct mg_decision out = {};
 	struct mg_who who = {.skb = skb};
 	struct mg_cgroup *pod = 0;
-	struct mg_reply_sock *rs;
 	struct mg_state *st;
 	__u32 zero = 0;
 	__u64 id = 0;
 
-	rs = bpf_sk_storage_get(&mg_reply_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (rs && rs->checked_ns && now - rs->checked_ns < MG_REPLY_POD_RECHECK_MS * 1000000ULL)
 		return rs->pod_cgroup_id;
 	st = bpf_map_lookup_elem(&mg_state, &zero);
@@ -95,18 +98,29 @@ static __always_inline int reply_peer_external(const __u8 *addr)
 	return !trie_lookup(&d, MG_TABLE_MESH, 0, 0, 0, &label);
 }
 
+/* The socket's last peer filed is key's (address and port). */
+static __always_inline int reply_same_peer(const struct mg_reply_sock *rs, const struct mg_reply_key *key)
+{
+	const __u64 *a = (const __u64 *)rs->last_addr, *b = (const __u64 *)key->addr;
+
+	return rs->last_port == key->port && a[0] == b[0] && a[1] == b[1];
+}
+
 /*
  * A UDP datagram from addr:port (port in host order) is being delivered to
  * the skb's socket (cgroup_skb/ingress): file the peer. The socket's storage
- * tells its pod (a socket of a pod that is not enforced stops there); then one
- * lookup refreshes a known peer, or a new one outside the mesh is inserted.
+ * tells its pod (a socket of a pod that is not enforced stops there), and
+ * whether this peer's entry was written a moment ago (then nothing more to
+ * do); else one lookup refreshes a known peer, or a new one outside the mesh
+ * is inserted, and the storage remembers it.
  */
 static __always_inline void reply_note(struct __sk_buff *skb, const __u8 *addr, __u16 port)
 {
 	struct mg_reply_key key = {};
 	struct mg_reply *r, fresh = {};
 	struct bpf_sock *sk = skb->sk;
-	__u64 now, pod;
+	struct mg_reply_sock *rs;
+	__u64 now, pod, life;
 
 	if (!sk)
 		return;
@@ -119,31 +133,57 @@ static __always_inline void reply_note(struct __sk_buff *skb, const __u8 *addr, 
 	if (addr_is_loopback_or_unspecified(addr) || addr_is_multicast_or_broadcast(addr))
 		return;
 	now = bpf_ktime_get_ns();
-	pod = reply_enforced_pod(skb, sk, now);
+	rs = bpf_sk_storage_get(&mg_reply_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	pod = reply_enforced_pod(skb, rs, now);
 	if (!pod)
 		return;
-	key.sock_cookie = bpf_get_socket_cookie(skb);
 	__builtin_memcpy(key.addr, addr, sizeof(key.addr));
 	key.port = bpf_htons(port);
+	if (rs && now < rs->fresh_until_ns && reply_same_peer(rs, &key))
+		return;
+	key.sock_cookie = bpf_get_socket_cookie(skb);
 	r = bpf_map_lookup_elem(&mg_reply_peers, &key);
 	if (r) {
 		/* An expired peer starts over as unreplied. */
 		if (now > r->expires_ns)
 			r->flags = 0;
+		life = reply_lifetime_ns(r->flags & MG_REPLY_ASSURED);
 		r->last_in_ns = now;
-		r->expires_ns = now + reply_lifetime_ns(r->flags & MG_REPLY_ASSURED);
-		return;
+		r->expires_ns = now + life;
+	} else {
+		if (!reply_peer_external(addr))
+			return;
+		life = reply_lifetime_ns(0);
+		fresh.pod_cgroup_id = pod;
+		fresh.last_in_ns = now;
+		fresh.expires_ns = now + life;
+		if (bpf_map_update_elem(&mg_reply_peers, &key, &fresh, BPF_ANY))
+			return;
 	}
-	if (!reply_peer_external(addr))
+	if (!rs)
 		return;
-	fresh.pod_cgroup_id = pod;
-	fresh.last_in_ns = now;
-	fresh.expires_ns = now + reply_lifetime_ns(0);
-	bpf_map_update_elem(&mg_reply_peers, &key, &fresh, BPF_ANY);
+	__builtin_memcpy(rs->last_addr, key.addr, sizeof(rs->last_addr));
+	rs->last_port = key.port;
+	rs->fresh_until_ns = now + (life >> MG_REPLY_FRESH_SHIFT);
 }
 
-/* addr:port (port in network order) is a live peer of the socket with this cookie; marks it replied. */
-static __always_inline int reply_allows(__u64 cookie, const __u8 *addr, __u16 port)
+/* A peer of the socket sk got its first reply: its next datagram writes the replied lifetime. */
+static __always_inline void reply_forget_fresh(struct bpf_sock *sk)
+{
+	struct mg_reply_sock *rs;
+
+	if (!sk)
+		return;
+	rs = bpf_sk_storage_get(&mg_reply_sk, sk, 0, 0);
+	if (rs)
+		rs->fresh_until_ns = 0;
+}
+
+/*
+ * addr:port (port in network order) is a live peer of the socket sk with this
+ * cookie; marks it replied (the first time, sk's fast path forgets its peer).
+ */
+static __always_inline int reply_allows(struct bpf_sock *sk, __u64 cookie, const __u8 *addr, __u16 port)
 {
 	struct mg_reply_key key = {};
 	struct mg_reply *r;
@@ -154,8 +194,10 @@ static __always_inline int reply_allows(__u64 cookie, const __u8 *addr, __u16 po
 	r = bpf_map_lookup_elem(&mg_reply_peers, &key);
 	if (!r || bpf_ktime_get_ns() > r->expires_ns)
 		return 0;
-	if (!(r->flags & MG_REPLY_ASSURED))
+	if (!(r->flags & MG_REPLY_ASSURED)) {
 		r->flags |= MG_REPLY_ASSURED;
+		reply_forget_fresh(sk);
+	}
 	return 1;
 }
 
@@ -164,13 +206,14 @@ static __always_inline int reply_allows(__u64 cookie, const __u8 *addr, __u16 po
  * would stop (deny, or audit) passes as rule reply when it answers a peer of
  * this socket.
  */
-static __always_inline void reply_decide_sendmsg(void *ctx, const struct mg_dest *d, struct mg_decision *out)
+static __always_inline void reply_decide_sendmsg(struct bpf_sock_addr *ctx, const struct mg_dest *d,
+						 struct mg_decision *out)
 {
 	if (d->proto != IPPROTO_UDP || out->rule != MG_RULE_BLOCKED || out->verdict == MG_VERDICT_PASS)
 		return;
 	if (d->hook != MG_HOOK_SENDMSG4 && d->hook != MG_HOOK_SENDMSG6)
 		return;
-	if (!reply_allows(bpf_get_socket_cookie(ctx), d->key.addr, bpf_htons(d->port)))
+	if (!reply_allows(ctx->sk, bpf_get_socket_cookie(ctx), d->key.addr, bpf_htons(d->port)))
 		return;
 	out->verdict = MG_VERDICT_PASS;
 	out->rule = MG_RULE_REPLY;
@@ -182,12 +225,12 @@ static __always_inline void reply_decide_sendmsg(void *ctx, const struct mg_dest
  * that socket passes with one lookup, before the full decision (sendmsg
  * already counted it as reply).
  */
-static __always_inline int reply_packet(struct __sk_buff *skb, const struct bpf_sock *sk, __u8 proto, int has_port,
+static __always_inline int reply_packet(struct __sk_buff *skb, struct bpf_sock *sk, __u8 proto, int has_port,
 					const __u8 *addr, __u16 port)
 {
 	if (proto != IPPROTO_UDP || !has_port || sk->type != MG_REPLY_SOCK_DGRAM || sk->protocol != IPPROTO_UDP)
 		return 0;
-	return reply_allows(bpf_get_socket_cookie(skb), addr, bpf_htons(port));
+	return reply_allows(sk, bpf_get_socket_cookie(skb), addr, bpf_htons(port));
 }
 
 #endif /* MESHGATE_REPLY_BPF_H */

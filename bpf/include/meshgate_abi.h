@@ -495,6 +495,7 @@ enum mg_reply_limits {
 	MG_REPLY_ASSURED_MS = 120000,	/* default lifetime once it has replied */
 	MG_REPLY_LOOPBACK_IFINDEX = 1,	/* datagrams that came in on lo are never recorded */
 	MG_REPLY_POD_RECHECK_MS = 1000, /* a socket's pod (mg_reply_sk) is looked up again after this */
+	MG_REPLY_FRESH_SHIFT = 3,	/* the last peer filed is not written again for lifetime >> this (1/8) */
 };
 
 enum mg_reply_flags {
@@ -520,12 +521,21 @@ struct mg_reply {
 };
 _Static_assert(sizeof(struct mg_reply) == 32, "mg_reply size");
 
-/* mg_reply_sk value (socket storage): the pod a UDP socket belongs to, as last looked up. */
+/*
+ * mg_reply_sk value (socket storage): the pod a UDP socket belongs to, as last
+ * looked up, and the last peer filed (the fast path: a datagram from that peer
+ * before fresh_until_ns leaves mg_reply_peers alone).
+ */
 struct mg_reply_sock {
-	__u64 pod_cgroup_id; /* the enforced pod that owns the socket; 0: none (unmapped, unenforced, sidecar) */
-	__u64 checked_ns;    /* bpf_ktime_get_ns() of that lookup */
+	__u64 pod_cgroup_id;  /* the enforced pod that owns the socket; 0: none (unmapped, unenforced, sidecar) */
+	__u64 checked_ns;     /* bpf_ktime_get_ns() of that lookup */
+	__u64 fresh_until_ns; /* its entry's write + (lifetime >> MG_REPLY_FRESH_SHIFT); 0: none, or it replied since */
+	__u8 last_addr[16];   /* the last peer filed, as in mg_reply_key */
+	__u16 last_port;      /* network order */
+	__u16 pad0;
+	__u32 pad1;
 };
-_Static_assert(sizeof(struct mg_reply_sock) == 16, "mg_reply_sock size");
+_Static_assert(sizeof(struct mg_reply_sock) == 48, "mg_reply_sock size");
 
 /* mg_reply_config value (one entry), written by the agent; 0 means the default. */
 struct mg_reply_config {

@@ -834,7 +834,7 @@ export const STRUCTS = {
     }
   },
   "mg_reply_sock": {
-    "size": 16,
+    "size": 48,
     "fields": {
       "pod_cgroup_id": {
         "offset": 0,
@@ -843,6 +843,26 @@ export const STRUCTS = {
       "checked_ns": {
         "offset": 8,
         "size": 8
+      },
+      "fresh_until_ns": {
+        "offset": 16,
+        "size": 8
+      },
+      "last_addr": {
+        "offset": 24,
+        "size": 16
+      },
+      "last_port": {
+        "offset": 40,
+        "size": 2
+      },
+      "pad0": {
+        "offset": 42,
+        "size": 2
+      },
+      "pad1": {
+        "offset": 44,
+        "size": 4
       }
     }
   },
@@ -1013,7 +1033,8 @@ export const ENUMS = {
     "MG_REPLY_UNREPLIED_MS": 30000,
     "MG_REPLY_ASSURED_MS": 120000,
     "MG_REPLY_LOOPBACK_IFINDEX": 1,
-    "MG_REPLY_POD_RECHECK_MS": 1000
+    "MG_REPLY_POD_RECHECK_MS": 1000,
+    "MG_REPLY_FRESH_SHIFT": 3
   },
   "mg_rule": {
     "MG_RULE_NO_POLICY": 0,
@@ -1331,7 +1352,7 @@ export const MAPS = {
     "keyType": "int",
     "keySize": 4,
     "valueType": "mg_reply_sock",
-    "valueSize": 16,
+    "valueSize": 48,
     "flags": 1
   },
   "mg_sk": {

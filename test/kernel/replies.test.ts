@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { IPPROTO_UDP, RULE_NAMES, decodeFlow, formatAddress } from '../../src/datapath/codec.js';
 import { Pins } from '../../src/datapath/pinned.js';
-import { REPLY_DEFAULTS, readReplyPeers } from '../../src/datapath/replies.js';
+import { REPLY_DEFAULTS, decodeReplyPeer, readReplyPeers } from '../../src/datapath/replies.js';
 import { Explainer, parseDestination } from '../../src/explain/explain.js';
 import { dumpMaps, formatDump } from '../../src/report/dump.js';
 import { FAR, SIDEDOOR, createFarSidePod, requireSideDoorTools, type FarSidePod } from '../helpers/farSide.js';
@@ -307,6 +307,84 @@ describe('replies are not egress', { skip: skip ?? false }, () => {
       );
       const seen = await cap.stop();
       assert.equal(seen[FAR_CLIENT4], 2);
+    } finally {
+      pod.dp.configureReplies(REPLY_DEFAULTS);
+    }
+  });
+
+  // The fast path (bpf/reply.bpf.h): the socket's storage keeps its last peer
+  // filed, whose datagrams within 1/8 of the lifetime of that write leave
+  // mg_reply_peers alone. With the defaults that window is 3.75 s: the steps
+  // below take a fraction of it.
+  test('the last peer filed is not written again within 1/8 of its lifetime; another peer is, and a first reply is', async () => {
+    const entries = (port: number) =>
+      pod.dp.maps.mg_reply_peers.entries().filter(([k, v]) => decodeReplyPeer(k, v).port === port);
+    const cap = await pod.capture([FAR_CLIENT4]);
+    const server = await serve('4', 5307, ['recv', 'recv', 'recv', 'recv', 'a', 'recv']);
+    farSend('4', 41007, 5307, 0);
+    await server.steps(1);
+    const [filed] = entries(41007);
+    assert.ok(filed, 'the first datagram filed its peer');
+    pod.dp.maps.mg_reply_peers.delete(filed[0]);
+    farSend('4', 41007, 5307, 0);
+    await server.steps(2);
+    assert.deepEqual(entries(41007), [], 'the same peer a moment later: no lookup, no write (the entry stays gone)');
+    farSend('4', 41008, 5307, 0);
+    await server.steps(3);
+    assert.equal(entries(41008).length, 1, 'another peer interleaved is filed');
+    farSend('4', 41007, 5307, 0);
+    await server.steps(5); // the answer to 41007: its first reply makes it replied
+    assert.equal(entries(41007).length, 1, 'the first peer again, no longer the last one filed: filed again');
+    farSend('4', 41007, 5307, 0);
+    const steps = await server.steps(6);
+    assert.deepEqual(
+      steps.map((s) => [s.stage, s.ok, s.errno]),
+      [
+        ['recv', true, 0],
+        ['recv', true, 0],
+        ['recv', true, 0],
+        ['recv', true, 0],
+        ['a', true, 0],
+        ['recv', true, 0],
+      ],
+    );
+    const peer = decodeReplyPeer(...entries(41007)[0]!);
+    assert.equal(peer.assured, true);
+    assert.equal(
+      peer.expiresNs - peer.lastInNs,
+      BigInt(REPLY_DEFAULTS.assuredMs) * 1_000_000n,
+      'the datagram after the first reply wrote the replied lifetime at once',
+    );
+    assert.equal((await cap.stop())[FAR_CLIENT4], 1);
+  });
+
+  test('a burst from one peer keeps it alive past its lifetime; silence longer than the lifetime ends it', async () => {
+    // lifetime 800 ms: a write at most every 100 ms; a datagram every 75 ms for 1.7 s
+    pod.dp.configureReplies({ unrepliedMs: 800, assuredMs: 800 });
+    try {
+      const cap = await pod.capture([FAR_CLIENT4]);
+      const burst = 24;
+      const server = await serve('4', 5308, [...Array<string>(burst).fill('recv'), 'a', 'sleep:1200', 'a']);
+      const start = Date.now();
+      for (let i = 0; i < burst; i++) {
+        await new Promise((r) => setTimeout(r, Math.max(0, start + i * 75 - Date.now())));
+        farSend('4', 41009, 5308, 0);
+      }
+      assert.ok(Date.now() - start >= 1600, 'the burst lasted twice the lifetime');
+      const steps = await server.steps(burst + 3);
+      assert.deepEqual(
+        steps.slice(burst).map((s) => [s.stage, s.ok, s.errno]),
+        [
+          ['a', true, 0], // the first datagram was 1.7 s ago: the burst kept the peer
+          ['sleep', true, 0],
+          ['a', false, EPERM], // 1.2 s of silence: gone
+        ],
+      );
+      assert.ok(
+        steps.slice(0, burst).every((s) => s.stage === 'recv' && s.ok),
+        'every datagram of the burst arrived',
+      );
+      assert.equal((await cap.stop())[FAR_CLIENT4], 1);
     } finally {
       pod.dp.configureReplies(REPLY_DEFAULTS);
     }
