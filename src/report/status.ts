@@ -4,7 +4,14 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { MAPS } from '../datapath/abi.generated.js';
 import { EVENT_STAT, decodeAgentStatus, encodeU32 } from '../datapath/codec.js';
-import { ABI_HASH, HOOK_PROGRAMS, RETIRED_PROGRAMS, hookPrograms, listPinnedLinks, pinLayout } from '../datapath/loader.js';
+import {
+  ABI_HASH,
+  HOOK_PROGRAMS,
+  RETIRED_PROGRAMS,
+  hookPrograms,
+  listPinnedLinks,
+  pinLayout,
+} from '../datapath/loader.js';
 import type { DatapathVariant } from '../datapath/variant.js';
 import { Pins, attachedPrograms, pinsProblem } from '../datapath/pinned.js';
 import { CgroupTree } from '../node/cgroupTree.js';

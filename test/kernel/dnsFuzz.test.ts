@@ -421,7 +421,8 @@ function resolverAnswer(
   ask: (name: string, type: 'A' | 'AAAA') => Query,
 ): { question: Query; packet: Buffer } {
   const int = (n: number) => Math.floor(rnd() * n);
-  const label = () => Array.from({ length: 1 + int(6) }, () => 'abcdefghijklmnopqrstuvwxyz0123456789-'[int(37)]).join('');
+  const label = () =>
+    Array.from({ length: 1 + int(6) }, () => 'abcdefghijklmnopqrstuvwxyz0123456789-'[int(37)]).join('');
   const mixCase = (name: string) => [...name].map((ch) => (rnd() < 0.3 ? ch.toUpperCase() : ch)).join('');
   const deep = (suffix: string) => {
     const labels: string[] = [];
