@@ -27,7 +27,7 @@ COPY bpf/ bpf/
 COPY scripts/gen-abi.mjs scripts/
 COPY native/ native/
 COPY src/ src/
-COPY test/helpers/sockprobe.c test/helpers/
+COPY test/helpers/sockprobe.c test/helpers/probeplace.h test/helpers/
 # Only the agent's own sources are copied, so tsc compiles native/ and src/ (tests are not in the image).
 # sockprobe is the socket probe `meshgate demo` drives.
 RUN make --no-print-directory bpf abi ts build/sockprobe

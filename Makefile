@@ -39,7 +39,7 @@ src/datapath/abi.generated.ts: build/meshgate.bpf.o build/abi.bpf.o scripts/gen-
 ts: abi
 	npx tsc -p tsconfig.json
 
-build/sockprobe: test/helpers/sockprobe.c
+build/sockprobe: test/helpers/sockprobe.c test/helpers/probeplace.h
 	@mkdir -p build
 	cc -O2 -Wall -Werror -o $@ $<
 
@@ -58,7 +58,7 @@ bench: all
 clean:
 	rm -rf build dist
 
-build/dnsprobe: test/helpers/dnsprobe.c
+build/dnsprobe: test/helpers/dnsprobe.c test/helpers/probeplace.h
 	@mkdir -p build
 	cc -O2 -Wall -Werror -o $@ $<
 
@@ -78,7 +78,7 @@ build/streamer: bench/streamer.c
 	@mkdir -p build
 	cc -O2 -Wall -Werror -o $@ $<
 
-build/sidedoor: test/helpers/sidedoor.c
+build/sidedoor: test/helpers/sidedoor.c test/helpers/probeplace.h
 	@mkdir -p build
 	cc -O2 -Wall -Werror -o $@ $<
 

@@ -29,38 +29,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "probeplace.h"
+
 #define MAX_ANSWERS 64
 
 static void die_usage(const char *why)
 {
 	fprintf(stderr, "dnsprobe: %s\n", why);
 	exit(2);
-}
-
-static void join(const char *cgroup, const char *netns)
-{
-	if (cgroup) {
-		char path[4096], pid[32];
-		int fd, n;
-
-		snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup);
-		fd = open(path, O_WRONLY | O_CLOEXEC);
-		n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-		if (fd < 0 || write(fd, pid, (size_t)n) != n) {
-			fprintf(stderr, "dnsprobe: join cgroup %s: %s\n", cgroup, strerror(errno));
-			exit(1);
-		}
-		close(fd);
-	}
-	if (netns) {
-		int fd = open(netns, O_RDONLY | O_CLOEXEC);
-
-		if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
-			fprintf(stderr, "dnsprobe: setns %s: %s\n", netns, strerror(errno));
-			exit(1);
-		}
-		close(fd);
-	}
 }
 
 static int wait_readable(int fd, int timeout_ms)
@@ -289,7 +265,7 @@ int main(int argc, char **argv)
 	}
 	if (i >= argc)
 		die_usage("usage: dnsprobe [--cgroup DIR] [--netns PATH] resolve|wait OPTIONS");
-	join(cgroup, netns);
+	probe_enter("dnsprobe", cgroup, netns);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!strcmp(argv[i], "resolve"))
 		return resolve(argc - i - 1, argv + i + 1);

@@ -74,6 +74,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "probeplace.h"
+
 #ifndef IPPROTO_MPTCP
 #define IPPROTO_MPTCP 262
 #endif
@@ -88,32 +90,6 @@ static void __attribute__((noreturn)) usage(const char *why)
 static void report(int ok, int err, const char *stage, int sent)
 {
 	printf("{\"ok\":%s,\"errno\":%d,\"stage\":\"%s\",\"sent\":%d}\n", ok ? "true" : "false", ok ? 0 : err, stage, sent);
-}
-
-static void enter(const char *cgroup, const char *netns)
-{
-	if (cgroup) {
-		char path[4096], pid[32];
-		int fd, n;
-
-		snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup);
-		fd = open(path, O_WRONLY | O_CLOEXEC);
-		n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-		if (fd < 0 || write(fd, pid, (size_t)n) != n) {
-			fprintf(stderr, "sidedoor: joining %s: %s\n", path, strerror(errno));
-			exit(1);
-		}
-		close(fd);
-	}
-	if (netns) {
-		int fd = open(netns, O_RDONLY | O_CLOEXEC);
-
-		if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
-			fprintf(stderr, "sidedoor: entering %s: %s\n", netns, strerror(errno));
-			exit(1);
-		}
-		close(fd);
-	}
 }
 
 static int family_of(const char *f)
@@ -521,7 +497,7 @@ static int moved(const char *proto, const char *addr, int port, const char *dir)
 		report(0, errno, "socket", 0);
 		return 0;
 	}
-	enter(dir, NULL);
+	probe_enter("sidedoor", dir, NULL);
 	if (tcp)
 		fcntl(fd, F_SETFL, O_NONBLOCK);
 	if (connect(fd, (struct sockaddr *)&ss, sl) != 0 && errno != EINPROGRESS) {
@@ -744,7 +720,7 @@ int main(int argc, char **argv)
 	}
 	if (i >= argc)
 		usage("no mode");
-	enter(cgroup, netns);
+	probe_enter("sidedoor", cgroup, netns);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	argv += i;
 	argc -= i;

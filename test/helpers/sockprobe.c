@@ -55,6 +55,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "probeplace.h"
+
 #ifndef IPPROTO_MPTCP
 #define IPPROTO_MPTCP 262
 #endif
@@ -685,36 +687,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 
 static void apply_globals(const struct opts *o)
 {
-	if (o->cgroup) {
-		char path[4096], pid[32];
-		int fd, n;
-
-		snprintf(path, sizeof(path), "%s/cgroup.procs", o->cgroup);
-		fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0) {
-			fprintf(stderr, "sockprobe: open %s: %s\n", path, strerror(errno));
-			exit(1);
-		}
-		n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-		if (write(fd, pid, (size_t)n) != n) {
-			fprintf(stderr, "sockprobe: write %s: %s\n", path, strerror(errno));
-			exit(1);
-		}
-		close(fd);
-	}
-	if (o->netns) {
-		int fd = open(o->netns, O_RDONLY | O_CLOEXEC);
-
-		if (fd < 0) {
-			fprintf(stderr, "sockprobe: open %s: %s\n", o->netns, strerror(errno));
-			exit(1);
-		}
-		if (setns(fd, CLONE_NEWNET) != 0) {
-			fprintf(stderr, "sockprobe: setns %s: %s\n", o->netns, strerror(errno));
-			exit(1);
-		}
-		close(fd);
-	}
+	probe_enter("sockprobe", o->cgroup, o->netns);
 	if (o->has_uid) {
 		gid_t g = (gid_t)o->uid;
 
