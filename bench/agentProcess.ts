@@ -17,6 +17,20 @@ export interface AgentHandle {
   stop(): Promise<void>;
 }
 
+/** The cluster agent's flags against the Kubernetes API test server, on node-a with a cgroupfs kubepods tree. */
+export function clusterAgentArgs(kubeconfig: string, kubepods: string): string[] {
+  return [
+    '--kubeconfig',
+    kubeconfig,
+    '--node-name',
+    'node-a',
+    '--cgroup-root',
+    kubepods,
+    '--cgroup-driver',
+    'cgroupfs',
+  ];
+}
+
 /** Writes `text` to `file` as an editor does: a temp file, then an atomic rename. */
 export function writeAtomically(file: string, text: string): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { startKubeApiServer, type KubeObject } from '../test/helpers/kubeApiServer.js';
-import { memoryOf, startAgent, writeAtomically, type AgentHandle } from './agentProcess.js';
+import { memoryOf, startAgent, writeAtomically, type AgentHandle, clusterAgentArgs } from './agentProcess.js';
 import { policyObjects } from './policyGen.js';
 import type { BenchSandbox } from './sandbox.js';
 
@@ -77,16 +77,7 @@ async function clusterRow(sb: BenchSandbox, entries: number, settleMs: number): 
     const agent = await startAgent(sb, {
       label,
       pinDir: sb.pinDir(label),
-      args: [
-        '--kubeconfig',
-        kubeconfig,
-        '--node-name',
-        'node-a',
-        '--cgroup-root',
-        kubepods,
-        '--cgroup-driver',
-        'cgroupfs',
-      ],
+      args: clusterAgentArgs(kubeconfig, kubepods),
     });
     try {
       return {

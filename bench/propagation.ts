@@ -11,7 +11,7 @@ import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../test/helpers/kubeApiServer.js';
-import { startAgent, writeAtomically, type AgentHandle } from './agentProcess.js';
+import { startAgent, writeAtomically, type AgentHandle, clusterAgentArgs } from './agentProcess.js';
 import { osmConfigText } from './policyGen.js';
 import { CONNECTLOOP, TARGETS, type BenchSandbox } from './sandbox.js';
 import { quantile, summarize, type Summary } from './stats.js';
@@ -105,16 +105,7 @@ export function clusterSource(sb: BenchSandbox, entries: number): PropagationSou
       agent = await startAgent(sb, {
         label: 'prop-cluster',
         pinDir: sb.pinDir('prop-cluster'),
-        args: [
-          '--kubeconfig',
-          kubeconfig,
-          '--node-name',
-          'node-a',
-          '--cgroup-root',
-          kubepods,
-          '--cgroup-driver',
-          'cgroupfs',
-        ],
+        args: clusterAgentArgs(kubeconfig, kubepods),
       });
     },
     edit(allowTarget) {

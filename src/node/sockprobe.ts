@@ -11,12 +11,9 @@ export interface ProbePlace {
   readonly cgroup?: string;
 }
 
-/** `[--netns N] [--cgroup C] OP --flag value...` */
-export function sockprobeArgv(place: ProbePlace, op: string, flags: ProbeFlags): string[] {
+/** An operation's `--flag value...` */
+export function sockprobeFlags(flags: ProbeFlags): string[] {
   const argv: string[] = [];
-  if (place.netns) argv.push('--netns', place.netns);
-  if (place.cgroup) argv.push('--cgroup', place.cgroup);
-  argv.push(op);
   for (const [key, value] of Object.entries(flags)) {
     if (value === undefined || value === false) continue;
     const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
@@ -24,4 +21,12 @@ export function sockprobeArgv(place: ProbePlace, op: string, flags: ProbeFlags):
     else argv.push(flag, String(value));
   }
   return argv;
+}
+
+/** `[--netns N] [--cgroup C] OP --flag value...` */
+export function sockprobeArgv(place: ProbePlace, op: string, flags: ProbeFlags): string[] {
+  const argv: string[] = [];
+  if (place.netns) argv.push('--netns', place.netns);
+  if (place.cgroup) argv.push('--cgroup', place.cgroup);
+  return [...argv, op, ...sockprobeFlags(flags)];
 }

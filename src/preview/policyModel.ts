@@ -2,7 +2,7 @@
 // the kernel's maps would: longest-prefix match per (table, protocol, port, namespace).
 // Built from the live maps of the active slot, then, for preview, with the candidate's
 // compiled parts put in place of the live ones. Nothing here writes to the kernel.
-import type { BlockedEgressAction, GlobalConfig } from '../config/index.js';
+import { GLOBAL_DEFAULTS, type BlockedEgressAction, type GlobalConfig } from '../config/index.js';
 import {
   BLOCKED_ACTION_IDS,
   CONFIG_FLAG,
@@ -166,14 +166,10 @@ function labelHost(label: string): string | null {
 
 // Stands in for the global config when the candidate has none: only its allowlists are compiled.
 const NO_GLOBAL: GlobalConfig = Object.freeze({
-  egress: false,
+  ...GLOBAL_DEFAULTS,
   meshCidrs: [],
   excludedCidrs: [],
   excludedPorts: [],
-  proxyOutboundPort: 15001,
-  proxyUid: 1500,
-  blockedEgressAction: 'deny',
-  unknownPodPolicy: 'pass',
   globalAllowlist: [],
 });
 

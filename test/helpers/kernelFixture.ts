@@ -4,6 +4,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Datapath } from '../../src/datapath/datapath.js';
 import type { DesiredCgroup, DesiredPolicy, DesiredState, DesiredTrieEntry } from '../../src/datapath/desired.js';
 import { cgroupId, cgroupLevel } from '../../src/node/cgroup.js';
+import { sockprobeFlags } from '../../src/node/sockprobe.js';
 import { createSandbox, listen, probe, type ProbeResult, type Sandbox } from './sandbox.js';
 
 export const PROXY_PORT = 15001;
@@ -88,65 +89,13 @@ export async function createPod(label: string): Promise<PodFixture> {
     sb.inNetns('sysctl', ['-q', '-w', 'net.ipv4.tcp_fastopen=3']);
     const app = sb.child('app');
     const proxy = sb.child('proxy');
-    // The sidecar listens dual-stack on the proxy port, in its own cgroup.
-    listeners.push(
-      await listen(
-        sb,
-        [
-          '--family',
-          '6',
-          '--dual-stack',
-          '--proto',
-          'tcp',
-          '--addr',
-          '::',
-          '--port',
-          String(PROXY_PORT),
-          '--banner',
-          'proxy',
-        ],
-        { cgroup: proxy },
-      ),
-    );
+    // The sidecar listens dual-stack on the proxy port, in its own cgroup; so do the services.
+    const dualStack = (proto: 'tcp' | 'udp', port: number, banner: string) =>
+      listen(sb, sockprobeFlags({ family: 6, dualStack: true, proto, addr: '::', port, banner }), { cgroup: proxy });
+    listeners.push(await dualStack('tcp', PROXY_PORT, 'proxy'));
     for (const port of SERVICE_PORTS) {
-      listeners.push(
-        await listen(
-          sb,
-          [
-            '--family',
-            '6',
-            '--dual-stack',
-            '--proto',
-            'tcp',
-            '--addr',
-            '::',
-            '--port',
-            String(port),
-            '--banner',
-            `service:${port}`,
-          ],
-          { cgroup: proxy },
-        ),
-      );
-      listeners.push(
-        await listen(
-          sb,
-          [
-            '--family',
-            '6',
-            '--dual-stack',
-            '--proto',
-            'udp',
-            '--addr',
-            '::',
-            '--port',
-            String(port),
-            '--banner',
-            `udp:${port}`,
-          ],
-          { cgroup: proxy },
-        ),
-      );
+      listeners.push(await dualStack('tcp', port, `service:${port}`));
+      listeners.push(await dualStack('udp', port, `udp:${port}`));
     }
     dp = Datapath.open({ pinDir: sb.pinDir, cgroupWalkStart: cgroupLevel(sb.cgroup) });
     const datapath = dp;
