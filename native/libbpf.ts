@@ -43,7 +43,11 @@ export class BpfError extends MeshgateError {
 /** errno value that libbpf uses for a missing key or the end of an iteration. */
 export const ENOENT = osConstants.errno.ENOENT;
 
-const lib = koffi.load('libbpf.so.1');
+// RTLD_DEEPBIND: libbpf (and libelf, which it loads) resolve their imports in their own
+// dependencies (libc, libelf, libz) first, not in the node binary. Node exports about 75,000
+// symbols, including its own bundled zlib; libbpf binds every import at load (BIND_NOW), and
+// looking each up in node's tables first touched 0.5 MB of them (the agent's idle RSS, SPEC §7).
+const lib = koffi.load('libbpf.so.1', { deep: true });
 const libc = koffi.load('libc.so.6');
 
 koffi.opaque('bpf_object');

@@ -23,6 +23,7 @@ import type { HostResolverOptions } from '../dns/hostResolver.js';
 import { KubeClient, loadKubeConnection } from '../kube/client.js';
 import { EventRecorder } from '../kube/events.js';
 import { ResilientInformer } from '../kube/informer.js';
+import { releaseOptimisingCompiler } from './tiering.js';
 import { cgroupId, cgroupLevel, findCgroup2Mount } from '../node/cgroup.js';
 import {
   cgroupCreatedMs,
@@ -88,6 +89,8 @@ export class ClusterAgent {
   /** Every object's hash, parse and last good content; a change re-parses one object. Persisted with the pins. */
   private readonly store: LastGoodStore;
   private readonly persistence: LastGoodPersistence;
+  /** Whether the persisted last good content has been read (at the first reconcile after the informers sync). */
+  private restored = false;
   private readonly globalId: ConfigObjectId;
   private defaultsGlobal: GlobalConfig | null = null;
   /** cgroup ids in mg_cgroups, and when each pod cgroup was first seen (for the pod-start window). */
@@ -161,7 +164,6 @@ export class ClusterAgent {
       'kubepods cgroup found',
     );
     await this.core.open(cgroupLevel(this.layout.root), () => this.reconcile());
-    this.persistence.restore(this.opts.pinDir, this.store);
     this.watchCgroups();
 
     const client = new KubeClient(await loadKubeConnection(this.opts.kubeconfig));
@@ -327,6 +329,13 @@ export class ClusterAgent {
       if (!this.waitingLogged) this.log.info({}, 'waiting for every informer to sync before writing any map');
       this.waitingLogged = true;
       return;
+    }
+    if (!this.restored) {
+      // Start-up is over once every informer has synced: from here the policy is read at full
+      // speed (tiering.ts), beginning with the last good content a previous agent persisted.
+      releaseOptimisingCompiler();
+      this.persistence.restore(this.opts.pinDir, this.store);
+      this.restored = true;
     }
     const { namespace, name } = this.opts.configMap;
     const cm = this.globalInformer!.get(name, namespace);

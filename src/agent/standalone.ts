@@ -10,6 +10,7 @@ import { AgentCore, type CoreOptions } from './core.js';
 import { allowlistFromText, globalFromText, readConfigText } from './fileSources.js';
 import { LastGoodStore, type ConfigObjectId } from './lastGood.js';
 import { LastGoodPersistence } from './lastGoodPersistence.js';
+import { releaseOptimisingCompiler } from './tiering.js';
 
 export interface StandaloneOptions extends Omit<CoreOptions, 'mode'> {
   readonly configFile: string;
@@ -48,6 +49,7 @@ export class StandaloneAgent {
 
   async start(): Promise<void> {
     await this.core.open(cgroupLevel(this.opts.cgroup), () => this.reconcile());
+    releaseOptimisingCompiler(); // start-up is over: the policy is read at full speed (tiering.ts)
     this.persistence.restore(this.opts.pinDir, this.store);
     for (const file of [this.opts.configFile, ...this.opts.allowlistFiles]) this.watchFile(file);
     await this.core.runNow();

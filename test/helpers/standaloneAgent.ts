@@ -18,16 +18,19 @@ export interface DnsAgentOptions {
 /**
  * Starts `meshgate agent` in standalone mode for `pod` in namespace "shop" (sidecar cgroup, pin dir,
  * an ephemeral metrics port), with `extraArgs` after those; everything it prints goes to `onOutput`.
+ * `nodeArgs` go to node itself, before the script.
  */
 export function startStandaloneAgent(
   pod: PodFixture,
   configFile: string,
   extraArgs: readonly string[],
   onOutput: (text: string) => void,
+  nodeArgs: readonly string[] = [],
 ): ChildProcess {
   const agent = spawn(
     process.execPath,
     [
+      ...nodeArgs,
       path.join(REPO_ROOT, 'bin/meshgate.js'),
       'agent',
       '--config-file',

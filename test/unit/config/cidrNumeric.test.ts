@@ -107,6 +107,26 @@ test("normaliseCidrTexts gives normaliseCidrList's texts, order and issues", () 
   );
 });
 
+test('normaliseCidrTexts agrees on lists either side of its radix threshold (1,024 items of a family)', () => {
+  // Short ranges are sorted by comparison, long ones by radix passes; lists of 900 to 2,600 items
+  // put each family's range on either side, with the duplicates merged in both.
+  const item = fc.oneof({ weight: 8, arbitrary: cidrText }, { weight: 4, arbitrary: dual });
+  fc.assert(
+    fc.property(fc.array(item, { minLength: 900, maxLength: 2_600 }), (items) => {
+      const list = [...items, ...items.slice(0, 50)];
+      const slowIssues: CidrListIssue[] = [];
+      const fastIssues: CidrListIssue[] = [];
+      const slow = normaliseCidrList(list, (i) => slowIssues.push(i)).map((c) => c.text);
+      assert.deepEqual(
+        normaliseCidrTexts(list, (i) => fastIssues.push(i)),
+        slow,
+      );
+      assert.deepEqual(fastIssues, slowIssues);
+    }),
+    { numRuns: 25 },
+  );
+});
+
 test('a 100,000-item list is sorted as compareCidrs sorts it, duplicates merged', () => {
   const items: string[] = [];
   for (let i = 0; i < 100_000; i++)
