@@ -13,6 +13,9 @@
 // cannot be released (docs/decisions.md).
 import v8 from 'node:v8';
 
+/** The V8 whose defaults TIERING_DEFAULTS are: node 20's. On any other the hold is not applied. */
+export const TIERING_V8 = '11.3.';
+
 /** V8's defaults for the three tiering flags (node 20, V8 11.3); test/unit/agent/tiering.test.ts compares them with `node --v8-options`. */
 export const TIERING_DEFAULTS = {
   'interrupt-budget': 67584,
@@ -35,9 +38,13 @@ function setFlags(values: Record<string, number>): void {
 /**
  * Holds V8's optimising compiler back until releaseOptimisingCompiler(). Nothing is held when node
  * was started with any of the three flags (`node --ticks-before-optimization=N`, with dashes or
- * underscores): that choice is kept.
+ * underscores): that choice is kept; nor on a V8 other than TIERING_V8.
  */
-export function holdOptimisingCompiler(execArgv: readonly string[] = process.execArgv): void {
+export function holdOptimisingCompiler(
+  execArgv: readonly string[] = process.execArgv,
+  v8Version: string = process.versions.v8,
+): void {
+  if (!v8Version.startsWith(TIERING_V8)) return; // its defaults are not known here: nothing to release to
   const given = execArgv.map((arg) => arg.replaceAll('_', '-'));
   if (given.some((arg) => Object.keys(TIERING_DEFAULTS).some((flag) => arg.startsWith(`--${flag}`)))) return;
   setFlags(HELD);

@@ -4,9 +4,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
-import { TIERING_DEFAULTS } from '../../../src/agent/tiering.js';
+import { TIERING_DEFAULTS, TIERING_V8 } from '../../../src/agent/tiering.js';
 
 test("the hold releases to this node's V8 defaults", () => {
+  assert.ok(
+    process.versions.v8.startsWith(TIERING_V8),
+    `the hold knows V8 ${TIERING_V8}x's defaults and is off on this node's V8 ${process.versions.v8}: check them and update`,
+  );
   const options = execFileSync(process.execPath, ['--v8-options'], { encoding: 'utf8' });
   for (const [flag, value] of Object.entries(TIERING_DEFAULTS)) {
     const found = new RegExp(`default: --${flag}=(\\d+)`).exec(options);
@@ -15,12 +19,12 @@ test("the hold releases to this node's V8 defaults", () => {
   }
 });
 
-test('held, a hot function stays unoptimised; released, or with tiering flags given to node, it is optimised', () => {
+test('held, a hot function stays unoptimised; released, with tiering flags given to node, or on another V8, it is optimised', () => {
   // A child process, so the flags of this test process are never touched.
   const script = `
     import v8 from 'node:v8';
     const { holdOptimisingCompiler, releaseOptimisingCompiler } = await import(${JSON.stringify(new URL('../../../src/agent/tiering.js', import.meta.url).href)});
-    holdOptimisingCompiler();
+    holdOptimisingCompiler(process.execArgv, process.env.OTHER_V8 ?? process.versions.v8);
     if (process.env.RELEASE) releaseOptimisingCompiler();
     function hot(n) { let s = 0; for (let i = 0; i < n; i++) s += i % 7; return s; }
     for (let k = 0; k < 200; k++) hot(1e5);
@@ -33,4 +37,5 @@ test('held, a hot function stays unoptimised; released, or with tiering flags gi
   assert.equal(run([]), 'not optimised', 'held: a hot function stays unoptimised');
   assert.equal(run([], { RELEASE: '1' }), 'optimised', 'released');
   assert.equal(run(['--ticks_before_optimization=3']), 'optimised', 'node was given a tiering flag: no hold');
+  assert.equal(run([], { OTHER_V8: '12.4.254.21' }), 'optimised', 'another V8, whose defaults are not known: no hold');
 });
