@@ -200,7 +200,7 @@ async function main(): Promise<number> {
       results.dnsReader = benchDnsReader(sb, {
         batches: full ? 9 : 3,
         repeat: full ? 200_000 : 50_000,
-        rounds: full ? 5 : 2,
+        rounds: full ? 6 : 2,
         streamMs: full ? 2000 : 1000,
         cpuRecv: o.pin ? 0 : null,
         cpuSend: o.pin ? 1 : null,
