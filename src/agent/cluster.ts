@@ -249,6 +249,17 @@ export class ClusterAgent {
       this.store.observe(id, { data: item.data ?? {} }, cmVersion(item));
       byKey.set(id.key, item);
     }
+    // Only the configured ConfigMap's global config counts: one persisted under an earlier --config-map
+    // would otherwise be resolved first and shadow it (standalone mode drops files it no longer reads alike).
+    for (const key of this.store.keys('global')) {
+      if (key === this.globalId.key) continue;
+      this.store.remove(key);
+      this.core.metrics.configValid.remove({ configmap: key });
+      this.log.warn(
+        { object: key, configmap: `${this.opts.configMap.namespace}/${this.opts.configMap.name}` },
+        'a persisted global config of another ConfigMap (an earlier --config-map) is dropped: only the configured one is used',
+      );
+    }
     for (const key of this.store.keys('allowlist')) {
       if (byKey.has(key)) continue;
       this.store.remove(key); // deleted (maybe while the agent was down): nothing of it stays

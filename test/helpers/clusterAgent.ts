@@ -16,7 +16,8 @@ export interface AgentProcess {
   metrics(): Promise<string>;
 }
 
-export function startClusterAgent(node: FakeNode, kubeconfig: string): AgentProcess {
+/** `extra`: more agent flags (`--config-map mesh/meshgate-config`). */
+export function startClusterAgent(node: FakeNode, kubeconfig: string, extra: readonly string[] = []): AgentProcess {
   let log = '';
   const child = spawn(
     process.execPath,
@@ -37,6 +38,7 @@ export function startClusterAgent(node: FakeNode, kubeconfig: string): AgentProc
       '5',
       '--informer-backoff-max-ms',
       '500',
+      ...extra,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

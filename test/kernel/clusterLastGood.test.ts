@@ -61,9 +61,9 @@ describe('cluster agent: per-object last good survives restarts', { skip: skip ?
   const valid = async (object: string): Promise<string | undefined> =>
     new RegExp(`meshgate_config_valid\\{configmap="ConfigMap ${object}"\\} (\\d)`).exec(await agent!.metrics())?.[1];
 
-  async function restart(): Promise<void> {
+  async function restart(extra: readonly string[] = []): Promise<void> {
     await killClusterAgent(agent);
-    agent = startClusterAgent(node, kubeconfig);
+    agent = startClusterAgent(node, kubeconfig, extra);
     await until('the restarted agent to apply', () => agent!.log().includes('"policy applied"'));
   }
 
@@ -187,5 +187,49 @@ describe('cluster agent: per-object last good survives restarts', { skip: skip ?
     await restart();
     assert.equal(shop.connect(API_ADDR, 443).verdict, 'deny', 'and do not come back after a restart');
     assert.equal(shop.connect(FORBIDDEN_ADDR, 443).verdict, 'pass');
+  });
+
+  test('after a --config-map change, the persisted global config of the old ConfigMap is dropped, not used', async () => {
+    api.update('configmaps', osmConfig({ ...GLOBAL, egress: 'true' }));
+    await until(
+      'osm-config (egress on) in force and persisted',
+      () => billing.connect(FORBIDDEN_ADDR, 443).verdict === 'pass',
+    );
+    api.create('configmaps', {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'meshgate-config', namespace: 'mesh' },
+      data: { egress: 'false', mesh_cidr_ranges: '10.96.0.0/12' },
+    } as unknown as KubeObject);
+    await restart(['--config-map', 'mesh/meshgate-config']);
+    assert.equal(
+      billing.connect(FORBIDDEN_ADDR, 443).verdict,
+      'deny',
+      "mesh/meshgate-config's egress false, not osm-config's",
+    );
+    assert.match(
+      agent!.log(),
+      /"object":"ConfigMap osm-system\/osm-config".*"a persisted global config of another ConfigMap/,
+    );
+    api.patch(
+      'configmaps',
+      'mesh',
+      'meshgate-config',
+      (cm) => void ((cm as unknown as { data: Record<string, string> }).data.egress = 'true'),
+    );
+    await until(
+      'an edit of the configured ConfigMap applies',
+      () => billing.connect(FORBIDDEN_ADDR, 443).verdict === 'pass',
+    );
+    api.patch(
+      'configmaps',
+      'mesh',
+      'meshgate-config',
+      (cm) => void ((cm as unknown as { data: Record<string, string> }).data.egress = 'false'),
+    );
+    await until('and the next one', () => billing.connect(FORBIDDEN_ADDR, 443).verdict === 'deny');
+    await restart(['--config-map', 'mesh/meshgate-config']);
+    assert.equal(billing.connect(FORBIDDEN_ADDR, 443).verdict, 'deny', 'the stale key is gone from the pins too');
+    assert.doesNotMatch(agent!.log(), /a persisted global config of another ConfigMap/);
   });
 });
