@@ -22,6 +22,7 @@ import {
 } from '../config/index.js';
 import type { CidrListMemo } from '../config/cidrListMemo.js';
 import { capIssues, makeIssue } from '../config/issues.js';
+import { crossObjectIssues, type NamespacePart } from './lastGood.js';
 
 export interface FileReading<T> {
   readonly path: string;
@@ -114,10 +115,24 @@ export function readConfigText(path: string): ParseResult<string> {
   }
 }
 
-/** The text's documents, or why there are none to use (a partly broken file is refused whole). */
+/**
+ * The text's documents, or why there are none to use (a partly broken file is refused whole).
+ * A file without any document (empty, comments only, `---` alone) sets nothing: it is refused
+ * like an empty ConfigMap (SPEC §1.4), so an editor's truncate-then-write, or `> file`, never
+ * replaces the last good content with "nothing". `[]` or `egress: ""` says "no entries".
+ */
 function textDocuments(text: string, path: string): ParseResult<ConfigDocument[]> {
   const { documents: docs, errors } = readConfigDocuments(text, path);
   if (errors.length) return { ok: false, errors: capIssues(errors, fileRef(path)), warnings: [] };
+  if (docs.length === 0) {
+    const reason =
+      "holds no YAML document (it is empty, or only comments and '---'): it sets none of meshgate's keys, and an object that sets nothing is refused, not taken as all defaults or no entries (write [] or egress: \"\" for an empty allowlist)";
+    return {
+      ok: false,
+      errors: [makeIssue('MG_CONFIG_NO_MESHGATE_KEY', { ref: fileRef(path), key: '' }, { reason })],
+      warnings: [],
+    };
+  }
   return { ok: true, value: docs, warnings: [] };
 }
 
@@ -161,25 +176,30 @@ export function globalFromText(text: string, path: string, memo?: CidrListMemo):
 export function allowlistFromText(text: string, path: string): ParseResult<AllowlistFile> {
   const docs = textDocuments(text, path);
   if (!docs.ok) return docs;
-  const entries: AllowlistEntry[] = [];
   const errors: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
-  const parts: Array<{ ref: ObjectRef; entries: readonly AllowlistEntry[]; action: BlockedEgressAction | null }> = [];
+  const parts: NamespacePart[] = [];
   // A file given as an allowlist is one, whatever its shape says.
-  for (const doc of docs.value) {
+  docs.value.forEach((doc, index) => {
     const r = parseAllowlistDocument(doc);
     warnings.push(...r.warnings);
-    if (r.ok) {
-      entries.push(...r.value);
-      parts.push({ ref: doc.ref, entries: r.value, action: allowlistAction(allowlistData(doc.data)) });
-    } else {
-      errors.push(...r.errors);
-    }
-  }
-  // Documents of one file are one namespace's objects: they must agree on blocked_egress_action.
-  const check = checkNamespaceObjects(parts);
-  for (const issues of check.issuesByObject.values()) errors.push(...issues);
-  const action = check.action;
+    if (r.ok)
+      parts.push({
+        key: String(index),
+        ref: doc.ref,
+        entries: r.value,
+        action: allowlistAction(allowlistData(doc.data)),
+      });
+    else errors.push(...r.errors);
+  });
+  // Documents of one file are objects of one namespace: the cluster agent's checks across
+  // objects apply to them (entry names unique, one blocked_egress_action).
+  // (Two documents of one file have one name in messages: a pair's two errors may read alike.)
+  const reported = new Set<string>();
+  for (const { issue } of crossObjectIssues('', parts))
+    if (!reported.has(issue.message)) reported.add(issue.message) && errors.push(issue);
+  const entries = parts.flatMap((part) => part.entries);
+  const action = checkNamespaceObjects(parts).action;
   // Each document's issues are capped; the documents of a file together are one object's too.
   const capped = capIssues(warnings, fileRef(path));
   return errors.length
@@ -199,7 +219,8 @@ export function readAllowlistFile(path: string): FileReading<AllowlistFile> {
 
 /**
  * Every object of a file, each judged alone by its shape (a global config or an allowlist), as
- * the cluster agent judges each ConfigMap: for `meshgate validate` of files whose role is not given.
+ * the cluster agent parses each ConfigMap: for `meshgate validate` of files whose role is not
+ * given (it then runs the checks across the allowlists of each namespace: crossObjectIssues).
  */
 export function readFileObjects(path: string): FileObjects {
   const docs = fileDocuments(path);

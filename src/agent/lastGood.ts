@@ -187,6 +187,13 @@ export const DEFAULT_CROSS_OBJECT_CHECKS: readonly CrossObjectCheck[] = Object.f
   conflictingActions,
 ]);
 
+/** Every check over one namespace's objects: what the cluster agent reports, for the file readers and `validate`. */
+export const crossObjectIssues = (
+  namespace: string,
+  parts: readonly NamespacePart[],
+  checks: readonly CrossObjectCheck[] = DEFAULT_CROSS_OBJECT_CHECKS,
+): readonly CrossObjectIssue[] => checks.flatMap((check) => check(namespace, parts));
+
 export class LastGoodStore {
   private readonly parsers: Parsers;
   private readonly checks: readonly CrossObjectCheck[];

@@ -2,7 +2,8 @@
 // each is refused with its own code while the last good policy keeps deciding
 // real connects, nothing it holds is echoed raw, a rejected huge edit keeps the
 // agent's peak memory inside the DaemonSet's limit, and the last good policy
-// survives a restart while the file is still invalid.
+// survives a restart while the file is still invalid. An allowlist file truncated (`> file`, an
+// editor's truncate-then-write) sets nothing and is refused too: its last good entries keep deciding.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -36,12 +37,13 @@ describe('standalone agent against hostile config files', { skip: skip ?? false 
   let pod: PodFixture;
   let dir: string;
   let configFile: string;
+  let allowlistFile: string;
   let agent: ChildProcess | null = null;
   let log = '';
 
   async function startAgent(): Promise<void> {
     log = '';
-    agent = startStandaloneAgent(pod, configFile, ['--debounce-ms', '5'], (text) => {
+    agent = startStandaloneAgent(pod, configFile, ['--debounce-ms', '5', '--allowlist-file', allowlistFile], (text) => {
       log += text;
     });
     await until('the agent to apply a policy', () => log.includes('"policy applied"'));
@@ -55,6 +57,7 @@ describe('standalone agent against hostile config files', { skip: skip ?? false 
   const rejections = (code: string) => log.split('\n').filter((l) => l.includes(`"code":"${code}"`)).length;
   const enforcedAsGood = () => {
     assert.equal(pod.connect('198.51.100.7', 443).verdict, 'pass', 'the allowlist entry stays');
+    assert.equal(pod.connect('203.0.113.9', 443).verdict, 'pass', "the allowlist file's entry stays");
     assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect', 'the mesh CIDR stays');
     assert.equal(pod.connect('192.0.2.1', 443).verdict, 'deny');
   };
@@ -64,6 +67,11 @@ describe('standalone agent against hostile config files', { skip: skip ?? false 
     dir = mkdtempSync(path.join(tmpdir(), 'mgtest-hostile-agent-'));
     configFile = path.join(dir, 'osm-config.yaml');
     writeFileSync(configFile, GOOD);
+    allowlistFile = path.join(dir, 'shop-allowlist.yaml');
+    writeFileSync(
+      allowlistFile,
+      '- name: shop-partner\n  addresses: [203.0.113.9]\n  ports: [{number: 443, protocol: TLS}]\n',
+    );
     await startAgent();
     enforcedAsGood();
   });
@@ -89,6 +97,26 @@ describe('standalone agent against hostile config files', { skip: skip ?? false 
     replace((tmp) => writeFileSync(tmp, '{}\n'));
     await until('the rejection', () => rejections('MG_CONFIG_NO_MESHGATE_KEY') > 1);
     enforcedAsGood();
+  });
+
+  test('an allowlist file truncated in place, or left with comments only, is refused: its last good entries still decide', async () => {
+    const refused = () =>
+      log.split('\n').filter((l) => l.includes('"code":"MG_CONFIG_NO_MESHGATE_KEY"') && l.includes(allowlistFile))
+        .length;
+    writeFileSync(allowlistFile, ''); // `> file`: truncated where it is, no rename
+    await until('the empty allowlist file refused', () => refused() > 0);
+    enforcedAsGood();
+    writeFileSync(allowlistFile, '# shop egress, being edited\n---\n');
+    await until('the comment-only allowlist file refused', () => refused() > 1);
+    enforcedAsGood();
+    // An empty list is how "no entries" is said: accepted, and the entry goes.
+    writeFileSync(allowlistFile, '[]\n');
+    await until('the empty list applied', () => pod.connect('203.0.113.9', 443).verdict === 'deny');
+    writeFileSync(
+      allowlistFile,
+      '- name: shop-partner\n  addresses: [203.0.113.9]\n  ports: [{number: 443, protocol: TLS}]\n',
+    );
+    await until('the entry back', () => pod.connect('203.0.113.9', 443).verdict === 'pass');
   });
 
   test('control characters reach the log escaped', async () => {

@@ -36,11 +36,11 @@ export function register(ctx: CliContext): void {
         'Exit status: 0 no flow would change, 1 some would, 2 invalid input or usage,\n3 error (no pins, not root).\n',
     )
     .action(function (this: Command, files: string[], o: PreviewFlags) {
-      if (files.length === 0) {
-        process.stderr.write('meshgate preview: no file given (see meshgate preview --help)\n');
-        ctx.exitCode = PREVIEW_EXIT.invalid;
-        return;
-      }
+      if (files.length === 0)
+        this.error('error: no file given (see meshgate preview --help)', {
+          exitCode: PREVIEW_EXIT.invalid,
+          code: 'meshgate.usage',
+        });
       const write = (report: PreviewReport) =>
         process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatPreview(report)}\n`);
       // Invalid input is reported first, without root or pins (as `validate` would).

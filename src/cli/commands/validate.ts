@@ -5,10 +5,13 @@ import {
   readAllowlistFile,
   readFileObjects,
   readGlobalFile,
+  type AllowlistFile,
   type FileObject,
   type FileReading,
 } from '../../agent/fileSources.js';
-import type { ConfigIssue } from '../../config/index.js';
+import type { ConfigIssue, GlobalConfig, ObjectRef } from '../../config/index.js';
+import { crossObjectIssues, type AllowlistObject, type NamespacePart } from '../../agent/lastGood.js';
+import type { Command } from 'commander';
 import { collect, type CliContext } from './context.js';
 
 /** How a file was read: by its shape, or in the role a standalone agent flag gives it. */
@@ -37,27 +40,86 @@ export interface ValidationReport {
 
 const withFile = (file: string, issues: readonly ConfigIssue[]): ReportedIssue[] => issues.map((i) => ({ ...i, file }));
 
-function byShape(file: string): { report: FileReport; issues: ReportedIssue[] } {
+/** A file as read, before the checks across objects: its report (still mutable), issues, and allowlists. */
+interface Read {
+  readonly report: FileReport & { valid: boolean; objects: Array<FileReport['objects'][number]> };
+  readonly issues: ReportedIssue[];
+  /** Its valid allowlist objects, each with the namespace whose other objects it is checked with. */
+  readonly allowlists: Array<{
+    readonly namespace: string;
+    readonly object: number;
+    readonly ref: ObjectRef;
+    readonly part: AllowlistObject;
+  }>;
+}
+
+// Allowlist files given to --allowlist-file all belong to the standalone agent's --namespace.
+const STANDALONE_NAMESPACE = '\0--allowlist-file';
+
+function byShape(file: string): Read {
   const read = readFileObjects(file);
   const issues = withFile(file, read.errors);
-  const objects = read.objects.map((o: FileObject) => {
+  const allowlists: Read['allowlists'] = [];
+  const objects = read.objects.map((o: FileObject, object) => {
     issues.push(...withFile(file, o.result.warnings));
     if (!o.result.ok) issues.push(...withFile(file, o.result.errors));
+    else if (o.kind === 'allowlist') {
+      // A manifest without a namespace, and a plain file, are judged with the others that name none.
+      const entries = o.result.value as AllowlistObject['entries'];
+      allowlists.push({ namespace: o.ref.namespace ?? '', object, ref: o.ref, part: { entries, action: o.action } });
+    }
     return { object: o.object, kind: o.kind, valid: o.result.ok };
   });
   const valid = read.errors.length === 0 && objects.every((o) => o.valid);
-  return { report: { file, role: 'auto', valid, objects }, issues };
+  return { report: { file, role: 'auto', valid, objects }, issues, allowlists };
 }
 
 /** Exactly what the standalone agent reads from the file given to that flag. */
-function inRole(file: string, role: 'config-file' | 'allowlist-file'): { report: FileReport; issues: ReportedIssue[] } {
-  const { result }: FileReading<unknown> = role === 'config-file' ? readGlobalFile(file) : readAllowlistFile(file);
+function inRole(file: string, role: 'config-file' | 'allowlist-file'): Read {
+  const { result }: FileReading<GlobalConfig | AllowlistFile> =
+    role === 'config-file' ? readGlobalFile(file) : readAllowlistFile(file);
   const issues = withFile(file, [...result.warnings, ...(result.ok ? [] : result.errors)]);
   const kind = role === 'config-file' ? 'global' : 'allowlist';
+  const allowlists: Read['allowlists'] =
+    result.ok && role === 'allowlist-file'
+      ? [
+          {
+            namespace: STANDALONE_NAMESPACE,
+            object: 0,
+            ref: { kind: 'File', name: file, path: file },
+            part: result.value as AllowlistFile,
+          },
+        ]
+      : [];
   return {
     report: { file, role, valid: result.ok, objects: [{ object: `file ${file}`, kind, valid: result.ok }] },
     issues,
+    allowlists,
   };
+}
+
+/**
+ * The cluster agent's checks across the allowlists of one namespace (a name in two objects,
+ * blocked_egress_action values that disagree), on every namespace of the files given: each
+ * object involved is invalid and gets the error, as each ConfigMap would get its Event.
+ */
+function checkAcrossObjects(reads: readonly Read[]): void {
+  const byNamespace = new Map<string, Array<NamespacePart & { readonly read: Read; readonly object: number }>>();
+  reads.forEach((read, r) => {
+    for (const { namespace, object, ref, part } of read.allowlists) {
+      const list = byNamespace.get(namespace) ?? byNamespace.set(namespace, []).get(namespace)!;
+      list.push({ ...part, key: `${r}\0${object}`, ref, read, object });
+    }
+  });
+  for (const [namespace, parts] of byNamespace) {
+    const byKey = new Map(parts.map((p) => [p.key, p]));
+    for (const { key, issue } of crossObjectIssues(namespace, parts)) {
+      const { read, object } = byKey.get(key)!;
+      read.issues.push(...withFile(read.report.file, [issue]));
+      read.report.objects[object] = { ...read.report.objects[object]!, valid: false };
+      read.report.valid = false;
+    }
+  }
 }
 
 export function validateFiles(
@@ -70,6 +132,7 @@ export function validateFiles(
     ...configFiles.map((f) => inRole(f, 'config-file')),
     ...allowlistFiles.map((f) => inRole(f, 'allowlist-file')),
   ];
+  checkAcrossObjects(reads);
   const issues = reads.flatMap((r) => r.issues);
   return {
     valid: reads.every((r) => r.report.valid),
@@ -116,12 +179,13 @@ export function register(ctx: CliContext): void {
       'after',
       '\nExit codes: 0 valid (warnings allowed), 1 invalid or unreadable,\n2 usage (e.g. no file given).',
     )
-    .action((files: string[], o: { json?: boolean; configFile: string[]; allowlistFile: string[] }) => {
-      if (files.length + o.configFile.length + o.allowlistFile.length === 0) {
-        process.stderr.write('meshgate validate: no file given (see meshgate validate --help)\n');
-        ctx.exitCode = 2;
-        return;
-      }
+    .action(function (
+      this: Command,
+      files: string[],
+      o: { json?: boolean; configFile: string[]; allowlistFile: string[] },
+    ) {
+      if (files.length + o.configFile.length + o.allowlistFile.length === 0)
+        this.error('error: no file given (see meshgate validate --help)', { exitCode: 2, code: 'meshgate.usage' });
       const report = validateFiles(files, o.configFile, o.allowlistFile);
       process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
       ctx.exitCode = report.valid ? 0 : 1;

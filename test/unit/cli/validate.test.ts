@@ -10,6 +10,7 @@ import { after, describe, test } from 'node:test';
 
 import { nodeAsNobody } from '../../helpers/asNobody.js';
 import { readAllowlistFile, readGlobalFile, type FileReading } from '../../../src/agent/fileSources.js';
+import { LastGoodStore, allowlistObjectFromData } from '../../../src/agent/lastGood.js';
 import type { ConfigIssue } from '../../../src/config/index.js';
 
 // dist/test/unit/cli -> the repository root.
@@ -381,6 +382,116 @@ describe('invalid files exit 1 with the errors the agent reports', () => {
   });
 });
 
+describe("checks across objects: what the cluster agent reports on a namespace's allowlists", () => {
+  const entry = (name: string, address: string) =>
+    `- name: ${name}\n  addresses: [${address}]\n  ports: [{number: 443, protocol: TLS}]\n`;
+  const withAction = (manifest: string, action: string) =>
+    manifest.replace('\ndata:\n', `\ndata:\n  blocked_egress_action: ${action}\n`);
+  const a = withAction(allowlistManifest(entry('x', '192.0.2.1'), 'a'), 'deny');
+  const b = withAction(allowlistManifest(entry('x', '192.0.2.2'), 'b'), 'audit');
+
+  /** The codes the cluster agent's store gives each ConfigMap of `shop` for the same data. */
+  function clusterCodes(): Record<string, string[]> {
+    const store = new LastGoodStore({
+      global: () => assert.fail('no global'),
+      allowlist: (raw, ref) => allowlistObjectFromData('data' in raw ? raw.data : {}, ref),
+    });
+    const egress = (n: string, address: string) => entry(n, address);
+    for (const [name, action, address] of [
+      ['a', 'deny', '192.0.2.1'],
+      ['b', 'audit', '192.0.2.2'],
+    ] as const) {
+      const ref = { kind: 'ConfigMap' as const, namespace: 'shop', name };
+      store.observe(
+        { key: `ConfigMap shop/${name}`, kind: 'allowlist', ref, namespace: 'shop' },
+        { data: { egress: egress('x', address), blocked_egress_action: action } },
+      );
+    }
+    return Object.fromEntries(store.resolve().objects.map((o) => [o.id.ref.name, o.errors.map((e) => e.code).sort()]));
+  }
+  const codesByObject = (report: JsonReport) => {
+    const out: Record<string, string[]> = {};
+    for (const i of report.issues) (out[/ConfigMap shop\/(\w+)/.exec(i.object)![1]!] ??= []).push(i.code);
+    for (const list of Object.values(out)) list.sort();
+    return out;
+  };
+
+  test('two allowlist ConfigMaps of one namespace in two files, sharing an entry name and disagreeing on blocked_egress_action: exit 1, both invalid, as the agent judges them', () => {
+    const pa = file(a);
+    const pb = file(b);
+    const { status, report } = validateJson(pa, pb);
+    assert.equal(status, 1);
+    assert.deepEqual(
+      report.files.map((f) => [f.valid, f.objects[0]!.valid]),
+      [
+        [false, false],
+        [false, false],
+      ],
+    );
+    const expected = {
+      a: ['MG_ALLOWLIST_ACTION_CONFLICT', 'MG_ALLOWLIST_DUPLICATE_NAME'],
+      b: ['MG_ALLOWLIST_ACTION_CONFLICT', 'MG_ALLOWLIST_DUPLICATE_NAME'],
+    };
+    assert.deepEqual(clusterCodes(), expected);
+    assert.deepEqual(codesByObject(report), expected);
+    const duplicate = report.issues.find((i) => i.code === 'MG_ALLOWLIST_DUPLICATE_NAME' && i.file === pa)!;
+    assert.match(
+      duplicate.message,
+      new RegExp(`"x": name "x" is also the name of an entry in ConfigMap shop/b \\(file ${pb}\\)`),
+    );
+  });
+
+  test('the same two ConfigMaps in one file: exit 1 with the same errors', () => {
+    const { status, report } = validateJson(file(`${a}---\n${b}`));
+    assert.equal(status, 1);
+    assert.deepEqual(codesByObject(report), clusterCodes());
+  });
+
+  test('ConfigMaps of different namespaces do not clash', () => {
+    const { status } = validateJson(file(a), file(b.replace('namespace: shop', 'namespace: other')));
+    assert.equal(status, 0);
+  });
+
+  test("--allowlist-file: files are one namespace (the agent's --namespace), and documents of one file too", () => {
+    const pa = file(`blocked_egress_action: deny\negress:\n${entry('x', '192.0.2.1').replace(/^/gm, '  ')}`);
+    const pb = file(entry('x', '192.0.2.2'));
+    const { status, report } = validateJson('--allowlist-file', pa, '--allowlist-file', pb);
+    assert.equal(status, 1);
+    assert.deepEqual(
+      report.issues.map((i) => [i.file, i.code]),
+      [
+        [pa, 'MG_ALLOWLIST_DUPLICATE_NAME'],
+        [pb, 'MG_ALLOWLIST_DUPLICATE_NAME'],
+      ],
+    );
+    const one = file(`${entry('x', '192.0.2.1')}---\n${entry('x', '192.0.2.2')}`);
+    const single = validateJson('--allowlist-file', one);
+    assert.equal(single.status, 1);
+    assert.deepEqual([...new Set(single.report.issues.map((i) => i.code))], ['MG_ALLOWLIST_DUPLICATE_NAME']);
+  });
+});
+
+describe('a file that sets nothing is invalid (SPEC §1.4), as the agent refuses it', () => {
+  for (const [what, text] of [
+    ['empty', ''],
+    ['comments only', '# shop egress\n'],
+    ['document markers only', '---\n---\n'],
+  ] as const) {
+    test(`${what}: exit 1 with MG_CONFIG_NO_MESHGATE_KEY, by shape and in both roles`, () => {
+      const p = file(text);
+      for (const args of [[p], ['--allowlist-file', p], ['--config-file', p]]) {
+        const { status, report } = validateJson(...args);
+        assert.equal(status, 1, args.join(' '));
+        assert.deepEqual(
+          report.issues.map((i) => i.code),
+          ['MG_CONFIG_NO_MESHGATE_KEY'],
+        );
+      }
+      assert.doesNotMatch(validate(p).stdout, /^ok: /m);
+    });
+  }
+});
+
 describe('files the agent cannot use', () => {
   test('a missing file is unreadable: exit 1, naming the file', () => {
     const p = path.join(dir, 'does-not-exist.yaml');
@@ -446,10 +557,10 @@ describe('files the agent cannot use', () => {
 });
 
 describe('usage', () => {
-  test('no file is a usage error: exit 2', () => {
+  test('no file is a usage error: exit 2, one line in the usage format of docs/cli.md', () => {
     const r = validate();
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /no file given/);
+    assert.equal(r.stderr, 'error: no file given (see meshgate validate --help)\n');
     assert.equal(r.stdout, '');
   });
 
