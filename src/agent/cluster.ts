@@ -6,7 +6,7 @@
 // applying that would drop enforcement (the Cilium upgrade bug).
 import type { ReplySettings } from '../datapath/replies.js';
 import type { V1ConfigMap, V1Pod } from '@kubernetes/client-node';
-import { watch, type FSWatcher } from 'node:fs';
+import { readdirSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import {
@@ -40,6 +40,7 @@ import { AgentCore } from './core.js';
 import { LastGoodStore, allowlistObjectFromData, type ConfigObjectId, type Resolution } from './lastGood.js';
 import { LastGoodPersistence } from './lastGoodPersistence.js';
 import { decidePod, type PodDecision } from './pods.js';
+import { restartedProxyCgroup } from './sidecarRestart.js';
 import { MeshgateError } from '../errors.js';
 
 export interface ClusterOptions {
@@ -69,6 +70,16 @@ const cmRef = (cm: V1ConfigMap): ObjectRef => ({
   name: cm.metadata?.name ?? '',
 });
 const cmVersion = (cm: V1ConfigMap): string => `${cm.metadata?.uid}@${cm.metadata?.resourceVersion}`;
+/** The directories inside a pod's cgroup: its containers' cgroups (and the sandbox's). */
+const childCgroups = (dir: string): string[] => {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
+  } catch {
+    return [];
+  }
+};
 const cmKey = (cm: V1ConfigMap): string => `${cm.metadata?.namespace}/${cm.metadata?.name}`;
 const allowlistId = (cm: V1ConfigMap): ConfigObjectId => {
   const ref = cmRef(cm);
@@ -86,6 +97,11 @@ export class ClusterAgent {
   private allowlistInformer: ResilientInformer<V1ConfigMap> | null = null;
   private podInformer: ResilientInformer<V1Pod> | null = null;
   private dirWatchers = new Map<string, FSWatcher>();
+  /** Watched directories whose children changed since the last reconcile. */
+  private changedDirs = new Set<string>();
+  /** Per meshed pod uid: its directory's children while the sidecar's known cgroup existed (sidecarRestart.ts). */
+  private podChildren = new Map<string, ReadonlySet<string>>();
+  private restartsLogged = new Map<string, string>();
   /** Every object's hash, parse and last good content; a change re-parses one object. Persisted with the pins. */
   private readonly store: LastGoodStore;
   private readonly persistence: LastGoodPersistence;
@@ -210,6 +226,7 @@ export class ClusterAgent {
     try {
       const w = watch(dir, (_event, name) => {
         if (!name) return;
+        this.changedDirs.add(dir);
         const uid = podUidOfCgroupName(String(name));
         if (uid && !this.firstSeen.has(uid)) this.firstSeen.set(uid, Date.now());
         this.core.schedule(`cgroup ${path.join(dir, String(name))}`, 0);
@@ -300,19 +317,19 @@ export class ClusterAgent {
       const meshed = d.enforcement === 'meshed';
       let proxyCgroupId: bigint | null = null;
       if (meshed && d.proxyContainerId) {
-        const proxyDir = findContainerCgroup(dir, layout.driver, d.proxyContainerId);
-        if (proxyDir) {
-          proxyCgroupId = cgroupId(proxyDir);
-          this.unwatchDir(dir);
-        } else {
-          this.watchDir(dir); // the sidecar's cgroup appears a moment after the pod's
-        }
+        // Watched for the pod's life: the sidecar's cgroup appears a moment after the pod's, and a
+        // restarted sidecar's new one before the kubelet reports its new container ID.
+        this.watchDir(dir);
+        proxyCgroupId = this.proxyCgroup(dir, d as PodDecision & { proxyContainerId: string });
       } else if (meshed && d.proxyContainer) {
         this.watchDir(dir);
       }
       out.push({ namespace: d.namespace, name: d.name, podCgroupId, proxyCgroupId, meshed });
       this.uidByCgroup.set(podCgroupId, d.uid);
     }
+    this.changedDirs.clear();
+    for (const uid of [...this.podChildren.keys()]) if (!live.has(uid)) this.podChildren.delete(uid);
+    for (const uid of [...this.restartsLogged.keys()]) if (!live.has(uid)) this.restartsLogged.delete(uid);
     for (const uid of [...this.firstSeen.keys()])
       if (!live.has(uid) && this.firstSeen.get(uid)! < Date.now() - 600_000) this.firstSeen.delete(uid);
     for (const dir of [...this.dirWatchers.keys()]) {
@@ -322,6 +339,33 @@ export class ClusterAgent {
     for (const key of [...this.loggedPods.keys()]) if (!live.has(key)) this.loggedPods.delete(key);
     for (const dir of podParentDirs(layout)) this.watchDir(dir);
     return out;
+  }
+
+  /** The sidecar's cgroup id: its reported container's, else a restarted sidecar's new cgroup, else null. */
+  private proxyCgroup(dir: string, d: PodDecision & { proxyContainerId: string }): bigint | null {
+    const driver = this.layout!.driver;
+    const proxyDir = findContainerCgroup(dir, driver, d.proxyContainerId);
+    try {
+      if (proxyDir) {
+        const base = this.podChildren.get(d.uid);
+        if (!base || this.changedDirs.has(dir) || !base.has(path.basename(proxyDir)))
+          this.podChildren.set(d.uid, new Set(childCgroups(dir)));
+        return cgroupId(proxyDir);
+      }
+      const name = restartedProxyCgroup(childCgroups(dir), this.podChildren.get(d.uid) ?? null, driver, d);
+      if (!name) return null;
+      const id = cgroupId(path.join(dir, name));
+      if (this.restartsLogged.get(d.uid) !== name) {
+        this.restartsLogged.set(d.uid, name);
+        this.log.info(
+          { pod: `${d.namespace}/${d.name}`, uid: d.uid, cgroup: name, previous: d.proxyContainerId },
+          "sidecar restarted: its new container cgroup is the proxy's until the kubelet reports the new container ID",
+        );
+      }
+      return id;
+    } catch {
+      return null; // removed between the lookup and the stat: the watch reconciles again
+    }
   }
 
   private logDecision(d: PodDecision): void {

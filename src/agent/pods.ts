@@ -26,6 +26,10 @@ export interface PodDecision {
   readonly proxyContainer: string | null;
   /** The sidecar container's ID ("containerd://..."), once it has started. */
   readonly proxyContainerId: string | null;
+  /** The IDs of the pod's other long-running containers that have not terminated (each should have a cgroup). */
+  readonly otherLiveContainerIds: readonly string[];
+  /** Every container ID the kubelet reports for the pod, init containers and terminated ones included. */
+  readonly containerIds: readonly string[];
 }
 
 /** Null for a pod that has no cgroup to map: not scheduled yet, or finished. */
@@ -44,7 +48,12 @@ export function decidePod(pod: V1Pod, proxyContainers: readonly string[]): PodDe
   const sidecar = containers.find((c) => proxyContainers.includes(c.name)) ?? null;
   const statuses = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])];
   const proxyContainerId = sidecar ? statuses.find((s) => s.name === sidecar.name)?.containerID || null : null;
-  const proxy = { proxyContainer: sidecar?.name ?? null, proxyContainerId };
+  const longRunning = new Set(containers.map((c) => c.name));
+  const otherLiveContainerIds = statuses
+    .filter((s) => s.name !== sidecar?.name && longRunning.has(s.name) && s.containerID && !s.state?.terminated)
+    .map((s) => s.containerID!);
+  const containerIds = statuses.flatMap((s) => (s.containerID ? [s.containerID] : []));
+  const proxy = { proxyContainer: sidecar?.name ?? null, proxyContainerId, otherLiveContainerIds, containerIds };
 
   if (pod.spec?.hostNetwork)
     return {

@@ -7,7 +7,7 @@
 // all named mgtest-*, and cleanup() removes it all.
 import { randomBytes } from 'node:crypto';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { classify, PROXY_PORT, type Verdict } from './kernelFixture.js';
 import { createSandbox, removeCgroup, SOCKPROBE, type Sandbox } from './sandbox.js';
@@ -43,8 +43,15 @@ export interface FakePod {
   readonly netnsPath: string;
   /** The Pod object as the API server stored it. */
   object(): KubeObject;
-  /** One real connect from the app container; the verdict the kernel gave. */
-  connect(addr: string, port: number): Verdict;
+  /** One real connect from the app container (or from `cgroup`); the verdict the kernel gave. */
+  connect(addr: string, port: number, cgroup?: string): Verdict;
+  /**
+   * The sidecar restarts as a container runtime restarts it: its cgroup goes
+   * and a new one (a new container ID) appears; the Pod's status is not
+   * updated (the kubelet's update comes later). Its listeners move to the app's
+   * cgroup meanwhile (listening is never decided). Returns the new cgroup.
+   */
+  restartSidecar(): { dir: string; containerId: string };
   /** The shell command of that connect, for traffic loops. */
   probeCommand(addr: string, port: number): string;
 }
@@ -161,8 +168,8 @@ export function createFakeNode(label: string, driver: Driver): FakeNode {
       await listen(uid, netns, listenerCgroup, PROXY_PORT, 'proxy');
       for (const port of [80, 443]) await listen(uid, netns, listenerCgroup, port, `service:${port}`);
       const netnsPath = `/run/netns/${netns}`;
-      const probeArgs = (addr: string, port: number) =>
-        sockprobeArgv({ netns: netnsPath, cgroup: appDir }, 'connect', {
+      const probeArgs = (addr: string, port: number, cgroup = appDir) =>
+        sockprobeArgv({ netns: netnsPath, cgroup }, 'connect', {
           family: 4,
           proto: 'tcp',
           addr,
@@ -175,16 +182,28 @@ export function createFakeNode(label: string, driver: Driver): FakeNode {
         uid,
         dir,
         appDir,
-        proxyDir,
+        get proxyDir() {
+          return proxyDir;
+        },
         netnsPath,
         object: () => stored,
-        connect(addr, port) {
-          const r = spawnSync(SOCKPROBE, probeArgs(addr, port), { encoding: 'utf8', timeout: 10_000 });
+        connect(addr, port, cgroup) {
+          const r = spawnSync(SOCKPROBE, probeArgs(addr, port, cgroup), { encoding: 'utf8', timeout: 10_000 });
           if (r.status !== 0) throw new Error(`sockprobe connect ${addr}:${port} exited ${r.status}: ${r.stderr}`);
           return classify(JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}'));
         },
         probeCommand(addr, port) {
           return [SOCKPROBE, ...probeArgs(addr, port)].join(' ');
+        },
+        restartSidecar() {
+          if (!proxyDir) throw new Error(`${spec.namespace}/${spec.name} has no sidecar`);
+          for (const pid of readFileSync(path.join(proxyDir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean))
+            writeFileSync(path.join(appDir, 'cgroup.procs'), pid);
+          rmdirSync(proxyDir);
+          const id = randomBytes(32).toString('hex');
+          proxyDir = path.join(dir, containerDirName(driver, id));
+          mkdirSync(proxyDir);
+          return { dir: proxyDir, containerId: `containerd://${id}` };
         },
       };
     },

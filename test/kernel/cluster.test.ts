@@ -116,6 +116,48 @@ describe('cluster agent (systemd cgroup layout)', { skip: skip ?? false }, () =>
     }
   });
 
+  test("a restarted sidecar's new cgroup is the proxy before the kubelet reports its new container ID", async () => {
+    const pod = await node.addPod({ namespace: 'shop', name: 'restarts', meshed: true }, createPod);
+    try {
+      await until('the pod and its sidecar mapped', () => {
+        return (
+          pod.connect(FORBIDDEN_ADDR, 443).verdict === 'deny' &&
+          pod.connect(FORBIDDEN_ADDR, 443, pod.proxyDir!).verdict === 'pass'
+        );
+      });
+      const fresh = pod.restartSidecar();
+      await until(
+        "the new sidecar cgroup's connects to be the proxy's",
+        () => pod.connect(FORBIDDEN_ADDR, 443, fresh.dir).verdict === 'pass',
+      );
+      assert.equal(
+        pod.connect(MESH_ADDR, 80, fresh.dir).verdict,
+        'pass',
+        'mesh traffic from the proxy is not redirected to itself',
+      );
+      assert.equal(pod.connect(FORBIDDEN_ADDR, 443).verdict, 'deny', 'the app is still enforced');
+      assert.equal(pod.connect(MESH_ADDR, 80).verdict, 'redirect');
+      await until('the log line', () =>
+        agent!.log().includes(`"sidecar restarted: its new container cgroup is the proxy's`),
+      );
+      // The kubelet's status update names the new container: still the proxy.
+      const before = appliedCount();
+      api.patch('pods', 'shop', 'restarts', (o) => {
+        const statuses = (
+          o as unknown as { status: { containerStatuses: Array<{ name: string; containerID: string }> } }
+        ).status.containerStatuses;
+        statuses.find((c) => c.name === 'envoy')!.containerID = fresh.containerId;
+      });
+      await until('the status update reconciled', () => appliedCount() > before);
+      assert.equal(pod.connect(MESH_ADDR, 80, fresh.dir).verdict, 'pass');
+      assert.equal(pod.connect(FORBIDDEN_ADDR, 443, fresh.dir).verdict, 'pass');
+      assert.equal(pod.connect(FORBIDDEN_ADDR, 443).verdict, 'deny');
+    } finally {
+      node.removePod(pod);
+      api.delete('pods', 'shop', 'restarts');
+    }
+  });
+
   test('a new pod is enforced as soon as its cgroup and Pod exist, and the pod-start window is measured', async (t) => {
     const late = await node.addPod({ namespace: 'shop', name: 'late', meshed: true }, createPod);
     await until('the new pod to be enforced', () => late.connect(FORBIDDEN_ADDR, 443).verdict === 'deny');

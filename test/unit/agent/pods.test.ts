@@ -76,4 +76,27 @@ describe('decidePod', () => {
     assert.equal(decidePod(pod({ phase: 'Failed' }), PROXIES), null);
     assert.equal(decidePod({ metadata: { name: 'x', namespace: 'y' } }, PROXIES), null);
   });
+  test("the sidecar's siblings: live long-running containers' IDs, and every ID the status names", () => {
+    const p = pod({
+      containers: ['app', 'envoy', 'done'],
+      init: [['setup'], ['log', 'Always']],
+      statuses: [
+        ['app', 'containerd://a'],
+        ['envoy', 'containerd://e'],
+        ['done', 'containerd://d'],
+        ['setup', 'containerd://s'],
+        ['log', 'containerd://l'],
+      ],
+    });
+    p.status!.containerStatuses!.find((c) => c.name === 'done')!.state = { terminated: { exitCode: 0 } };
+    const d = decidePod(p, PROXIES)!;
+    assert.deepEqual(d.otherLiveContainerIds, ['containerd://a', 'containerd://l']);
+    assert.deepEqual(d.containerIds, [
+      'containerd://a',
+      'containerd://e',
+      'containerd://d',
+      'containerd://s',
+      'containerd://l',
+    ]);
+  });
 });
