@@ -168,7 +168,10 @@ static __always_inline int dns_udp_peer(struct __sk_buff *skb, int ingress, stru
 		if ((ip[0] >> 4) == 4 ? ip[9] != IPPROTO_UDP : (ip[0] >> 4) == 6 ? ip[6] != IPPROTO_UDP : 1)
 			return 0;
 	}
-	if (bpf_skb_load_bytes(skb, 0, hdr, 28) < 0)
+	/* The headers straight from the linear data when they are there (nearly always); a helper copy otherwise. */
+	if (data + 48 <= data_end)
+		__builtin_memcpy(hdr, data, 48);
+	else if (bpf_skb_load_bytes(skb, 0, hdr, 28) < 0)
 		return 0;
 	if ((hdr[0] >> 4) == 4) {
 		__u32 ihl = (hdr[0] & 0xf) * 4;
@@ -184,7 +187,7 @@ static __always_inline int dns_udp_peer(struct __sk_buff *skb, int ingress, stru
 			return 0;
 		udp = hdr + 20;
 	} else if ((hdr[0] >> 4) == 6) {
-		if (bpf_skb_load_bytes(skb, 0, hdr, 48) < 0)
+		if (data + 48 > data_end && bpf_skb_load_bytes(skb, 0, hdr, 48) < 0)
 			return 0;
 		if (hdr[6] != IPPROTO_UDP)
 			return 0;
