@@ -6,7 +6,16 @@
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <asm/socket.h>
+#include <linux/sched.h>
 #include "include/meshgate_abi.h"
+
+/* Kernel UAPI numbers user space needs to read a netns cookie (native/libbpf.ts netnsCookie()). */
+enum mg_uapi_netns {
+	MG_UAPI_SOL_SOCKET = SOL_SOCKET,
+	MG_UAPI_SO_NETNS_COOKIE = SO_NETNS_COOKIE,
+	MG_UAPI_CLONE_NEWNET = CLONE_NEWNET,
+};
 
 struct mg_abi_anchor {
 	enum mg_verdict verdict;
@@ -31,6 +40,7 @@ struct mg_abi_anchor {
 	enum mg_walk_limits walk_limits;
 	enum mg_reply_limits reply_limits;
 	enum mg_reply_flags reply_flags;
+	enum mg_uapi_netns uapi_netns;
 	/* Kernel UAPI layouts user space reads (bpf_obj_get_info_by_fd), for their offsets. */
 	struct bpf_map_info map_info;
 	struct bpf_link_info link_info;

@@ -408,6 +408,7 @@ static __always_inline int backstop(struct __sk_buff *skb, struct bpf_sock *sk, 
 	}
 
 	who.skb = skb;
+	who.sk = sk;
 	who.uid = bpf_get_socket_uid(skb);
 	decide(&p.d, &out, &who);
 	/* Identity rules (no policy, unenforced, unknown pass, proxy) pass anything; the rest are enforced. */

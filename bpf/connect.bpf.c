@@ -77,6 +77,19 @@ static __always_inline void remember_connect_pod(struct bpf_sock_addr *ctx, cons
 }
 #endif
 
+/*
+ * A host-netns socket of an unmapped cgroup passed under deny-external: the
+ * backstop, which cannot read a netns cookie in cgroup_skb on the kernels
+ * meshgate supports, lets its packets pass too (decide.bpf.h, in_host_netns()).
+ */
+static __always_inline void remember_host_netns(struct bpf_sock_addr *ctx)
+{
+	struct mg_sk_state *st = bpf_sk_storage_get(&mg_sk, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (st)
+		st->flags |= MG_SK_HOST_NETNS;
+}
+
 static __always_inline int finish(struct bpf_sock_addr *ctx, struct mg_dest *d, int v6_socket)
 {
 	struct mg_decision out = {};
@@ -84,11 +97,14 @@ static __always_inline int finish(struct bpf_sock_addr *ctx, struct mg_dest *d, 
 
 	sock_identity(ctx, &who);
 	who.pid = bpf_get_current_pid_tgid() >> 32;
+	who.netns_cookie = bpf_get_netns_cookie(ctx);
 	decide(d, &out, &who);
 	reply_decide_sendmsg(ctx, d, &out);
 	record(d, &out, &who);
 	if (out.verdict == MG_VERDICT_DENY)
 		return 0;
+	if (out.host_netns)
+		remember_host_netns(ctx);
 #ifdef MG_NO_KERN_CTX
 	remember_connect_pod(ctx, &out);
 #endif
@@ -226,6 +242,7 @@ int mg_setsockopt(struct bpf_sockopt *ctx)
 	if (!wants_source_route(ctx))
 		return 1;
 	sock_identity(ctx, &who);
+	who.netns_cookie = bpf_get_netns_cookie(ctx);
 	/* An external destination (the limited broadcast address) tells the identity apart. */
 	addr_set_v4(d.key.addr, 0xffffffff);
 	d.proto = ctx->level == SOL_IP ? IPPROTO_IP : IPPROTO_IPV6;

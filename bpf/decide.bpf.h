@@ -40,6 +40,8 @@ struct mg_decision {
 	__u32 events_burst;
 	/* An enforced pod decided: record_flow() files it in mg_flows under this generation. */
 	__u32 flow;
+	/* An unmapped cgroup's socket in the host netns passed under deny-external. */
+	__u32 host_netns;
 	__u64 generation;
 };
 
@@ -175,7 +177,29 @@ struct mg_who {
 #endif
 	__u32 uid; /* the socket's owner (sk_uid); compat socket hooks: the caller's uid */
 	__u32 pid; /* the calling process (cgroup/connect*, sendmsg*), else 0 */
+	/* Socket hooks: bpf_get_netns_cookie(ctx). The backstop (no such helper in
+	 * cgroup_skb before 6.1x) passes its socket instead: MG_SK_HOST_NETNS. */
+	__u64 netns_cookie;
+	struct bpf_sock *sk;
 };
+
+/*
+ * 1 when the socket is in the agent's (the node's) netns: a hostNetwork pod's,
+ * or a node daemon's in a kubepods cgroup. Consulted for unmapped cgroups only.
+ */
+static __always_inline int in_host_netns(const struct mg_who *who, const struct mg_state *st)
+{
+	struct mg_sk_state *sks;
+
+	if (!st->host_netns_cookie)
+		return 0;
+	if (who->netns_cookie)
+		return who->netns_cookie == st->host_netns_cookie;
+	if (!who->sk)
+		return 0;
+	sks = bpf_sk_storage_get(&mg_sk, who->sk, 0, 0);
+	return sks && (sks->flags & MG_SK_HOST_NETNS);
+}
 
 static __always_inline __u64 own_cgroup_id(const struct mg_who *who)
 {
@@ -315,8 +339,12 @@ static __always_inline void decide(struct mg_dest *d, struct mg_decision *out, c
 		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_PROXY_CGROUP);
 
 	if (!pod) {
-		if (cfg->unknown_pod_policy == MG_UNKNOWN_DENY_EXTERNAL)
-			return decide_destination(d, cfg, 0, 0, out);
+		/* hostNetwork pods are never enforced (SPEC 1.3), mapped or not yet. */
+		if (cfg->unknown_pod_policy == MG_UNKNOWN_DENY_EXTERNAL) {
+			if (!in_host_netns(who, st))
+				return decide_destination(d, cfg, 0, 0, out);
+			out->host_netns = 1;
+		}
 		return set_verdict(out, MG_VERDICT_PASS, MG_RULE_UNKNOWN_POD);
 	}
 	if (pod->kind != MG_CGROUP_POD)

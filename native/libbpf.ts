@@ -6,6 +6,7 @@
 import { constants as osConstants } from 'node:os';
 import koffi from './koffi.js';
 import { MeshgateError } from '../src/errors.js';
+import { ENUMS } from '../src/datapath/abi.generated.js';
 
 const ERRNO_NAMES: ReadonlyMap<number, string> = new Map(
   Object.entries(osConstants.errno).map(([name, value]) => [value, name]),
@@ -367,4 +368,61 @@ export function unregisterCallback(cb: unknown): void {
 /** Copies `size` bytes at a C pointer into a new Buffer. */
 export function copyFromPointer(ptr: unknown, size: number): Buffer {
   return Buffer.from(koffi.decode(ptr, koffi.array('uint8_t', size)) as Uint8Array);
+}
+
+const socketCall = libc.func('int socket(int domain, int type, int protocol)');
+const getsockoptCall = libc.func(
+  'int getsockopt(int fd, int level, int name, _Out_ uint8_t *value, _Inout_ uint32_t *len)',
+);
+const setnsCall = libc.func('int setns(int fd, int nstype)');
+const NETNS = ENUMS.mg_uapi_netns;
+const O_RDONLY_CLOEXEC = 0o2000000; // O_RDONLY | O_CLOEXEC
+
+/** The cookie of the netns this thread is in (SO_NETNS_COOKIE, 5.14), as bpf_get_netns_cookie names it. */
+function currentNetnsCookie(): bigint {
+  const fd = socketCall(2 /* AF_INET */, 2 /* SOCK_DGRAM */, 0);
+  if (fd < 0) throw new BpfError('socket() for SO_NETNS_COOKIE', koffi.errno(), '');
+  try {
+    const value = Buffer.alloc(8);
+    const len = [8];
+    if (getsockoptCall(fd, NETNS.MG_UAPI_SOL_SOCKET, NETNS.MG_UAPI_SO_NETNS_COOKIE, value, len) < 0)
+      throw new BpfError('getsockopt(SO_NETNS_COOKIE)', koffi.errno(), '');
+    return value.readBigUInt64LE(0);
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/**
+ * The cookie of a network namespace: this process's (no path), or the one a
+ * netns file names (/proc/PID/ns/net, /run/netns/NAME), entered for the call
+ * by this thread alone and left again.
+ */
+export function netnsCookie(netnsPath?: string): bigint {
+  if (netnsPath === undefined) return currentNetnsCookie();
+  const target = openPath(netnsPath, O_RDONLY_CLOEXEC);
+  if (target < 0) throw new BpfError(`open netns ${netnsPath}`, koffi.errno(), '');
+  const home = openPath('/proc/thread-self/ns/net', O_RDONLY_CLOEXEC);
+  if (home < 0) {
+    const errno = koffi.errno();
+    closeFd(target);
+    throw new BpfError('open /proc/thread-self/ns/net', errno, '');
+  }
+  try {
+    if (setnsCall(target, NETNS.MG_UAPI_CLONE_NEWNET) < 0) throw new BpfError(`setns ${netnsPath}`, koffi.errno(), '');
+    let cookie: bigint | Error;
+    try {
+      cookie = currentNetnsCookie();
+    } catch (err) {
+      cookie = err as Error;
+    }
+    // Never leave this thread (the JS thread) in another netns: that would be worse than any error.
+    if (setnsCall(home, NETNS.MG_UAPI_CLONE_NEWNET) < 0)
+      throw new BpfError('setns back to the thread netns', koffi.errno(), '');
+    if (cookie instanceof Error) throw cookie;
+    return cookie;
+  } finally {
+    closeFd(target);
+    closeFd(home);
+  }
 }

@@ -64,6 +64,7 @@ enum mg_sk_flags {
 	MG_SK_ORIGDST_PENDING = 1, /* redirected: the backstop files origdst under the client end at the SYN */
 	MG_SK_PEER_PASSED = 2,	   /* the backstop let peer/peer_port/peer_proto through for this socket */
 	MG_SK_CONNECT_POD = 4,	   /* compat: connect() decided this TCP socket as connect_pod (checked at the SYN) */
+	MG_SK_HOST_NETNS = 8,	   /* a socket hook saw this socket in mg_state.host_netns_cookie's netns */
 };
 
 /* The policy tables sharing mg_policy_trie; part of every trie key. */
@@ -221,8 +222,12 @@ struct mg_state {
 	__u32 events_burst;
 	__u32 flags; /* enum mg_state_flags */
 	__u32 pad0;
+	/* The netns the agent runs in (the node's: the agent is hostNetwork), as
+	 * bpf_get_netns_cookie names it; 0: unknown. A socket in it is never
+	 * enforced by unknown_pod_policy (hostNetwork pods, SPEC 1.3). */
+	__u64 host_netns_cookie;
 };
-_Static_assert(sizeof(struct mg_state) == 24, "mg_state size");
+_Static_assert(sizeof(struct mg_state) == 32, "mg_state size");
 
 /* mg_agent_status value (one entry): written by the agent after each reconcile,
  * read by `meshgate status`. Never read by programs. It lives with the pins, so

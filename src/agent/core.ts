@@ -18,6 +18,7 @@ import type { AgentStatus } from '../datapath/codec.js';
 import { Datapath, type ApplyResult } from '../datapath/datapath.js';
 import type { DesiredCgroup } from '../datapath/desired.js';
 import { pinLayout } from '../datapath/loader.js';
+import { hostNetnsCookie } from '../datapath/hostNetns.js';
 import { HostResolver, type HostResolverOptions } from '../dns/hostResolver.js';
 import { DNS_DEFAULTS, trustedResolvers } from '../dns/trustedResolvers.js';
 import { PolicyCompiler, allowlistHosts, type PodInput } from '../policy/compile.js';
@@ -50,6 +51,8 @@ export interface CoreOptions {
   readonly clock?: Clock;
   /** Tests only: called before each group of kernel writes (Datapath's fault injection). */
   readonly beforeWrite?: (step: string) => void;
+  /** Tests only: the netns file taken as the node's (default: the agent's own netns, as hostNetwork). */
+  readonly hostNetnsPath?: string;
 }
 
 /** One reconcile's input, as the mode has read it. */
@@ -120,6 +123,8 @@ export class AgentCore {
       objectPath: this.opts.objectPath,
       cgroupWalkStart,
       beforeWrite: this.opts.beforeWrite,
+      // hostNetwork pods are never enforced (SPEC 1.3): sockets in the agent's netns are the node's.
+      hostNetnsCookie: hostNetnsCookie(this.opts.hostNetnsPath),
       flowsMax: this.opts.flowsMax,
       learnedMax: this.opts.dns?.learnedMax,
     });

@@ -908,7 +908,7 @@ export const STRUCTS = {
     }
   },
   "mg_state": {
-    "size": 24,
+    "size": 32,
     "fields": {
       "active_slot": {
         "offset": 0,
@@ -933,6 +933,10 @@ export const STRUCTS = {
       "pad0": {
         "offset": 20,
         "size": 4
+      },
+      "host_netns_cookie": {
+        "offset": 24,
+        "size": 8
       }
     }
   },
@@ -1060,7 +1064,8 @@ export const ENUMS = {
   "mg_sk_flags": {
     "MG_SK_ORIGDST_PENDING": 1,
     "MG_SK_PEER_PASSED": 2,
-    "MG_SK_CONNECT_POD": 4
+    "MG_SK_CONNECT_POD": 4,
+    "MG_SK_HOST_NETNS": 8
   },
   "mg_state_flags": {
     "MG_STATE_RECORD_FLOWS": 1
@@ -1069,6 +1074,11 @@ export const ENUMS = {
     "MG_TABLE_MESH": 1,
     "MG_TABLE_EXCLUDE": 2,
     "MG_TABLE_ALLOW": 3
+  },
+  "mg_uapi_netns": {
+    "MG_UAPI_SOL_SOCKET": 1,
+    "MG_UAPI_SO_NETNS_COOKIE": 71,
+    "MG_UAPI_CLONE_NEWNET": 1073741824
   },
   "mg_unknown_pod_policy": {
     "MG_UNKNOWN_PASS": 0,
@@ -1368,7 +1378,7 @@ export const MAPS = {
     "keyType": "unsigned int",
     "keySize": 4,
     "valueType": "mg_state",
-    "valueSize": 24,
+    "valueSize": 32,
     "maxEntries": 1,
     "flags": 0
   },

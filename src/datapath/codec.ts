@@ -312,6 +312,8 @@ export interface KernelState {
   readonly eventsBurst: number;
   /** Decisions of enforced pods are filed in mg_flows (absent: true). */
   readonly recordFlows?: boolean;
+  /** The agent's (the node's) netns cookie: its sockets are never enforced as unknown pods; 0n: none. */
+  readonly hostNetnsCookie?: bigint;
 }
 const STATE = {
   activeSlot: fieldOffset('mg_state', 'active_slot', 4),
@@ -319,6 +321,7 @@ const STATE = {
   eventsPerSec: fieldOffset('mg_state', 'events_per_sec', 4),
   eventsBurst: fieldOffset('mg_state', 'events_burst', 4),
   flags: fieldOffset('mg_state', 'flags', 4),
+  hostNetnsCookie: fieldOffset('mg_state', 'host_netns_cookie', 8),
 };
 export function encodeState(s: KernelState): Buffer {
   const b = Buffer.alloc(sizeOf('mg_state'));
@@ -327,6 +330,7 @@ export function encodeState(s: KernelState): Buffer {
   b.writeUInt32LE(s.eventsPerSec, STATE.eventsPerSec);
   b.writeUInt32LE(s.eventsBurst, STATE.eventsBurst);
   b.writeUInt32LE(s.recordFlows === false ? 0 : STATE_FLAG.MG_STATE_RECORD_FLOWS, STATE.flags);
+  b.writeBigUInt64LE(s.hostNetnsCookie ?? 0n, STATE.hostNetnsCookie);
   return b;
 }
 export function decodeState(b: Buffer): KernelState {
@@ -336,6 +340,7 @@ export function decodeState(b: Buffer): KernelState {
     eventsPerSec: b.readUInt32LE(STATE.eventsPerSec),
     eventsBurst: b.readUInt32LE(STATE.eventsBurst),
     recordFlows: Boolean(b.readUInt32LE(STATE.flags) & STATE_FLAG.MG_STATE_RECORD_FLOWS),
+    hostNetnsCookie: b.readBigUInt64LE(STATE.hostNetnsCookie),
   };
 }
 

@@ -73,6 +73,12 @@ export interface DatapathOptions {
   readonly flowsMax?: number;
   /** Capacity of mg_learned (--dns-learned-max); default MG_DNS_LEARNED_DEFAULT. */
   readonly learnedMax?: number;
+  /**
+   * The netns whose sockets are never enforced as unknown pods (hostNetwork pods): the agent's own
+   * (it is hostNetwork), recorded in mg_state.host_netns_cookie at each apply. The agent passes
+   * its own (native netnsCookie()); tests a netns they created. Absent or 0n: none.
+   */
+  readonly hostNetnsCookie?: bigint;
   /** Tests only: called before each group of kernel writes, to force a failure partway. */
   readonly beforeWrite?: (step: string) => void;
 }
@@ -402,6 +408,7 @@ export class Datapath {
       eventsPerSec: this.opts.eventsPerSec ?? 100,
       eventsBurst: this.opts.eventsBurst ?? 200,
       recordFlows: this.opts.flowsMax !== 0,
+      hostNetnsCookie: this.opts.hostNetnsCookie ?? 0n,
     };
   }
 

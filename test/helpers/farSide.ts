@@ -7,6 +7,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Datapath } from '../../src/datapath/datapath.js';
+import { netnsCookie } from '../../native/libbpf.js';
 import type { DesiredCgroup, DesiredPolicy } from '../../src/datapath/desired.js';
 import { cgroupId, cgroupLevel } from '../../src/node/cgroup.js';
 import { REPO_ROOT, SANDBOX_PREFIX, createSandbox, type Sandbox } from './sandbox.js';
@@ -78,7 +79,12 @@ function waitForLine(child: ChildProcess, what: string): Promise<string> {
   });
 }
 
-export async function createFarSidePod(label: string): Promise<FarSidePod> {
+export interface FarSideOptions {
+  /** Which netns the datapath takes as the node's (mg_state.host_netns_cookie): the pod's, the far side's, or none. */
+  readonly hostNetns?: 'pod' | 'far';
+}
+
+export async function createFarSidePod(label: string, opts: FarSideOptions = {}): Promise<FarSidePod> {
   const sb = createSandbox(label);
   const n = ++counter;
   const farNetns = `${SANDBOX_PREFIX}-far-${process.pid}-${n}`;
@@ -123,7 +129,13 @@ export async function createFarSidePod(label: string): Promise<FarSidePod> {
     for (const a of [FAR.allowed6, FAR.denied6]) far('ip', ['addr', 'add', `${a}/128`, 'dev', 'lo', 'nodad']);
     const app = sb.child('app');
     const proxy = sb.child('proxy');
-    dp = Datapath.open({ pinDir: sb.pinDir, cgroupWalkStart: cgroupLevel(sb.cgroup) });
+    const hostNetnsCookie =
+      opts.hostNetns === 'pod'
+        ? netnsCookie(sb.netnsPath)
+        : opts.hostNetns === 'far'
+          ? netnsCookie(`/run/netns/${farNetns}`)
+          : undefined;
+    dp = Datapath.open({ pinDir: sb.pinDir, cgroupWalkStart: cgroupLevel(sb.cgroup), hostNetnsCookie });
     const datapath = dp;
     let attached = false;
     const pod: FarSidePod = {

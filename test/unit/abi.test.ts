@@ -116,13 +116,20 @@ test('every encoder writes each field at its BTF offset and width, and zero padd
   });
   assertLayout(
     'mg_state',
-    codec.encodeState({ activeSlot: 1, cgroupWalkStart: U32, eventsPerSec: U32 - 1, eventsBurst: U32 - 2 }),
+    codec.encodeState({
+      activeSlot: 1,
+      cgroupWalkStart: U32,
+      eventsPerSec: U32 - 1,
+      eventsBurst: U32 - 2,
+      hostNetnsCookie: U64 - 1n,
+    }),
     {
       active_slot: 1n,
       cgroup_walk_start: BigInt(U32),
       events_per_sec: BigInt(U32 - 1),
       events_burst: BigInt(U32 - 2),
       flags: BigInt(codec.STATE_FLAG.MG_STATE_RECORD_FLOWS),
+      host_netns_cookie: U64 - 1n,
     },
   );
   assertLayout('mg_cgroup', codec.encodeCgroup({ kind: U32, namespaceId: U32 - 1, flags: U32 - 2, labelId: U32 - 3 }), {
