@@ -110,6 +110,8 @@ interface SlotShadow {
   /** mg_dns_hosts and mg_dns_ports of this slot, and the desired hosts they were built from. */
   dns: DnsSlotShadow;
   dnsHosts: DesiredState['policy']['dnsHosts'] | null;
+  /** Groups that shared a trie key with another group when last written: re-encoded on every change. */
+  sharing: ReadonlySet<string>;
 }
 
 const SLOT_OFFSET = TRIE_KEY_SLOT_OFFSET;
@@ -121,6 +123,7 @@ const emptySlot = (): SlotShadow => ({
   config: null,
   dns: new Map(),
   dnsHosts: null,
+  sharing: new Set(),
 });
 const sameDnsHosts = (a: DesiredState['policy']['dnsHosts'] | null, b: DesiredState['policy']['dnsHosts']): boolean =>
   a === b || (a !== null && JSON.stringify(a ?? []) === JSON.stringify(b ?? []));
@@ -317,7 +320,10 @@ export class Datapath {
       if (!policyUnchanged) {
         if (this.dirty[target]) this.resyncSlot(target);
         const slot = this.slots[target]!;
-        const changed = desired.policy.groups.filter((g) => slot.groups.get(g.id)?.source !== g);
+        // Groups that shared a key are planned together again, so the key leaves the slot only with its last holder.
+        const changed = desired.policy.groups.filter(
+          (g) => slot.groups.get(g.id)?.source !== g || slot.sharing.has(g.id),
+        );
         const total = desired.policy.groups.reduce((n, g) => n + groupSize(g), 0);
         // The changed groups' entries are checked by encodeTrieGroup, as it encodes them.
         validateDesired(desired, [], total);
@@ -350,6 +356,7 @@ export class Datapath {
         const config = this.kernelConfig(desired, generation);
         this.object.maps.mg_config.update(encodeU32(target), config);
         slot.groups = plan.groups;
+        slot.sharing = owners.sharing;
         slot.ports = new Set(desired.policy.excludedPorts);
         slot.namespaces = wantedNamespaces;
         slot.config = config;
@@ -566,6 +573,7 @@ export class Datapath {
       config: null,
       dns: readDnsSlots(this.object.maps)[slot]!,
       dnsHosts: null,
+      sharing: new Set(),
     };
     this.dirty[slot] = false;
   }

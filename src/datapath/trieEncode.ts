@@ -58,6 +58,8 @@ export class TrieKeyOwners implements KeyOwners {
   private mask: number;
   private size = 0;
   private readonly probe = Buffer.alloc(TRIE_KEY_SIZE);
+  /** Ids of the groups that hold a key another group of this plan holds too (both sides). */
+  readonly sharing = new Set<string>();
   private readonly probeWords = wordsOf(this.probe);
 
   /** `expected`: about how many keys will be claimed (the index grows past it). */
@@ -139,9 +141,13 @@ export interface LabelIds {
 
 /**
  * The group's trie keys (slot byte 0) and label ids, each entry checked as
- * validateDesired checks it. A key given twice is kept once (the first); a key
- * that another group of this plan holds refuses the whole state. Throws
- * MG_DESIRED_STATE_INVALID, before any kernel write.
+ * validateDesired checks it. A key given twice is kept once (the first). A key
+ * that an earlier group of this plan holds stays that group's: the key is the
+ * whole verdict (table, protocol, port, namespace, prefix), so the two agree on
+ * it and only the label shown differs; both groups are recorded in
+ * `owners.sharing`, so the datapath re-encodes them together while they share
+ * it (docs/decisions.md, "One trie key in two groups"). Throws
+ * MG_DESIRED_STATE_INVALID, before any kernel write, for an invalid entry.
  */
 export function encodeTrieGroup(group: DesiredGroup, ids: LabelIds, owners: TrieKeyOwners): ShadowGroup {
   const size = groupSize(group);
@@ -156,10 +162,8 @@ export function encodeTrieGroup(group: DesiredGroup, ids: LabelIds, owners: Trie
     const other = owners.claim(index, at);
     if (other === index) return false;
     if (other >= 0) {
-      throw new MeshgateError(
-        'MG_DESIRED_STATE_INVALID',
-        `desired state rejected before any kernel write: groups ${owners.idOf(other)} and ${group.id} hold the same trie key`,
-      );
+      owners.sharing.add(owners.idOf(other)).add(group.id);
+      return false;
     }
     return true;
   };

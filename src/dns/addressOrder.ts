@@ -1,11 +1,19 @@
 // Deterministic address lists: canonical text, no duplicates, IPv4 before IPv6, numeric order.
 import { isIPv4, isIPv6, SocketAddress } from 'node:net';
 
-/** Canonical text of an IP address of the given family, or null when it is not one (or is scoped). */
+/** An IPv4-mapped IPv6 address (::ffff:a.b.c.d) in canonical text: its IPv4 tail. */
+const MAPPED_IPV4 = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/;
+
+/**
+ * Canonical text of an IP address of the given family, or null when it is not
+ * one (or is scoped). An IPv4-mapped AAAA answer (::ffff:a.b.c.d) is the IPv4
+ * address: the datapath decides and stores it as IPv4, so it gets IPv4's text.
+ */
 export function canonicalAddress(address: string, family: 4 | 6): string | null {
   if (family === 4) return isIPv4(address) ? address : null;
   if (!isIPv6(address) || address.includes('%')) return null;
-  return new SocketAddress({ address, family: 'ipv6' }).address;
+  const canonical = new SocketAddress({ address, family: 'ipv6' }).address;
+  return MAPPED_IPV4.exec(canonical)?.[1] ?? canonical;
 }
 
 function ipv4Key(address: string): number[] {
@@ -36,9 +44,15 @@ function compareKeys(a: readonly number[], b: readonly number[]): number {
   return a.length - b.length;
 }
 
-/** Merge canonical IPv4 and IPv6 lists into one sorted, de-duplicated list, IPv4 first. */
+/**
+ * Merge the canonical addresses of the A and AAAA answers into one sorted,
+ * de-duplicated list, IPv4 first. Each address goes by its own family, not by
+ * its answer's: a mapped AAAA answer canonicalised to IPv4 merges with the A
+ * answer that names it.
+ */
 export function orderAddresses(ipv4: readonly string[], ipv6: readonly string[]): string[] {
-  const v4 = [...new Set(ipv4)].sort((a, b) => compareKeys(ipv4Key(a), ipv4Key(b)));
-  const v6 = [...new Set(ipv6)].sort((a, b) => compareKeys(ipv6Key(a), ipv6Key(b)));
+  const all = new Set([...ipv4, ...ipv6]);
+  const v4 = [...all].filter((a) => !a.includes(':')).sort((a, b) => compareKeys(ipv4Key(a), ipv4Key(b)));
+  const v6 = [...all].filter((a) => a.includes(':')).sort((a, b) => compareKeys(ipv6Key(a), ipv6Key(b)));
   return [...v4, ...v6];
 }

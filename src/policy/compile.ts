@@ -13,6 +13,7 @@ import type {
   DesiredTrieEntry,
 } from '../datapath/desired.js';
 import { isWildcardHost } from '../config/hostname.js';
+import { parseCidr } from '../config/cidr.js';
 import type { VerdictName } from '../datapath/codec.js';
 import { entryLabel } from '../datapath/labels.js';
 
@@ -41,8 +42,16 @@ export interface CompileInput {
 /** Verdicts that emit ring buffer events unless asked otherwise: denies and audits ("would deny"). */
 export const DEFAULT_EVENT_VERDICTS: readonly VerdictName[] = Object.freeze(['deny', 'audit']);
 
-const cidrOf = (address: string): string =>
-  address.includes('/') ? address : `${address}/${address.includes(':') ? 128 : 32}`;
+/**
+ * A resolved address as the canonical CIDR text the config normaliser gives
+ * (an IPv4-mapped ::ffff:a.b.c.d is a.b.c.d/32): one trie key, one text, so one
+ * bucket and one entry, whatever source spelled it. Text that is no address is
+ * kept as it is, for the datapath's check to name.
+ */
+function cidrOf(address: string): string {
+  const parsed = parseCidr(address.includes('/') ? address : `${address}/${address.includes(':') ? 128 : 32}`);
+  return parsed.ok ? parsed.cidr.text : address;
+}
 
 /** A list's entries, and each one's bucket hash: fnv1a of its key text `cidr|proto|port`. */
 interface ListEntries {

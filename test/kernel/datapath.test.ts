@@ -132,6 +132,33 @@ describe('atomic policy switch', { skip: skip ?? false }, () => {
     assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect');
   });
 
+  test('a key two groups hold is enforced, and stays until the last group that holds it lets it go', () => {
+    // Not what the compiler makes (it canonicalises), but the datapath must not freeze on it.
+    const shop = (id: string, ...cidrs: string[]): DesiredGroup =>
+      group(
+        id,
+        cidrs.map((c) => allow('shop', c, 80)),
+      );
+    const first = shop('allow:shop#0/2', '10.1.2.3/32');
+    const second = shop('allow:shop#1/2', '10.1.2.3/32');
+    const firstLetGo = shop('allow:shop#0/2', '192.0.2.8/32');
+    const verdict = (): string => pod.connect('10.1.2.3', 80).verdict;
+    pod.apply(basePolicy({ groups: [mesh('10.200.0.0/16')] }));
+    assert.equal(verdict(), 'deny');
+    // Both slots come to hold both groups (a different mesh group makes each apply switch).
+    pod.apply(basePolicy({ groups: [first, second, mesh('10.201.0.0/16')] }));
+    assert.equal(verdict(), 'pass', 'the shared key is written');
+    pod.apply(basePolicy({ groups: [first, second, mesh('10.202.0.0/16')] }));
+    assert.equal(verdict(), 'pass');
+    // The first holder lets go while the second (the very same object) keeps it, in each slot in turn.
+    pod.apply(basePolicy({ groups: [firstLetGo, second, mesh('10.203.0.0/16')] }));
+    assert.equal(verdict(), 'pass', 'the second holder still holds it');
+    pod.apply(basePolicy({ groups: [firstLetGo, second, mesh('10.204.0.0/16')] }));
+    assert.equal(verdict(), 'pass', 'and in the other slot');
+    pod.apply(basePolicy({ groups: [firstLetGo, shop('allow:shop#1/2', '192.0.2.9/32'), mesh('10.205.0.0/16')] }));
+    assert.equal(verdict(), 'deny', 'gone with its last holder');
+  });
+
   test('applying the same state twice writes nothing the second time', () => {
     const policy = basePolicy({ groups: [mesh('10.0.0.0/8')] });
     const cgroups = pod.cgroups();

@@ -1,7 +1,7 @@
 // The datapath's one-pass trie encoder, without a kernel: the keys it writes
 // are encodeTrieKey's, it refuses what validateDesired refuses with the same
-// message, it keeps the first of a repeated key and refuses a key in two
-// groups, and its key index finds every key it was given.
+// message, it keeps the first of a repeated key, leaves a key two groups
+// hold with the first and records both, and its key index finds every key it was given.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -147,18 +147,22 @@ describe('encodeTrieGroup', () => {
     assert.equal(encodeMessage(wrongTable), validateMessage(wrongTable));
   });
 
-  it('refuses a key that another group of the plan holds, naming both groups', () => {
+  it('leaves a key that an earlier group of the plan holds with that group, and records both groups', () => {
     const owners = new TrieKeyOwners();
-    encodeTrieGroup({ id: 'mesh#0/2', table: 'mesh', cidrs: ['10.0.0.0/8'], entries: [] }, labelIds(), owners);
-    assert.throws(
-      () =>
-        encodeTrieGroup(
-          { id: 'mesh#1/2', table: 'mesh', cidrs: ['192.0.2.0/24', '10.0.0.0/8'], entries: [] },
-          labelIds(),
-          owners,
-        ),
-      { code: 'MG_DESIRED_STATE_INVALID', message: /groups mesh#0\/2 and mesh#1\/2 hold the same trie key/ },
+    const first = encodeTrieGroup(
+      { id: 'mesh#0/2', table: 'mesh', cidrs: ['10.0.0.0/8'], entries: [] },
+      labelIds(),
+      owners,
     );
+    const second = encodeTrieGroup(
+      { id: 'mesh#1/2', table: 'mesh', cidrs: ['192.0.2.0/24', '10.0.0.0/8'], entries: [] },
+      labelIds(),
+      owners,
+    );
+    assert.equal(first.labels.length, 1);
+    assert.equal(second.labels.length, 1, 'the shared key is written once, by its first holder');
+    assert.equal(owners.get(keyAt(first, 0)), 'mesh#0/2');
+    assert.deepEqual([...owners.sharing].sort(), ['mesh#0/2', 'mesh#1/2']);
   });
 });
 
