@@ -24,6 +24,8 @@ const ERROR_TABLE = {
   MG_DATAPATH_VARIANT_INVALID: 'MESHGATE_DATAPATH_VARIANT names no datapath variant (auto, kern-ctx, compat).',
   MG_DESIRED_STATE_INVALID: 'The compiled policy is inconsistent; it is refused before any kernel write.',
   MG_APPLY_FAILED: 'Writing a policy to the maps failed; the previous generation stays in force.',
+  MG_POLICY_CAPACITY_EXCEEDED:
+    "The whole policy does not fit the kernel's maps: a namespace's allowlists are held back (their earlier allowlist, or nothing, stays in force); the rest is enforced.",
   MG_ATTACH_ROOT_CGROUP: "Attaching to the root cgroup was asked for: meshgate never enforces the node's own daemons.",
   MG_ATTACH_CGROUP_MISMATCH: 'A pinned link is attached to another cgroup than the one asked for.',
   // Nodes and cgroups (src/node, src/agent)

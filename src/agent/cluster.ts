@@ -36,7 +36,8 @@ import {
   type KubepodsLayout,
 } from '../node/podCgroups.js';
 import type { PodInput } from '../policy/compile.js';
-import { AgentCore } from './core.js';
+import { AgentCore, heldBackIssues } from './core.js';
+import type { HeldBack } from '../policy/capacity.js';
 import { LastGoodStore, allowlistObjectFromData, type ConfigObjectId, type Resolution } from './lastGood.js';
 import { LastGoodPersistence } from './lastGoodPersistence.js';
 import { decidePod, type PodDecision } from './pods.js';
@@ -430,6 +431,7 @@ export class ClusterAgent {
           pods,
           objectsTotal: total,
           objectsInvalid,
+          onHeldBack: (heldBack) => this.reportHeldBack(heldBack, resolution, cm),
         },
         this.layout!.root,
         started,
@@ -442,6 +444,25 @@ export class ClusterAgent {
       return;
     }
     this.observePodStarts();
+  }
+
+  /** Objects whose allowlists are held back for capacity: config_valid 0 and an Event each, until they fit. */
+  private heldBackKeys = new Set<string>();
+  private reportHeldBack(heldBack: readonly HeldBack[], resolution: Resolution, cm: V1ConfigMap | undefined): void {
+    const items = new Map(this.allowlistInformer!.list().map((item) => [allowlistId(item).key, item]));
+    if (cm) items.set(this.globalId.key, cm);
+    const now = new Set<string>();
+    for (const { state, issue } of heldBackIssues(heldBack, resolution.objects)) {
+      now.add(state.id.key);
+      this.core.metrics.configValid.set({ configmap: state.id.key }, 0);
+      const item = items.get(state.id.key);
+      if (item) void this.events?.rejected(item, [issue]);
+    }
+    for (const key of this.heldBackKeys) {
+      const state = resolution.objects.find((o) => o.id.key === key);
+      if (!now.has(key) && state) this.core.metrics.configValid.set({ configmap: key }, state.valid ? 1 : 0);
+    }
+    this.heldBackKeys = now;
   }
 
   private once(what: string): boolean {

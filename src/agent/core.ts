@@ -8,6 +8,7 @@ import type { Server } from 'node:http';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import {
+  describeObject,
   overlapWarnings,
   type AllowlistEntry,
   type BlockedEgressAction,
@@ -22,7 +23,9 @@ import { hostNetnsCookie } from '../datapath/hostNetns.js';
 import { HostResolver, type HostResolverOptions } from '../dns/hostResolver.js';
 import { DNS_DEFAULTS, trustedResolvers } from '../dns/trustedResolvers.js';
 import { PolicyCompiler, allowlistHosts, type PodInput } from '../policy/compile.js';
+import { heldBackMessage, type HeldBack } from '../policy/capacity.js';
 import { collectGarbage } from './heap.js';
+import type { ObjectState } from './lastGood.js';
 import { AgentMetrics } from './metrics.js';
 import { DEFAULT_RECONCILE_BACKOFF, ReconcileRetry, type BackoffOptions } from './retry.js';
 import { startServer } from './server.js';
@@ -67,6 +70,38 @@ export interface ReconcileInput {
   /** Config objects read, and how many of them were rejected. */
   readonly objectsTotal: number;
   readonly objectsInvalid: number;
+  /** Told when the allowlists held back for capacity change (src/policy/capacity.ts): report them on their objects. */
+  readonly onHeldBack?: (heldBack: readonly HeldBack[]) => void;
+}
+
+/**
+ * The objects behind each held-back allowlist (a namespace's allowlist objects; the global
+ * object for the global allowlist), each with the error to report on it (log, metric, Event).
+ */
+export function heldBackIssues(
+  heldBack: readonly HeldBack[],
+  objects: readonly ObjectState[],
+): Array<{ state: ObjectState; issue: ConfigIssue }> {
+  const out: Array<{ state: ObjectState; issue: ConfigIssue }> = [];
+  for (const h of heldBack) {
+    for (const state of objects) {
+      const global = state.id.kind === 'global';
+      if (global ? h.namespace !== '' : (state.id.namespace ?? '') !== h.namespace || h.namespace === '') continue;
+      const object = describeObject(state.id.ref);
+      const key = global ? 'egress_allowlist' : 'egress';
+      out.push({
+        state,
+        issue: {
+          code: 'MG_POLICY_CAPACITY_EXCEEDED',
+          severity: 'error',
+          object,
+          key,
+          message: `${object} key ${key}: ${heldBackMessage(h)}`,
+        },
+      });
+    }
+  }
+  return out;
 }
 
 export class AgentCore {
@@ -281,7 +316,14 @@ export class AgentCore {
       resolved: this.resolvedHosts(input.global, input.allowlists),
       pods: input.pods,
     });
-    const result = dp.apply(state);
+    this.reportHeldBack(this.compiler.heldBack, input);
+    let result: ApplyResult;
+    try {
+      result = dp.apply(state);
+    } catch (err) {
+      this.mapPodsAfterFailedApply(state.cgroups, attachTo);
+      throw err;
+    }
     this.attach(attachTo);
     // The first apply and large ones leave the parse's garbage behind: return it now (src/agent/heap.ts).
     if (!this.appliedOnce || result.trieUpserts + result.trieDeletes >= LARGE_APPLY) collectGarbage();
@@ -303,6 +345,49 @@ export class AgentCore {
       'policy applied',
     );
     return result;
+  }
+
+  /** Allowlists held back for capacity: logged (code, namespace, sizes) and counted once per change. */
+  private heldBackText = '[]';
+  private reportHeldBack(heldBack: readonly HeldBack[], input: ReconcileInput): void {
+    const text = JSON.stringify(heldBack);
+    if (text === this.heldBackText) return;
+    this.heldBackText = text;
+    this.metrics.policyHeldBack.reset();
+    for (const h of heldBack) {
+      this.metrics.policyHeldBack.set({ namespace: h.namespace }, h.entries);
+      this.log.error(
+        {
+          code: 'MG_POLICY_CAPACITY_EXCEEDED',
+          namespace: h.namespace,
+          entries: h.entries,
+          labels: h.labels,
+          room: h.room,
+          kept: h.kept,
+        },
+        heldBackMessage(h),
+      );
+    }
+    if (heldBack.length === 0) this.log.info({}, 'every allowlist fits the policy maps again');
+    input.onHeldBack?.(heldBack);
+  }
+
+  /**
+   * A policy the kernel refused must not leave new pods unmapped (they would get
+   * unknown_pod_policy): they are mapped to the policy in force, and the
+   * reconcile is still retried.
+   */
+  private mapPodsAfterFailedApply(cgroups: readonly DesiredCgroup[], attachTo: string): void {
+    const dp = this.datapath!;
+    if (!dp.hasPolicy()) return;
+    try {
+      const writes = dp.applyCgroups(cgroups);
+      this.attach(attachTo);
+      this.metrics.podsEnforced.set(cgroups.filter((c) => c.kind === 'pod').length);
+      this.log.warn({ cgroups: cgroups.length, writes }, 'policy apply failed: pods mapped to the policy in force');
+    } catch (err) {
+      this.log.error({ err }, 'policy apply failed, and mapping the pods to the policy in force failed too');
+    }
   }
 
   /**

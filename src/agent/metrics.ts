@@ -16,6 +16,7 @@ export class AgentMetrics {
   readonly reconcileRetries: Counter;
   readonly informerRestarts: Counter;
   readonly podStartWindow: Histogram;
+  readonly policyHeldBack: Gauge;
 
   constructor(datapath: () => Datapath | null, hosts: () => ReadonlyMap<string, ResolvedHost>) {
     const registers = [this.registry];
@@ -67,6 +68,12 @@ export class AgentMetrics {
       help: "Time from a pod cgroup's creation to its entry in mg_cgroups (unknown_pod_policy applies meanwhile)",
       registers,
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    });
+    this.policyHeldBack = new Gauge({
+      name: 'meshgate_policy_held_back_entries',
+      help: 'Trie entries of a namespace allowlist held back because the whole policy does not fit the maps ("" is the global allowlist)',
+      labelNames: ['namespace'],
+      registers,
     });
     new Gauge({
       name: 'meshgate_dns_hosts',

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { CidrListMemo } from '../config/cidrListMemo.js';
 import type { ObjectRef } from '../config/index.js';
 import { cgroupId, cgroupLevel } from '../node/cgroup.js';
-import { AgentCore, type CoreOptions } from './core.js';
+import { AgentCore, heldBackIssues, type CoreOptions } from './core.js';
 import { allowlistFromText, globalFromText, readConfigText } from './fileSources.js';
 import { LastGoodStore, type ConfigObjectId } from './lastGood.js';
 import { LastGoodPersistence } from './lastGoodPersistence.js';
@@ -123,6 +123,14 @@ export class StandaloneAgent {
         ],
         objectsTotal,
         objectsInvalid: r.invalid,
+        onHeldBack: (heldBack) => {
+          const held = new Set(heldBackIssues(heldBack, r.objects).map(({ state }) => state.id.key));
+          for (const state of r.objects)
+            this.core.metrics.configValid.set(
+              { configmap: state.id.key },
+              state.valid && !held.has(state.id.key) ? 1 : 0,
+            );
+        },
       },
       this.opts.cgroup,
       started,

@@ -98,6 +98,7 @@ export const DATAPATH_LIMITS = Object.freeze({
   maxPolicyEntries: MAPS.mg_policy_trie.maxEntries / 2,
   maxExcludedPorts: MAPS.mg_excluded_ports.maxEntries / 2,
   maxCgroups: MAPS.mg_cgroups.maxEntries,
+  maxLabels: MAPS.mg_labels.maxEntries,
   maxNamespaceActions: MAPS.mg_namespaces.maxEntries / 2,
   maxDnsHosts: MAPS.mg_dns_hosts.maxEntries / 2,
   maxDnsHostPorts: MAPS.mg_dns_ports.maxEntries / 2,

@@ -5,6 +5,13 @@
 // a one-entry change costs one group's diff, not a rebuild.
 import type { AllowlistEntry, BlockedEgressAction, GlobalConfig } from '../config/types.js';
 import { BUCKET_SIZE, CidrLists } from './cidrBuckets.js';
+import {
+  POLICY_CAPACITY,
+  fitCapacity,
+  type CompiledAllowlist,
+  type HeldBack,
+  type PolicyCapacity,
+} from './capacity.js';
 import type {
   DesiredCgroup,
   DesiredDnsHost,
@@ -187,6 +194,14 @@ function sameAllowlist(a: readonly AllowlistEntry[], b: readonly AllowlistEntry[
 }
 
 export class PolicyCompiler {
+  /** What each allowlist was given by the last compile (its groups, or the earlier ones it kept). */
+  private given: ReadonlyMap<string, readonly DesiredGroup[]> = new Map();
+  /** The allowlists the last compile held back because the whole policy did not fit (src/policy/capacity.ts). */
+  heldBack: readonly HeldBack[] = [];
+
+  /** `capacity`: what one policy may hold (the kernel's maps); tests inject small ones. */
+  constructor(private readonly capacity: PolicyCapacity = POLICY_CAPACITY) {}
+
   /** Mesh CIDRs and exclusions: bucketed, updated incrementally, no entry objects. */
   private readonly cidrLists = new CidrLists();
   /** Each allowlist's last input (its entries and its hosts' addresses) and the groups it compiled to. */
@@ -292,14 +307,25 @@ export class PolicyCompiler {
       ['', g.globalAllowlist],
       ...[...input.allowlists].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
     ];
+    const compiled: CompiledAllowlist[] = [];
     for (const [namespace, entries] of namespaces) {
       if (entries.length === 0) continue;
       const id = `allow:${namespace}`;
       const hosts = [...new Set(entries.flatMap((e) => e.hosts))].sort();
       const resolvedKey = JSON.stringify(hosts.map((h) => input.resolved.get(h) ?? []));
       lists.push(id);
-      groups.push(...this.list(id, entries, resolvedKey, () => allowEntries(namespace, entries, input.resolved)));
+      const built = this.list(id, entries, resolvedKey, () => allowEntries(namespace, entries, input.resolved));
+      compiled.push({ id, namespace, groups: built });
     }
+    const dnsHosts = this.dnsHostsOf(g, input.allowlists);
+    const fixedEntries = groups.reduce((n, x) => n + (x.cidrs ? x.cidrs.length : x.entries.length), 0);
+    // Labels besides the allowlists' own: each pod and sidecar, each DNS host port, each namespace action.
+    const fixedLabels =
+      2 * input.pods.length + dnsHosts.reduce((n, h) => n + h.ports.length, 0) + (input.namespaceActions?.size ?? 0);
+    const fit = fitCapacity(fixedEntries, fixedLabels, compiled, this.given, this.capacity);
+    this.given = fit.given;
+    this.heldBack = fit.heldBack;
+    groups.push(...fit.groups);
     const ids = new Set(groups.map((x) => x.id));
     for (const id of [...this.groups.keys()]) if (!ids.has(id)) this.groups.delete(id);
     for (const id of [...this.lists.keys()]) if (!lists.includes(id)) this.lists.delete(id);
@@ -322,7 +348,7 @@ export class PolicyCompiler {
         eventVerdicts: input.eventVerdicts ?? DEFAULT_EVENT_VERDICTS,
         groups: Object.freeze(groups),
         excludedPorts: Object.freeze([...g.excludedPorts].sort((a, b) => a - b)),
-        dnsHosts: this.dnsHostsOf(g, input.allowlists),
+        dnsHosts,
       }),
       cgroups,
     });
