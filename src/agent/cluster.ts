@@ -24,6 +24,7 @@ import { KubeClient, loadKubeConnection } from '../kube/client.js';
 import { EventRecorder } from '../kube/events.js';
 import { ResilientInformer } from '../kube/informer.js';
 import { releaseOptimisingCompiler } from './tiering.js';
+import { parseSeed, seedData, type SeedFlags } from './seedFlags.js';
 import { cgroupId, cgroupLevel, findCgroup2Mount } from '../node/cgroup.js';
 import {
   cgroupCreatedMs,
@@ -60,7 +61,7 @@ export interface ClusterOptions {
   readonly cgroupRoot?: string;
   readonly cgroupDriver: 'auto' | 'systemd' | 'cgroupfs';
   readonly proxyContainers: readonly string[];
-  readonly seed: { readonly egress?: boolean; readonly meshCidrs: readonly string[] };
+  readonly seed: SeedFlags;
   /** Informer retry backoff (tests shorten it). */
   readonly backoffMs?: { readonly initial: number; readonly max: number };
 }
@@ -123,10 +124,7 @@ export class ClusterAgent {
     this.opts = opts;
     this.core = new AgentCore({ ...opts, mode: 'cluster' }, log);
     this.log = this.core.log;
-    const seed: Record<string, string> = {};
-    if (opts.seed.egress !== undefined) seed.egress = String(opts.seed.egress);
-    if (opts.seed.meshCidrs.length) seed.mesh_cidr_ranges = opts.seed.meshCidrs.join(',');
-    this.seed = seed;
+    const seed = seedData(opts.seed);
     // The previous parse of each long CIDR list, so a one-entry edit re-reads only what changed.
     const cidrMemo = new CidrListMemo();
     this.store = new LastGoodStore({
@@ -148,8 +146,6 @@ export class ClusterAgent {
     const ref: ObjectRef = { kind: 'ConfigMap', namespace, name };
     this.globalId = { key: describeObject(ref), kind: 'global', ref };
   }
-
-  private readonly seed: Readonly<Record<string, string>>;
 
   /** The attach point: --cgroup-root, else the kubelet's kubepods cgroup. Never the cgroup2 root. */
   private findLayout(): KubepodsLayout {
@@ -247,7 +243,9 @@ export class ClusterAgent {
   /** The defaults and the --enable-egress / --mesh-cidr flags: the global config when the ConfigMap never existed. */
   private flagsGlobal(): GlobalConfig | null {
     if (!this.defaultsGlobal) {
-      const result = parseGlobalConfig(this.seed, { kind: 'ConfigMap', name: 'flags (--enable-egress, --mesh-cidr)' });
+      const result = parseSeed(this.opts.seed); // `meshgate agent` checked the flags (checkSeedFlags)
+      if (!result.ok && this.once('flags-invalid'))
+        this.log.error({ errors: result.errors }, 'the --enable-egress / --mesh-cidr flags give no global config');
       this.defaultsGlobal = result.ok ? result.value : null;
     }
     return this.defaultsGlobal;

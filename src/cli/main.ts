@@ -2,6 +2,7 @@
 // (explain adds its verdict codes). Each command lives in ./commands/<name>.ts.
 import { Command, CommanderError } from 'commander';
 import type { CliContext } from './commands/context.js';
+import { isMeshgateError } from '../errors.js';
 
 type CommandModule = { register(ctx: CliContext): void };
 
@@ -40,6 +41,11 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    // A flag's value the command cannot use is a usage error, in commander's format.
+    if (isMeshgateError(err, 'MG_CLI_BAD_FLAG')) {
+      process.stderr.write(`error: ${err.message}\n`);
+      return 2;
+    }
     return fail((err as Error).message);
   }
   return ctx.exitCode;

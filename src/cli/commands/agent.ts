@@ -11,6 +11,13 @@ import { DEFAULT_LEARNED_MAX, LEARNED_MAX_RANGE } from '../../datapath/loader.js
 import { parseResolver } from '../../datapath/dnsCodec.js';
 import { REPLY_DEFAULTS, type ReplySettings } from '../../datapath/replies.js';
 import { MeshgateError } from '../../errors.js';
+import { checkSeedFlags } from '../../agent/seedFlags.js';
+import { TIMER_MAX_MS, parseNumberFlag } from '../numberFlag.js';
+
+/** A debounce longer than a minute would hold every change back that long. */
+const DEBOUNCE_MS_RANGE = { min: 0, max: 60_000, integer: true, unit: 'milliseconds' } as const;
+/** At least 1 ms (0 would retry a failed list/watch in a tight loop), at most an hour. */
+const BACKOFF_MAX_MS_RANGE = { min: 1, max: 3_600_000, integer: true, unit: 'milliseconds' } as const;
 
 interface AgentFlags {
   // both modes
@@ -47,28 +54,17 @@ interface AgentFlags {
 
 /** The DNS and timing flags both modes share, in the units the agents take. */
 function dnsOptions(o: AgentFlags) {
-  const seconds = (flag: string, v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0)
-      throw new MeshgateError('MG_CLI_BAD_FLAG', `--${flag}: ${JSON.stringify(v)} is not a number of seconds`);
-    return n * 1000;
-  };
-  const floorMs = seconds('dns-ttl-floor', o.dnsTtlFloor);
-  const ceilingMs = seconds('dns-ttl-ceiling', o.dnsTtlCeiling);
-  if (floorMs < 1)
-    throw new MeshgateError('MG_CLI_BAD_FLAG', `--dns-ttl-floor: ${o.dnsTtlFloor} must be at least 0.001 seconds`);
+  // Each becomes a timer's delay: at most what Node's timers take.
+  const seconds = (flag: string, v: string, min: number): number =>
+    parseNumberFlag(`--${flag}`, v, { min, max: Math.floor(TIMER_MAX_MS / 1000), unit: 'seconds' }) * 1000;
+  const floorMs = seconds('dns-ttl-floor', o.dnsTtlFloor, 0.001);
+  const ceilingMs = seconds('dns-ttl-ceiling', o.dnsTtlCeiling, 0.001);
   if (ceilingMs < floorMs)
     throw new MeshgateError(
       'MG_CLI_BAD_FLAG',
       `--dns-ttl-ceiling: ${o.dnsTtlCeiling} is below --dns-ttl-floor ${o.dnsTtlFloor}`,
     );
-  const learnedMax = Number(o.dnsLearnedMax);
-  if (!Number.isInteger(learnedMax) || learnedMax < LEARNED_MAX_RANGE.min || learnedMax > LEARNED_MAX_RANGE.max) {
-    throw new MeshgateError(
-      'MG_CLI_BAD_FLAG',
-      `--dns-learned-max: ${JSON.stringify(o.dnsLearnedMax)} is not an integer in ${LEARNED_MAX_RANGE.min}..${LEARNED_MAX_RANGE.max}`,
-    );
-  }
+  const learnedMax = parseNumberFlag('--dns-learned-max', o.dnsLearnedMax, { ...LEARNED_MAX_RANGE, integer: true });
   const servers = o.dnsServer.length ? o.dnsServer : undefined;
   for (const s of servers ?? []) {
     try {
@@ -81,20 +77,13 @@ function dnsOptions(o: AgentFlags) {
       );
     }
   }
-  return { servers, floorMs, ceilingMs, graceMs: seconds('dns-grace', o.dnsGrace), learnedMax };
+  return { servers, floorMs, ceilingMs, graceMs: seconds('dns-grace', o.dnsGrace, 0), learnedMax };
 }
 
 /** --udp-reply-timeout and --udp-reply-stream-timeout, in ms. */
 export function replyOptions(o: Pick<AgentFlags, 'udpReplyTimeout' | 'udpReplyStreamTimeout'>): ReplySettings {
-  const ms = (flag: string, v: string): number => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n < 0.001 || n > 86400)
-      throw new MeshgateError(
-        'MG_CLI_BAD_FLAG',
-        `--${flag}: ${JSON.stringify(v)} is not a number of seconds in 0.001..86400`,
-      );
-    return n * 1000;
-  };
+  const ms = (flag: string, v: string): number =>
+    parseNumberFlag(`--${flag}`, v, { min: 0.001, max: 86400, unit: 'seconds' }) * 1000;
   const unrepliedMs = ms('udp-reply-timeout', o.udpReplyTimeout);
   const assuredMs = ms('udp-reply-stream-timeout', o.udpReplyStreamTimeout);
   if (assuredMs < unrepliedMs)
@@ -103,6 +92,34 @@ export function replyOptions(o: Pick<AgentFlags, 'udpReplyTimeout' | 'udpReplySt
       `--udp-reply-stream-timeout: ${o.udpReplyStreamTimeout} is below --udp-reply-timeout ${o.udpReplyTimeout}`,
     );
   return { unrepliedMs, assuredMs };
+}
+
+/** The cluster mode's own flags, checked: a usage error (MG_CLI_BAD_FLAG) names the flag and the value. */
+function clusterFlags(o: AgentFlags) {
+  if (!o.nodeName)
+    throw new MeshgateError(
+      'MG_CLI_BAD_FLAG',
+      'cluster mode needs --node-name or $NODE_NAME (the DaemonSet sets it from spec.nodeName)',
+    );
+  const slash = o.configMap.indexOf('/');
+  if (slash <= 0 || slash === o.configMap.length - 1)
+    throw new MeshgateError('MG_CLI_BAD_FLAG', `--config-map: ${JSON.stringify(o.configMap)} is not NAMESPACE/NAME`);
+  const backoffMax = parseNumberFlag('--informer-backoff-max-ms', o.informerBackoffMaxMs, BACKOFF_MAX_MS_RANGE);
+  const seed = { egress: o.enableEgress, meshCidrs: o.meshCidr };
+  checkSeedFlags(seed);
+  return {
+    kubeconfig: o.kubeconfig,
+    configMap: { namespace: o.configMap.slice(0, slash), name: o.configMap.slice(slash + 1) },
+    nodeName: o.nodeName,
+    cgroupRoot: o.cgroupRoot,
+    cgroupDriver: o.cgroupDriver as 'auto' | 'systemd' | 'cgroupfs',
+    proxyContainers: o.proxyContainer
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    backoffMs: { initial: Math.min(200, backoffMax), max: backoffMax },
+    seed,
+  };
 }
 
 async function runUntilSignal(agent: { start(): Promise<void>; stop(): Promise<void> }, log: Logger): Promise<void> {
@@ -190,6 +207,19 @@ export function register(ctx: CliContext): void {
       [],
     )
     .action(async (o: AgentFlags) => {
+      // Every flag is checked before anything is touched: a bad one is a usage error (exit 2).
+      const common = {
+        pinDir: o.pinDir,
+        listen: o.listen,
+        debounceMs: parseNumberFlag('--debounce-ms', o.debounceMs, DEBOUNCE_MS_RANGE),
+        dns: dnsOptions(o),
+        replies: replyOptions(o),
+        flowsMax: parseNumberFlag('--flows-max', o.flowsMax, { min: 0, max: FLOWS_MAX_LIMIT, integer: true }),
+      };
+      const standalone = o.configFile !== undefined || o.cgroup !== undefined;
+      if (standalone && (!o.configFile || !o.cgroup))
+        throw new MeshgateError('MG_CLI_BAD_FLAG', 'standalone mode needs both --config-file and --cgroup');
+      const cluster = standalone ? undefined : clusterFlags(o);
       const log = pino({ base: { app: 'meshgate' }, level: o.logLevel });
       const problems = preflight(o.pinDir);
       if (problems.length) {
@@ -198,30 +228,14 @@ export function register(ctx: CliContext): void {
         ctx.exitCode = 1;
         return;
       }
-      const flowsMax = Number(o.flowsMax);
-      if (!/^\d+$/.test(o.flowsMax) || flowsMax > FLOWS_MAX_LIMIT)
-        throw new MeshgateError(
-          'MG_CLI_BAD_FLAG',
-          `--flows-max: ${JSON.stringify(o.flowsMax)} is not an integer in 0..${FLOWS_MAX_LIMIT}`,
-        );
-      const common = {
-        pinDir: o.pinDir,
-        listen: o.listen,
-        debounceMs: Number(o.debounceMs),
-        dns: dnsOptions(o),
-        replies: replyOptions(o),
-        flowsMax,
-      };
-      if (o.configFile !== undefined || o.cgroup !== undefined) {
-        if (!o.configFile || !o.cgroup)
-          throw new MeshgateError('MG_CLI_BAD_FLAG', 'standalone mode needs both --config-file and --cgroup');
+      if (!cluster) {
         await runUntilSignal(
           new StandaloneAgent(
             {
               ...common,
-              configFile: o.configFile,
+              configFile: o.configFile!,
               allowlistFiles: o.allowlistFile,
-              cgroup: o.cgroup,
+              cgroup: o.cgroup!,
               proxyCgroup: o.proxyCgroup,
               namespace: o.namespace,
               podName: o.podName,
@@ -232,38 +246,8 @@ export function register(ctx: CliContext): void {
         );
         return;
       }
-      if (!o.nodeName)
-        throw new MeshgateError(
-          'MG_CLI_BAD_FLAG',
-          'cluster mode needs --node-name or $NODE_NAME (the DaemonSet sets it from spec.nodeName)',
-        );
-      const slash = o.configMap.indexOf('/');
-      if (slash <= 0 || slash === o.configMap.length - 1)
-        throw new MeshgateError(
-          'MG_CLI_BAD_FLAG',
-          `--config-map: ${JSON.stringify(o.configMap)} is not NAMESPACE/NAME`,
-        );
       // Loaded only in cluster mode: the Kubernetes client alone costs about 90 MB of RSS.
       const { ClusterAgent } = await import('../../agent/cluster.js');
-      await runUntilSignal(
-        new ClusterAgent(
-          {
-            ...common,
-            kubeconfig: o.kubeconfig,
-            configMap: { namespace: o.configMap.slice(0, slash), name: o.configMap.slice(slash + 1) },
-            nodeName: o.nodeName,
-            cgroupRoot: o.cgroupRoot,
-            cgroupDriver: o.cgroupDriver as 'auto' | 'systemd' | 'cgroupfs',
-            proxyContainers: o.proxyContainer
-              .split(',')
-              .map((s) => s.trim())
-              .filter(Boolean),
-            backoffMs: { initial: Math.min(200, Number(o.informerBackoffMaxMs)), max: Number(o.informerBackoffMaxMs) },
-            seed: { egress: o.enableEgress, meshCidrs: o.meshCidr.flatMap((s) => s.split(/[\s,]+/)).filter(Boolean) },
-          },
-          log,
-        ),
-        log,
-      );
+      await runUntilSignal(new ClusterAgent({ ...common, ...cluster }, log), log);
     });
 }

@@ -12,6 +12,7 @@ import {
 import { Pins } from '../../datapath/pinned.js';
 import { requireRoot } from '../requireRoot.js';
 import { pinDirOption, type CliContext } from './context.js';
+import { parseNumberFlag } from '../numberFlag.js';
 
 interface ExplainFlags {
   pinDir: string;
@@ -52,7 +53,8 @@ export function register(ctx: CliContext): void {
       let destText: string;
       if (o.cgroup !== undefined) {
         if (positional.length !== 1) usage(this, 'with --cgroup give exactly one DEST:PORT');
-        if (!/^\d+$/.test(o.cgroup)) usage(this, `--cgroup ${quoteInput(o.cgroup)} is not a cgroup id (a number)`);
+        if (!/^\d{1,20}$/.test(o.cgroup) || BigInt(o.cgroup) > 0xffff_ffff_ffff_ffffn)
+          usage(this, `--cgroup ${quoteInput(o.cgroup)} is not a cgroup id (a number in 0..2^64-1)`);
         ref = { cgroupId: BigInt(o.cgroup) };
         destText = positional[0]!;
       } else {
@@ -67,11 +69,8 @@ export function register(ctx: CliContext): void {
         ref = { pod: positional[0]! };
         destText = positional[1]!;
       }
-      let uid: number | null = null;
-      if (o.uid !== undefined) {
-        if (!/^\d+$/.test(o.uid) || Number(o.uid) > 0xffffffff) usage(this, `--uid ${quoteInput(o.uid)} is not a uid`);
-        uid = Number(o.uid);
-      }
+      const uid =
+        o.uid === undefined ? null : parseNumberFlag('--uid', o.uid, { min: 0, max: 0xffff_ffff, integer: true });
       let dest: Destination;
       try {
         dest = parseDestination(destText);

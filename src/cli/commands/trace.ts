@@ -11,6 +11,7 @@ import {
   type TraceEvent,
 } from '../../report/trace.js';
 import { pinDirOption, type CliContext } from './context.js';
+import { TIMER_MAX_MS, parseNumberFlag } from '../numberFlag.js';
 
 interface TraceFlags {
   pinDir: string;
@@ -39,14 +40,6 @@ function parseVerdicts(cmd: Command, values: string[]): VerdictName[] {
   return out.size ? [...out] : ['deny', 'audit'];
 }
 
-function positiveNumber(cmd: Command, flag: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0)
-    cmd.error(`error: ${flag} ${JSON.stringify(v)} is not a positive number`, { exitCode: 2, code: 'meshgate.usage' });
-  return n;
-}
-
 export function register(ctx: CliContext): void {
   ctx.program
     .command('trace')
@@ -69,8 +62,19 @@ export function register(ctx: CliContext): void {
     )
     .action(async function (this: Command, o: TraceFlags) {
       const verdicts = parseVerdicts(this, o.verdict ?? []);
-      const count = positiveNumber(this, '--count', o.count);
-      const duration = positiveNumber(this, '--duration', o.duration);
+      const count =
+        o.count === undefined
+          ? undefined
+          : parseNumberFlag('--count', o.count, { min: 1, max: 2 ** 32, integer: true });
+      // A timer's delay: at most what Node's timers take.
+      const duration =
+        o.duration === undefined
+          ? undefined
+          : parseNumberFlag('--duration', o.duration, {
+              min: 0.001,
+              max: Math.floor(TIMER_MAX_MS / 1000),
+              unit: 'seconds',
+            });
       if (o.pod !== undefined && !/^[^/\s]+\/[^/\s]+$/.test(o.pod))
         this.error(`error: --pod ${JSON.stringify(o.pod)} is not NAMESPACE/NAME`, {
           exitCode: 2,
