@@ -151,7 +151,7 @@ export class AgentMetrics {
     });
     new Gauge({
       name: 'meshgate_map_entries',
-      help: 'Entries in each policy map of the active slot, and in the cgroup map',
+      help: 'Entries per map: the policy maps of the active slot (mg_policy_trie, mg_excluded_ports, mg_namespaces, mg_dns_hosts, mg_dns_ports), and every hash map the agent or the programs fill',
       labelNames: ['map'],
       registers,
       collect() {

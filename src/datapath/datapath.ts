@@ -140,10 +140,17 @@ export class Datapath {
   private graceNeeded = false;
   private labelIds = new Map<string, number>();
   private nextLabelId = 1;
+  private hostNetns: bigint;
 
   private constructor(object: LoadedObject, opts: DatapathOptions) {
     this.object = object;
     this.opts = opts;
+    this.hostNetns = opts.hostNetnsCookie ?? 0n;
+  }
+
+  /** Tests only: another netns taken as the node's (hostNetnsCookie), written by the next apply. */
+  setHostNetnsCookie(cookie: bigint): void {
+    this.hostNetns = cookie;
   }
 
   /** Opens the object with pinned maps (adopting what a previous agent left) and reads the kernel's state. */
@@ -415,7 +422,7 @@ export class Datapath {
       eventsPerSec: this.opts.eventsPerSec ?? 100,
       eventsBurst: this.opts.eventsBurst ?? 200,
       recordFlows: this.opts.flowsMax !== 0,
-      hostNetnsCookie: this.opts.hostNetnsCookie ?? 0n,
+      hostNetnsCookie: this.hostNetns,
     };
   }
 
@@ -634,12 +641,25 @@ export class Datapath {
     const slot = this.slots[this.activeSlot]!;
     let trie = 0;
     for (const g of slot.groups.values()) trie += g.labels.length;
+    let dnsHosts = 0;
+    for (const k of slot.dns.keys()) if (k.startsWith('mg_dns_hosts|')) dnsHosts++;
+    const maps = this.object.maps;
     return {
+      // What the agent writes: from its own shadow of the maps (the active slot's).
       mg_policy_trie: trie,
       mg_excluded_ports: slot.ports.size,
       mg_namespaces: slot.namespaces.size,
       mg_cgroups: this.cgroups.size,
       mg_labels: this.labelIds.size,
+      mg_dns_hosts: dnsHosts,
+      mg_dns_ports: slot.dns.size - dnsHosts,
+      // What the programs write: counted in batches (MapHandle.count), both slots where keyed by slot.
+      mg_learned: maps.mg_learned.count(),
+      mg_flows: maps.mg_flows.count(),
+      mg_reply_peers: maps.mg_reply_peers.count(),
+      mg_origdst_by_peer: maps.mg_origdst_by_peer.count(),
+      mg_dns_names: maps.mg_dns_names.count(),
+      mg_dns_resolvers: maps.mg_dns_resolvers.count(),
     };
   }
 

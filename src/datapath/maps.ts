@@ -62,6 +62,11 @@ export class MapHandle {
     return libbpf.mapDelete(this.fd, key, this.name);
   }
 
+  /** The number of entries (hash and LRU maps), read in batches of keys and values, not key by key. */
+  count(): number {
+    return libbpf.mapCountBatch(this.fd, this.keySize, this.valueSize, 1024, this.name);
+  }
+
   /** Every key, as separate buffers. The map may change underneath; callers re-read when it matters. */
   keys(): Buffer[] {
     const keys: Buffer[] = [];

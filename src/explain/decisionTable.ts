@@ -68,6 +68,11 @@ export interface DecisionInput {
   /** null when mg_state or the active slot's mg_config is missing or not loaded. */
   readonly config: KernelConfig | null;
   readonly walk: readonly WalkStep[];
+  /**
+   * The caller's socket is in the node's netns (mg_state.host_netns_cookie): an unmapped cgroup's
+   * then passes under deny-external too (hostNetwork pods). Absent: not.
+   */
+  readonly hostNetns?: boolean;
   /** The caller's uid; null when unknown (explain assumes it is not proxy_uid and says so). */
   readonly uid: number | null;
   /** 16 bytes, IPv4 as ::ffff:a.b.c.d (a v4-mapped destination is the IPv4 address). */
@@ -165,8 +170,11 @@ export const DECISION_STEPS: readonly DecisionStep[] = Object.freeze([
   {
     rule: 'unknown-pod',
     spec: 'unknown_pod_policy pass',
-    decide: (c) => (!c.pod && c.config!.unknownPodPolicy === 0 ? { verdict: 'pass' } : null),
-    message: () => 'passed: no pod is mapped for this cgroup and unknown_pod_policy is pass',
+    decide: (c) => (!c.pod && (c.config!.unknownPodPolicy === 0 || c.hostNetns) ? { verdict: 'pass' } : null),
+    message: (c) =>
+      c.config!.unknownPodPolicy === 0
+        ? 'passed: no pod is mapped for this cgroup and unknown_pod_policy is pass'
+        : "passed: no pod is mapped for this cgroup, and the socket is in the node's network namespace (a hostNetwork pod's): unknown_pod_policy deny-external never applies there",
   },
   {
     rule: 'not-enforced',

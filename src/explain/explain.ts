@@ -1,6 +1,8 @@
 // `meshgate explain`: the verdict the kernel would give a connect() from a pod
 // or cgroup to DEST:PORT, the rule and the map entry that decide it, read from
 // the live pinned maps with the kernel's own LPM lookups (DECISION_STEPS).
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import {
   CGROUP_FLAG,
@@ -26,6 +28,7 @@ import { CgroupTree, type CgroupNode } from '../node/cgroupTree.js';
 import { decide, isV4, type MapHit, type PolicyLookups, type WalkStep } from './decisionTable.js';
 import type { Pins } from '../datapath/pinned.js';
 import { MeshgateError } from '../errors.js';
+import { hostNetnsCookie } from '../datapath/hostNetns.js';
 
 /** MG_MAX_CGROUP_WALK (meshgate_abi.h, used by bpf/decide.bpf.h): levels looked at from mg_state.cgroup_walk_start down. */
 export const MAX_CGROUP_WALK = ENUMS.mg_walk_limits.MG_MAX_CGROUP_WALK;
@@ -257,15 +260,25 @@ export class Explainer {
     return best?.text ?? null;
   }
 
-  explain(ref: CallerRef, dest: Destination, opts: { udp?: boolean; uid?: number | null } = {}): Explanation {
+  explain(
+    ref: CallerRef,
+    dest: Destination,
+    opts: { udp?: boolean; uid?: number | null; netns?: string } = {},
+  ): Explanation {
     const state = this.pins.state();
     const slot = (state?.activeSlot ?? 0) & 1;
     const config = state ? this.pins.config(slot) : null;
     const caller = this.resolveCaller(ref, state?.cgroupWalkStart ?? 0);
     const proto = opts.udp ? IPPROTO_UDP : IPPROTO_TCP;
+    const netnsView =
+      config?.unknownPodPolicy === 1 && !caller.walk.some((s) => s.entry)
+        ? inHostNetns(caller, state?.hostNetnsCookie ?? 0n, opts.netns)
+        : { hostNetns: false, note: null };
+    const hostNetns = netnsView.hostNetns;
     const d = decide({
       config,
       walk: caller.walk,
+      hostNetns,
       uid: opts.uid ?? null,
       address: dest.address,
       port: dest.port,
@@ -274,6 +287,7 @@ export class Explainer {
     });
     const ctx = d.context;
     const notes = [...caller.notes];
+    if (netnsView.note) notes.push(netnsView.note);
     const podEntry = ctx.pod?.entry ? this.pins.describeCgroup(ctx.pod.cgroupId, ctx.pod.entry) : null;
     const own = this.pins.cgroup(caller.cgroupId);
     const ownView = own ? this.pins.describeCgroup(caller.cgroupId, own) : null;
@@ -426,4 +440,42 @@ export function formatExplanation(x: Explanation): string {
   row('policy', `generation ${x.generation} (slot ${x.slot})`);
   for (const n of x.notes) row('note', n);
   return lines.join('\n');
+}
+
+/**
+ * Whether the caller's sockets are in the node's netns (mg_state.host_netns_cookie, what the
+ * kernel compares for an unmapped cgroup): the netns file given (--netns), else the first process
+ * of the caller's cgroup; without either, not, and a note says so.
+ */
+function inHostNetns(
+  caller: CallerView,
+  hostCookie: bigint,
+  netns: string | undefined,
+): { hostNetns: boolean; note: string | null } {
+  if (hostCookie === 0n) return { hostNetns: false, note: null };
+  let file = netns;
+  if (file === undefined && caller.path) {
+    let procs = '';
+    try {
+      procs = readFileSync(path.join(caller.path, 'cgroup.procs'), 'utf8');
+    } catch {
+      // A cgroup that is gone has no process: decided as outside, as below.
+    }
+    const pid = procs.split('\n')[0];
+    if (pid) file = `/proc/${pid}/ns/net`;
+  }
+  if (file === undefined)
+    return {
+      hostNetns: false,
+      note: "no process is in this cgroup to tell its network namespace: decided as outside the node's (a socket in the node's netns, a hostNetwork pod's, passes); see --netns",
+    };
+  try {
+    const host = hostNetnsCookie(file) === hostCookie;
+    return { hostNetns: host, note: host ? null : `${file} is not the node's network namespace` };
+  } catch (err) {
+    return {
+      hostNetns: false,
+      note: `the network namespace ${file} could not be read (${(err as Error).message}): decided as outside the node's`,
+    };
+  }
 }

@@ -66,6 +66,30 @@ describe('standalone agent', { skip: skip ?? false }, () => {
     assert.match(await metrics(), /meshgate_verdicts_total\{verdict="redirect",rule="mesh-cidr"\} [1-9]/);
   });
 
+  test('/metrics counts the entries of every map the agent or the programs fill (SPEC 3: entries per map)', async () => {
+    assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect');
+    const text = await metrics();
+    const entries = (map: string): number => {
+      const m = new RegExp(`^meshgate_map_entries\\{map="${map}"\\} (\\d+)$`, 'm').exec(text);
+      assert.ok(m, `meshgate_map_entries{map="${map}"} is served`);
+      return Number(m[1]);
+    };
+    for (const map of [
+      'mg_learned',
+      'mg_reply_peers',
+      'mg_dns_hosts',
+      'mg_dns_ports',
+      'mg_dns_names',
+      'mg_excluded_ports',
+    ])
+      entries(map);
+    // The programs filed the redirected flows and their original destinations; the agent mapped the pod.
+    assert.ok(entries('mg_flows') >= 2, 'mg_flows holds the decided flows');
+    assert.ok(entries('mg_origdst_by_peer') >= 1, 'mg_origdst_by_peer holds the redirected connects');
+    assert.ok(entries('mg_cgroups') >= 1 && entries('mg_policy_trie') >= 1);
+    assert.ok(entries('mg_dns_resolvers') >= 1, 'the trusted resolvers');
+  });
+
   test('a config edit changes verdicts without a restart', async () => {
     assert.equal(pod.connect('198.51.100.7', 443).verdict, 'deny');
     writeFileSync(configFile, config(allow198));

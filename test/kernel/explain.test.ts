@@ -22,6 +22,7 @@ import { Pins } from '../../src/datapath/pinned.js';
 import { cgroupId } from '../../src/node/cgroup.js';
 import { PROXY_PORT, basePolicy, createPod, group, type PodFixture } from '../helpers/kernelFixture.js';
 import { requireRoot } from '../helpers/sandbox.js';
+import { netnsCookie } from '../../native/libbpf.js';
 import { rng, runBatch, socketVerdict, type BatchResult, type Probe, type Rng } from '../helpers/probeBatch.js';
 
 const skip = requireRoot();
@@ -30,7 +31,18 @@ if (skip) console.log(`# SKIP explain agreement tests: ${skip}`);
 const CONFIGS = 8;
 const DESTINATIONS_PER_CONFIG = 75;
 /** Every caller situation is covered; meshed pods (where most rules apply) most often. */
-const CALLERS = ['known', 'uid-fallback', 'unmapped', 'known', 'proxy', 'known', 'unenforced', 'uid-fallback'] as const;
+// 'unmapped-node': an unmapped cgroup whose sockets are in the node's netns (the probes' netns is
+// recorded as the node's in mg_state), under deny-external: it passes, as hostNetwork pods do.
+const CALLERS = [
+  'known',
+  'uid-fallback',
+  'unmapped',
+  'known',
+  'proxy',
+  'unmapped-node',
+  'unenforced',
+  'uid-fallback',
+] as const;
 
 // Destinations: local addresses of the sandbox (see kernelFixture), unroutable ones (ENETUNREACH),
 // loopback and unspecified, multicast and broadcast, on both families.
@@ -92,6 +104,8 @@ interface Scenario {
   readonly caller: 'app' | 'proxy';
   readonly uid: number;
   readonly byPod: boolean;
+  /** mg_state.host_netns_cookie names the probes' netns (else the test's own). */
+  readonly nodeNetns?: boolean;
 }
 
 /** Wide prefixes (which hold loopback, multicast and broadcast too) half of the time: that is where edge rules bite. */
@@ -196,6 +210,14 @@ function randomScenario(r: Rng, pod: PodFixture, index: number): Scenario {
       };
     case 'unmapped':
       return { ...base, name: `config ${index}: a cgroup the agent has not mapped`, cgroups: [] };
+    case 'unmapped-node':
+      return {
+        ...base,
+        name: `config ${index}: a cgroup the agent has not mapped, in the node's netns`,
+        policy: { ...policy, unknownPodPolicy: 'deny-external' },
+        cgroups: [],
+        nodeNetns: true,
+      };
   }
 }
 
@@ -241,6 +263,7 @@ describe('explain agrees with the kernel', { skip: skip ?? false }, () => {
     const maps = pod.dp.maps;
     for (let c = 0; c < CONFIGS; c++) {
       const s = randomScenario(r, pod, c);
+      pod.dp.setHostNetnsCookie(s.nodeNetns ? netnsCookie(pod.sb.netnsPath) : netnsCookie());
       pod.apply(s.policy, s.cgroups);
       const caller = s.caller === 'app' ? pod.app : pod.proxy;
       const callerId = cgroupId(caller);
@@ -287,6 +310,7 @@ describe('explain agrees with the kernel', { skip: skip ?? false }, () => {
           const x: Explanation = explainer.explain(ref, parseDestination(destText), {
             udp: p.op !== 'tcp',
             uid: s.uid,
+            netns: pod.sb.netnsPath,
           });
           const seen = socketVerdict(p, kernel[i]!);
           const dest = parseDestination(destText).address;

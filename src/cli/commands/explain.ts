@@ -19,6 +19,7 @@ interface ExplainFlags {
   cgroup?: string;
   udp?: boolean;
   uid?: string;
+  netns?: string;
   json?: boolean;
 }
 
@@ -40,6 +41,10 @@ export function register(ctx: CliContext): void {
     )
     .option('--udp', 'a UDP connect() or sendmsg() (default: TCP)')
     .option('--uid <uid>', "the caller's uid: matters only for proxy_uid when the pod's sidecar cgroup is unknown")
+    .option(
+      '--netns <file>',
+      "the caller's network namespace (/proc/PID/ns/net): matters only for an unmapped cgroup under deny-external, where the node's netns passes (default: a process of the cgroup's)",
+    )
     .addOption(pinDirOption())
     .option('--json', 'machine-readable output')
     .addHelpText(
@@ -80,7 +85,7 @@ export function register(ctx: CliContext): void {
       requireRoot('explain');
       const pins = Pins.open(o.pinDir);
       try {
-        const x = new Explainer(pins).explain(ref, dest, { udp: o.udp, uid });
+        const x = new Explainer(pins).explain(ref, dest, { udp: o.udp, uid, netns: o.netns });
         process.stdout.write(o.json ? `${JSON.stringify(x, null, 2)}\n` : `${formatExplanation(x)}\n`);
         ctx.exitCode = VERDICT_EXIT_CODES[x.verdict];
       } finally {
