@@ -420,7 +420,7 @@ export class ClusterAgent {
     const objectsInvalid = resolution.objects.filter((o) => !o.valid && !o.absent).length;
 
     if (global) {
-      this.core.warnOverlaps(global, resolution.allowlists);
+      this.core.warnOverlaps(global, resolution.allowlistObjects);
       this.core.apply(
         {
           global,

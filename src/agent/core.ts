@@ -25,7 +25,7 @@ import { DNS_DEFAULTS, trustedResolvers } from '../dns/trustedResolvers.js';
 import { PolicyCompiler, allowlistHosts, type PodInput } from '../policy/compile.js';
 import { heldBackMessage, type HeldBack } from '../policy/capacity.js';
 import { collectGarbage } from './heap.js';
-import type { ObjectState } from './lastGood.js';
+import type { AllowlistObjectInForce, ObjectState } from './lastGood.js';
 import { AgentMetrics } from './metrics.js';
 import { DEFAULT_RECONCILE_BACKOFF, ReconcileRetry, type BackoffOptions } from './retry.js';
 import { startServer } from './server.js';
@@ -122,8 +122,9 @@ export class AgentCore {
   private appliedOnce = false;
   private stopped = false;
   private overlapText = '';
-  private overlapInput: { global: GlobalConfig; byNamespace: ReadonlyMap<string, readonly AllowlistEntry[]> } | null =
-    null;
+  private overlapInput: { global: GlobalConfig; objects: ReadonlyMap<string, AllowlistObjectInForce> } | null = null;
+  /** Whether the last apply had egress off and no mesh CIDRs: warned once per change, not per reconcile. */
+  private meshUndecidable = false;
   /** When a policy was last applied, by this agent or (read once at open) the one before it. */
   private lastApplyUnixMs = 0;
   private readonly retry: ReconcileRetry;
@@ -269,26 +270,25 @@ export class AgentCore {
     }
   }
 
-  /** Allowlist entries inside mesh CIDRs (mesh wins): said once per change, not on every pod event. */
-  warnOverlaps(global: GlobalConfig, byNamespace: ReadonlyMap<string, readonly AllowlistEntry[]>): void {
+  /**
+   * Allowlist entries inside mesh CIDRs (mesh wins): said once per change, not on every pod event.
+   * `objects`: each allowlist object's content in force, by its key, so a warning names the real
+   * ConfigMap or file and the entry's index within it.
+   */
+  warnOverlaps(global: GlobalConfig, objects: ReadonlyMap<string, AllowlistObjectInForce>): void {
     // The same parsed objects as last time (a pod event, a DNS refresh): nothing to say again, nothing to compute.
     const same =
       this.overlapInput?.global === global &&
-      this.overlapInput.byNamespace.size === byNamespace.size &&
-      [...byNamespace].every(([ns, entries]) => this.overlapInput!.byNamespace.get(ns) === entries);
+      this.overlapInput.objects.size === objects.size &&
+      [...objects].every(([key, o]) => this.overlapInput!.objects.get(key)?.entries === o.entries);
     if (same) return;
-    this.overlapInput = { global, byNamespace: new Map(byNamespace) };
-    const input = new Map(
-      [...byNamespace].map(([ns, entries]) => [
-        ns,
-        { ref: { kind: 'ConfigMap' as const, namespace: ns, name: `allowlists of ${ns}` }, entries },
-      ]),
-    );
-    const warnings = overlapWarnings(global, input);
+    this.overlapInput = { global, objects: new Map(objects) };
+    const warnings = overlapWarnings(global, objects);
     const text = warnings.map((w) => w.message).join('\n');
     if (text === this.overlapText) return;
     this.overlapText = text;
-    for (const w of warnings) this.log.warn({ code: w.code, key: w.key, entry: w.entryName }, w.message);
+    for (const w of warnings)
+      this.log.warn({ code: w.code, object: w.object, key: w.key, entry: w.entryName }, w.message);
   }
 
   /** The hostnames' current addresses, after telling the resolver which names to track. */
@@ -303,11 +303,14 @@ export class AgentCore {
   /** Compiles and applies one complete desired state, then attaches (once) to attachTo. */
   apply(input: ReconcileInput, attachTo: string, started = performance.now()): ApplyResult {
     const dp = this.datapath!;
-    if (!input.global.meshCidrs.length && !input.global.egress) {
-      this.log.warn(
-        {},
-        'mesh_cidr_ranges is empty with egress off: every TCP destination not allowlisted is redirected to the proxy and UDP passes, because in-mesh and external cannot be told apart',
-      );
+    const meshUndecidable = !input.global.meshCidrs.length && !input.global.egress;
+    if (meshUndecidable !== this.meshUndecidable) {
+      this.meshUndecidable = meshUndecidable;
+      if (meshUndecidable)
+        this.log.warn(
+          {},
+          'mesh_cidr_ranges is empty with egress off: every TCP destination not allowlisted is redirected to the proxy and UDP passes, because in-mesh and external cannot be told apart',
+        );
     }
     const state = this.compiler.compile({
       global: input.global,

@@ -59,6 +59,12 @@ export interface Parsers {
   allowlist(raw: RawContent, ref: ObjectRef): ParseResult<AllowlistObject>;
 }
 
+/** One allowlist object's entries in force, and the object they come from. */
+export interface AllowlistObjectInForce {
+  readonly ref: ObjectRef;
+  readonly entries: readonly AllowlistEntry[];
+}
+
 /** One allowlist object's contribution to its namespace, for cross-object checks. */
 export interface NamespacePart extends AllowlistObject {
   readonly key: string;
@@ -98,6 +104,8 @@ export interface Resolution {
   /** The global config in force (current or last good), or null when there is none. */
   readonly global: GlobalConfig | null;
   readonly allowlists: ReadonlyMap<string, readonly AllowlistEntry[]>;
+  /** Each allowlist object's content in force, by key: what warnings about an entry name. */
+  readonly allowlistObjects: ReadonlyMap<string, AllowlistObjectInForce>;
   /** A namespace's own blocked_egress_action, where its allowlists in force set one. */
   readonly actions: ReadonlyMap<string, BlockedEgressAction>;
   readonly objects: readonly ObjectState[];
@@ -307,8 +315,10 @@ export class LastGoodStore {
     const crossErrors = new Map<string, ConfigIssue[]>();
     const allowlists = new Map<string, readonly AllowlistEntry[]>();
     const actions = new Map<string, BlockedEgressAction>();
+    const allowlistObjects = new Map<string, AllowlistObjectInForce>();
     for (const ns of [...byNamespace.keys()].sort()) {
       const judged = this.judgeNamespace(ns, byNamespace.get(ns)!);
+      for (const part of judged.parts) allowlistObjects.set(part.key, part);
       for (const [key, issues] of judged.errors) crossErrors.set(key, [...issues]);
       if (judged.parts.length) allowlists.set(ns, judged.entries);
       if (judged.action) actions.set(ns, judged.action);
@@ -350,7 +360,7 @@ export class LastGoodStore {
         changed.push(state);
       }
     }
-    return { global, allowlists, actions, objects, changed, invalid };
+    return { global, allowlists, allowlistObjects, actions, objects, changed, invalid };
   }
 
   private promote(t: Tracked): void {

@@ -106,7 +106,7 @@ export class StandaloneAgent {
     const allowlists = new Map([[this.opts.namespace, r.allowlists.get(this.opts.namespace) ?? []]]);
     const action = r.actions.get(this.opts.namespace);
     const namespaceActions = new Map(action ? [[this.opts.namespace, action]] : []);
-    this.core.warnOverlaps(r.global, allowlists);
+    this.core.warnOverlaps(r.global, r.allowlistObjects);
     this.core.apply(
       {
         global: r.global,

@@ -232,4 +232,54 @@ describe('cluster agent: per-object last good survives restarts', { skip: skip ?
     assert.equal(billing.connect(FORBIDDEN_ADDR, 443).verdict, 'deny', 'the stale key is gone from the pins too');
     assert.doesNotMatch(agent!.log(), /a persisted global config of another ConfigMap/);
   });
+
+  test("the mesh-overlap warning names the ConfigMap and the entry's index within it", async () => {
+    api.create(
+      'configmaps',
+      allowlistConfigMap('shop', 'd', entry('ext4', API_ADDR) + entry('inmesh', '10.96.0.0/24')),
+    );
+    const line =
+      /^ConfigMap shop\/d key egress entry \[1\] "inmesh": addresses "10\.96\.0\.0\/24" is inside mesh CIDR 10\.96\.0\.0\/12/;
+    const messages = (): string[] =>
+      agent!
+        .log()
+        .split('\n')
+        .flatMap((l) => (l.startsWith('{') ? [String((JSON.parse(l) as { msg?: string }).msg)] : []));
+    await until('the warning', () => messages().some((m) => line.test(m)));
+    assert.ok(!messages().some((m) => m.includes('allowlists of')), 'no made-up object name');
+    assert.equal(messages().filter((m) => line.test(m)).length, 1, 'said once');
+  });
+
+  test('the empty mesh CIDRs warning is said once per change of the condition, not on every reconcile', async () => {
+    const said = () =>
+      agent!
+        .log()
+        .split('\n')
+        .filter((l) => l.includes('"mesh_cidr_ranges is empty with egress off')).length;
+    const applied = () =>
+      agent!
+        .log()
+        .split('\n')
+        .filter((l) => l.includes('"policy applied"')).length;
+    const setMesh = (cidrs: string | null) =>
+      api.patch('configmaps', 'mesh', 'meshgate-config', (cm) => {
+        const data = (cm as unknown as { data: Record<string, string> }).data;
+        if (cidrs === null) delete data.mesh_cidr_ranges;
+        else data.mesh_cidr_ranges = cidrs;
+      });
+    assert.equal(said(), 0);
+    setMesh(null);
+    await until('the warning', () => said() === 1);
+    await until('in force', () => billing.connect(FORBIDDEN_ADDR, 443).verdict === 'redirect');
+    for (const name of ['ext5', 'ext6', 'ext7']) {
+      const before = applied();
+      setEgress('shop', 'd', entry('ext4', API_ADDR) + entry(name, '192.0.2.9'));
+      await until('the edit applied', () => applied() > before);
+    }
+    assert.equal(said(), 1, 'three more reconciles, no repeat');
+    setMesh('10.96.0.0/12');
+    await until('the mesh CIDRs back', () => billing.connect(FORBIDDEN_ADDR, 443).verdict === 'deny');
+    setMesh(null);
+    await until('said again after the condition came back', () => said() === 2);
+  });
 });

@@ -55,6 +55,23 @@ function started(): LastGoodStore {
 }
 
 describe('LastGoodStore', () => {
+  test("each allowlist object's content in force is given by its key, with its own ref and entries", () => {
+    const store = started();
+    store.observe(B, BAD);
+    const r = store.resolve();
+    assert.deepEqual([...r.allowlistObjects.keys()].sort(), [A.key, B.key]);
+    assert.deepEqual(r.allowlistObjects.get(B.key)!.ref, B.ref);
+    assert.deepEqual(
+      r.allowlistObjects.get(B.key)!.entries.map((e) => e.name),
+      ['ext2'],
+      "the invalid object's last good entries",
+    );
+    assert.deepEqual(
+      r.allowlistObjects.get(A.key)!.entries.map((e) => e.name),
+      ['payments'],
+    );
+  });
+
   test('valid objects are in force as they are, and become last good (queued for persistence)', () => {
     const store = new LastGoodStore(parsers);
     store.observe(GLOBAL, globalData('false'));
