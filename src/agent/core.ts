@@ -23,7 +23,7 @@ import { hostNetnsCookie } from '../datapath/hostNetns.js';
 import { HostResolver, type HostResolverOptions } from '../dns/hostResolver.js';
 import { DNS_DEFAULTS, trustedResolvers } from '../dns/trustedResolvers.js';
 import { PolicyCompiler, allowlistHosts, type PodInput } from '../policy/compile.js';
-import { heldBackMessage, type HeldBack } from '../policy/capacity.js';
+import { heldBackMessage, type HeldBack, type PolicyCapacity } from '../policy/capacity.js';
 import { collectGarbage } from './heap.js';
 import type { AllowlistObjectInForce, ObjectState } from './lastGood.js';
 import { AgentMetrics } from './metrics.js';
@@ -56,6 +56,8 @@ export interface CoreOptions {
   readonly beforeWrite?: (step: string) => void;
   /** Tests only: the netns file taken as the node's (default: the agent's own netns, as hostNetwork). */
   readonly hostNetnsPath?: string;
+  /** Tests only: what one policy may hold (default: the kernel maps' capacity, src/policy/capacity.ts). */
+  readonly policyCapacity?: PolicyCapacity;
 }
 
 /** One reconcile's input, as the mode has read it. */
@@ -107,7 +109,7 @@ export function heldBackIssues(
 export class AgentCore {
   readonly opts: CoreOptions;
   readonly log: Logger;
-  readonly compiler = new PolicyCompiler();
+  readonly compiler: PolicyCompiler;
   readonly resolver: HostResolver;
   readonly metrics: AgentMetrics;
   datapath: Datapath | null = null;
@@ -131,6 +133,7 @@ export class AgentCore {
 
   constructor(opts: CoreOptions, log: Logger) {
     this.opts = opts;
+    this.compiler = new PolicyCompiler(opts.policyCapacity);
     this.log = log.child({ module: 'agent' });
     this.retry = new ReconcileRetry(
       () => this.schedule('retry', 0),
