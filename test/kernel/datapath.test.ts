@@ -1,7 +1,7 @@
 // Atomic switching, persistence, adoption, failures and cleanup, with real sockets.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Datapath } from '../../src/datapath/datapath.js';
@@ -12,7 +12,7 @@ import {
   type DesiredState,
 } from '../../src/datapath/desired.js';
 import { decodeTrieKey, formatPrefix } from '../../src/datapath/codec.js';
-import { HOOK_PROGRAMS, RETIRED_PROGRAMS, cleanupPins, hookPrograms } from '../../src/datapath/loader.js';
+import { HOOK_PROGRAMS, RETIRED_PROGRAMS, cleanupPins, hookPrograms, pinLayout } from '../../src/datapath/loader.js';
 import { expectedVariant } from '../helpers/variant.js';
 import { libbpf } from '../../native/libbpf.js';
 import { readStatus } from '../../src/report/status.js';
@@ -260,6 +260,29 @@ describe('persistence, adoption and cleanup', { skip: skip ?? false }, () => {
       assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect');
     } finally {
       adopter.close();
+    }
+  });
+
+  test('a changed map layout: a new ABI directory under live links, the links moved, the old maps removed', () => {
+    // Stand-in for an older layout: the live maps' directory renamed away from this build's ABI hash.
+    // The attached programs keep their maps (held by reference, not by path).
+    const layout = pinLayout(pod.sb.pinDir);
+    const oldDir = path.join(layout.mapsRoot, '0ldlayout000');
+    renameSync(layout.mapsDir, oldDir);
+    assert.equal(pod.connect('198.51.100.7', 443).verdict, 'deny', 'the old programs enforce with the old maps');
+    const upgraded = Datapath.open({ pinDir: pod.sb.pinDir, cgroupWalkStart: cgroupLevel(pod.sb.cgroup) });
+    try {
+      assert.equal(upgraded.object.adoptedMaps, false, 'new maps under the new ABI hash');
+      upgraded.apply(state());
+      const report = upgraded.attach(pod.sb.cgroup);
+      assert.deepEqual([report.attached, report.updated.length], [[], hookCount()], 'every link moved, none added');
+      assert.equal(bpftoolCgroupPrograms(pod.sb.cgroup).length, hookCount());
+      assert.equal(existsSync(oldDir), false, 'the old layout is unpinned once every link moved');
+      const v = pod.connect('10.1.2.3', 80);
+      assert.deepEqual([v.verdict, v.origdst], ['redirect', '10.1.2.3:80'], 'SO_ORIGINAL_DST through the new maps');
+      assert.equal(pod.connect('198.51.100.7', 443).verdict, 'deny');
+    } finally {
+      upgraded.close();
     }
   });
 
