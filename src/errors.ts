@@ -45,7 +45,8 @@ const ERROR_TABLE = {
   MG_CLI_NEEDS_ROOT: 'A command that reads pinned maps was run without root.',
   MG_EXPLAIN_BAD_DESTINATION: "explain's destination is not ADDRESS:PORT with an IP address.",
   MG_POD_NOT_FOUND: 'No mapped pod has the name asked for.',
-  MG_POD_AMBIGUOUS: 'A pod name is mapped more than once (use --cgroup ID).',
+  MG_POD_AMBIGUOUS:
+    'A pod name is mapped more than once (use --cgroup ID), or a bare pod name is in several namespaces (give NAMESPACE/NAME).',
   MG_CGROUP_NOT_FOUND: 'No cgroup has the id asked for.',
   MG_CGROUP_OUTSIDE_ATTACH: 'A cgroup is not below the cgroup the hooks are attached to: they never see its connects.',
   MG_DEMO_FAILED: "The demo's agent did not start.",

@@ -186,12 +186,20 @@ export class Pins {
   findPod(ref: string): MappedCgroup {
     const all = this.cgroups();
     const pods = all.filter((c) => c.kind !== CGROUP_KIND.MG_CGROUP_PROXY);
-    const match = pods.filter((c) => c.pod === ref);
+    // "NAMESPACE/NAME", or a bare NAME when one namespace on the node has a pod of that name.
+    const bare = !ref.includes('/');
+    const match = pods.filter((c) => (bare ? c.pod.slice(c.pod.indexOf('/') + 1) : c.pod) === ref);
+    const named = [...new Set(match.map((c) => c.pod))].sort();
+    if (bare && named.length > 1)
+      throw new MeshgateError(
+        'MG_POD_AMBIGUOUS',
+        `pod name ${ref} is mapped in ${named.length} namespaces (${named.slice(0, 5).join(', ')}${named.length > 5 ? ', …' : ''}): give NAMESPACE/NAME`,
+      );
     if (match.length === 1) return match[0]!;
     if (match.length > 1)
       throw new MeshgateError(
         'MG_POD_AMBIGUOUS',
-        `pod ${ref} is mapped ${match.length} times (cgroups ${match.map((m) => m.cgroupId).join(', ')}): use --cgroup ID`,
+        `pod ${named[0]} is mapped ${match.length} times (cgroups ${match.map((m) => m.cgroupId).join(', ')}): use --cgroup ID`,
       );
     const known = pods
       .slice(0, 5)

@@ -255,7 +255,7 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
       [['shop/web', '2001:db8::1:443'], /write an IPv6 destination as \[ADDRESS\]:PORT/],
       [['shop/web', 'example.com:443'], /is not an IP address/],
       [['shop/web', '1.2.3.4:70000'], /port 70000 is not in 1\.\.65535/],
-      [['shop-web', '1.2.3.4:80'], /is not NAMESPACE\/POD/],
+      [['shop/web/app', '1.2.3.4:80'], /is not NAMESPACE\/POD or POD/],
       [['--cgroup', 'abc', '1.2.3.4:80'], /is not a cgroup id/],
       [['shop/web', `${'a'.repeat(100_000)}:443`], /"a{64}…" \(100000 characters\) is not an IP address/],
       [['shop/web', `1.2.3.4:${'9'.repeat(100_000)}`], /port 9{12}… is not in/],
@@ -267,6 +267,53 @@ describe('the meshgate CLI on live pins', { skip: skip ?? false }, () => {
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr.slice(0, 500));
       assert.ok(r.stderr.length < 400, `echoed input is bounded: ${r.stderr.length} characters`);
       assert.doesNotMatch(r.stderr, /[\u0000-\u0008\u000b-\u001f\u007f]/, 'no raw control character');
+    }
+  });
+
+  test('explain, flows and trace take a bare pod name when one namespace has it, and refuse it naming the namespaces when several do', async () => {
+    const full = cli(['explain', 'shop/web', '198.51.100.7:443', ...pin]);
+    const bare = cli(['explain', 'web', '198.51.100.7:443', ...pin]);
+    assert.equal(bare.status, full.status, bare.stderr);
+    assert.equal(bare.stdout, full.stdout);
+    assert.equal(pod.connect('198.51.100.7', 443).verdict, 'deny');
+    const flows = cli(['flows', '--pod', 'web', '--json', ...pin]);
+    assert.equal(flows.status, 0, flows.stderr);
+    const listed = (JSON.parse(flows.stdout) as { flows: Array<{ pod: string }> }).flows;
+    assert.ok(listed.length > 0 && listed.every((f) => f.pod === 'shop/web'), flows.stdout);
+    const traced = await traceWhile(pod, ['--json', '--pod', 'web', '--count', '1'], () =>
+      assert.equal(pod.connect('198.51.100.7', 443).verdict, 'deny'),
+    );
+    assert.equal(traced.status, 0, traced.stderr);
+    assert.equal(JSON.parse(traced.stdout.trim().split('\n')[0]!).pod, 'shop/web');
+    // Another namespace's pod of the same name (a cgroup id no process uses).
+    const other = {
+      cgroupId: 0xfff0_0000n,
+      kind: 'pod' as const,
+      namespace: 'other',
+      label: 'other/web',
+      proxyCgroupKnown: false,
+    };
+    pod.apply(policy(), [...pod.cgroups(), other]);
+    try {
+      for (const args of [
+        ['explain', 'web', '198.51.100.7:443'],
+        ['flows', '--pod', 'web'],
+        ['trace', '--pod', 'web'],
+      ]) {
+        const r = cli([...args, ...pin]);
+        assert.equal(r.status, 1, `${args.join(' ')}: ${r.stderr}`);
+        assert.equal(
+          r.stderr,
+          'meshgate: pod name web is mapped in 2 namespaces (other/web, shop/web): give NAMESPACE/NAME\n',
+        );
+      }
+      assert.equal(
+        cli(['explain', 'shop/web', '198.51.100.7:443', ...pin]).status,
+        full.status,
+        'a full name still works',
+      );
+    } finally {
+      pod.apply(policy());
     }
   });
 

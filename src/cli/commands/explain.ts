@@ -33,7 +33,7 @@ export function register(ctx: CliContext): void {
     .description(
       'the verdict the kernel would give a connect() to DEST:PORT, and the rule and map entry that decide it',
     )
-    .argument('[pod]', 'NAMESPACE/POD as the agent mapped it (or use --cgroup)')
+    .argument('[pod]', 'NAMESPACE/POD as the agent mapped it, or a bare POD unambiguous on the node (or use --cgroup)')
     .argument('[dest]', 'ADDRESS:PORT, [IPV6]:PORT')
     .option(
       '--cgroup <id>',
@@ -63,13 +63,13 @@ export function register(ctx: CliContext): void {
         ref = { cgroupId: BigInt(o.cgroup) };
         destText = positional[0]!;
       } else {
-        if (positional.length !== 2) usage(this, 'give NAMESPACE/POD DEST:PORT, or --cgroup ID DEST:PORT');
+        if (positional.length !== 2) usage(this, 'give [NAMESPACE/]POD DEST:PORT, or --cgroup ID DEST:PORT');
         // Kubernetes names (DNS labels and subdomains): anything else cannot name a pod, and is never echoed whole.
         if (
           positional[0]!.length > 317 ||
-          !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(positional[0]!)
+          !/^([a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(positional[0]!)
         ) {
-          usage(this, `${quoteInput(positional[0]!)} is not NAMESPACE/POD`);
+          usage(this, `${quoteInput(positional[0]!)} is not NAMESPACE/POD or POD`);
         }
         ref = { pod: positional[0]! };
         destText = positional[1]!;

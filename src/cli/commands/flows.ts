@@ -23,7 +23,7 @@ export function register(ctx: CliContext): void {
     .description(
       'the recent flows the kernel decided for enforced pods: pod, destination, last verdict and rule, count, last seen',
     )
-    .option('--pod <namespace/name>', "only this pod's flows")
+    .option('--pod <[namespace/]name>', "only this pod's flows (a bare name when it is unambiguous on the node)")
     .option(
       '--verdict <verdicts>',
       `${VERDICT_NAMES.join(', ')}; repeatable or comma-separated (default: all)`,
@@ -44,13 +44,14 @@ export function register(ctx: CliContext): void {
       for (const v of verdicts)
         if (!(VERDICT_NAMES as readonly string[]).includes(v))
           usage(this, `--verdict ${JSON.stringify(v)} is not one of ${VERDICT_NAMES.join(', ')}`);
-      if (o.pod !== undefined && !/^[^/\s]+\/[^/\s]+$/.test(o.pod))
-        usage(this, `--pod ${JSON.stringify(o.pod.slice(0, 200))} is not NAMESPACE/NAME`);
+      if (o.pod !== undefined && !/^([^/\s]+\/)?[^/\s]+$/.test(o.pod))
+        usage(this, `--pod ${JSON.stringify(o.pod.slice(0, 200))} is not NAMESPACE/NAME or NAME`);
       requireRoot('flows');
       const pins = Pins.open(o.pinDir);
       try {
-        if (o.pod) pins.findPod(o.pod); // "no such pod", not an empty list
-        const report = readFlows(pins, { pod: o.pod, verdicts: verdicts.length ? verdicts : undefined });
+        // "no such pod", not an empty list; a bare name becomes its NAMESPACE/NAME.
+        const pod = o.pod === undefined ? undefined : pins.findPod(o.pod).pod;
+        const report = readFlows(pins, { pod, verdicts: verdicts.length ? verdicts : undefined });
         process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatFlows(report)}\n`);
       } finally {
         pins.close();

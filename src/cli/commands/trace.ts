@@ -49,7 +49,10 @@ export function register(ctx: CliContext): void {
       'deny, audit, redirect, pass or all; repeatable or\ncomma-separated (default: deny,audit)',
       (v: string, prev: string[] = []) => [...prev, v],
     )
-    .option('--pod <namespace/name>', "only this pod's events (its sidecar's too)")
+    .option(
+      '--pod <[namespace/]name>',
+      "only this pod's events (its sidecar's too; a bare name when it is unambiguous on the node)",
+    )
     .option('--json', 'one JSON object per line')
     .option('--count <n>', 'exit after n events')
     .option('--duration <seconds>', 'exit after this long')
@@ -75,14 +78,15 @@ export function register(ctx: CliContext): void {
               max: Math.floor(TIMER_MAX_MS / 1000),
               unit: 'seconds',
             });
-      if (o.pod !== undefined && !/^[^/\s]+\/[^/\s]+$/.test(o.pod))
-        this.error(`error: --pod ${JSON.stringify(o.pod)} is not NAMESPACE/NAME`, {
+      if (o.pod !== undefined && !/^([^/\s]+\/)?[^/\s]+$/.test(o.pod))
+        this.error(`error: --pod ${JSON.stringify(o.pod.slice(0, 200))} is not NAMESPACE/NAME or NAME`, {
           exitCode: 2,
           code: 'meshgate.usage',
         });
       requireRoot('trace');
       const pins = Pins.open(o.pinDir);
-      if (o.pod) pins.findPod(o.pod); // "no such pod" now, not silence forever
+      // "no such pod" now, not silence forever; a bare name becomes its NAMESPACE/NAME.
+      const pod = o.pod === undefined ? undefined : pins.findPod(o.pod).pod;
       let seen = 0;
       await new Promise<void>((resolve) => {
         let stream: TraceStream | null = null;
@@ -100,7 +104,7 @@ export function register(ctx: CliContext): void {
         const write = (line: string) => process.stdout.write(`${line}\n`);
         stream = new TraceStream(pins, {
           verdicts,
-          pod: o.pod,
+          pod,
           backlog: o.backlog,
           onEvent: (e: TraceEvent) => {
             if (!stream) return;
@@ -113,7 +117,7 @@ export function register(ctx: CliContext): void {
         process.once('SIGTERM', finish);
         if (!o.json) {
           process.stderr.write(
-            `tracing ${verdicts.join(', ')} events${o.pod ? ` of ${o.pod}` : ''} from ${o.pinDir} (Ctrl-C to stop)\n`,
+            `tracing ${verdicts.join(', ')} events${pod ? ` of ${pod}` : ''} from ${o.pinDir} (Ctrl-C to stop)\n`,
           );
           write(`${'TIME'.padEnd(12)} ${'VERDICT'.padEnd(8)} ${'POD'.padEnd(20)} ${'DESTINATION'.padEnd(24)} RULE`);
         }
