@@ -487,6 +487,7 @@ export class ClusterAgent {
   async stop(): Promise<void> {
     for (const w of this.dirWatchers.values()) w.close();
     this.dirWatchers.clear();
+    this.events?.close();
     await Promise.all(this.informers.map((i) => i.stop()));
     await this.core.stop();
     this.persistence.close();
