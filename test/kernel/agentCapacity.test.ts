@@ -1,7 +1,8 @@
 // Valid objects that together do not fit the policy maps: the in-process standalone agent with a
 // small injected capacity, real connects, and the report (log line with its code, config_valid,
 // the held-back metric). The allowlist that does not fit is held back, everything else is
-// enforced, and nothing of the held-back allowlist passes unless it was in force before.
+// enforced, and nothing of the held-back allowlist passes unless it was in force before. And an
+// apply the kernel refuses (an injected write failure) still maps the pods.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,11 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
+import { AgentCore } from '../../src/agent/core.js';
 import { StandaloneAgent } from '../../src/agent/standalone.js';
+import { parseGlobalConfig } from '../../src/config/index.js';
+import { cgroupId, cgroupLevel } from '../../src/node/cgroup.js';
+import type { PodInput } from '../../src/policy/compile.js';
 import { createPod, type PodFixture } from '../helpers/kernelFixture.js';
 import { requireRoot, until } from '../helpers/sandbox.js';
 
@@ -127,5 +132,61 @@ describe('a policy larger than the maps', { skip: skip ?? false }, () => {
     assert.equal(lines(/do not fit the policy maps/)[1]!.kept, 'previous');
     assert.equal(verdict('198.51.100.7'), 'pass', 'the allowlist in force before stays');
     assert.equal(verdict('198.51.100.30'), 'deny', 'the addresses that did not fit are not allowed');
+  });
+});
+
+describe('an apply the kernel refuses', { skip: skip ?? false }, () => {
+  let pod: PodFixture;
+  let core: AgentCore | null = null;
+  before(async () => {
+    pod = await createPod('applyfail');
+  });
+  after(async () => {
+    await core?.stop();
+    pod?.close();
+  });
+
+  test('still maps a new pod, to the policy in force, instead of leaving it to unknown_pod_policy', async () => {
+    let fail = false;
+    core = new AgentCore(
+      {
+        pinDir: pod.sb.pinDir,
+        listen: '127.0.0.1:0',
+        debounceMs: 10,
+        mode: 'standalone',
+        beforeWrite: (step) => {
+          if (fail && step === 'trie-update') throw new Error('injected trie write failure');
+        },
+      },
+      pino({ level: 'silent' }),
+    );
+    await core.open(cgroupLevel(pod.sb.cgroup), async () => {});
+    const global = (mesh: string) => {
+      const r = parseGlobalConfig({ mesh_cidr_ranges: mesh }, { kind: 'ConfigMap', namespace: 'x', name: 'g' });
+      assert.ok(r.ok);
+      return r.value;
+    };
+    const input = (mesh: string, pods: PodInput[]) => ({
+      global: global(mesh),
+      allowlists: new Map(),
+      pods,
+      objectsTotal: 1,
+      objectsInvalid: 0,
+    });
+    core.apply(input('10.0.0.0/8', []), pod.sb.cgroup);
+    assert.equal(pod.connect('10.1.2.3', 80).verdict, 'pass', 'not mapped yet: unknown_pod_policy pass');
+    const web: PodInput = {
+      namespace: 'shop',
+      name: 'web',
+      podCgroupId: cgroupId(pod.sb.cgroup),
+      proxyCgroupId: cgroupId(pod.proxy),
+      meshed: true,
+    };
+    fail = true;
+    assert.throws(() => core!.apply(input('10.0.0.0/8 192.0.2.0/24', [web]), pod.sb.cgroup), {
+      code: 'MG_APPLY_FAILED',
+    });
+    assert.equal(pod.connect('10.1.2.3', 80).verdict, 'redirect', 'mapped, under the policy in force');
+    assert.equal(pod.connect('192.0.2.1', 80).verdict, 'deny', 'the refused policy is not in force');
   });
 });
