@@ -24,7 +24,11 @@ async function serve(chunks: readonly Buffer[], end: 'end' | 'destroy') {
     agent,
     headers: async () => ({}),
   });
-  return { client, close: () => (agent.destroy(), new Promise((r) => server.close(r))) };
+  const close = async () => {
+    agent.destroy();
+    await new Promise((r) => server.close(r));
+  };
+  return { client, close };
 }
 
 async function watchAll(client: KubeClient) {
