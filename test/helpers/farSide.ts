@@ -10,7 +10,8 @@ import { Datapath } from '../../src/datapath/datapath.js';
 import { netnsCookie } from '../../native/libbpf.js';
 import type { DesiredCgroup, DesiredPolicy } from '../../src/datapath/desired.js';
 import { cgroupId, cgroupLevel } from '../../src/node/cgroup.js';
-import { REPO_ROOT, SANDBOX_PREFIX, createSandbox, type Sandbox } from './sandbox.js';
+import { sockprobeFlags } from '../../src/node/sockprobe.js';
+import { REPO_ROOT, SANDBOX_PREFIX, SOCKPROBE, createSandbox, type Sandbox } from './sandbox.js';
 
 export const SIDEDOOR = path.join(REPO_ROOT, 'build/sidedoor');
 
@@ -50,6 +51,8 @@ export interface FarSidePod {
   attempt(args: string[], opts?: { cgroup?: string }): SideDoorResult;
   /** Starts a process in the far netns, stopped (by PID) at close(). */
   startFar(cmd: string, args: string[]): ChildProcess;
+  /** A dual-stack sockprobe listener on [::]:port in the far netns (banner far:PORT), resolved once it listens. */
+  listenFar(proto: 'tcp' | 'udp', port: number): Promise<ChildProcess>;
   /** Starts a sniffer on the far end of the veth, resolved once it listens. */
   capture(addresses: string[]): Promise<Capture>;
   inFar(cmd: string, args: string[]): string;
@@ -175,6 +178,12 @@ export async function createFarSidePod(label: string, opts: FarSideOptions = {})
       startFar(cmd, args) {
         const child = spawn('ip', ['netns', 'exec', farNetns, cmd, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
         started.push(child);
+        return child;
+      },
+      async listenFar(proto, port) {
+        const flags = { family: 6, dualStack: true, proto, addr: '::', port, banner: `far:${port}` };
+        const child = pod.startFar(SOCKPROBE, ['listen', ...sockprobeFlags(flags)]);
+        await waitForLine(child, `far ${proto} listener on ${port}`);
         return child;
       },
       async capture(addresses) {

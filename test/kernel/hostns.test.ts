@@ -4,11 +4,10 @@
 // creates both netns: in one pod the pod's netns plays the node's, in the other the far side's
 // does. Proven on the far side: its server answers, and its sniffer sees (or never sees) the host.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { basePolicy, classify, mesh } from '../helpers/kernelFixture.js';
 import { FAR, createFarSidePod, requireSideDoorTools, type FarSidePod } from '../helpers/farSide.js';
-import { SOCKPROBE, probe, requireRoot } from '../helpers/sandbox.js';
+import { probe, requireRoot } from '../helpers/sandbox.js';
 import { netnsCookie } from '../../native/libbpf.js';
 import { decodeState, encodeU32 } from '../../src/datapath/codec.js';
 
@@ -20,29 +19,8 @@ const EPERM = 1;
 
 async function farListeners(pod: FarSidePod): Promise<void> {
   pod.inFar('ip', ['addr', 'add', `${MESH4}/32`, 'dev', 'lo']);
-  for (const [proto, port] of [
-    ['tcp', '443'],
-    ['udp', '53'],
-  ] as const) {
-    const child: ChildProcess = pod.startFar(SOCKPROBE, [
-      'listen',
-      '--family',
-      '6',
-      '--dual-stack',
-      '--proto',
-      proto,
-      '--addr',
-      '::',
-      '--port',
-      port,
-      '--banner',
-      `far:${port}`,
-    ]);
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.once('data', () => resolve());
-      child.once('exit', (code) => reject(new Error(`far listener exited ${code}`)));
-    });
-  }
+  await pod.listenFar('tcp', 443);
+  await pod.listenFar('udp', 53);
   // deny-external, no allowlist: every external destination of an unmapped cgroup is denied.
   pod.apply(basePolicy({ unknownPodPolicy: 'deny-external', groups: [mesh('10.0.0.0/8')] }), []);
 }

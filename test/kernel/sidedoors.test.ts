@@ -5,7 +5,7 @@
 // denied host left the pod, next to a control that did leave (so a sniffer that
 // sees nothing cannot pass a test).
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { allow, basePolicy, classify, group, mesh } from '../helpers/kernelFixture.js';
@@ -21,7 +21,6 @@ const MPTCP_PORT = 8443;
 
 describe('no side doors', { skip: skip ?? false }, () => {
   let pod: FarSidePod;
-  const servers: ChildProcess[] = [];
   const policy = () =>
     basePolicy({
       groups: [
@@ -51,30 +50,8 @@ describe('no side doors', { skip: skip ?? false }, () => {
   before(async () => {
     pod = await createFarSidePod('sidedoor');
     pod.inFar('ip', ['addr', 'add', `${MESH4}/32`, 'dev', 'lo']);
-    for (const [proto, port] of [
-      ['tcp', '443'],
-      ['udp', '53'],
-    ] as const) {
-      const child = pod.startFar(SOCKPROBE, [
-        'listen',
-        '--family',
-        '6',
-        '--dual-stack',
-        '--proto',
-        proto,
-        '--addr',
-        '::',
-        '--port',
-        port,
-        '--banner',
-        `far:${port}`,
-      ]);
-      await new Promise<void>((resolve, reject) => {
-        child.stdout!.once('data', () => resolve());
-        child.once('exit', (code) => reject(new Error(`far listener exited ${code}`)));
-      });
-      servers.push(child);
-    }
+    await pod.listenFar('tcp', 443);
+    await pod.listenFar('udp', 53);
     pod.apply(policy());
   });
   after(() => pod?.close());
