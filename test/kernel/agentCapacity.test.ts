@@ -7,14 +7,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { AgentCore } from '../../src/agent/core.js';
-import { StandaloneAgent } from '../../src/agent/standalone.js';
 import { parseGlobalConfig } from '../../src/config/index.js';
 import { cgroupId, cgroupLevel } from '../../src/node/cgroup.js';
 import type { PodInput } from '../../src/policy/compile.js';
+import { inProcessAgent, type InProcessAgent } from '../helpers/inProcessAgent.js';
 import { createPod, type PodFixture } from '../helpers/kernelFixture.js';
 import { requireRoot, until } from '../helpers/sandbox.js';
 
@@ -36,29 +35,20 @@ const allowlist = (n: number): string =>
 describe('a policy larger than the maps', { skip: skip ?? false }, () => {
   let pod: PodFixture;
   let dir: string;
-  let agent: StandaloneAgent | null = null;
-  let log = '';
+  let h: InProcessAgent | null = null;
 
   before(async () => {
     pod = await createPod('capacity');
     dir = mkdtempSync(path.join(tmpdir(), 'mgtest-capacity-'));
   });
   after(async () => {
-    await agent?.stop();
+    await h?.agent.stop();
     pod?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const lines = (msg: RegExp) =>
-    log
-      .split('\n')
-      .filter((l) => l.trim())
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => msg.test(String(l.msg)));
-  const metrics = async (): Promise<string> => {
-    const port = Number(lines(/^serving \/healthz/)[0]?.port);
-    return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  };
+  const lines = (msg: RegExp) => h!.lines(msg);
+  const metrics = () => h!.metrics();
   const verdict = (address: string): string => pod.connect(address, 443).verdict;
 
   test('the allowlist that does not fit is held back and reported; the rest is enforced; it applies once it fits', async () => {
@@ -66,38 +56,22 @@ describe('a policy larger than the maps', { skip: skip ?? false }, () => {
     const allowlistFile = path.join(dir, 'shop.yaml');
     writeFileSync(configFile, CONFIG);
     writeFileSync(allowlistFile, allowlist(50));
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        log += chunk.toString();
-        done();
-      },
+    h = inProcessAgent(pod, {
+      configFile,
+      allowlistFiles: [allowlistFile],
+      // The mesh CIDR, the global allowlist's one entry and 38 more.
+      policyCapacity: { entries: 40, labels: 1000 },
     });
-    agent = new StandaloneAgent(
-      {
-        configFile,
-        allowlistFiles: [allowlistFile],
-        cgroup: pod.sb.cgroup,
-        proxyCgroup: pod.proxy,
-        namespace: 'shop',
-        podName: 'web',
-        pinDir: pod.sb.pinDir,
-        listen: '127.0.0.1:0',
-        debounceMs: 10,
-        // The mesh CIDR, the global allowlist's one entry and 38 more.
-        policyCapacity: { entries: 40, labels: 1000 },
-      },
-      pino({ level: 'info' }, sink),
-    );
-    await agent.start();
+    await h.agent.start();
     await until(
       'the policy to be applied',
       () => lines(/^policy applied$/).length === 1,
       10_000,
-      () => log,
+      () => h!.log(),
     );
 
     const held = lines(/do not fit the policy maps/);
-    assert.equal(held.length, 1, log);
+    assert.equal(held.length, 1, h!.log());
     assert.equal(held[0]!.code, 'MG_POLICY_CAPACITY_EXCEEDED');
     assert.equal(held[0]!.namespace, 'shop');
     assert.equal(held[0]!.entries, 50);
@@ -115,7 +89,7 @@ describe('a policy larger than the maps', { skip: skip ?? false }, () => {
       '198.51.100.7 to pass',
       () => verdict('198.51.100.7') === 'pass',
       10_000,
-      () => log,
+      () => h!.log(),
     );
     text = await metrics();
     assert.doesNotMatch(text, /^meshgate_policy_held_back_entries\{/m);
@@ -127,7 +101,7 @@ describe('a policy larger than the maps', { skip: skip ?? false }, () => {
       'the second hold-back',
       () => lines(/do not fit the policy maps/).length === 2,
       10_000,
-      () => log,
+      () => h!.log(),
     );
     assert.equal(lines(/do not fit the policy maps/)[1]!.kept, 'previous');
     assert.equal(verdict('198.51.100.7'), 'pass', 'the allowlist in force before stays');

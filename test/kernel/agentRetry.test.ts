@@ -5,10 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { pino } from 'pino';
-import { StandaloneAgent } from '../../src/agent/standalone.js';
+import { inProcessAgent, type InProcessAgent } from '../helpers/inProcessAgent.js';
 import { createPod, type PodFixture } from '../helpers/kernelFixture.js';
 import { requireRoot, until } from '../helpers/sandbox.js';
 
@@ -33,8 +31,7 @@ ${
 describe('failed reconciles are retried', { skip: skip ?? false }, () => {
   let pod: PodFixture;
   let dir: string;
-  let agent: StandaloneAgent | null = null;
-  let log = '';
+  let h: InProcessAgent | null = null;
   /** How many of the next trie writes fail. */
   let failNext = 0;
 
@@ -43,59 +40,35 @@ describe('failed reconciles are retried', { skip: skip ?? false }, () => {
     dir = mkdtempSync(path.join(tmpdir(), 'mgtest-retry-'));
   });
   after(async () => {
-    await agent?.stop();
+    await h?.agent.stop();
     pod?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const lines = (msg: string) =>
-    log
-      .split('\n')
-      .filter((l) => l.includes(`"msg":"${msg}"`))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  const metric = async (name: string) => {
-    const port = Number(lines('serving /healthz /readyz /metrics')[0]?.port);
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
-  };
+  const lines = (msg: string) => h!.lines(msg);
+  const metric = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await h!.metrics())?.[1]);
 
   test('an injected apply failure is retried with backoff and the policy then enforced', async () => {
     const configFile = path.join(dir, 'osm-config.yaml');
     writeFileSync(configFile, config(false));
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        log += chunk.toString();
-        done();
+    failNext = 2;
+    h = inProcessAgent(pod, {
+      configFile,
+      allowlistFiles: [],
+      retryBackoff: { initialMs: 30, maxMs: 60 },
+      beforeWrite: (step) => {
+        if (step === 'trie-update' && failNext > 0) {
+          failNext--;
+          throw new Error('injected trie write failure');
+        }
       },
     });
-    failNext = 2;
-    agent = new StandaloneAgent(
-      {
-        configFile,
-        allowlistFiles: [],
-        cgroup: pod.sb.cgroup,
-        proxyCgroup: pod.proxy,
-        namespace: 'shop',
-        podName: 'web',
-        pinDir: pod.sb.pinDir,
-        listen: '127.0.0.1:0',
-        debounceMs: 10,
-        retryBackoff: { initialMs: 30, maxMs: 60 },
-        beforeWrite: (step) => {
-          if (step === 'trie-update' && failNext > 0) {
-            failNext--;
-            throw new Error('injected trie write failure');
-          }
-        },
-      },
-      pino({ level: 'info' }, sink),
-    );
-    await agent.start();
+    await h.agent.start();
     await until(
       'the policy to be applied by a retry',
       () => lines('policy applied').length === 1,
       10_000,
-      () => log,
+      () => h!.log(),
     );
     const retries = lines('reconcile failed, keeping the policy in force; retrying');
     assert.deepEqual(
@@ -119,7 +92,7 @@ describe('failed reconciles are retried', { skip: skip ?? false }, () => {
       '198.51.100.7:443 to pass after the retry',
       () => pod.connect('198.51.100.7', 443).verdict === 'pass',
       10_000,
-      () => log,
+      () => h!.log(),
     );
     assert.equal(
       lines('reconcile failed, keeping the policy in force; retrying').at(-1)?.attempt,
