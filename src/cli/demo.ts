@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { cleanupPins } from '../datapath/loader.js';
 import { openPinnedMaps } from '../datapath/pinned.js';
 import { findCgroup2Mount } from '../node/cgroup.js';
-import { sockprobeArgv } from '../node/sockprobe.js';
+import { sockprobeArgv, tcpConnectArgv } from '../node/sockprobe.js';
 import { dumpMaps, formatDump } from '../report/dump.js';
 import { MeshgateError } from '../errors.js';
 
@@ -112,18 +112,9 @@ export async function runDemo(): Promise<number> {
     say('agent started (standalone mode), hooks attached to the sandbox cgroup\n');
 
     const connect = (addr: string, port: number, what: string): string => {
-      const r = spawnSync(
-        SOCKPROBE,
-        sockprobeArgv({ netns: `/run/netns/${name}`, cgroup: app }, 'connect', {
-          family: 4,
-          proto: 'tcp',
-          addr,
-          port,
-          read: true,
-          timeoutMs: 1000,
-        }),
-        { encoding: 'utf8' },
-      );
+      const r = spawnSync(SOCKPROBE, tcpConnectArgv({ netns: `/run/netns/${name}`, cgroup: app }, addr, port), {
+        encoding: 'utf8',
+      });
       const out = JSON.parse(r.stdout.trim()) as { ok: boolean; error: string | null; reply: string | null };
       let verdict: string;
       if (!out.ok && out.error === 'EPERM') verdict = 'DENIED     connect() failed with EPERM, no packet left';

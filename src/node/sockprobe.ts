@@ -30,3 +30,8 @@ export function sockprobeArgv(place: ProbePlace, op: string, flags: ProbeFlags):
   if (place.cgroup) argv.push('--cgroup', place.cgroup);
   return [...argv, op, ...sockprobeFlags(flags)];
 }
+
+/** The connect the demo and the fake node make: IPv4 TCP to addr:port, reading the server's banner, 1 s timeout. */
+export function tcpConnectArgv(place: ProbePlace, addr: string, port: number): string[] {
+  return sockprobeArgv(place, 'connect', { family: 4, proto: 'tcp', addr, port, read: true, timeoutMs: 1000 });
+}

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { classify, PROXY_PORT, type Verdict } from './kernelFixture.js';
 import { createSandbox, removeCgroup, SOCKPROBE, type Sandbox } from './sandbox.js';
 import type { KubeObject } from './kubeApiServer.js';
-import { sockprobeArgv } from '../../src/node/sockprobe.js';
+import { sockprobeArgv, tcpConnectArgv } from '../../src/node/sockprobe.js';
 
 export const NODE_NAME = 'node-a';
 /** Addresses every pod netns has on lo: a mesh service, an allowlisted API, a forbidden site. */
@@ -169,14 +169,7 @@ export function createFakeNode(label: string, driver: Driver): FakeNode {
       for (const port of [80, 443]) await listen(uid, netns, listenerCgroup, port, `service:${port}`);
       const netnsPath = `/run/netns/${netns}`;
       const probeArgs = (addr: string, port: number, cgroup = appDir) =>
-        sockprobeArgv({ netns: netnsPath, cgroup }, 'connect', {
-          family: 4,
-          proto: 'tcp',
-          addr,
-          port,
-          read: true,
-          timeoutMs: 1000,
-        });
+        tcpConnectArgv({ netns: netnsPath, cgroup }, addr, port);
       return {
         spec,
         uid,
