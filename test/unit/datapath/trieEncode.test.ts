@@ -14,6 +14,7 @@ import {
 } from '../../../src/datapath/desired.js';
 import { groupLabelIds, keyAt, shadowFrom } from '../../../src/datapath/slotPlan.js';
 import { TrieKeyOwners, encodeTrieGroup, type LabelIds } from '../../../src/datapath/trieEncode.js';
+import { basePolicy } from '../../helpers/kernelFixture.js';
 
 /** Label ids handed out in order of first use, as the datapath does. */
 function labelIds(): LabelIds & { readonly texts: Map<string, number> } {
@@ -23,16 +24,7 @@ function labelIds(): LabelIds & { readonly texts: Map<string, number> } {
 }
 
 const state = (groups: DesiredGroup[]): DesiredState => ({
-  policy: {
-    egress: false,
-    proxyPort: 15001,
-    proxyUid: 1500,
-    blockedAction: 'deny',
-    unknownPodPolicy: 'pass',
-    eventVerdicts: [],
-    groups,
-    excludedPorts: [],
-  },
+  policy: basePolicy({ eventVerdicts: [], groups }),
   cgroups: [],
 });
 
