@@ -265,17 +265,6 @@ export class ClusterAgent {
       this.store.observe(id, { data: item.data ?? {} }, cmVersion(item));
       byKey.set(id.key, item);
     }
-    // Only the configured ConfigMap's global config counts: one persisted under an earlier --config-map
-    // would otherwise be resolved first and shadow it (standalone mode drops files it no longer reads alike).
-    for (const key of this.store.keys('global')) {
-      if (key === this.globalId.key) continue;
-      this.store.remove(key);
-      this.core.metrics.configValid.remove({ configmap: key });
-      this.log.warn(
-        { object: key, configmap: `${this.opts.configMap.namespace}/${this.opts.configMap.name}` },
-        'a persisted global config of another ConfigMap (an earlier --config-map) is dropped: only the configured one is used',
-      );
-    }
     for (const key of this.store.keys('allowlist')) {
       if (byKey.has(key)) continue;
       this.store.remove(key); // deleted (maybe while the agent was down): nothing of it stays
@@ -390,6 +379,7 @@ export class ClusterAgent {
       releaseOptimisingCompiler();
       this.persistence.restore(this.opts.pinDir, this.store);
       this.restored = true;
+      this.dropOtherGlobals();
     }
     const { namespace, name } = this.opts.configMap;
     const cm = this.globalInformer!.get(name, namespace);
@@ -442,6 +432,23 @@ export class ClusterAgent {
       return;
     }
     this.observePodStarts();
+  }
+
+  /**
+   * Only the configured ConfigMap's global config counts: one persisted under an earlier --config-map
+   * would otherwise be resolved first and shadow it (standalone mode drops files it no longer reads
+   * alike). Only the restore can bring one in.
+   */
+  private dropOtherGlobals(): void {
+    for (const key of this.store.keys('global')) {
+      if (key === this.globalId.key) continue;
+      this.store.remove(key);
+      this.core.metrics.configValid.remove({ configmap: key });
+      this.log.warn(
+        { object: key, configmap: `${this.opts.configMap.namespace}/${this.opts.configMap.name}` },
+        'a persisted global config of another ConfigMap (an earlier --config-map) is dropped: only the configured one is used',
+      );
+    }
   }
 
   /** Objects whose allowlists are held back for capacity: config_valid 0 and an Event each, until they fit. */
